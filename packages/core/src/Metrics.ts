@@ -1,0 +1,106 @@
+/**
+ * Run metrics, with one error rule everywhere (a sample is an error iff `error` or `evalError` is
+ * set), and the Effect metrics Holdout reports about itself.
+ *
+ * @since 0.1.0
+ */
+import * as Metric from "effect/Metric"
+import type { Metrics, RunStatus, TaskResult } from "./Model.js"
+
+/**
+ * The error rate at or above which a run is `failed`, unless configured otherwise.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultErrorRateThreshold = 0.1
+
+/**
+ * Whether a sample counts as an error: inference or scoring failed.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const isError = (sample: Pick<TaskResult, "error" | "evalError">): boolean =>
+  sample.error !== undefined || sample.evalError !== undefined
+
+/**
+ * The metrics of a set of samples. `avgScore` averages the successes (a success with no score
+ * counts 0) and is null when there are none; `avgFilledScore` counts every error as 0; the error
+ * rate of no samples is 1.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const compute = (samples: Iterable<Pick<TaskResult, "error" | "evalError" | "score">>): Metrics => {
+  let numSamples = 0
+  let numErrors = 0
+  let scoreSum = 0
+  for (const sample of samples) {
+    numSamples++
+    if (isError(sample)) numErrors++
+    else scoreSum += sample.score ?? 0
+  }
+  const numSuccesses = numSamples - numErrors
+  return {
+    numSamples,
+    numErrors,
+    numSuccesses,
+    avgScore: numSuccesses === 0 ? null : scoreSum / numSuccesses,
+    avgFilledScore: numSamples === 0 ? 0 : scoreSum / numSamples,
+    errorRate: numSamples === 0 ? 1 : numErrors / numSamples
+  }
+}
+
+/**
+ * The final status of a run with these metrics: `failed` when the error rate reaches the threshold.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const status = (metrics: Metrics, errorRateThreshold: number = defaultErrorRateThreshold): RunStatus =>
+  metrics.errorRate >= errorRateThreshold ? "failed" : "completed"
+
+/**
+ * Reservations the ledgers accepted.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const reservationsAccepted = Metric.counter("holdout_reservations_accepted_total", {
+  description: "Reservations charged to a budget",
+  incremental: true
+})
+
+/**
+ * Evaluation requests the engine refused, by error tag.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const requestsRejected = Metric.counter("holdout_requests_rejected_total", {
+  description: "Evaluation requests refused before a run started",
+  incremental: true
+})
+
+/**
+ * Samples finished by runs, counted once per run.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const samplesEvaluated = Metric.counter("holdout_samples_evaluated_total", {
+  description: "Samples of finished runs",
+  incremental: true
+})
+
+/**
+ * Runs finished, by status.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const runsFinished = Metric.counter("holdout_runs_finished_total", {
+  description: "Runs that reached completed or failed",
+  incremental: true
+})

@@ -1,0 +1,346 @@
+/**
+ * The data Holdout works with: budgets, reservations, candidates, requests, sample and run records,
+ * metrics and experiments. Every shape is an Effect `Schema`, JSON-serialisable, camelCase.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/**
+ * How far an optimizer may see a split: full results, an aggregate summary only, or nothing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const AccessTier = Schema.Literal("viewable", "non_viewable", "no_access")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AccessTier = typeof AccessTier.Type
+
+/**
+ * One entry of an access policy: the tier of one split name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SplitTier = Schema.Struct({
+  split: Schema.String,
+  tier: AccessTier
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SplitTier = typeof SplitTier.Type
+
+const Count = Schema.Int.pipe(Schema.greaterThanOrEqualTo(0))
+const PositiveCount = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
+
+/**
+ * Identifies one budgeted pair: a split of a dataset.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const BudgetKey = Schema.Struct({
+  datasetId: Schema.String,
+  split: Schema.String
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type BudgetKey = typeof BudgetKey.Type
+
+/**
+ * The configured limits of one split: runs, samples and a per-run cap. An absent limit is unlimited;
+ * at least one of `runs` and `samples` must be given.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SplitBudget = Schema.Struct({
+  datasetId: Schema.String,
+  split: Schema.String,
+  runs: Schema.optional(Count),
+  samples: Schema.optional(Count),
+  maxSamplesPerRun: Schema.optional(PositiveCount)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SplitBudget = typeof SplitBudget.Type
+
+const Limit = Schema.NullOr(Schema.Int)
+
+/**
+ * The state of one budgeted split: limits, what was spent, what remains (`null` = unlimited).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const BudgetSnapshot = Schema.Struct({
+  datasetId: Schema.String,
+  split: Schema.String,
+  limits: Schema.Struct({ runs: Limit, samples: Limit, maxSamplesPerRun: Limit }),
+  spent: Schema.Struct({ runs: Schema.Int, samples: Schema.Int }),
+  remaining: Schema.Struct({ runs: Limit, samples: Limit })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type BudgetSnapshot = typeof BudgetSnapshot.Type
+
+/**
+ * One charged evaluation: one run and `samples` samples of a split, paid for by `runId`.
+ * `at` is the time of the charge in epoch milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Reservation = Schema.Struct({
+  id: Schema.String,
+  datasetId: Schema.String,
+  split: Schema.String,
+  samples: Count,
+  runId: Schema.String,
+  at: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Reservation = typeof Reservation.Type
+
+/**
+ * What is being evaluated: a commit sha, a config hash, a model name…
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Candidate = Schema.Struct({
+  id: Schema.String.pipe(Schema.minLength(1, { message: () => "candidate.id must be a non-empty string" })),
+  label: Schema.optional(Schema.String),
+  metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Candidate = typeof Candidate.Type
+
+/**
+ * A request to evaluate a candidate on a split: the whole split, the first `numSamples` ids, or the
+ * listed `sampleIds`. A repeated `idempotencyKey` returns the first run and charges nothing.
+ *
+ * Integers are checked by the engine (so that a bad id is named in the error), not by this schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const EvalRequest = Schema.Struct({
+  datasetId: Schema.String.pipe(Schema.minLength(1, { message: () => "datasetId must be a non-empty string" })),
+  split: Schema.String.pipe(Schema.minLength(1, { message: () => "split must be a non-empty string" })),
+  candidate: Candidate,
+  sampleIds: Schema.optional(Schema.Array(Schema.Number)),
+  numSamples: Schema.optional(Schema.Number),
+  idempotencyKey: Schema.optional(
+    Schema.String.pipe(Schema.minLength(1, { message: () => "idempotencyKey must be a non-empty string" }))
+  )
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type EvalRequest = typeof EvalRequest.Type
+
+/**
+ * What inference produced for one sample. `error` marks a failed inference; `errorTrace` holds its
+ * stack or cause; `trace` is whatever execution trace the task chose to keep.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TaskOutput = Schema.Struct({
+  output: Schema.Unknown,
+  error: Schema.optional(Schema.String),
+  errorTrace: Schema.optional(Schema.String),
+  trace: Schema.optional(Schema.Unknown)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TaskOutput = typeof TaskOutput.Type
+
+const taskResultFields = {
+  ...TaskOutput.fields,
+  score: Schema.optional(Schema.Number),
+  feedback: Schema.optional(Schema.String),
+  metrics: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  evalError: Schema.optional(Schema.String),
+  evalTrace: Schema.optional(Schema.Unknown)
+}
+
+/**
+ * The inference output of a sample plus what scoring made of it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TaskResult = Schema.Struct(taskResultFields)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TaskResult = typeof TaskResult.Type
+
+/**
+ * The stored record of one sample of one run. `input` is the row without its label fields.
+ * `attempts` counts the attempts of the last stage that ran; times are epoch milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SampleRecord = Schema.Struct({
+  ...taskResultFields,
+  runId: Schema.String,
+  sampleId: Schema.Int,
+  datasetId: Schema.String,
+  split: Schema.String,
+  candidateId: Schema.String,
+  input: Schema.optional(Schema.Unknown),
+  attempts: Schema.Int,
+  startedAt: Schema.Number,
+  finishedAt: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SampleRecord = typeof SampleRecord.Type
+
+/**
+ * The lifecycle state of a run.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunStatus = Schema.Literal("pending", "running", "completed", "failed")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type RunStatus = typeof RunStatus.Type
+
+/**
+ * Aggregate results of a run. A sample is an error iff `error` or `evalError` is set; `avgScore`
+ * averages the successes (null when there are none); `avgFilledScore` counts errors as 0.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Metrics = Schema.Struct({
+  numSamples: Schema.Int,
+  numErrors: Schema.Int,
+  numSuccesses: Schema.Int,
+  avgScore: Schema.NullOr(Schema.Number),
+  avgFilledScore: Schema.Number,
+  errorRate: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Metrics = typeof Metrics.Type
+
+/**
+ * The record of one evaluation run. `idempotencyKey` is kept when the request carried one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunRecord = Schema.Struct({
+  runId: Schema.String,
+  candidate: Candidate,
+  datasetId: Schema.String,
+  split: Schema.String,
+  sampleIds: Schema.Array(Schema.Int),
+  status: RunStatus,
+  reservationId: Schema.optional(Schema.String),
+  idempotencyKey: Schema.optional(Schema.String),
+  admin: Schema.Boolean,
+  createdAt: Schema.Number,
+  finishedAt: Schema.optional(Schema.Number),
+  metrics: Schema.optional(Metrics)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type RunRecord = typeof RunRecord.Type
+
+/**
+ * The fields of a run that change after it is created.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RunUpdate = {
+  readonly status?: RunStatus
+  readonly finishedAt?: number
+  readonly metrics?: Metrics
+}
+
+/**
+ * The engine's full, unredacted result of one run. Frontends project it by tier (see `View`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Experiment = Schema.Struct({
+  run: RunRecord,
+  samples: Schema.Array(SampleRecord),
+  metrics: Metrics
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Experiment = typeof Experiment.Type
+
+/**
+ * The shape of a dataset as a `DatasetSource` describes it: the size of every split.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const DatasetInfo = Schema.Struct({
+  datasetId: Schema.String,
+  splits: Schema.Record({ key: Schema.String, value: Schema.Int })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type DatasetInfo = typeof DatasetInfo.Type

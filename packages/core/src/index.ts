@@ -1,0 +1,12 @@
+/**
+ * @since 0.1.0
+ */
+export * as DatasetSource from "./DatasetSource.js"
+export * as EvalStrategy from "./EvalStrategy.js"
+export * as HoldoutError from "./HoldoutError.js"
+export * as Ledger from "./Ledger.js"
+export * as Metrics from "./Metrics.js"
+export * as Model from "./Model.js"
+export * as SplitAccess from "./SplitAccess.js"
+export * as TaskStore from "./TaskStore.js"
+export * as Workspace from "./Workspace.js"
