@@ -1,0 +1,369 @@
+/**
+ * The evaluation engine: decodes a request, applies the tier gate, resolves the samples, charges
+ * the ledger, runs the strategy and assembles the experiment — in the order of DESIGN §5.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import { DatasetSource } from "./DatasetSource.js"
+import { EvalStrategy, type RunPlan } from "./EvalStrategy.js"
+import {
+  AccessDenied,
+  type BudgetExhausted,
+  ConfigError,
+  InvalidRequest,
+  RunFailed,
+  type SplitNotBudgeted,
+  type StoreError,
+  type StrategyError,
+  SubsetTooSmall,
+  UnknownSplit
+} from "./HoldoutError.js"
+import * as requests from "./internal/requests.js"
+import { Ledger } from "./Ledger.js"
+import * as Metrics from "./Metrics.js"
+import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
+import { SplitAccess } from "./SplitAccess.js"
+import { TaskStore } from "./TaskStore.js"
+
+/**
+ * Everything `evaluate` can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type EvaluateError =
+  | InvalidRequest
+  | AccessDenied
+  | UnknownSplit
+  | SubsetTooSmall
+  | SplitNotBudgeted
+  | BudgetExhausted
+  | StoreError
+  | StrategyError
+  | RunFailed
+
+/**
+ * Everything `resume` and `experiment` can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ResumeError = InvalidRequest | StoreError | StrategyError | RunFailed
+
+/**
+ * The budget and tier of one budgeted split.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SplitStatus extends BudgetSnapshot {
+  readonly tier: AccessTier
+  /** Whether an optimizer may evaluate it: its tier is not `no_access`. */
+  readonly evaluable: boolean
+}
+
+/**
+ * Options of a call to `evaluate`. `admin` is the verifier's path: no tier gate, no subset floor,
+ * no charge; the run is recorded with `admin: true`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EvaluateOptions {
+  readonly admin?: boolean
+}
+
+/**
+ * The engine service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Engine extends Context.Tag("@holdout/core/Engine")<Engine, {
+  readonly evaluate: (request: EvalRequest, options?: EvaluateOptions) => Effect.Effect<Experiment, EvaluateError>
+  /** Finishes an interrupted run without a new charge; a finished run is returned as it is. */
+  readonly resume: (runId: string) => Effect.Effect<Experiment, ResumeError>
+  /** The stored experiment of a run, full and unredacted, without running anything. */
+  readonly experiment: (runId: string) => Effect.Effect<Experiment, InvalidRequest | StoreError | RunFailed>
+  /** Every budgeted split with its budget and tier, in configured order. */
+  readonly status: () => Effect.Effect<ReadonlyArray<SplitStatus>, StoreError>
+}>() {}
+
+/**
+ * Engine options: the smallest subset of a `non_viewable` split a caller may ask for (default 5),
+ * and the error rate at which a run is `failed` (default 0.1).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EngineOptions {
+  readonly subsetFloor?: number
+  readonly errorRateThreshold?: number
+}
+
+/**
+ * The run id of a request that carries an idempotency key: the same key always names the same run.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const runIdForKey = (idempotencyKey: string): string => `key:${idempotencyKey}`
+
+const newRunId = (): string => globalThis.crypto.randomUUID()
+
+const sameIds = (left: ReadonlyArray<number>, right: ReadonlyArray<number>): boolean =>
+  left.length === right.length && left.every((id, index) => id === right[index])
+
+/**
+ * Builds the engine from its services.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: EngineOptions = {}
+): Effect.Effect<Engine["Type"], ConfigError, SplitAccess | Ledger | TaskStore | EvalStrategy | DatasetSource> =>
+  Effect.gen(function*() {
+    const subsetFloor = options.subsetFloor ?? 5
+    const errorRateThreshold = options.errorRateThreshold ?? Metrics.defaultErrorRateThreshold
+    if (!Number.isInteger(subsetFloor) || subsetFloor < 1) {
+      return yield* new ConfigError({ message: `subsetFloor must be an integer of at least 1, got ${subsetFloor}.` })
+    }
+    if (!(errorRateThreshold > 0 && errorRateThreshold <= 1)) {
+      return yield* new ConfigError({
+        message: `errorRateThreshold must be in (0, 1], got ${errorRateThreshold}.`
+      })
+    }
+    const access = yield* SplitAccess
+    const ledger = yield* Ledger
+    const store = yield* TaskStore
+    const strategy = yield* EvalStrategy
+    const datasets = yield* DatasetSource
+
+    // One lock per run id in this process, so that repeats of one idempotency key and resumes of one
+    // run never produce the same run twice at once.
+    const locks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
+    const withRunLock = <A, E>(runId: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          let lock = locks.get(runId)
+          if (lock === undefined) {
+            lock = { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
+            locks.set(runId, lock)
+          }
+          lock.users++
+          return lock
+        }),
+        (lock) => lock.semaphore.withPermits(1)(effect),
+        (lock) =>
+          Effect.sync(() => {
+            lock.users--
+            if (lock.users === 0) locks.delete(runId)
+          })
+      )
+
+    const tagged = (tag: string) => Metric.tagged(Metrics.requestsRejected, "error", tag)
+    const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.tapError(effect, (error) => Metric.increment(tagged(error._tag)))
+
+    // Missing records are a broken strategy contract: record them as errors, so the run's numbers
+    // stay honest and nothing planned silently disappears.
+    const fillMissing = (run: RunRecord, present: ReadonlyArray<SampleRecord>) =>
+      Effect.gen(function*() {
+        const have = new Set(present.map((sample) => sample.sampleId))
+        const missing = run.sampleIds.filter((id) => !have.has(id))
+        if (missing.length === 0) return present
+        const now = yield* Clock.currentTimeMillis
+        yield* Effect.logWarning(`Strategy "${strategy.name}" left ${missing.length} planned samples without a record`)
+        for (const sampleId of missing) {
+          yield* store.putSample({
+            runId: run.runId,
+            sampleId,
+            datasetId: run.datasetId,
+            split: run.split,
+            candidateId: run.candidate.id,
+            output: null,
+            error: `The "${strategy.name}" strategy produced no record for this sample.`,
+            metrics: {},
+            attempts: 0,
+            startedAt: now,
+            finishedAt: now
+          })
+        }
+        return yield* store.listSamples(run.runId)
+      })
+
+    const planned = (run: RunRecord, samples: ReadonlyArray<SampleRecord>) => {
+      const ids = new Set(run.sampleIds)
+      return samples.filter((sample) => ids.has(sample.sampleId))
+    }
+
+    const noSamples = (run: RunRecord) =>
+      new RunFailed({
+        runId: run.runId,
+        message: `The "${strategy.name}" strategy produced no sample for run ${run.runId}; its charge stands. ` +
+          `Check the strategy's logs, then resume the run or start a new one.`
+      })
+
+    // Produces the samples of an unfinished run and records the outcome.
+    const finish = (run: RunRecord) =>
+      Effect.gen(function*() {
+        const plan: RunPlan = {
+          runId: run.runId,
+          candidate: run.candidate,
+          datasetId: run.datasetId,
+          split: run.split,
+          sampleIds: run.sampleIds
+        }
+        yield* strategy.produce(plan)
+        const produced = planned(run, yield* store.listSamples(run.runId))
+        const now = yield* Clock.currentTimeMillis
+        if (produced.length === 0) {
+          yield* store.updateRun(run.runId, { status: "failed", finishedAt: now, metrics: Metrics.compute([]) })
+          yield* Metric.increment(Metric.tagged(Metrics.runsFinished, "status", "failed"))
+          return yield* noSamples(run)
+        }
+        const samples = planned(run, yield* fillMissing(run, produced))
+        const metrics = Metrics.compute(samples)
+        const status = Metrics.status(metrics, errorRateThreshold)
+        const updated = yield* store.updateRun(run.runId, { status, finishedAt: now, metrics })
+        yield* Metric.incrementBy(Metrics.samplesEvaluated, samples.length)
+        yield* Metric.increment(Metric.tagged(Metrics.runsFinished, "status", status))
+        yield* Effect.logInfo(
+          `Run ${run.runId} ${status}: ${metrics.numSamples} samples, ${metrics.numErrors} errors, ` +
+            `avgFilledScore ${metrics.avgFilledScore.toFixed(4)}`
+        )
+        return { run: updated, samples, metrics } satisfies Experiment
+      }).pipe(Effect.annotateLogs({ runId: run.runId, split: run.split, datasetId: run.datasetId }))
+
+    // The experiment of a finished run, straight from the store.
+    const assemble = (run: RunRecord) =>
+      Effect.gen(function*() {
+        const samples = planned(run, yield* store.listSamples(run.runId))
+        if (samples.length === 0) return yield* noSamples(run)
+        return { run, samples, metrics: run.metrics ?? Metrics.compute(samples) } satisfies Experiment
+      })
+
+    const complete = (run: RunRecord) =>
+      run.status === "completed" || run.status === "failed" ? assemble(run) : finish(run)
+
+    const getRun = (runId: string) =>
+      Effect.flatMap(
+        store.getRun(runId),
+        Option.match({
+          onNone: () =>
+            Effect.fail(
+              new InvalidRequest({ message: `No run with id "${runId}" is stored. List the runs to find its id.` })
+            ),
+          onSome: Effect.succeed
+        })
+      )
+
+    const evaluate = (input: EvalRequest, evaluateOptions: EvaluateOptions = {}) =>
+      Effect.gen(function*() {
+        const admin = evaluateOptions.admin === true
+        // 1. decode
+        const request = yield* requests.decode(input)
+        const { datasetId, split } = request
+        // 2. tier gate, before anything is looked up
+        const tier = yield* access.tier(split)
+        if (!admin && tier === "no_access") return yield* new AccessDenied({ datasetId, split })
+        // 3. the split exists
+        const info = yield* datasets.info(datasetId)
+        const size = info.splits[split]
+        if (size === undefined) {
+          const known = Object.keys(info.splits)
+          const shown = admin ? known : yield* Effect.filter(known, (name) =>
+            Effect.map(access.tier(name), (t) => t !== "no_access"))
+          return yield* new UnknownSplit({ datasetId, split, known: shown })
+        }
+        // 4. samples
+        const sampleIds = yield* requests.resolveSampleIds(request, size)
+        // 5. subset floor of non_viewable splits
+        if (!admin && tier === "non_viewable" && sampleIds.length < size && sampleIds.length < subsetFloor) {
+          return yield* new SubsetTooSmall({ split, requested: sampleIds.length, minimum: subsetFloor })
+        }
+        const keyed = request.idempotencyKey
+        const runId = keyed === undefined ? newRunId() : runIdForKey(keyed)
+        const start = Effect.gen(function*() {
+          if (keyed !== undefined) {
+            const existing = yield* store.getRun(runId)
+            if (Option.isSome(existing)) {
+              const run = existing.value
+              if (
+                run.candidate.id !== request.candidate.id || run.datasetId !== datasetId || run.split !== split ||
+                run.admin !== admin || !sameIds(run.sampleIds, sampleIds)
+              ) {
+                return yield* new InvalidRequest({
+                  message: `idempotencyKey "${keyed}" was already used for a different request (candidate ` +
+                    `"${run.candidate.id}", split "${run.split}" of dataset "${run.datasetId}", ` +
+                    `${run.sampleIds.length} samples). Use a new key for a new request.`
+                })
+              }
+              yield* Effect.logDebug(`idempotencyKey "${keyed}" repeats run ${runId}: nothing charged`)
+              return yield* complete(run)
+            }
+          }
+          // 6. charge
+          let reservationId: string | undefined
+          if (!admin) {
+            const reservation = yield* ledger.reserve({ datasetId, split, samples: sampleIds.length, runId, reservationId: runId })
+            reservationId = reservation.id
+            yield* Metric.increment(Metrics.reservationsAccepted)
+          }
+          // 7. run
+          const run: RunRecord = {
+            runId,
+            candidate: request.candidate,
+            datasetId,
+            split,
+            sampleIds,
+            status: "running",
+            admin,
+            createdAt: yield* Clock.currentTimeMillis,
+            ...(reservationId === undefined ? {} : { reservationId }),
+            ...(keyed === undefined ? {} : { idempotencyKey: keyed })
+          }
+          yield* store.createRun(run)
+          yield* Effect.logInfo(
+            `Run ${runId} started: candidate "${request.candidate.id}", ${sampleIds.length} samples` +
+              (admin ? " (verifier)" : "")
+          )
+          return yield* finish(run)
+        })
+        return yield* keyed === undefined ? start : withRunLock(runId, start)
+      }).pipe(countRejection, Effect.withSpan("Engine.evaluate"))
+
+    const resume = (runId: string) =>
+      withRunLock(runId, Effect.flatMap(getRun(runId), complete)).pipe(Effect.withSpan("Engine.resume"))
+
+    const experiment = (runId: string) => Effect.flatMap(getRun(runId), assemble)
+
+    const status = () =>
+      Effect.flatMap(ledger.status(), (snapshots) =>
+        Effect.forEach(snapshots, (snapshot) =>
+          Effect.map(access.tier(snapshot.split), (tier): SplitStatus => ({
+            ...snapshot,
+            tier,
+            evaluable: tier !== "no_access"
+          }))))
+
+    return { evaluate, resume, experiment, status }
+  })
+
+/**
+ * The engine over the services of a stack.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: EngineOptions = {}
+): Layer.Layer<Engine, ConfigError, SplitAccess | Ledger | TaskStore | EvalStrategy | DatasetSource> =>
+  Layer.effect(Engine, make(options))

@@ -1,0 +1,151 @@
+/**
+ * Tier projections for frontends. The engine returns full experiments; whatever reaches an
+ * optimizer goes through these: `viewable` → the run with its per-sample records, `non_viewable` →
+ * an aggregate summary with no sample id and no per-sample data, `no_access` → `AccessDenied`.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { AccessDenied } from "./HoldoutError.js"
+import { type AccessTier, type DatasetInfo, type Experiment, Metrics, RunRecord, RunStatus, SampleRecord } from "./Model.js"
+import { SplitAccess } from "./SplitAccess.js"
+
+/**
+ * What may be said of a run on any split an optimizer can evaluate: who, where, how it went, in
+ * aggregate. It names no sample.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ExperimentSummary = Schema.Struct({
+  runId: Schema.String,
+  candidateId: Schema.String,
+  candidateLabel: Schema.optional(Schema.String),
+  datasetId: Schema.String,
+  split: Schema.String,
+  status: RunStatus,
+  createdAt: Schema.Number,
+  finishedAt: Schema.optional(Schema.Number),
+  metrics: Metrics
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ExperimentSummary = typeof ExperimentSummary.Type
+
+/**
+ * A `viewable` split's experiment: the summary, the run and every per-sample record.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const FullView = Schema.TaggedStruct("viewable", {
+  summary: ExperimentSummary,
+  run: RunRecord,
+  samples: Schema.Array(SampleRecord)
+})
+
+/**
+ * A `non_viewable` split's experiment: the summary only.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SummaryView = Schema.TaggedStruct("non_viewable", {
+  summary: ExperimentSummary
+})
+
+/**
+ * An experiment as an optimizer may see it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ExperimentView = Schema.Union(FullView, SummaryView)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ExperimentView = typeof ExperimentView.Type
+
+/**
+ * The summary of an experiment.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const summarize = (experiment: Experiment): ExperimentSummary => {
+  const { run } = experiment
+  return {
+    runId: run.runId,
+    candidateId: run.candidate.id,
+    ...(run.candidate.label === undefined ? {} : { candidateLabel: run.candidate.label }),
+    datasetId: run.datasetId,
+    split: run.split,
+    status: run.status,
+    createdAt: run.createdAt,
+    ...(run.finishedAt === undefined ? {} : { finishedAt: run.finishedAt }),
+    metrics: {
+      numSamples: experiment.metrics.numSamples,
+      numErrors: experiment.metrics.numErrors,
+      numSuccesses: experiment.metrics.numSuccesses,
+      avgScore: experiment.metrics.avgScore,
+      avgFilledScore: experiment.metrics.avgFilledScore,
+      errorRate: experiment.metrics.errorRate
+    }
+  }
+}
+
+/**
+ * The projection of an experiment for a tier.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const project = (experiment: Experiment, tier: AccessTier): Effect.Effect<ExperimentView, AccessDenied> => {
+  switch (tier) {
+    case "viewable":
+      return Effect.succeed({
+        _tag: "viewable",
+        summary: summarize(experiment),
+        run: experiment.run,
+        samples: experiment.samples
+      })
+    case "non_viewable":
+      return Effect.succeed({ _tag: "non_viewable", summary: summarize(experiment) })
+    case "no_access":
+      return Effect.fail(new AccessDenied({ datasetId: experiment.run.datasetId, split: experiment.run.split }))
+  }
+}
+
+/**
+ * The projection of an experiment for the tier its split has under the stack's policy.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const experiment = (
+  experiment: Experiment
+): Effect.Effect<ExperimentView, AccessDenied, SplitAccess> =>
+  Effect.flatMap(SplitAccess, (access) =>
+    Effect.flatMap(access.tier(experiment.run.split), (tier) => project(experiment, tier)))
+
+/**
+ * A dataset's description as an optimizer may see it: `no_access` splits are left out, so not even
+ * their size is shown.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const datasetInfo = (info: DatasetInfo): Effect.Effect<DatasetInfo, never, SplitAccess> =>
+  Effect.map(SplitAccess, (access) => {
+    const splits: Record<string, number> = {}
+    for (const [split, size] of Object.entries(info.splits)) {
+      if (access.entries.some((entry) => entry.split === split && entry.tier !== "no_access")) splits[split] = size
+    }
+    return { datasetId: info.datasetId, splits }
+  })
