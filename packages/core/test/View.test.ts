@@ -1,0 +1,126 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Engine from "../src/Engine.js"
+import type { Experiment } from "../src/Model.js"
+import * as SplitAccess from "../src/SplitAccess.js"
+import * as View from "../src/View.js"
+import { candidate, stack } from "./fixtures.js"
+
+const perSampleFields = new Set([
+  "samples",
+  "sampleIds",
+  "sampleId",
+  "input",
+  "output",
+  "error",
+  "errorTrace",
+  "trace",
+  "feedback",
+  "evalError",
+  "evalTrace",
+  "score"
+])
+
+/** Every key of a JSON value, with the path it sits at. */
+const walk = (value: unknown, path: string, visit: (key: string, path: string, value: unknown) => void): void => {
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => walk(item, `${path}[${index}]`, visit))
+  } else if (typeof value === "object" && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      visit(key, `${path}.${key}`, item)
+      walk(item, `${path}.${key}`, visit)
+    }
+  }
+}
+
+const evaluateOn = (split: string, numSamples: number) =>
+  Effect.flatMap(Engine.Engine, (engine) => engine.evaluate({ datasetId: "qa", split, candidate, numSamples }))
+
+describe("View", () => {
+  it.effect("non_viewable: the projected JSON holds no sample id and no per-sample field", () =>
+    Effect.gen(function*() {
+      const experiment = yield* evaluateOn("validation", 7)
+      const view = yield* View.experiment(experiment)
+      assert.strictEqual(view._tag, "non_viewable")
+      const json: unknown = JSON.parse(JSON.stringify(view))
+      const sampleIds = new Set(experiment.run.sampleIds)
+      let keys = 0
+      walk(json, "$", (key, path, value) => {
+        keys++
+        assert.isFalse(perSampleFields.has(key), `per-sample field at ${path}`)
+        assert.notMatch(key, /^sample/i, `sample key at ${path}`)
+        if (Array.isArray(value)) assert.fail(`no list belongs in a summary, found one at ${path}`)
+        if (typeof value === "string") {
+          for (const sample of experiment.samples) {
+            if (typeof sample.output === "string") assert.notInclude(value, sample.output, `output leaked at ${path}`)
+          }
+        }
+      })
+      assert.isAbove(keys, 5)
+      // the only numbers are aggregates and times: none of them lists which samples were used
+      assert.deepStrictEqual(Object.keys((json as { summary: object }).summary).sort(), [
+        "candidateId",
+        "candidateLabel",
+        "createdAt",
+        "datasetId",
+        "finishedAt",
+        "metrics",
+        "runId",
+        "split",
+        "status"
+      ])
+      assert.strictEqual(sampleIds.size, 7)
+    }).pipe(Effect.provide(stack().layer)))
+
+  it.effect("viewable: the summary, the run and every per-sample record", () =>
+    Effect.gen(function*() {
+      const experiment = yield* evaluateOn("train", 4)
+      const view = yield* View.experiment(experiment)
+      assert.strictEqual(view._tag, "viewable")
+      if (view._tag !== "viewable") return
+      assert.deepStrictEqual(view.samples, experiment.samples)
+      assert.deepStrictEqual(view.run.sampleIds, [0, 1, 2, 3])
+      assert.strictEqual(view.summary.metrics.numSamples, 4)
+    }).pipe(Effect.provide(stack().layer)))
+
+  it.effect("no_access (and unlisted): AccessDenied, by the one fail-closed resolver", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const hidden = yield* engine.evaluate({ datasetId: "qa", split: "test", candidate }, { admin: true })
+      const denied = yield* Effect.flip(View.experiment(hidden))
+      assert.deepStrictEqual(denied._tag, "AccessDenied")
+      const unlisted: Experiment = { ...hidden, run: { ...hidden.run, split: "holdout" } }
+      const alsoDenied = yield* Effect.flip(View.project(unlisted, SplitAccess.resolve([], "holdout")))
+      assert.strictEqual(alsoDenied._tag, "AccessDenied")
+    }).pipe(Effect.provide(stack().layer)))
+
+  it.effect("datasetInfo leaves out no_access and unlisted splits", () =>
+    Effect.gen(function*() {
+      const info = yield* View.datasetInfo({ datasetId: "qa", splits: { train: 20, validation: 10, test: 8, x: 1 } })
+      assert.deepStrictEqual(info, { datasetId: "qa", splits: { train: 20, validation: 10 } })
+    }).pipe(
+      Effect.provide(SplitAccess.layer({ train: "viewable", validation: "non_viewable", test: "no_access" })),
+      Effect.provide(Layer.empty)
+    ))
+})
+
+describe("SplitAccess", () => {
+  it("resolves exact, case-sensitive names and fails closed", () => {
+    const entries = [{ split: "train", tier: "viewable" as const }, { split: "validation", tier: "non_viewable" as const }]
+    assert.strictEqual(SplitAccess.resolve(entries, "train"), "viewable")
+    assert.strictEqual(SplitAccess.resolve(entries, "Train"), "no_access")
+    assert.strictEqual(SplitAccess.resolve(entries, "train "), "no_access")
+    assert.strictEqual(SplitAccess.resolve([], "train"), "no_access")
+  })
+
+  it.effect("rejects an unknown tier and conflicting duplicates with ConfigError", () =>
+    Effect.gen(function*() {
+      const badTier = yield* Effect.flip(SplitAccess.normalize({ train: "visible" } as never))
+      assert.include(badTier.message, "visible")
+      const conflict = yield* Effect.flip(
+        SplitAccess.normalize([{ split: "a", tier: "viewable" }, { split: "a", tier: "no_access" }])
+      )
+      assert.strictEqual(conflict._tag, "ConfigError")
+    }))
+})
