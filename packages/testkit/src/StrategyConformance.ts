@@ -1,0 +1,158 @@
+/**
+ * The conformance suite every `EvalStrategy` runs: one record per planned sample, resume skips
+ * what is complete, and no other run is touched.
+ *
+ * @since 0.1.0
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { EvalStrategy, type Model, TaskStore } from "@holdout/core"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import { makeRun, makeSample } from "./TaskStoreConformance.js"
+
+/**
+ * What a strategy backend gives the suite: a fresh strategy with its own store, over a dataset
+ * split it can evaluate (at least 4 samples).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StrategyBackend {
+  readonly make: () => Layer.Layer<EvalStrategy.EvalStrategy | TaskStore.TaskStore, unknown>
+  readonly datasetId: string
+  readonly split: string
+  readonly size: number
+}
+
+/**
+ * Registers the strategy conformance cases for a backend.
+ *
+ * @since 0.1.0
+ * @category conformance
+ */
+export const strategyConformance = (name: string, backend: StrategyBackend): void => {
+  const candidate = { id: "cand-conformance" }
+  const plan = (runId: string, sampleIds: ReadonlyArray<number>): EvalStrategy.RunPlan => ({
+    runId,
+    candidate,
+    datasetId: backend.datasetId,
+    split: backend.split,
+    sampleIds
+  })
+  const all = Array.from({ length: backend.size }, (_, index) => index)
+  const createRun = (store: TaskStore.TaskStore["Type"], runPlan: EvalStrategy.RunPlan) =>
+    store.createRun(
+      makeRun(runPlan.runId, {
+        candidate,
+        datasetId: runPlan.datasetId,
+        split: runPlan.split,
+        sampleIds: runPlan.sampleIds
+      })
+    )
+  const withStrategy = <A, E>(
+    f: (strategy: EvalStrategy.EvalStrategy["Type"], store: TaskStore.TaskStore["Type"]) => Effect.Effect<A, E>
+  ) =>
+    Effect.scoped(
+      Effect.gen(function*() {
+        const strategy = yield* EvalStrategy.EvalStrategy
+        const store = yield* TaskStore.TaskStore
+        return yield* f(strategy, store)
+      }).pipe(Effect.provide(backend.make()))
+    )
+  const assertOnePerPlanned = (samples: ReadonlyArray<Model.SampleRecord>, runPlan: EvalStrategy.RunPlan) => {
+    assert.deepStrictEqual(samples.map((sample) => sample.sampleId), [...runPlan.sampleIds].sort((a, b) => a - b))
+    for (const sample of samples) {
+      assert.strictEqual(sample.runId, runPlan.runId)
+      assert.strictEqual(sample.datasetId, runPlan.datasetId)
+      assert.strictEqual(sample.split, runPlan.split)
+      assert.strictEqual(sample.candidateId, runPlan.candidate.id)
+    }
+  }
+
+  describe(`EvalStrategy conformance: ${name}`, () => {
+    it.effect("leaves exactly one record per planned sample, for that run", () =>
+      withStrategy((strategy, store) =>
+        Effect.gen(function*() {
+          assert.isString(strategy.name)
+          assert.isAbove(strategy.name.length, 0)
+          const whole = plan("run-whole", all)
+          yield* createRun(store, whole)
+          yield* strategy.produce(whole)
+          assertOnePerPlanned(yield* store.listSamples("run-whole"), whole)
+        })))
+
+    it.effect("a subset plan produces only those samples", () =>
+      withStrategy((strategy, store) =>
+        Effect.gen(function*() {
+          const subset = plan("run-subset", [backend.size - 1, 1])
+          yield* createRun(store, subset)
+          yield* strategy.produce(subset)
+          assertOnePerPlanned(yield* store.listSamples("run-subset"), subset)
+        })))
+
+    it.effect("producing the same plan again leaves every record as it was", () =>
+      withStrategy((strategy, store) =>
+        Effect.gen(function*() {
+          const again = plan("run-again", all)
+          yield* createRun(store, again)
+          yield* strategy.produce(again)
+          const first = yield* store.listSamples("run-again")
+          yield* strategy.produce(again)
+          assert.deepStrictEqual(yield* store.listSamples("run-again"), first)
+        })))
+
+    it.effect("a record already complete in the run is not produced again", () =>
+      withStrategy((strategy, store) =>
+        Effect.gen(function*() {
+          const resumed = plan("run-resumed", all)
+          yield* createRun(store, resumed)
+          const seeded = makeSample("run-resumed", 2, {
+            datasetId: backend.datasetId,
+            split: backend.split,
+            candidateId: candidate.id,
+            output: "seeded",
+            score: 0.123,
+            feedback: "from an earlier attempt"
+          })
+          yield* store.putSample(seeded)
+          yield* strategy.produce(resumed)
+          const samples = yield* store.listSamples("run-resumed")
+          assertOnePerPlanned(samples, resumed)
+          assert.deepStrictEqual(samples.find((sample) => sample.sampleId === 2), seeded)
+        })))
+
+    it.effect("samples of other runs are never touched", () =>
+      withStrategy((strategy, store) =>
+        Effect.gen(function*() {
+          const bystander = plan("run-bystander", [0, 1, 2, 3])
+          yield* createRun(store, bystander)
+          const theirs = [0, 3].map((id) =>
+            makeSample("run-bystander", id, {
+              datasetId: backend.datasetId,
+              split: backend.split,
+              candidateId: candidate.id,
+              output: `theirs-${id}`,
+              score: 0.5
+            })
+          )
+          for (const sample of theirs) yield* store.putSample(sample)
+          const mine = plan("run-mine", all)
+          yield* createRun(store, mine)
+          yield* strategy.produce(mine)
+          assert.deepStrictEqual(yield* store.listSamples("run-bystander"), theirs)
+          assertOnePerPlanned(yield* store.listSamples("run-mine"), mine)
+        })))
+
+    it.effect("two runs of one candidate, produced at once, each get their own records", () =>
+      withStrategy((strategy, store) =>
+        Effect.gen(function*() {
+          const left = plan("run-left", all)
+          const right = plan("run-right", [0, 2])
+          yield* createRun(store, left)
+          yield* createRun(store, right)
+          yield* Effect.all([strategy.produce(left), strategy.produce(right)], { concurrency: 2 })
+          assertOnePerPlanned(yield* store.listSamples("run-left"), left)
+          assertOnePerPlanned(yield* store.listSamples("run-right"), right)
+        })))
+  })
+}
