@@ -1,0 +1,52 @@
+import { assert, describe, it } from "@effect/vitest"
+import { DatasetSource, EvalStrategy, TaskStore } from "@holdout/core"
+import { strategyConformance } from "@holdout/testkit"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as FunctionPool from "../src/index.js"
+
+const rows = Array.from({ length: 8 }, (_, index) => ({ value: index }))
+const datasets = DatasetSource.layerRecords({ numbers: { train: rows } })
+const even: FunctionPool.Worker = (row) => ((row as { value: number }).value % 2 === 0 ? 1 : 0)
+
+strategyConformance("function pool", {
+  make: () =>
+    FunctionPool.layer([even, even, even]).pipe(Layer.provideMerge(TaskStore.layerMemory), Layer.provide(datasets)),
+  datasetId: "numbers",
+  split: "train",
+  size: rows.length
+})
+
+describe("function pool", () => {
+  it.effect("never runs more samples at once than it has workers, and records worker failures", () => {
+    let inFlight = 0
+    let maxInFlight = 0
+    const slow: FunctionPool.Worker = async (row) => {
+      inFlight++
+      maxInFlight = Math.max(maxInFlight, inFlight)
+      await new Promise((resolve) => setTimeout(resolve, 2))
+      inFlight--
+      if ((row as { value: number }).value === 5) throw new Error("worker crashed")
+      return 1
+    }
+    return Effect.gen(function*() {
+      const strategy = yield* EvalStrategy.EvalStrategy
+      const store = yield* TaskStore.TaskStore
+      yield* strategy.produce({
+        runId: "r",
+        candidate: { id: "c" },
+        datasetId: "numbers",
+        split: "train",
+        sampleIds: [0, 1, 2, 3, 4, 5, 6, 7]
+      })
+      const samples = yield* store.listSamples("r")
+      assert.strictEqual(samples.length, 8)
+      assert.strictEqual(maxInFlight, 2)
+      assert.match(samples[5]!.evalError!, /worker crashed/)
+    }).pipe(
+      Effect.provide(
+        FunctionPool.layer([slow, slow]).pipe(Layer.provideMerge(TaskStore.layerMemory), Layer.provide(datasets))
+      )
+    )
+  })
+})
