@@ -4,10 +4,17 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as DatasetSource from "./DatasetSource.js"
+import * as Engine from "./Engine.js"
+import type { EvalStrategy } from "./EvalStrategy.js"
 import { ConfigError } from "./HoldoutError.js"
-import { validateBudgets } from "./Ledger.js"
+import * as Ledger from "./Ledger.js"
+import * as LocalStrategy from "./LocalStrategy.js"
 import type { SplitBudget, SplitTier } from "./Model.js"
-import { normalize, type Policy } from "./SplitAccess.js"
+import * as SplitAccess from "./SplitAccess.js"
+import type * as Task from "./Task.js"
+import * as TaskStore from "./TaskStore.js"
 
 /**
  * A budget configuration and an access policy that agree with each other.
@@ -31,11 +38,11 @@ export interface Reconciled {
  */
 export const reconcile = (
   budgets: ReadonlyArray<SplitBudget>,
-  policy: Policy
+  policy: SplitAccess.Policy
 ): Effect.Effect<Reconciled, ConfigError> =>
   Effect.gen(function*() {
-    const checkedBudgets = yield* validateBudgets(budgets)
-    const entries = [...(yield* normalize(policy))]
+    const checkedBudgets = yield* Ledger.validateBudgets(budgets)
+    const entries = [...(yield* SplitAccess.normalize(policy))]
     const tiers = new Map(entries.map((entry) => [entry.split, entry.tier] as const))
     for (const budget of checkedBudgets) {
       const tier = tiers.get(budget.split)
@@ -57,4 +64,75 @@ export const reconcile = (
       }
     }
     return { budgets: checkedBudgets, policy: entries }
+  })
+
+/**
+ * The services a stack provides: the engine and everything it runs on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Services =
+  | Engine.Engine
+  | Ledger.Ledger
+  | TaskStore.TaskStore
+  | SplitAccess.SplitAccess
+  | DatasetSource.DatasetSource
+  | EvalStrategy
+
+/**
+ * Assembles a stack from its parts after reconciling budgets with the policy: the ledger is
+ * opened with the reconciled budgets, the strategy gets the store and the datasets.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWith = <E1, R1, E2, R2, E3, R3, E4, R4>(options: {
+  readonly budgets: ReadonlyArray<SplitBudget>
+  readonly policy: SplitAccess.Policy
+  readonly ledger: (budgets: ReadonlyArray<SplitBudget>) => Layer.Layer<Ledger.Ledger, E1, R1>
+  readonly store: Layer.Layer<TaskStore.TaskStore, E2, R2>
+  readonly datasets: Layer.Layer<DatasetSource.DatasetSource, E3, R3>
+  readonly strategy: Layer.Layer<EvalStrategy, E4, R4 | TaskStore.TaskStore | DatasetSource.DatasetSource>
+  readonly engine?: Engine.EngineOptions
+}): Layer.Layer<
+  Services,
+  ConfigError | E1 | E2 | E3 | E4,
+  R1 | R2 | R3 | Exclude<R4, Ledger.Ledger | TaskStore.TaskStore | DatasetSource.DatasetSource | SplitAccess.SplitAccess>
+> =>
+  Layer.unwrapEffect(
+    Effect.map(reconcile(options.budgets, options.policy), (reconciled) => {
+      const base = Layer.mergeAll(
+        SplitAccess.layer(reconciled.policy),
+        options.ledger(reconciled.budgets),
+        options.store,
+        options.datasets
+      )
+      const withStrategy = Layer.provideMerge(options.strategy, base)
+      return Layer.provideMerge(Engine.layer(options.engine), withStrategy)
+    })
+  )
+
+/**
+ * A whole stack in memory around a local task: for tests, notebooks and single-process use.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = <Row, Out, Input>(options: {
+  readonly budgets: ReadonlyArray<SplitBudget>
+  readonly policy: SplitAccess.Policy
+  readonly datasets: Readonly<Record<string, Readonly<Record<string, ReadonlyArray<unknown>>>>>
+  readonly task: Task.Task<Row, Out, Input>
+  readonly local?: LocalStrategy.Options
+  readonly engine?: Engine.EngineOptions
+}): Layer.Layer<Services, ConfigError> =>
+  layerWith({
+    budgets: options.budgets,
+    policy: options.policy,
+    ledger: Ledger.layerMemory,
+    store: TaskStore.layerMemory,
+    datasets: DatasetSource.layerRecords(options.datasets),
+    strategy: LocalStrategy.layer(options.task, options.local),
+    ...(options.engine === undefined ? {} : { engine: options.engine })
   })

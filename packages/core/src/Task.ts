@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import type { RunPlan } from "./EvalStrategy.js"
 import { ConfigError } from "./HoldoutError.js"
 
 /**
@@ -146,11 +147,17 @@ export interface Task<in out Row = unknown, in out Out = unknown, in out Input =
   readonly labelFields: ReadonlyArray<string>
   /** The chunk size of `inferBatch` / `scoreBatch`; the strategy's option overrides it. */
   readonly batchSize: number | undefined
-  readonly infer: ((row: Input) => Result<Out | Output<Out>>) | undefined
-  readonly inferBatch: ((rows: ReadonlyArray<Input>) => Result<ReadonlyArray<Out | Output<Out>>>) | undefined
-  readonly score: ((row: Row, output: StoredOutput<Out>) => Result<number | Score>) | undefined
+  readonly infer: ((row: Input, run: RunPlan) => Result<Out | Output<Out>>) | undefined
+  readonly inferBatch:
+    | ((rows: ReadonlyArray<Input>, run: RunPlan) => Result<ReadonlyArray<Out | Output<Out>>>)
+    | undefined
+  readonly score: ((row: Row, output: StoredOutput<Out>, run: RunPlan) => Result<number | Score>) | undefined
   readonly scoreBatch:
-    | ((rows: ReadonlyArray<Row>, outputs: ReadonlyArray<StoredOutput<Out>>) => Result<ReadonlyArray<number | Score>>)
+    | ((
+      rows: ReadonlyArray<Row>,
+      outputs: ReadonlyArray<StoredOutput<Out>>,
+      run: RunPlan
+    ) => Result<ReadonlyArray<number | Score>>)
     | undefined
 }
 
@@ -167,16 +174,23 @@ export interface TaskOptions<Row, Out, L extends string> {
   readonly labelFields?: ReadonlyArray<L>
   /** The chunk size of the batch functions (default 16). */
   readonly batchSize?: number
-  /** Infers one sample: receives the row without its label fields. */
-  readonly infer?: (row: Scrubbed<Row, L>) => Result<Out | Output<Out>>
+  /**
+   * Infers one sample: receives the row without its label fields, and the run (its candidate,
+   * dataset and split), so one task can serve every candidate.
+   */
+  readonly infer?: (row: Scrubbed<Row, L>, run: RunPlan) => Result<Out | Output<Out>>
   /** Infers a chunk of samples; must return one result per row, in order. */
-  readonly inferBatch?: (rows: ReadonlyArray<Scrubbed<Row, L>>) => Result<ReadonlyArray<Out | Output<Out>>>
-  /** Scores one sample: receives the full row and the stored inference output. */
-  readonly score?: (row: Row, output: StoredOutput<Out>) => Result<number | Score>
+  readonly inferBatch?: (
+    rows: ReadonlyArray<Scrubbed<Row, L>>,
+    run: RunPlan
+  ) => Result<ReadonlyArray<Out | Output<Out>>>
+  /** Scores one sample: receives the full row, the stored inference output and the run. */
+  readonly score?: (row: Row, output: StoredOutput<Out>, run: RunPlan) => Result<number | Score>
   /** Scores a chunk of samples; must return one result per row, in order. */
   readonly scoreBatch?: (
     rows: ReadonlyArray<Row>,
-    outputs: ReadonlyArray<StoredOutput<Out>>
+    outputs: ReadonlyArray<StoredOutput<Out>>,
+    run: RunPlan
   ) => Result<ReadonlyArray<number | Score>>
 }
 

@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
+import * as Engine from "../src/Engine.js"
 import * as Stack from "../src/Stack.js"
+import * as Task from "../src/Task.js"
+import * as View from "../src/View.js"
 
 const captureLogs = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.gen(function*() {
@@ -50,4 +53,31 @@ describe("Stack.reconcile", () => {
       const negative = yield* Effect.flip(Stack.reconcile([{ datasetId: "qa", split: "train", runs: -1 }], {}))
       assert.strictEqual(negative._tag, "ConfigError")
     }))
+})
+
+describe("Stack.layerMemory", () => {
+  it.effect("assembles a reconciled stack whose task sees the run's candidate", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const left = yield* engine.evaluate({ datasetId: "d", split: "dev", candidate: { id: "left" } })
+      const right = yield* engine.evaluate({ datasetId: "d", split: "dev", candidate: { id: "right" } })
+      assert.deepStrictEqual(left.samples.map((sample) => sample.output), ["left:0", "left:1", "left:2", "left:3", "left:4"])
+      assert.strictEqual(right.samples[0]!.output, "right:0")
+      // "dev" had no tier: reconciliation made it non_viewable
+      const view = yield* View.experiment(left)
+      assert.strictEqual(view._tag, "non_viewable")
+    }).pipe(
+      Effect.provide(
+        Stack.layerMemory({
+          datasets: { d: { dev: [0, 1, 2, 3, 4].map((n) => ({ n })) } },
+          budgets: [{ datasetId: "d", split: "dev", runs: 2 }],
+          policy: {},
+          task: Task.make<{ n: number }, string>({
+            name: "echo",
+            infer: (row, run) => `${run.candidate.id}:${row.n}`,
+            score: () => 1
+          })
+        })
+      )
+    ))
 })

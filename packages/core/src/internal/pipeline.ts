@@ -672,7 +672,7 @@ export const produce = (
     yield* runStage(
       toScore.sampleIds.length,
       task.score === undefined ? settings.batchSize : 1,
-      scoringSpec(task, store, clock, toScore),
+      scoringSpec(task, plan, store, clock, toScore),
       settings,
       clock
     )
@@ -734,14 +734,14 @@ const inferenceSpec = (
   const infer = task.infer
   if (infer !== undefined) {
     return {
-      call: (unit) => infer(samples.inputs[unit.start]),
+      call: (unit) => infer(samples.inputs[unit.start], plan),
       onSuccess: (unit, value) => persist(unit, unit.start, castOutput(value)),
       onFailure
     }
   }
   const inferBatch = task.inferBatch!
   return {
-    call: (unit) => inferBatch(samples.inputs.slice(unit.start, unit.end)),
+    call: (unit) => inferBatch(samples.inputs.slice(unit.start, unit.end), plan),
     onSuccess: (unit, value) => {
       const mismatch = batchMismatch("inferBatch", value, unit.end - unit.start)
       if (mismatch !== undefined) return persistAll(unit, { output: null, error: mismatch, errorTrace: mismatch })
@@ -758,6 +758,7 @@ const inferenceSpec = (
 
 const scoringSpec = (
   task: Task.Task<unknown, unknown, unknown>,
+  plan: RunPlan,
   store: TaskStore["Type"],
   clock: Clock.Clock,
   samples: Samples
@@ -786,7 +787,7 @@ const scoringSpec = (
   const score = task.score
   if (score !== undefined) {
     return {
-      call: (unit) => score(samples.rows[unit.start], storedOutput(samples.records[unit.start]!)),
+      call: (unit) => score(samples.rows[unit.start], storedOutput(samples.records[unit.start]!), plan),
       onSuccess: (unit, value) => persist(unit, unit.start, castScore(value, "score")),
       onFailure
     }
@@ -796,7 +797,8 @@ const scoringSpec = (
     call: (unit) =>
       scoreBatch(
         samples.rows.slice(unit.start, unit.end),
-        samples.records.slice(unit.start, unit.end).map((record) => storedOutput(record!))
+        samples.records.slice(unit.start, unit.end).map((record) => storedOutput(record!)),
+        plan
       ),
     onSuccess: (unit, value) => {
       const mismatch = batchMismatch("scoreBatch", value, unit.end - unit.start)
