@@ -87,14 +87,30 @@ const benchPipeline = Effect.gen(function*() {
   return { name: "pipeline/memory/samples", value: Math.round(best), unit: "samples/s" }
 })
 
-/** Peak RSS of a fresh process evaluating 100,000 samples. */
-const benchPeakRss = Effect.sync(() => {
-  const output = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, "--rss-child"], {
+const childRssMb = (flag: string) => {
+  const output = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, flag], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"]
   })
-  const peak = Number(output.trim().split("\n").pop())
-  return { name: "pipeline/memory/peakRssMb", value: Math.round(peak * 10) / 10, unit: "MB" }
+  return Math.round(Number(output.trim().split("\n").pop()) * 10) / 10
+}
+
+/** Peak RSS of a fresh process evaluating 100,000 samples. */
+const benchPeakRss = Effect.sync(() => ({
+  name: "pipeline/memory/peakRssMb",
+  value: childRssMb("--rss-child"),
+  unit: "MB"
+}))
+
+/** RSS of a fresh process that has loaded Holdout and evaluated nothing: the runtime's and loader's share. */
+const benchBaselineRss = Effect.sync(() => ({
+  name: "process/baselineRssMb",
+  value: childRssMb("--baseline-child"),
+  unit: "MB"
+}))
+
+const baselineChild = Effect.sync(() => {
+  process.stdout.write(`${Math.max(process.memoryUsage.rss(), process.resourceUsage().maxRSS * 1024) / 1024 / 1024}\n`)
 })
 
 const rssChild = Effect.gen(function*() {
@@ -111,7 +127,8 @@ const rssChild = Effect.gen(function*() {
 const all: ReadonlyArray<readonly [string, Effect.Effect<Result>]> = [
   ["ledger/memory/reserve/c64", benchLedger],
   ["pipeline/memory/samples", benchPipeline],
-  ["pipeline/memory/peakRssMb", benchPeakRss]
+  ["pipeline/memory/peakRssMb", benchPeakRss],
+  ["process/baselineRssMb", benchBaselineRss]
 ]
 
 const main = Effect.gen(function*() {
@@ -131,7 +148,11 @@ const main = Effect.gen(function*() {
   process.stdout.write("wrote bench-results.json\n")
 })
 
-const program = process.argv.includes("--rss-child") ? rssChild : main
+const program = process.argv.includes("--rss-child")
+  ? rssChild
+  : process.argv.includes("--baseline-child")
+  ? baselineChild
+  : main
 Effect.runPromise(Effect.provide(program, Logger.minimumLogLevel(LogLevel.Warning))).catch((error: unknown) => {
   process.stderr.write(`${String(error)}\n`)
   process.exitCode = 1
