@@ -1,6 +1,7 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { SystemError } from "@effect/platform/Error"
+import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -42,11 +43,11 @@ describe("DatasetSource.layerRecords", () => {
       const datasets = yield* source
       assert.deepStrictEqual(yield* datasets.info("d"), { datasetId: "d", splits: { a: 3, b: 0 } })
       assert.deepStrictEqual(yield* datasets.rows("d", "a", [2, 0]), ["z", "x"])
-      const bad = yield* Effect.flip(datasets.rows("d", "a", [1, 3, -1]))
+      const bad = yield* expectFailure(datasets.rows("d", "a", [1, 3, -1]))
       assert.strictEqual(bad._tag, "InvalidRequest")
       assert.include(bad.message, "3, -1")
-      assert.strictEqual((yield* Effect.flip(datasets.rows("d", "c", [0])))._tag, "UnknownSplit")
-      assert.strictEqual((yield* Effect.flip(datasets.info("e")))._tag, "InvalidRequest")
+      assert.strictEqual((yield* expectFailure(datasets.rows("d", "c", [0])))._tag, "UnknownSplit")
+      assert.strictEqual((yield* expectFailure(datasets.info("e")))._tag, "InvalidRequest")
     }).pipe(Effect.provide(DatasetSource.layerRecords({ d: { a: ["x", "y", "z"], b: [] } }))))
 })
 
@@ -63,9 +64,9 @@ describe("DatasetSource.layerJsonlDir", () => {
       assert.deepStrictEqual(yield* datasets.rows("qa", "train", [2, 0]), [{ q: "c" }, { q: "a" }])
       yield* datasets.rows("qa", "train", [1])
       assert.strictEqual(reads.filter((path) => path === "/data/qa/train.jsonl").length, 1)
-      const unknownSplit = yield* Effect.flip(datasets.rows("qa", "dev", [0]))
+      const unknownSplit = yield* expectFailure(datasets.rows("qa", "dev", [0]))
       assert.strictEqual(unknownSplit._tag, "UnknownSplit")
-      const unknownDataset = yield* Effect.flip(datasets.info("nope"))
+      const unknownDataset = yield* expectFailure(datasets.info("nope"))
       assert.strictEqual(unknownDataset._tag, "InvalidRequest")
       assert.include(unknownDataset.message, "qa")
     }).pipe(Effect.provide(layer))
@@ -74,7 +75,7 @@ describe("DatasetSource.layerJsonlDir", () => {
   it.effect("a malformed line is a StoreError naming the file and line", () =>
     Effect.gen(function*() {
       const datasets = yield* source
-      const error = yield* Effect.flip(datasets.rows("qa", "train", [0]))
+      const error = yield* expectFailure(datasets.rows("qa", "train", [0]))
       assert.strictEqual(error._tag, "StoreError")
       assert.include(error.message, "/data/qa/train.jsonl:2")
     }).pipe(Effect.provide(memoryFs({ "/data/qa/train.jsonl": '{"q":"a"}\n{"q": oops}\n' }).layer)))

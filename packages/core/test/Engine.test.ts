@@ -1,3 +1,4 @@
+import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -14,7 +15,7 @@ import { candidate, stack } from "./fixtures.js"
 const failureTag = (request: unknown, options?: Engine.EvaluateOptions) =>
   Effect.gen(function*() {
     const engine = yield* Engine.Engine
-    const error = yield* Effect.flip(engine.evaluate(request as EvalRequest, options))
+    const error = yield* expectFailure(engine.evaluate(request as EvalRequest, options))
     return error
   })
 
@@ -363,7 +364,7 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
     it.effect("resume of an unknown run is InvalidRequest", () =>
       Effect.gen(function*() {
         const engine = yield* Engine.Engine
-        const error = yield* Effect.flip(engine.resume("nope"))
+        const error = yield* expectFailure(engine.resume("nope"))
         assert.strictEqual(error._tag, "InvalidRequest")
       }).pipe(Effect.provide(stack().layer)))
   })
@@ -422,7 +423,7 @@ describe("Engine.status and construction", () => {
   it.effect("rejects a bad subset floor or error-rate threshold with ConfigError", () =>
     Effect.gen(function*() {
       for (const options of [{ subsetFloor: 0 }, { subsetFloor: 2.5 }, { errorRateThreshold: 0 }, { errorRateThreshold: 2 }]) {
-        const error = yield* Effect.flip(Effect.provide(Engine.Engine, stack({ engine: options }).unsafeLayer))
+        const error = yield* expectFailure(Effect.provide(Engine.Engine, stack({ engine: options }).unsafeLayer))
         assert.strictEqual(error._tag, "ConfigError")
       }
     }))

@@ -1,3 +1,4 @@
+import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -702,10 +703,10 @@ describe("LocalStrategy — strategy errors", () => {
   it.effect("rows that cannot be read are a StrategyError", () =>
     withStrategy(task, {}, ({ store, strategy }) =>
       Effect.gen(function*() {
-        const unknownSplit = yield* Effect.flip(strategy.produce(plan([0], "run-1", "nope")))
+        const unknownSplit = yield* expectFailure(strategy.produce(plan([0], "run-1", "nope")))
         assert.strictEqual(unknownSplit._tag, "StrategyError")
         assert.match(unknownSplit.message, /Cannot read the rows of run "run-1".*no split "nope"/)
-        const outOfRange = yield* Effect.flip(strategy.produce(plan([0, 40])))
+        const outOfRange = yield* expectFailure(strategy.produce(plan([0, 40])))
         assert.strictEqual(outOfRange._tag, "StrategyError")
         assert.match(outOfRange.message, /40/)
         assert.strictEqual((yield* store.listSamples("run-1")).length, 0)
@@ -717,7 +718,7 @@ describe("LocalStrategy — strategy errors", () => {
         ...TaskStore.makeMemory(),
         putSample: () => Effect.fail(new StoreError({ op: "putSample", message: "disk full" }))
       })
-      const error = yield* Effect.flip(
+      const error = yield* expectFailure(
         Effect.flatMap(EvalStrategy.EvalStrategy, (strategy) => strategy.produce(plan(ids(3)))).pipe(
           Effect.provide(
             LocalStrategy.layer(task).pipe(
@@ -765,7 +766,7 @@ describe("LocalStrategy — configuration", () => {
   for (const [name, task, options, message] of cases) {
     it.effect(`${name} is a ConfigError`, () =>
       Effect.gen(function*() {
-        const error = yield* Effect.flip(Effect.provide(LocalStrategy.make(task, options), deps))
+        const error = yield* expectFailure(Effect.provide(LocalStrategy.make(task, options), deps))
         assert.strictEqual(error._tag, "ConfigError")
         assert.match(error.message, message)
       }))
@@ -774,7 +775,7 @@ describe("LocalStrategy — configuration", () => {
   it.effect("a value not made by Task.make is a ConfigError", () =>
     Effect.gen(function*() {
       const fake = { name: "x", infer: () => 1, score: () => 1 } as unknown as Task.Task<unknown, unknown, unknown>
-      const error = yield* Effect.flip(Effect.provide(LocalStrategy.make(fake), deps))
+      const error = yield* expectFailure(Effect.provide(LocalStrategy.make(fake), deps))
       assert.match(error.message, /Task\.make/)
     }))
 

@@ -1,3 +1,4 @@
+import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
@@ -30,7 +31,7 @@ describe("Stack.reconcile", () => {
 
   it.effect("a budgeted no_access split is a ConfigError", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(
+      const error = yield* expectFailure(
         Stack.reconcile([{ datasetId: "qa", split: "test", runs: 2 }], { test: "no_access" })
       )
       assert.strictEqual(error._tag, "ConfigError")
@@ -48,9 +49,9 @@ describe("Stack.reconcile", () => {
 
   it.effect("invalid budgets are ConfigErrors", () =>
     Effect.gen(function*() {
-      const neither = yield* Effect.flip(Stack.reconcile([{ datasetId: "qa", split: "train" }], {}))
+      const neither = yield* expectFailure(Stack.reconcile([{ datasetId: "qa", split: "train" }], {}))
       assert.include(neither.message, "neither")
-      const negative = yield* Effect.flip(Stack.reconcile([{ datasetId: "qa", split: "train", runs: -1 }], {}))
+      const negative = yield* expectFailure(Stack.reconcile([{ datasetId: "qa", split: "train", runs: -1 }], {}))
       assert.strictEqual(negative._tag, "ConfigError")
     }))
 })

@@ -1,3 +1,4 @@
+import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -88,10 +89,10 @@ describe("View", () => {
     Effect.gen(function*() {
       const engine = yield* Engine.Engine
       const hidden = yield* engine.evaluate({ datasetId: "qa", split: "test", candidate }, { admin: true })
-      const denied = yield* Effect.flip(View.experiment(hidden))
+      const denied = yield* expectFailure(View.experiment(hidden))
       assert.deepStrictEqual(denied._tag, "AccessDenied")
       const unlisted: Experiment = { ...hidden, run: { ...hidden.run, split: "holdout" } }
-      const alsoDenied = yield* Effect.flip(View.project(unlisted, SplitAccess.resolve([], "holdout")))
+      const alsoDenied = yield* expectFailure(View.project(unlisted, SplitAccess.resolve([], "holdout")))
       assert.strictEqual(alsoDenied._tag, "AccessDenied")
     }).pipe(Effect.provide(stack().layer)))
 
@@ -116,9 +117,9 @@ describe("SplitAccess", () => {
 
   it.effect("rejects an unknown tier and conflicting duplicates with ConfigError", () =>
     Effect.gen(function*() {
-      const badTier = yield* Effect.flip(SplitAccess.normalize({ train: "visible" } as never))
+      const badTier = yield* expectFailure(SplitAccess.normalize({ train: "visible" } as never))
       assert.include(badTier.message, "visible")
-      const conflict = yield* Effect.flip(
+      const conflict = yield* expectFailure(
         SplitAccess.normalize([{ split: "a", tier: "viewable" }, { split: "a", tier: "no_access" }])
       )
       assert.strictEqual(conflict._tag, "ConfigError")

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { expectFailure } from "./Assertions.js"
 import { assert, describe, it } from "@effect/vitest"
 import { Ledger, type Model } from "@holdout/core"
 import * as Effect from "effect/Effect"
@@ -86,12 +87,12 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
       withLedger([{ ...key, runs: 3 }], (ledger) =>
         Effect.gen(function*() {
           const missing = { datasetId: "ds", split: "test" }
-          assert.strictEqual((yield* Effect.flip(reserveOn(ledger, missing, 1)))._tag, "SplitNotBudgeted")
-          assert.strictEqual((yield* Effect.flip(ledger.check(missing, 1)))._tag, "SplitNotBudgeted")
-          assert.strictEqual((yield* Effect.flip(ledger.get(missing)))._tag, "SplitNotBudgeted")
+          assert.strictEqual((yield* expectFailure(reserveOn(ledger, missing, 1)))._tag, "SplitNotBudgeted")
+          assert.strictEqual((yield* expectFailure(ledger.check(missing, 1)))._tag, "SplitNotBudgeted")
+          assert.strictEqual((yield* expectFailure(ledger.get(missing)))._tag, "SplitNotBudgeted")
           // the key is the pair: the same split of another dataset is not budgeted
           const otherDataset = { datasetId: "other", split: "train" }
-          assert.strictEqual((yield* Effect.flip(reserveOn(ledger, otherDataset, 1)))._tag, "SplitNotBudgeted")
+          assert.strictEqual((yield* expectFailure(reserveOn(ledger, otherDataset, 1)))._tag, "SplitNotBudgeted")
           assert.strictEqual((yield* ledger.reservations()).length, 0)
         })))
 
@@ -100,15 +101,15 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
         // everything wrong at once: runs are reported
         yield* withLedger([{ ...key, runs: 0, samples: 1, maxSamplesPerRun: 1 }], (ledger) =>
           Effect.gen(function*() {
-            const error = yield* Effect.flip(reserveOn(ledger, key, 5))
+            const error = yield* expectFailure(reserveOn(ledger, key, 5))
             assert.deepInclude(error, { _tag: "BudgetExhausted", reason: "runs" })
           }))
         // runs left, samples short and over the cap: samples are reported
         yield* withLedger([{ ...key, runs: 5, samples: 3, maxSamplesPerRun: 2 }], (ledger) =>
           Effect.gen(function*() {
-            const error = yield* Effect.flip(reserveOn(ledger, key, 4))
+            const error = yield* expectFailure(reserveOn(ledger, key, 4))
             assert.deepInclude(error, { _tag: "BudgetExhausted", reason: "samples", requested: 4, remaining: 3 })
-            const cap = yield* Effect.flip(reserveOn(ledger, key, 3))
+            const cap = yield* expectFailure(reserveOn(ledger, key, 3))
             assert.deepInclude(cap, { _tag: "BudgetExhausted", reason: "per_run_cap", requested: 3, remaining: 2 })
             assert.deepStrictEqual(yield* spentOf(ledger), { runs: 0, samples: 0 })
             assert.strictEqual((yield* ledger.reservations()).length, 0)
@@ -123,10 +124,10 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
         Effect.gen(function*() {
           yield* reserveOn(ledger, key, 5)
           assert.deepStrictEqual((yield* ledger.get(key)).remaining, { runs: 1, samples: 0 })
-          const error = yield* Effect.flip(reserveOn(ledger, key, 1))
+          const error = yield* expectFailure(reserveOn(ledger, key, 1))
           assert.deepInclude(error, { _tag: "BudgetExhausted", reason: "samples", remaining: 0 })
           yield* reserveOn(ledger, key, 0)
-          const noRuns = yield* Effect.flip(reserveOn(ledger, key, 0))
+          const noRuns = yield* expectFailure(reserveOn(ledger, key, 0))
           assert.deepInclude(noRuns, { _tag: "BudgetExhausted", reason: "runs", remaining: 0 })
           assert.deepStrictEqual(yield* spentOf(ledger), { runs: 2, samples: 5 })
         })))
@@ -166,10 +167,10 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
         Effect.gen(function*() {
           const snapshot = yield* ledger.check(key, 2)
           assert.deepStrictEqual(snapshot.spent, { runs: 0, samples: 0 })
-          assert.deepInclude(yield* Effect.flip(ledger.check(key, 3)), { reason: "per_run_cap" })
-          assert.deepInclude(yield* Effect.flip(ledger.check(key, 4)), { reason: "samples" })
+          assert.deepInclude(yield* expectFailure(ledger.check(key, 3)), { reason: "per_run_cap" })
+          assert.deepInclude(yield* expectFailure(ledger.check(key, 4)), { reason: "samples" })
           yield* reserveOn(ledger, key, 2)
-          assert.deepInclude(yield* Effect.flip(ledger.check(key, 1)), { reason: "runs" })
+          assert.deepInclude(yield* expectFailure(ledger.check(key, 1)), { reason: "runs" })
           assert.deepStrictEqual(yield* spentOf(ledger), { runs: 1, samples: 2 })
         })))
 
@@ -203,7 +204,7 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
             [{ ...key, runs: -1 }]
           ]
         ) {
-          const error = yield* Effect.flip(using(open, budgets, () => Effect.void))
+          const error = yield* expectFailure(using(open, budgets, () => Effect.void))
           assert.strictEqual((error as { readonly _tag?: string })._tag, "ConfigError")
         }
       })))
@@ -340,7 +341,7 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
                 const snapshot = yield* ledger.get(key)
                 assert.deepStrictEqual(snapshot.remaining, { runs: 0, samples: 0 })
                 assert.deepStrictEqual(snapshot.spent, { runs: 2, samples: 30 })
-                assert.deepInclude(yield* Effect.flip(reserveOn(ledger, key, 0)), { reason: "runs" })
+                assert.deepInclude(yield* expectFailure(reserveOn(ledger, key, 0)), { reason: "runs" })
               }))
           })))
 

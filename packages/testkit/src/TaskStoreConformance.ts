@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import { expectFailure } from "./Assertions.js"
 import { assert, describe, it } from "@effect/vitest"
 import { type Model, TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
@@ -101,7 +102,7 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
         Effect.gen(function*() {
           const run = makeRun("r1")
           yield* store.createRun(run)
-          const error = yield* Effect.flip(store.createRun(makeRun("r1", { split: "validation" })))
+          const error = yield* expectFailure(store.createRun(makeRun("r1", { split: "validation" })))
           assert.strictEqual(error._tag, "StoreError")
           assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(run))
         })))
@@ -128,7 +129,7 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
     it.effect("updateRun of an unknown run is a StoreError", () =>
       withStore((store) =>
         Effect.gen(function*() {
-          const error = yield* Effect.flip(store.updateRun("ghost", { status: "completed" }))
+          const error = yield* expectFailure(store.updateRun("ghost", { status: "completed" }))
           assert.strictEqual(error._tag, "StoreError")
           assert.strictEqual((yield* store.listRuns()).length, 0)
         })))

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+export * from "./Assertions.js"
 export * from "./LedgerConformance.js"
 export * from "./StrategyConformance.js"
 export * from "./TaskStoreConformance.js"
