@@ -101,6 +101,24 @@ export const snapshot = (budget: SplitBudget, spent: Spent): BudgetSnapshot => (
 })
 
 /**
+ * Whether a sample count can be charged: a non-negative integer. Anything else is a bug in the
+ * caller (the engine resolves counts before it reserves), so backends treat it as a defect.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const isSampleCount = (samples: number): boolean => Number.isSafeInteger(samples) && samples >= 0
+
+/**
+ * The defect for a sample count that is not a non-negative integer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const invalidSampleCount = (samples: number): Effect.Effect<never> =>
+  Effect.dieMessage(`A reservation must charge a non-negative integer number of samples, got ${samples}.`)
+
+/**
  * The ledger's decision for a reservation of `samples`: `undefined` when it may pass, else the
  * `BudgetExhausted` to fail with. Checks runs, then samples, then the per-run cap. Every backend
  * uses this one function, so they all decide alike.
@@ -217,6 +235,7 @@ export const makeMemory = (budgets: ReadonlyArray<SplitBudget>): Ledger["Type"] 
         // One synchronous block: nothing else runs between the check and the debit.
         const existing = byId.get(request.reservationId)
         if (existing !== undefined) return Effect.succeed(existing)
+        if (!isSampleCount(request.samples)) return invalidSampleCount(request.samples)
         const entry = lookup(request)
         if (entry === undefined) return Effect.fail(notBudgeted(request))
         const refusal = decide(entry.budget, entry.spent, request.samples)

@@ -73,13 +73,13 @@ export const reservationsAccepted = Metric.counter("holdout_reservations_accepte
 })
 
 /**
- * Evaluation requests the engine refused, by error tag.
+ * Evaluation requests that ended in an error (refused, or a failed run), by error tag.
  *
  * @since 0.1.0
  * @category metrics
  */
 export const requestsRejected = Metric.counter("holdout_requests_rejected_total", {
-  description: "Evaluation requests refused before a run started",
+  description: "Evaluation requests that ended in an error, by error tag",
   incremental: true
 })
 

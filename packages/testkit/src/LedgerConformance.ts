@@ -7,7 +7,9 @@
 import { expectFailure } from "./Assertions.js"
 import { assert, describe, it } from "@effect/vitest"
 import { Ledger, type Model } from "@holdout/core"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as FastCheck from "effect/FastCheck"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
@@ -130,6 +132,17 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
           const noRuns = yield* expectFailure(reserveOn(ledger, key, 0))
           assert.deepInclude(noRuns, { _tag: "BudgetExhausted", reason: "runs", remaining: 0 })
           assert.deepStrictEqual(yield* spentOf(ledger), { runs: 2, samples: 5 })
+        })))
+
+    it.effect("a negative or fractional sample count is a defect and charges nothing", () =>
+      withLedger([{ ...key, runs: 5, samples: 10 }], (ledger) =>
+        Effect.gen(function*() {
+          for (const samples of [-1, 1.5, Number.NaN]) {
+            const exit = yield* Effect.exit(reserveOn(ledger, key, samples))
+            assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause), `samples ${samples} was accepted`)
+          }
+          assert.deepStrictEqual(yield* spentOf(ledger), { runs: 0, samples: 0 })
+          assert.strictEqual((yield* ledger.reservations()).length, 0)
         })))
 
     it.effect("an absent limit is unlimited (null)", () =>
