@@ -361,6 +361,26 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
       }).pipe(Effect.provide(layer))
     })
 
+    it.effect("a StrategyError leaves the run running with what it produced; resume finishes it, uncharged", () => {
+      const { fake, layer } = stack({ behaviour: { failCalls: 1 } })
+      return Effect.gen(function*() {
+        const engine = yield* Engine.Engine
+        const store = yield* TaskStore.TaskStore
+        const error = yield* expectFailure(
+          engine.evaluate({ datasetId: "qa", split: "train", candidate, numSamples: 6 })
+        )
+        assert.strictEqual(error._tag, "StrategyError")
+        const [run] = yield* store.listRuns()
+        assert.strictEqual(run!.status, "running")
+        assert.deepStrictEqual((yield* store.listSamples(run!.runId)).map((sample) => sample.sampleId), [0, 2, 4])
+        const resumed = yield* engine.resume(run!.runId)
+        assert.strictEqual(resumed.run.status, "completed")
+        assert.strictEqual(resumed.samples.length, 6)
+        assert.deepStrictEqual(fake.produced, [0, 2, 4, 1, 3, 5])
+        assert.deepStrictEqual(yield* spentOn("train"), { runs: 1, samples: 6 })
+      }).pipe(Effect.provide(layer))
+    })
+
     it.effect("resume of an unknown run is InvalidRequest", () =>
       Effect.gen(function*() {
         const engine = yield* Engine.Engine

@@ -5,6 +5,7 @@ import * as Layer from "effect/Layer"
 import * as DatasetSource from "../src/DatasetSource.js"
 import * as Engine from "../src/Engine.js"
 import * as EvalStrategy from "../src/EvalStrategy.js"
+import { StrategyError } from "../src/HoldoutError.js"
 import * as Ledger from "../src/Ledger.js"
 import type { SplitBudget } from "../src/Model.js"
 import * as SplitAccess from "../src/SplitAccess.js"
@@ -41,6 +42,8 @@ export interface FakeBehaviour {
   fail?: (sampleId: number) => boolean
   /** Awaited before producing anything. */
   gate?: Deferred.Deferred<void>
+  /** The first `n` calls fail with a StrategyError after producing the even samples. */
+  failCalls?: number
 }
 
 /**
@@ -61,8 +64,10 @@ export const fakeStrategy = (behaviour: FakeBehaviour = {}) => {
             calls.push(plan)
             if (behaviour.gate) yield* Deferred.await(behaviour.gate)
             const done = new Set((yield* store.listSamples(plan.runId)).map((sample) => sample.sampleId))
+            const failing = calls.length <= (behaviour.failCalls ?? 0)
             for (const sampleId of plan.sampleIds) {
               if (done.has(sampleId) || behaviour.skip?.(sampleId)) continue
+              if (failing && sampleId % 2 === 1) continue
               const now = yield* Clock.currentTimeMillis
               const failed = behaviour.fail?.(sampleId) === true
               produced.push(sampleId)
@@ -80,6 +85,7 @@ export const fakeStrategy = (behaviour: FakeBehaviour = {}) => {
                 finishedAt: now
               })
             }
+            if (failing) return yield* new StrategyError({ strategy: "fake", message: "worker lost" })
           })
       }
     })
