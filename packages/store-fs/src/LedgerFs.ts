@@ -1,0 +1,246 @@
+/**
+ * A durable `Ledger` on a file system: an append-only journal of reservations, one JSON line each.
+ * A reservation is acknowledged only after its line is fsync'd; concurrent reservations share one
+ * fsync (group commit). Opening replays the journal to learn what was spent; limits always come
+ * from the configured budgets. One process at a time holds a journal (a lock file with its pid).
+ *
+ * @since 0.1.0
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import { HoldoutError, Ledger, Model } from "@holdout/core"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Journal from "./internal/journal.js"
+import * as Lock from "./internal/lock.js"
+
+/**
+ * Options of the file ledger. `path` is the journal file. `onCorrupt` says what to do with a
+ * journal that cannot be read: `"fail"` (default) refuses to open with `LedgerCorrupt`;
+ * `"exhaust"` moves the file aside for inspection and opens with every budget at 0.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly path: string
+  readonly budgets: ReadonlyArray<Model.SplitBudget>
+  readonly onCorrupt?: "fail" | "exhaust"
+  /** Tells whether the process holding a lock is alive (default: a signal-0 probe). */
+  readonly isAlive?: (pid: number) => boolean
+}
+
+const ReservationLine = Schema.Struct({ t: Schema.Literal("reservation"), ...Model.Reservation.fields })
+const ExhaustedLine = Schema.Struct({ t: Schema.Literal("exhausted"), at: Schema.Number, reason: Schema.String })
+const JournalLine = Schema.Union(ReservationLine, ExhaustedLine)
+const decodeLine = Schema.decodeUnknownEither(JournalLine)
+
+interface State {
+  readonly spent: Map<string, { runs: number; samples: number }>
+  readonly journal: Array<Model.Reservation>
+  readonly byId: Map<string, Model.Reservation>
+  exhausted: boolean
+}
+
+const emptyState = (): State => ({ spent: new Map(), journal: [], byId: new Map(), exhausted: false })
+
+const apply = (state: State, reservation: Model.Reservation) => {
+  const key = Ledger.keyString(reservation)
+  let spent = state.spent.get(key)
+  if (spent === undefined) {
+    spent = { runs: 0, samples: 0 }
+    state.spent.set(key, spent)
+  }
+  spent.runs += 1
+  spent.samples += reservation.samples
+  state.journal.push(reservation)
+  state.byId.set(reservation.id, reservation)
+}
+
+/** Rebuilds the state from replayed lines, or says which line is wrong. */
+const rebuild = (values: ReadonlyArray<unknown>): Either.Either<State, string> => {
+  const state = emptyState()
+  for (let index = 0; index < values.length; index++) {
+    const decoded = decodeLine(values[index])
+    if (Either.isLeft(decoded)) return Either.left(`entry ${index + 1} is not a journal entry of a known shape`)
+    const line = decoded.right
+    if (line.t === "exhausted") {
+      state.exhausted = true
+      continue
+    }
+    const { t: _t, ...reservation } = line
+    if (state.byId.has(reservation.id)) return Either.left(`reservation "${reservation.id}" appears twice`)
+    apply(state, reservation)
+  }
+  return Either.right(state)
+}
+
+/**
+ * Opens (or creates) the journal and builds the ledger service.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<
+  Ledger.Ledger["Type"],
+  HoldoutError.LedgerCorrupt | HoldoutError.LedgerLocked | HoldoutError.ConfigError,
+  FileSystem.FileSystem | Path.Path | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const budgets = yield* Ledger.validateBudgets(options.budgets)
+    const location = options.path
+    const corrupt = (message: string) => new HoldoutError.LedgerCorrupt({ location, message })
+
+    yield* fs.makeDirectory(path.dirname(location), { recursive: true }).pipe(
+      Effect.mapError((error) => corrupt(`cannot create its directory: ${error.message}`))
+    )
+    yield* Lock.acquire(fs, location, options.isAlive).pipe(
+      Effect.mapError((failure) =>
+        failure._tag === "Held"
+          ? new HoldoutError.LedgerLocked({ location })
+          : corrupt(`cannot take its lock: ${failure.message}`)
+      )
+    )
+
+    const replayed = yield* Journal.replay(fs, location).pipe(Effect.mapError((error) => corrupt(error.message)))
+    if (replayed.repairedTail) {
+      yield* Effect.logWarning(`Ledger ${location}: discarded a torn last line (an append that was never acknowledged)`)
+    }
+    const rebuilt = replayed.corrupt !== undefined
+      ? Either.left(`line ${replayed.corrupt.line} is ${replayed.corrupt.reason}`)
+      : rebuild(replayed.values)
+
+    let state: State
+    let exhaustReason: string | undefined
+    if (Either.isLeft(rebuilt)) {
+      const message = `The ledger journal cannot be read: ${rebuilt.left}. Nothing was changed. Restore the file from ` +
+        `a backup, or open it with onCorrupt: "exhaust" to set it aside and continue with every budget at 0.`
+      if (options.onCorrupt !== "exhaust") return yield* corrupt(message)
+      const aside = `${location}.corrupt-${yield* Clock.currentTimeMillis}`
+      yield* fs.rename(location, aside).pipe(Effect.mapError((error) => corrupt(`cannot move it aside: ${error.message}`)))
+      yield* Effect.logError(`Ledger ${location} is corrupt (${rebuilt.left}); moved to ${aside}; every budget is now 0`)
+      state = emptyState()
+      state.exhausted = true
+      exhaustReason = `journal corrupt (${rebuilt.left}); the old journal is at ${aside}`
+    } else {
+      state = rebuilt.right
+    }
+
+    const journal = yield* Journal.open(fs, path, location).pipe(Effect.mapError((error) => corrupt(error.message)))
+    if (exhaustReason !== undefined) {
+      yield* journal.append({ t: "exhausted", at: yield* Clock.currentTimeMillis, reason: exhaustReason }).pipe(
+        Effect.mapError((error) => corrupt(error.message))
+      )
+    }
+
+    const limits = new Map(budgets.map((budget) => [Ledger.keyString(budget), budget] as const))
+    const spentOf = (key: string) => state.spent.get(key) ?? Ledger.nothingSpent
+    const snapshotOf = (budget: Model.SplitBudget): Model.BudgetSnapshot => {
+      const snapshot = Ledger.snapshot(budget, spentOf(Ledger.keyString(budget)))
+      return state.exhausted ? { ...snapshot, remaining: { runs: 0, samples: 0 } } : snapshot
+    }
+    const decide = (budget: Model.SplitBudget, samples: number) =>
+      state.exhausted
+        ? new HoldoutError.BudgetExhausted({
+          datasetId: budget.datasetId,
+          split: budget.split,
+          reason: "runs",
+          requested: 1,
+          remaining: 0
+        })
+        : Ledger.decide(budget, spentOf(Ledger.keyString(budget)), samples)
+    const lookup = (key: Model.BudgetKey) =>
+      Effect.suspend(() => {
+        const budget = limits.get(Ledger.keyString(key))
+        return budget === undefined
+          ? Effect.fail(new HoldoutError.SplitNotBudgeted({ datasetId: key.datasetId, split: key.split }))
+          : Effect.succeed(budget)
+      })
+    // A reservation is acknowledged once durable; a repeat of one still in flight waits for it.
+    const durable = new Map<string, Deferred.Deferred<void, HoldoutError.StoreError>>()
+    const storeError = (error: Journal.JournalError) =>
+      new HoldoutError.StoreError({ op: "reserve", message: `Ledger ${location}: ${error.op} failed: ${error.message}` })
+
+    const reserve = (request: Ledger.ReserveRequest) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<
+        Model.Reservation,
+        HoldoutError.SplitNotBudgeted | HoldoutError.BudgetExhausted | HoldoutError.StoreError
+      > => {
+        const existing = state.byId.get(request.reservationId)
+        if (existing !== undefined) {
+          const inFlight = durable.get(existing.id)
+          return inFlight === undefined ? Effect.succeed(existing) : Effect.as(Deferred.await(inFlight), existing)
+        }
+        if (!Ledger.isSampleCount(request.samples)) return Ledger.invalidSampleCount(request.samples)
+        const budget = limits.get(Ledger.keyString(request))
+        if (budget === undefined) {
+          return Effect.fail(new HoldoutError.SplitNotBudgeted({ datasetId: request.datasetId, split: request.split }))
+        }
+        const refusal = decide(budget, request.samples)
+        if (refusal !== undefined) return Effect.fail(refusal)
+        // Check and debit in one synchronous step; then wait until the line is on disk.
+        const reservation: Model.Reservation = {
+          id: request.reservationId,
+          datasetId: request.datasetId,
+          split: request.split,
+          samples: request.samples,
+          runId: request.runId,
+          at: now
+        }
+        apply(state, reservation)
+        const done = Deferred.unsafeMake<void, HoldoutError.StoreError>(FiberId.none)
+        durable.set(reservation.id, done)
+        return journal.append({ t: "reservation", ...reservation }).pipe(
+          Effect.mapError(storeError),
+          Effect.exit,
+          Effect.flatMap((exit) =>
+            Effect.zipRight(
+              Effect.sync(() => durable.delete(reservation.id)),
+              Effect.zipRight(Deferred.done(done, exit), exit)
+            )
+          ),
+          Effect.as(reservation)
+        )
+      })
+
+    return {
+      reserve,
+      check: (key, samples) =>
+        Effect.flatMap(lookup(key), (budget) => {
+          const refusal = decide(budget, samples)
+          return refusal === undefined ? Effect.succeed(snapshotOf(budget)) : Effect.fail(refusal)
+        }),
+      get: (key) => Effect.map(lookup(key), snapshotOf),
+      status: () => Effect.sync(() => budgets.map(snapshotOf)),
+      reservations: (key) =>
+        Effect.sync(() =>
+          key === undefined
+            ? state.journal.slice()
+            : state.journal.filter((entry) => entry.datasetId === key.datasetId && entry.split === key.split)
+        )
+    } satisfies Ledger.Ledger["Type"]
+  })
+
+/**
+ * The file ledger as a layer; the journal's lock is held until the layer is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<
+  Ledger.Ledger,
+  HoldoutError.LedgerCorrupt | HoldoutError.LedgerLocked | HoldoutError.ConfigError,
+  FileSystem.FileSystem | Path.Path
+> => Layer.scoped(Ledger.Ledger, make(options))

@@ -1,0 +1,161 @@
+/**
+ * An append-only journal of JSON lines on a `FileSystem`, with group commit: appends made while a
+ * flush is in progress are written and fsync'd together by the next flush, and each `append` is
+ * acknowledged only after its line is on disk. Opening replays the lines; a torn last line (a
+ * crash mid-append, never acknowledged) is cut off, anything else unreadable is reported.
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+
+/** A line that could not be read, with its 1-based number. */
+export interface BadLine {
+  readonly line: number
+  readonly reason: string
+}
+
+/** What replaying a journal found. */
+export interface Replay {
+  /** The parsed lines, in order. */
+  readonly values: ReadonlyArray<unknown>
+  /** The first bad line before the end, if any (the journal is corrupt). */
+  readonly corrupt: BadLine | undefined
+  /** Whether a torn last line was cut off. */
+  readonly repairedTail: boolean
+}
+
+/** An open journal. */
+export interface Journal {
+  /** Appends one value as a line; succeeds once the line is fsync'd. */
+  readonly append: (value: unknown) => Effect.Effect<void, JournalError>
+  /**
+   * Queues one value synchronously (lines are written in the order they are queued) and returns
+   * what to await for its durability; for callers that must order a line with in-memory changes.
+   */
+  readonly unsafeEnqueue: (value: unknown) => Deferred.Deferred<void, JournalError>
+  /** The journal's size in bytes, as written so far. */
+  readonly size: () => number
+}
+
+/** A failed write or sync. */
+export class JournalError {
+  readonly _tag = "JournalError"
+  constructor(readonly op: string, readonly message: string) {}
+}
+
+const encoder = new TextEncoder()
+
+/** Splits journal text into values; see `Replay`. */
+export const parse = (text: string): Replay => {
+  const values: Array<unknown> = []
+  let offset = 0
+  let lineNumber = 0
+  while (offset < text.length) {
+    lineNumber++
+    const end = text.indexOf("\n", offset)
+    const terminated = end !== -1
+    const line = text.slice(offset, terminated ? end : text.length)
+    offset = terminated ? end + 1 : text.length
+    if (line.trim().length === 0) continue
+    let value: unknown
+    try {
+      value = JSON.parse(line)
+    } catch {
+      // Only an unterminated last line can be a torn append; anything else is corruption.
+      if (!terminated) return { values, corrupt: undefined, repairedTail: true }
+      return { values, corrupt: { line: lineNumber, reason: "not valid JSON" }, repairedTail: false }
+    }
+    // A complete JSON value without its newline was never acknowledged either: drop it.
+    if (!terminated) return { values, corrupt: undefined, repairedTail: true }
+    values.push(value)
+  }
+  return { values, corrupt: undefined, repairedTail: false }
+}
+
+/**
+ * Reads a journal file (absent = empty). A torn tail is cut off on disk so later appends start on
+ * a line of their own.
+ */
+export const replay = (fs: FileSystem.FileSystem, path: string): Effect.Effect<Replay, JournalError> =>
+  Effect.gen(function*() {
+    const exists = yield* fs.exists(path).pipe(Effect.mapError((error) => new JournalError("open", error.message)))
+    if (!exists) return { values: [], corrupt: undefined, repairedTail: false }
+    const text = yield* fs.readFileString(path).pipe(Effect.mapError((error) => new JournalError("open", error.message)))
+    const result = parse(text)
+    if (result.repairedTail) {
+      const cut = text.lastIndexOf("\n") + 1
+      yield* fs.truncate(path, encoder.encode(text.slice(0, cut)).length).pipe(
+        Effect.mapError((error) => new JournalError("repair", error.message))
+      )
+    }
+    return { values: result.values, corrupt: result.corrupt, repairedTail: result.repairedTail }
+  })
+
+interface Pending {
+  readonly bytes: Uint8Array
+  readonly done: Deferred.Deferred<void, JournalError>
+}
+
+/** Syncs a directory, so that a file created or renamed in it survives a crash. */
+export const syncDirectory = (fs: FileSystem.FileSystem, dir: string): Effect.Effect<void, JournalError> =>
+  Effect.scoped(
+    Effect.flatMap(fs.open(dir, { flag: "r" }), (handle) => handle.sync)
+  ).pipe(Effect.mapError((error) => new JournalError("sync", error.message)))
+
+/**
+ * Opens a journal for appending, with one writer fiber that batches appends into one write and one
+ * fsync. Closed with the scope (after the last pending append is flushed).
+ */
+export const open = (
+  fs: FileSystem.FileSystem,
+  path: Path.Path,
+  file: string
+): Effect.Effect<Journal, JournalError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const existed = yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false))
+    const handle = yield* fs.open(file, { flag: "a" }).pipe(
+      Effect.mapError((error) => new JournalError("open", error.message))
+    )
+    let size = Number((yield* handle.stat.pipe(Effect.mapError((error) => new JournalError("open", error.message))))
+      .size)
+    if (!existed) yield* syncDirectory(fs, path.dirname(file))
+    const queue = yield* Queue.unbounded<Pending>()
+
+    const flush = (batch: ReadonlyArray<Pending>) =>
+      Effect.gen(function*() {
+        let length = 0
+        for (const entry of batch) length += entry.bytes.length
+        const buffer = new Uint8Array(length)
+        let offset = 0
+        for (const entry of batch) {
+          buffer.set(entry.bytes, offset)
+          offset += entry.bytes.length
+        }
+        yield* handle.writeAll(buffer)
+        yield* handle.sync
+        size += length
+      }).pipe(
+        Effect.mapError((error) => new JournalError("append", error.message)),
+        Effect.exit,
+        Effect.flatMap((exit) => Effect.forEach(batch, (entry) => Deferred.done(entry.done, exit), { discard: true }))
+      )
+
+    const writer = Effect.forever(
+      Effect.flatMap(Queue.takeBetween(queue, 1, 4096), (chunk) => flush(Array.from(chunk)))
+    )
+    const fiber = yield* Effect.forkDaemon(writer)
+    yield* Effect.addFinalizer(() => Fiber.interrupt(fiber))
+
+    const unsafeEnqueue = (value: unknown) => {
+      const done = Deferred.unsafeMake<void, JournalError>(FiberId.none)
+      queue.unsafeOffer({ bytes: encoder.encode(JSON.stringify(value) + "\n"), done })
+      return done
+    }
+    const append = (value: unknown) => Effect.suspend(() => Deferred.await(unsafeEnqueue(value)))
+    return { append, unsafeEnqueue, size: () => size }
+  })

@@ -1,0 +1,87 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { TaskStore } from "@holdout/core"
+import { TaskStoreFs } from "@holdout/store-fs"
+import { expectFailure, makeRun, makeSample, taskStoreConformance } from "@holdout/testkit"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+
+const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()).pipe(
+  Effect.provide(NodeContext.layer)
+)
+
+const openAt = (dir: string) => TaskStoreFs.layer({ dir }).pipe(Layer.provide(NodeContext.layer))
+
+taskStoreConformance("file", {
+  makeLocation: Effect.map(tempDir, (dir) => () => openAt(dir)),
+  persistent: true
+})
+
+const useStore = <A, E>(dir: string, f: (store: TaskStore.TaskStore["Type"]) => Effect.Effect<A, E>) =>
+  Effect.scoped(Effect.flatMap(TaskStore.TaskStore, f).pipe(Effect.provide(openAt(dir))))
+
+const withDir = <A, E>(f: (fs: FileSystem.FileSystem, dir: string) => Effect.Effect<A, E>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const dir = yield* fs.makeTempDirectoryScoped()
+    return yield* f(fs, dir)
+  })).pipe(Effect.provide(NodeContext.layer))
+
+describe("TaskStoreFs", () => {
+  it.effect("a torn last line is discarded; what was acknowledged is all there", () =>
+    withDir((fs, dir) =>
+      Effect.gen(function*() {
+        yield* useStore(dir, (store) =>
+          Effect.gen(function*() {
+            yield* store.createRun(makeRun("r1"))
+            yield* store.putSample(makeSample("r1", 0, { score: 1 }))
+          }))
+        const file = `${dir}/${TaskStoreFs.logFile}`
+        yield* fs.writeFileString(file, (yield* fs.readFileString(file)) + '{"t":"sample","sample":{"runId":"r1","sam')
+        yield* useStore(dir, (store) =>
+          Effect.gen(function*() {
+            assert.deepStrictEqual(yield* store.listSamples("r1"), [makeSample("r1", 0, { score: 1 })])
+            yield* store.putSample(makeSample("r1", 1))
+          }))
+        yield* useStore(dir, (store) =>
+          Effect.gen(function*() {
+            assert.deepStrictEqual((yield* store.listSamples("r1")).map((sample) => sample.sampleId), [0, 1])
+          }))
+      })))
+
+  it.effect("a corrupt log refuses to open with a StoreError and is left untouched", () =>
+    withDir((fs, dir) =>
+      Effect.gen(function*() {
+        yield* useStore(dir, (store) => store.createRun(makeRun("r1")))
+        const file = `${dir}/${TaskStoreFs.logFile}`
+        const damaged = "#garbage#\n" + (yield* fs.readFileString(file))
+        yield* fs.writeFileString(file, damaged)
+        const error = yield* expectFailure(useStore(dir, () => Effect.void))
+        assert.strictEqual(error._tag, "StoreError")
+        assert.include(error.message, "line 1")
+        assert.strictEqual(yield* fs.readFileString(file), damaged)
+      })))
+
+  it.effect("a directory held by this or another live process cannot be opened twice", () =>
+    withDir((_fs, dir) =>
+      useStore(dir, () =>
+        Effect.gen(function*() {
+          const error = yield* expectFailure(useStore(dir, () => Effect.void))
+          assert.include(error.message, "held by another process")
+        }))))
+
+  it.effect("run updates replay in order", () =>
+    withDir((_fs, dir) =>
+      Effect.gen(function*() {
+        yield* useStore(dir, (store) =>
+          Effect.gen(function*() {
+            yield* store.createRun(makeRun("r1"))
+            yield* store.updateRun("r1", { status: "failed", finishedAt: 3 })
+            yield* store.updateRun("r1", { status: "completed" })
+          }))
+        const run = yield* useStore(dir, (store) => store.getRun("r1"))
+        assert.deepStrictEqual(run, Option.some({ ...makeRun("r1"), status: "completed" as const, finishedAt: 3 }))
+      })))
+})
