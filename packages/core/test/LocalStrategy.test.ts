@@ -98,6 +98,18 @@ class Boom extends Schema.TaggedError<Boom>()("Boom", { detail: Schema.String })
   }
 }
 
+/**
+ * Moves the test clock, then lets real promise callbacks and the fibers they resume run (task
+ * functions here return real Promises, which settle outside the test clock's control).
+ */
+const adjust = (duration: Duration.DurationInput) =>
+  Effect.zipRight(
+    TestClock.adjust(duration),
+    Effect.forEach(Array.from({ length: 5 }), () => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1))), {
+      discard: true
+    })
+  )
+
 describe("LocalStrategy — labels", () => {
   it.effect("inference never sees label fields, the stored input lacks them, scoring sees the full row", () => {
     const inferred: Array<unknown> = []
@@ -274,7 +286,7 @@ describe("LocalStrategy — resume", () => {
     return withStrategy(task, { concurrency: 2, timeout: "1 hour" }, ({ store, strategy }) =>
       Effect.gen(function*() {
         const fiber = yield* Effect.fork(strategy.produce(plan(ids(4))))
-        yield* TestClock.adjust("1 second")
+        yield* adjust("1 second")
         yield* Fiber.interrupt(fiber)
         for (let turn = 0; turn < 100 && interrupted < 2; turn++) yield* Effect.yieldNow()
         assert.strictEqual(interrupted, 2, "the in-flight attempts were not interrupted with the run")
@@ -313,7 +325,7 @@ describe("LocalStrategy — retries", () => {
     return withStrategy(task, { concurrency: 1 }, ({ puts, store, strategy }) =>
       Effect.gen(function*() {
         const fiber = yield* Effect.fork(strategy.produce(plan(ids(7))))
-        yield* TestClock.adjust("3 seconds") // first backoff is in [3.2 s, 4 s]
+        yield* adjust("3 seconds") // first backoff is in [3.2 s, 4 s]
         assert.deepStrictEqual([...calls.values()], [1, 1, 1, 1, 1, 1, 1])
         const boom = yield* sampleOf(store, 2)
         assert.strictEqual(boom.error, "boom")
@@ -324,7 +336,7 @@ describe("LocalStrategy — retries", () => {
         assert.strictEqual((yield* sampleOf(store, 6)).output, "ok-6")
         assert.isTrue(Option.isNone(yield* store.getSample("run-1", 0)))
 
-        yield* TestClock.adjust("1 second") // t = 4 s: every first retry is due
+        yield* adjust("1 second") // t = 4 s: every first retry is due
         assert.deepStrictEqual([0, 1, 3, 4].map((index) => calls.get(index)), [2, 2, 2, 2])
         for (const index of [1, 3, 4]) {
           const sample = yield* sampleOf(store, index)
@@ -334,9 +346,9 @@ describe("LocalStrategy — retries", () => {
         assert.strictEqual((yield* sampleOf(store, 1)).attempts, 2)
         assert.isTrue(Option.isNone(yield* store.getSample("run-1", 0)))
 
-        yield* TestClock.adjust("6 seconds") // second backoff of sample 0 is in [6.4 s, 8 s]
+        yield* adjust("6 seconds") // second backoff of sample 0 is in [6.4 s, 8 s]
         assert.strictEqual(calls.get(0), 2)
-        yield* TestClock.adjust("2 seconds")
+        yield* adjust("2 seconds")
         yield* Fiber.join(fiber)
         assert.strictEqual(calls.get(0), 3)
         const inferred = puts.filter((sample) => sample.score === undefined && sample.error === undefined)
@@ -380,7 +392,7 @@ describe("LocalStrategy — retries", () => {
       Effect.gen(function*() {
         const fiber = yield* Effect.fork(strategy.produce(plan(ids(3))))
         // waits: [0.8, 1] + [1.6, 2] + [1.6, 2] (capped at maxDelay) <= 5 s
-        yield* TestClock.adjust("5 seconds")
+        yield* adjust("5 seconds")
         yield* Fiber.join(fiber)
         const zero = yield* sampleOf(store, 0)
         assert.strictEqual(zero.error, "Too Many Requests", "429 was retried though isRetryable says no")
@@ -441,17 +453,17 @@ describe("LocalStrategy — timeout", () => {
     return withStrategy(task, options, ({ store, strategy }) =>
       Effect.gen(function*() {
         const fiber = yield* Effect.fork(strategy.produce(plan(ids(3))))
-        yield* TestClock.adjust("999 millis")
+        yield* adjust("999 millis")
         assert.strictEqual(calls, 1)
         assert.strictEqual(interrupted, 0, "timed out early")
         assert.isTrue(Option.isNone(yield* store.getSample("run-1", 0)))
         assert.strictEqual((yield* sampleOf(store, 2)).output, "fast")
         // deadline 1 s, watchdog slack 10 ms; retry after [0.8 s, 1 s]
-        yield* TestClock.adjust("1011 millis")
+        yield* adjust("1011 millis")
         assert.strictEqual(interrupted, 1, "the timed-out Effect was not interrupted")
         assert.strictEqual(calls, 2)
         assert.isTrue(Option.isNone(yield* store.getSample("run-1", 0)))
-        yield* TestClock.adjust("1020 millis")
+        yield* adjust("1020 millis")
         yield* Fiber.join(fiber)
         assert.strictEqual(interrupted, 2)
         for (const index of [0, 1]) {
@@ -474,7 +486,7 @@ describe("LocalStrategy — timeout", () => {
     return withStrategy(task, options, ({ store, strategy }) =>
       Effect.gen(function*() {
         const fiber = yield* Effect.fork(strategy.produce(plan([0])))
-        yield* TestClock.adjust("3 seconds")
+        yield* adjust("3 seconds")
         yield* Fiber.join(fiber)
         const sample = yield* sampleOf(store, 0)
         assert.strictEqual(sample.output, "q0")
