@@ -1,0 +1,112 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Engine, Ledger, TaskStore } from "@holdout/core"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { datasetId, layer, samplesInRun, smallRunLimit } from "./crash/stack.js"
+
+const child = fileURLToPath(new URL("./crash/child.ts", import.meta.url))
+const root = fileURLToPath(new URL("../../..", import.meta.url))
+
+interface Outcome {
+  readonly killed: boolean
+  readonly reserved: ReadonlyArray<string>
+  readonly samples: ReadonlyArray<readonly [string, number]>
+  readonly completed: boolean
+  readonly stderr: string
+}
+
+/** Runs the child on `dir` and kills it with SIGKILL `delayMs` after it is ready. */
+const runAndKill = (dir: string, runKey: string, delayMs: number) =>
+  Effect.async<Outcome>((resume) => {
+    const process = spawn("node", ["--import", "tsx", child, dir, runKey], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let out = ""
+    let stderr = ""
+    let timer: ReturnType<typeof setTimeout> | undefined
+    process.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk
+      if (timer === undefined && out.includes("ready\n")) timer = setTimeout(() => process.kill("SIGKILL"), delayMs)
+    })
+    process.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk
+    })
+    process.on("exit", (_code, signal) => {
+      if (timer !== undefined) clearTimeout(timer)
+      // only complete lines were written before the kill
+      const lines = out.slice(0, out.lastIndexOf("\n") + 1).split("\n")
+      resume(Effect.succeed({
+        killed: signal === "SIGKILL",
+        reserved: lines.filter((line) => line.startsWith("reserved ")).map((line) => line.slice(9)),
+        samples: lines.filter((line) => line.startsWith("sample ")).map((line) => {
+          const [, runId, sampleId] = line.split(" ")
+          return [runId!, Number(sampleId)] as const
+        }),
+        completed: lines.some((line) => line.startsWith("completed ")),
+        stderr
+      }))
+    })
+  })
+
+describe("store-fs crash safety", () => {
+  it.effect("SIGKILL at random moments loses no acknowledged write, never overspends, and resume completes", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped()
+      const acknowledged = new Set<string>()
+      let kills = 0
+      let resumed = 0
+      let midRun = 0
+      for (let round = 0; round < 22; round++) {
+        const runKey = `round-${round}`
+        const outcome = yield* runAndKill(dir, runKey, Math.floor(Math.random() * 600))
+        assert.isTrue(outcome.killed, `the child ended on its own: ${outcome.stderr}`)
+        kills++
+        for (const id of outcome.reserved) acknowledged.add(id)
+
+        // no temp file and no torn line is visible after the crash is repaired by a reopen
+        yield* Effect.scoped(Effect.gen(function*() {
+          const engine = yield* Engine.Engine
+          const ledger = yield* Ledger.Ledger
+          const store = yield* TaskStore.TaskStore
+
+          const journal = new Set((yield* ledger.reservations()).map((reservation) => reservation.id))
+          for (const id of acknowledged) assert.isTrue(journal.has(id), `acknowledged reservation ${id} is missing`)
+          const small = yield* ledger.get({ datasetId, split: "small" })
+          assert.isAtMost(small.spent.runs, smallRunLimit)
+          assert.strictEqual(small.spent.runs, (yield* ledger.reservations({ datasetId, split: "small" })).length)
+
+          const runId = Engine.runIdForKey(runKey)
+          const stored = new Set((yield* store.listSamples(runId)).map((sample) => sample.sampleId))
+          for (const [sampleRun, sampleId] of outcome.samples) {
+            assert.strictEqual(sampleRun, runId)
+            assert.isTrue(stored.has(sampleId), `acknowledged sample ${sampleId} of ${runId} is missing`)
+          }
+
+          const run = yield* store.getRun(runId)
+          if (run._tag === "Some") {
+            if (!outcome.completed) midRun++
+            const before = yield* ledger.get({ datasetId, split: "train" })
+            const experiment = yield* engine.resume(runId)
+            assert.strictEqual(experiment.run.status, "completed")
+            assert.strictEqual(experiment.samples.length, samplesInRun)
+            assert.deepStrictEqual((yield* ledger.get({ datasetId, split: "train" })).spent, before.spent)
+            resumed++
+          }
+        }).pipe(Effect.provide(layer(dir))))
+
+        for (const name of yield* fs.readDirectory(dir)) {
+          assert.include(["ledger.jsonl", "tasks.jsonl"], name, `unexpected file ${name} after a reopen`)
+          const text = yield* fs.readFileString(`${dir}/${name}`)
+          assert.isTrue(text.length === 0 || text.endsWith("\n"), `${name} ends with a torn line`)
+        }
+      }
+      assert.isAtLeast(kills, 20)
+      assert.isAtLeast(resumed, 10, "too few kills landed after the run was created")
+      assert.isAtLeast(midRun, 5, "too few kills landed in the middle of a run")
+    }).pipe(Effect.provide(NodeContext.layer))), 300_000)
+})
