@@ -8,12 +8,15 @@
  * Memory figures come from a child process of their own, so earlier benchmarks do not inflate them.
  */
 import { execFileSync } from "node:child_process"
-import { writeFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import { DatasetSource, Engine, Ledger, LocalStrategy, SplitAccess, Task, TaskStore } from "@holdout/core"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { DatasetSource, Engine, Ledger, LocalStrategy, SplitAccess, Stack, Task, TaskStore } from "@holdout/core"
+import { FsStore, LedgerFs } from "@holdout/store-fs"
 
 interface Result {
   readonly name: string
@@ -124,12 +127,108 @@ const rssChild = Effect.gen(function*() {
   process.stdout.write(`${peak / 1024 / 1024}\n`)
 })
 
-const all: ReadonlyArray<readonly [string, Effect.Effect<Result>]> = [
+/** A fresh temporary directory for the duration of `f`. */
+const inTempDir = <A, E>(f: (dir: string) => Effect.Effect<A, E>) =>
+  Effect.scoped(Effect.flatMap(FileSystem.FileSystem, (fs) => Effect.flatMap(fs.makeTempDirectoryScoped(), f))).pipe(
+    Effect.provide(NodeContext.layer),
+    Effect.orDie
+  )
+
+/** Durable reserves per second against a file ledger: `clients` fibers, each reserving in turn. */
+const benchLedgerFs = (clients: number, total: number) =>
+  inTempDir((dir) =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.Ledger
+      const perClient = Math.ceil(total / clients)
+      const started = performance.now()
+      yield* Effect.forEach(
+        Array.from({ length: clients }, (_, client) => client),
+        (client) =>
+          Effect.gen(function*() {
+            for (let index = 0; index < perClient; index++) {
+              const id = `${client}-${index}`
+              yield* ledger.reserve({ datasetId: "bench", split: "train", samples: 1, runId: id, reservationId: id })
+            }
+          }),
+        { concurrency: "unbounded", discard: true }
+      )
+      const seconds = (performance.now() - started) / 1000
+      return {
+        name: `ledger/fs/reserve/c${clients}`,
+        value: Math.round((perClient * clients) / seconds),
+        unit: "durable reserves/s"
+      }
+    }).pipe(
+      Effect.provide(
+        LedgerFs.layer({ path: `${dir}/ledger.jsonl`, budgets: [{ datasetId: "bench", split: "train", runs: 10_000_000 }] })
+          .pipe(Layer.provide(NodeContext.layer))
+      ),
+      Effect.orDie
+    )
+  )
+
+const benchPipelineFs = inTempDir((dir) =>
+  Effect.gen(function*() {
+    const samples = 10_000
+    const started = performance.now()
+    const runId = yield* Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const experiment = yield* engine.evaluate({ datasetId: "bench", split: "train", candidate: { id: "bench" } })
+      return experiment.run.runId
+    }).pipe(Effect.provide(fileStack(dir, samples)))
+    const samplesPerSecond = samples / ((performance.now() - started) / 1000)
+    // reopen the store and resume the completed run
+    const resumeStarted = performance.now()
+    yield* Effect.flatMap(Engine.Engine, (engine) => engine.resume(runId)).pipe(Effect.provide(fileStack(dir, samples)))
+    const resumeMs = performance.now() - resumeStarted
+    return [
+      { name: "pipeline/fs/samples", value: Math.round(samplesPerSecond), unit: "samples/s" },
+      { name: "pipeline/fs/resumeMs", value: Math.round(resumeMs * 10) / 10, unit: "ms" }
+    ] as const
+  }).pipe(Effect.orDie)
+)
+
+/** A stack on the file store (one instance of it provides the ledger and the task store). */
+const fileStack = (dir: string, samples: number) => {
+  const budgets = [{ datasetId: "bench", split: "train", runs: 10 }]
+  const store = FsStore.layer({ dir, budgets }).pipe(Layer.provide(NodeContext.layer))
+  return Stack.layerWith({
+    budgets,
+    policy: { train: "non_viewable" },
+    ledger: () => store,
+    store,
+    datasets: DatasetSource.layerRecords({ bench: { train: rows(samples) } }),
+    strategy: LocalStrategy.layer(
+      Task.make({ name: "noop", labelFields: ["label"], infer: () => null, score: () => 1 }),
+      { concurrency: 64 }
+    )
+  })
+}
+
+const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<Result>>]> = [
   ["ledger/memory/reserve/c64", benchLedger],
   ["pipeline/memory/samples", benchPipeline],
   ["pipeline/memory/peakRssMb", benchPeakRss],
-  ["process/baselineRssMb", benchBaselineRss]
+  ["process/baselineRssMb", benchBaselineRss],
+  ["ledger/fs/reserve/c1", benchLedgerFs(1, 2_000)],
+  ["ledger/fs/reserve/c64", benchLedgerFs(64, 100_000)],
+  ["pipeline/fs/samples+resumeMs", benchPipelineFs]
 ]
+
+const resultOrder = [
+  "ledger/memory/reserve/c64",
+  "pipeline/memory/samples",
+  "pipeline/memory/peakRssMb",
+  "process/baselineRssMb",
+  "ledger/fs/reserve/c1",
+  "ledger/fs/reserve/c64",
+  "pipeline/fs/samples",
+  "pipeline/fs/resumeMs"
+]
+const order = (name: string) => {
+  const index = resultOrder.indexOf(name)
+  return index === -1 ? resultOrder.length : index
+}
 
 const main = Effect.gen(function*() {
   const filter = process.argv.slice(2).find((argument) => !argument.startsWith("-"))
@@ -137,14 +236,22 @@ const main = Effect.gen(function*() {
   for (const [name, bench] of all) {
     if (filter !== undefined && !name.includes(filter)) continue
     process.stderr.write(`running ${name}…\n`)
-    results.push(yield* bench)
+    const result = yield* bench
+    if (Array.isArray(result)) results.push(...(result as ReadonlyArray<Result>))
+    else results.push(result as Result)
   }
   const width = Math.max(...results.map((result) => result.name.length), 9)
   process.stdout.write(`${"benchmark".padEnd(width)}  ${"value".padStart(12)}  unit\n`)
   for (const result of results) {
     process.stdout.write(`${result.name.padEnd(width)}  ${String(result.value).padStart(12)}  ${result.unit}\n`)
   }
-  writeFileSync("bench-results.json", JSON.stringify({ results }, null, 2) + "\n")
+  // a filtered run updates its own figures and keeps the others
+  const previous = existsSync("bench-results.json")
+    ? (JSON.parse(readFileSync("bench-results.json", "utf8")) as { results?: Array<Result> }).results ?? []
+    : []
+  const merged = [...previous.filter((old) => !results.some((result) => result.name === old.name)), ...results]
+  merged.sort((left, right) => order(left.name) - order(right.name))
+  writeFileSync("bench-results.json", JSON.stringify({ results: merged }, null, 2) + "\n")
   process.stdout.write("wrote bench-results.json\n")
 })
 

@@ -13,7 +13,6 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -167,7 +166,7 @@ export const make = (
           : Effect.succeed(budget)
       })
     // A reservation is acknowledged once durable; a repeat of one still in flight waits for it.
-    const durable = new Map<string, Deferred.Deferred<void, HoldoutError.StoreError>>()
+    const durable = new Map<string, Deferred.Deferred<void, Journal.JournalError>>()
     const storeError = (error: Journal.JournalError) =>
       new HoldoutError.StoreError({ op: "reserve", message: `Ledger ${location}: ${error.op} failed: ${error.message}` })
 
@@ -179,7 +178,9 @@ export const make = (
         const existing = state.byId.get(request.reservationId)
         if (existing !== undefined) {
           const inFlight = durable.get(existing.id)
-          return inFlight === undefined ? Effect.succeed(existing) : Effect.as(Deferred.await(inFlight), existing)
+          return inFlight === undefined
+            ? Effect.succeed(existing)
+            : Effect.as(Effect.mapError(Deferred.await(inFlight), storeError), existing)
         }
         if (!Ledger.isSampleCount(request.samples)) return Ledger.invalidSampleCount(request.samples)
         const budget = limits.get(Ledger.keyString(request))
@@ -198,17 +199,11 @@ export const make = (
           at: now
         }
         apply(state, reservation)
-        const done = Deferred.unsafeMake<void, HoldoutError.StoreError>(FiberId.none)
+        const done = journal.unsafeEnqueue({ t: "reservation", ...reservation })
         durable.set(reservation.id, done)
-        return journal.append({ t: "reservation", ...reservation }).pipe(
+        return Deferred.await(done).pipe(
+          Effect.ensuring(Effect.sync(() => durable.delete(reservation.id))),
           Effect.mapError(storeError),
-          Effect.exit,
-          Effect.flatMap((exit) =>
-            Effect.zipRight(
-              Effect.sync(() => durable.delete(reservation.id)),
-              Effect.zipRight(Deferred.done(done, exit), exit)
-            )
-          ),
           Effect.as(reservation)
         )
       })

@@ -97,7 +97,7 @@ export const replay = (fs: FileSystem.FileSystem, path: string): Effect.Effect<R
   })
 
 interface Pending {
-  readonly bytes: Uint8Array
+  readonly line: string
   readonly done: Deferred.Deferred<void, JournalError>
 }
 
@@ -126,34 +126,27 @@ export const open = (
     if (!existed) yield* syncDirectory(fs, path.dirname(file))
     const queue = yield* Queue.unbounded<Pending>()
 
-    const flush = (batch: ReadonlyArray<Pending>) =>
-      Effect.gen(function*() {
-        let length = 0
-        for (const entry of batch) length += entry.bytes.length
-        const buffer = new Uint8Array(length)
-        let offset = 0
-        for (const entry of batch) {
-          buffer.set(entry.bytes, offset)
-          offset += entry.bytes.length
-        }
-        yield* handle.writeAll(buffer)
-        yield* handle.sync
-        size += length
-      }).pipe(
+    const flush = (batch: Iterable<Pending>) => {
+      let text = ""
+      for (const entry of batch) text += entry.line
+      const bytes = encoder.encode(text)
+      return Effect.zipRight(handle.writeAll(bytes), handle.sync).pipe(
+        Effect.tap(() => Effect.sync(() => size += bytes.length)),
         Effect.mapError((error) => new JournalError("append", error.message)),
         Effect.exit,
-        Effect.flatMap((exit) => Effect.forEach(batch, (entry) => Deferred.done(entry.done, exit), { discard: true }))
+        Effect.map((exit) => {
+          for (const entry of batch) Deferred.unsafeDone(entry.done, exit)
+        })
       )
+    }
 
-    const writer = Effect.forever(
-      Effect.flatMap(Queue.takeBetween(queue, 1, 4096), (chunk) => flush(Array.from(chunk)))
-    )
+    const writer = Effect.forever(Effect.flatMap(Queue.takeBetween(queue, 1, 8192), flush))
     const fiber = yield* Effect.forkDaemon(writer)
     yield* Effect.addFinalizer(() => Fiber.interrupt(fiber))
 
     const unsafeEnqueue = (value: unknown) => {
       const done = Deferred.unsafeMake<void, JournalError>(FiberId.none)
-      queue.unsafeOffer({ bytes: encoder.encode(JSON.stringify(value) + "\n"), done })
+      queue.unsafeOffer({ line: JSON.stringify(value) + "\n", done })
       return done
     }
     const append = (value: unknown) => Effect.suspend(() => Deferred.await(unsafeEnqueue(value)))
