@@ -21,6 +21,8 @@ export const layer = (options: {
   readonly dir: string
   readonly budgets: ReadonlyArray<Model.SplitBudget>
   readonly onCorrupt?: "fail" | "exhaust"
+  /** The journal size past which the ledger journal and the task log are rewritten (default 64 MiB). */
+  readonly compactAfterBytes?: number
 }): Layer.Layer<
   Ledger.Ledger | TaskStore.TaskStore,
   HoldoutError.LedgerCorrupt | HoldoutError.LedgerLocked | HoldoutError.ConfigError | HoldoutError.StoreError,
@@ -30,7 +32,11 @@ export const layer = (options: {
     LedgerFs.layer({
       path: `${options.dir}/ledger.jsonl`,
       budgets: options.budgets,
-      ...(options.onCorrupt === undefined ? {} : { onCorrupt: options.onCorrupt })
+      ...(options.onCorrupt === undefined ? {} : { onCorrupt: options.onCorrupt }),
+      ...(options.compactAfterBytes === undefined ? {} : { compactAfterBytes: options.compactAfterBytes })
     }),
-    TaskStoreFs.layer({ dir: options.dir })
+    TaskStoreFs.layer({
+      dir: options.dir,
+      ...(options.compactAfterBytes === undefined ? {} : { compactAfterBytes: options.compactAfterBytes })
+    })
   )

@@ -33,7 +33,21 @@ export interface Options {
   readonly onCorrupt?: "fail" | "exhaust"
   /** Tells whether the process holding a lock is alive (default: a signal-0 probe). */
   readonly isAlive?: (pid: number) => boolean
+  /**
+   * Rewrite the journal once it passes this many bytes (default 64 MiB): a clean copy, written
+   * aside and renamed over it. The journal is the ledger's history (`reservations()`), so the copy
+   * keeps every reservation; it drops repaired and duplicate lines.
+   */
+  readonly compactAfterBytes?: number
 }
+
+/**
+ * The journal size past which it is rewritten, unless configured.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultCompactAfterBytes = 64 * 1024 * 1024
 
 const ReservationLine = Schema.Struct({ t: Schema.Literal("reservation"), ...Model.Reservation.fields })
 const ExhaustedLine = Schema.Struct({ t: Schema.Literal("exhausted"), at: Schema.Number, reason: Schema.String })
@@ -74,7 +88,12 @@ const rebuild = (values: ReadonlyArray<unknown>): Either.Either<State, string> =
       continue
     }
     const { t: _t, ...reservation } = line
-    if (state.byId.has(reservation.id)) return Either.left(`reservation "${reservation.id}" appears twice`)
+    const seen = state.byId.get(reservation.id)
+    if (seen !== undefined) {
+      // a reservation queued while a compaction ran is in the snapshot and after it: the same line
+      if (JSON.stringify(seen) === JSON.stringify(reservation)) continue
+      return Either.left(`reservation "${reservation.id}" appears twice with different contents`)
+    }
     apply(state, reservation)
   }
   return Either.right(state)
@@ -135,7 +154,16 @@ export const make = (
       state = rebuilt.right
     }
 
-    const journal = yield* Journal.open(fs, path, location).pipe(Effect.mapError((error) => corrupt(error.message)))
+    const journal = yield* Journal.open(fs, path, location, {
+      afterBytes: options.compactAfterBytes ?? defaultCompactAfterBytes,
+      snapshot: () => {
+        const lines: Array<unknown> = state.exhausted
+          ? [{ t: "exhausted", at: 0, reason: exhaustReason ?? "exhausted before a compaction" }]
+          : []
+        for (const reservation of state.journal) lines.push({ t: "reservation", ...reservation })
+        return lines
+      }
+    }).pipe(Effect.mapError((error) => corrupt(error.message)))
     if (exhaustReason !== undefined) {
       yield* journal.append({ t: "exhausted", at: yield* Clock.currentTimeMillis, reason: exhaustReason }).pipe(
         Effect.mapError((error) => corrupt(error.message))

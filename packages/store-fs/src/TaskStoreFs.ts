@@ -29,6 +29,11 @@ import * as Lock from "./internal/lock.js"
 export interface Options {
   readonly dir: string
   readonly isAlive?: (pid: number) => boolean
+  /**
+   * Rewrite the log as its live state (one line a run and a sample) once it passes this many
+   * bytes (default 64 MiB) and has doubled since the last rewrite.
+   */
+  readonly compactAfterBytes?: number
 }
 
 /**
@@ -125,7 +130,17 @@ export const make = (
       return yield* openError(`the log cannot be read: ${rebuilt.left}. Nothing was changed; restore it from a backup.`)
     }
     const state = rebuilt.right
-    const journal = yield* Journal.open(fs, path, file).pipe(Effect.mapError((error) => openError(error.message)))
+    const journal = yield* Journal.open(fs, path, file, {
+      afterBytes: options.compactAfterBytes ?? 64 * 1024 * 1024,
+      snapshot: () => {
+        const lines: Array<unknown> = []
+        for (const run of state.runs.values()) lines.push({ t: "run", run })
+        for (const byId of state.samples.values()) {
+          for (const sample of byId.values()) lines.push({ t: "sample", sample })
+        }
+        return lines
+      }
+    }).pipe(Effect.mapError((error) => openError(error.message)))
 
     const durable = (op: string, done: Deferred.Deferred<void, Journal.JournalError>) =>
       Deferred.await(done).pipe(

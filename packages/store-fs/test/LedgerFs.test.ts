@@ -48,6 +48,27 @@ describe("LedgerFs", () => {
         assert.isFalse(yield* fs.exists(`${path}.lock`))
       })))
 
+  it.effect("a compacted journal keeps every reservation and what was spent", () =>
+    withFs((fs, dir) =>
+      Effect.gen(function*() {
+        const path = `${dir}/ledger.jsonl`
+        const options = { compactAfterBytes: 2048 }
+        const journal = yield* useLedger(path, (ledger) =>
+          Effect.gen(function*() {
+            yield* Effect.forEach(Array.from({ length: 90 }, (_, index) => `c${index}`), (id) => reserve(ledger, id, 2), {
+              concurrency: 16,
+              discard: true
+            })
+            return yield* ledger.reservations()
+          }), options)
+        assert.isFalse(yield* fs.exists(`${path}.compact`))
+        yield* useLedger(path, (ledger) =>
+          Effect.gen(function*() {
+            assert.deepStrictEqual((yield* ledger.get(key)).spent, { runs: 90, samples: 180 })
+            assert.sameDeepMembers([...(yield* ledger.reservations())], [...journal])
+          }), options)
+      })))
+
   it.effect("a torn last line is discarded; the ledger opens with what was acknowledged", () =>
     withFs((fs, dir) =>
       Effect.gen(function*() {

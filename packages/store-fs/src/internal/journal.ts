@@ -10,8 +10,9 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 
 /** A line that could not be read, with its 1-based number. */
 export interface BadLine {
@@ -107,32 +108,68 @@ export const syncDirectory = (fs: FileSystem.FileSystem, dir: string): Effect.Ef
     Effect.flatMap(fs.open(dir, { flag: "r" }), (handle) => handle.sync)
   ).pipe(Effect.mapError((error) => new JournalError("sync", error.message)))
 
+/** Compaction: past `afterBytes`, the journal is rewritten as `snapshot()` (the live state). */
+export interface Compaction {
+  readonly afterBytes: number
+  /** The values that reproduce the current state; taken between two flushes. */
+  readonly snapshot: () => ReadonlyArray<unknown>
+}
+
+const ioError = (op: string) => (error: { readonly message: string }) => new JournalError(op, error.message)
+
+/** The temporary file a compaction writes before renaming it over the journal. */
+export const compactionFile = (file: string): string => `${file}.compact`
+
 /**
  * Opens a journal for appending, with one writer fiber that batches appends into one write and one
- * fsync. Closed with the scope (after the last pending append is flushed).
+ * fsync. With `compaction`, the writer rewrites the journal between two flushes once it passes the
+ * threshold: snapshot to a temporary file, fsync, rename over the journal, fsync the directory.
+ * A crash at any point leaves either the old journal or the new one. Closed with the scope.
  */
 export const open = (
   fs: FileSystem.FileSystem,
   path: Path.Path,
-  file: string
+  file: string,
+  compaction?: Compaction
 ): Effect.Effect<Journal, JournalError, Scope.Scope> =>
   Effect.gen(function*() {
+    const dir = path.dirname(file)
+    const temporary = compactionFile(file)
+    // a compaction that crashed before its rename: the journal itself is intact
+    yield* fs.remove(temporary).pipe(Effect.catchAll(() => Effect.void))
     const existed = yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false))
-    const handle = yield* fs.open(file, { flag: "a" }).pipe(
-      Effect.mapError((error) => new JournalError("open", error.message))
-    )
-    let size = Number((yield* handle.stat.pipe(Effect.mapError((error) => new JournalError("open", error.message))))
-      .size)
-    if (!existed) yield* syncDirectory(fs, path.dirname(file))
+
+    const openHandle = Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const handle = yield* fs.open(file, { flag: "a" }).pipe(
+        Scope.extend(scope),
+        Effect.mapError(ioError("open")),
+        Effect.tapError(() => Scope.close(scope, Exit.void))
+      )
+      const stat = yield* Effect.mapError(handle.stat, ioError("open"))
+      return { handle, scope, size: Number(stat.size) }
+    })
+    let current = yield* openHandle
+    yield* Effect.addFinalizer(() => Scope.close(current.scope, Exit.void))
+    if (!existed) yield* syncDirectory(fs, dir)
+    // set once a compaction renamed the journal but could not reopen it: nothing more may be written
+    let broken: JournalError | undefined
+    // the next compaction waits until the journal has doubled, so a large live state is not rewritten
+    // after every flush
+    let compactAt = compaction === undefined ? Infinity : Math.max(compaction.afterBytes, 2 * current.size)
     const queue = yield* Queue.unbounded<Pending>()
 
     const flush = (batch: Iterable<Pending>) => {
       let text = ""
       for (const entry of batch) text += entry.line
       const bytes = encoder.encode(text)
-      return Effect.zipRight(handle.writeAll(bytes), handle.sync).pipe(
-        Effect.tap(() => Effect.sync(() => size += bytes.length)),
-        Effect.mapError((error) => new JournalError("append", error.message)),
+      const write = broken !== undefined
+        ? Effect.fail(broken)
+        : Effect.zipRight(current.handle.writeAll(bytes), current.handle.sync).pipe(
+          Effect.tap(() => Effect.sync(() => current.size += bytes.length)),
+          Effect.mapError(ioError("append"))
+        )
+      return write.pipe(
         Effect.exit,
         Effect.map((exit) => {
           for (const entry of batch) Deferred.unsafeDone(entry.done, exit)
@@ -140,7 +177,47 @@ export const open = (
       )
     }
 
-    const writer = Effect.forever(Effect.flatMap(Queue.takeBetween(queue, 1, 8192), flush))
+    const compact = (settings: Compaction) =>
+      Effect.gen(function*() {
+        let text = ""
+        for (const value of settings.snapshot()) text += JSON.stringify(value) + "\n"
+        yield* Effect.scoped(Effect.gen(function*() {
+          const handle = yield* fs.open(temporary, { flag: "w" })
+          yield* handle.writeAll(encoder.encode(text))
+          yield* handle.sync
+        })).pipe(Effect.mapError(ioError("compact")))
+        yield* Effect.mapError(fs.rename(temporary, file), ioError("compact"))
+        yield* syncDirectory(fs, dir)
+        const previous = current
+        const reopened = yield* Effect.either(openHandle)
+        if (reopened._tag === "Left") {
+          broken = reopened.left
+          return yield* Effect.logError(`Journal ${file}: compacted but cannot reopen it: ${reopened.left.message}`)
+        }
+        current = reopened.right
+        compactAt = Math.max(settings.afterBytes, 2 * current.size)
+        yield* Scope.close(previous.scope, Exit.void)
+        yield* Effect.logDebug(`Journal ${file} compacted to ${current.size} bytes`)
+      }).pipe(
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            fs.remove(temporary).pipe(Effect.catchAll(() => Effect.void)),
+            Effect.logWarning(`Journal ${file}: compaction failed, appending to the old journal: ${error.message}`)
+          ).pipe(Effect.zipRight(Effect.sync(() => {
+            compactAt = 2 * current.size
+          })))
+        )
+      )
+
+    const writer = Effect.forever(
+      Effect.flatMap(Queue.takeBetween(queue, 1, 8192), (batch) =>
+        Effect.zipRight(
+          flush(batch),
+          compaction !== undefined && broken === undefined && current.size > compactAt
+            ? compact(compaction)
+            : Effect.void
+        ))
+    )
     const fiber = yield* Effect.forkDaemon(writer)
     yield* Effect.addFinalizer(() => Fiber.interrupt(fiber))
 
@@ -150,5 +227,5 @@ export const open = (
       return done
     }
     const append = (value: unknown) => Effect.suspend(() => Deferred.await(unsafeEnqueue(value)))
-    return { append, unsafeEnqueue, size: () => size }
+    return { append, unsafeEnqueue, size: () => current.size }
   })

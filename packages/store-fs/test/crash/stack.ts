@@ -29,7 +29,7 @@ export const layer = (
   onSample: (runId: string, sampleId: number) => void = () => {}
 ): Layer.Layer<Stack.Services, unknown> => {
   // one instance: the same layer value is built once however often the stack uses it
-  const store = FsStore.layer({ dir, budgets }).pipe(Layer.provide(NodeContext.layer))
+  const store = FsStore.layer({ dir, budgets, compactAfterBytes: 256 * 1024 }).pipe(Layer.provide(NodeContext.layer))
   const reporting = Layer.effect(
     TaskStore.TaskStore,
     Effect.map(TaskStore.TaskStore, (inner): TaskStore.TaskStore["Type"] => ({
