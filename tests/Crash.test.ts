@@ -5,10 +5,15 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { datasetId, layer, samplesInRun, smallRunLimit } from "./crash/stack.js"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as LibsqlClient from "@effect/sql-libsql/LibsqlClient"
+import { createClient } from "@libsql/client/node"
+import * as Layer from "effect/Layer"
+import { databaseFile, datasetId, layer, samplesInRun, smallRunLimit, type StoreKind } from "./crash/stack.js"
 
 const child = fileURLToPath(new URL("./crash/child.ts", import.meta.url))
-const root = fileURLToPath(new URL("../../..", import.meta.url))
+const root = fileURLToPath(new URL("..", import.meta.url))
+const isDeno = "Deno" in globalThis
 
 interface Outcome {
   readonly killed: boolean
@@ -19,9 +24,9 @@ interface Outcome {
 }
 
 /** Runs the child on `dir` and kills it with SIGKILL `delayMs` after it is ready. */
-const runAndKill = (dir: string, runKey: string, delayMs: number) =>
+const runAndKill = (kind: StoreKind, dir: string, runKey: string, delayMs: number) =>
   Effect.async<Outcome>((resume) => {
-    const process = spawn("node", ["--import", "tsx", child, dir, runKey], {
+    const process = spawn("node", ["--import", "tsx", child, kind, dir, runKey], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"]
     })
@@ -52,7 +57,27 @@ const runAndKill = (dir: string, runKey: string, delayMs: number) =>
     })
   })
 
-describe("store-fs crash safety", () => {
+/** `PRAGMA integrity_check` of a SQLite database, through libsql (which loads under Node and Deno). */
+const integrity = (filename: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    return yield* sql<{ integrity_check: string }>`PRAGMA integrity_check`
+  }).pipe(
+    Effect.provide(Layer.unwrapScoped(Effect.map(
+      Effect.acquireRelease(Effect.sync(() => createClient({ url: `file:${filename}` })), (client) =>
+        Effect.sync(() => client.close())),
+      (liveClient) => LibsqlClient.layer({ liveClient })
+    )))
+  ))
+
+// The child writes with the store's own client; the parent reopens with one that loads in its
+// runtime (better-sqlite3 does not load under Deno; libsql reads the same file).
+const cases: ReadonlyArray<readonly [string, StoreKind, StoreKind]> = [
+  ["file store", "fs", "fs"],
+  ["SQLite store", "sqlite", isDeno ? "libsql" : "sqlite"]
+]
+
+describe.each(cases)("crash safety: %s", (_name, kind, reopenKind) => {
   it.effect("SIGKILL at random moments loses no acknowledged write, never overspends, and resume completes", () =>
     Effect.scoped(Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
@@ -63,7 +88,7 @@ describe("store-fs crash safety", () => {
       let midRun = 0
       for (let round = 0; round < 22; round++) {
         const runKey = `round-${round}`
-        const outcome = yield* runAndKill(dir, runKey, Math.floor(Math.random() * 600))
+        const outcome = yield* runAndKill(kind, dir, runKey, Math.floor(Math.random() * 600))
         assert.isTrue(outcome.killed, `the child ended on its own: ${outcome.stderr}`)
         kills++
         for (const id of outcome.reserved) acknowledged.add(id)
@@ -97,12 +122,16 @@ describe("store-fs crash safety", () => {
             assert.deepStrictEqual((yield* ledger.get({ datasetId, split: "train" })).spent, before.spent)
             resumed++
           }
-        }).pipe(Effect.provide(layer(dir))))
+        }).pipe(Effect.provide(layer(reopenKind, dir))))
 
-        for (const name of yield* fs.readDirectory(dir)) {
-          assert.include(["ledger.jsonl", "tasks.jsonl"], name, `unexpected file ${name} after a reopen`)
-          const text = yield* fs.readFileString(`${dir}/${name}`)
-          assert.isTrue(text.length === 0 || text.endsWith("\n"), `${name} ends with a torn line`)
+        if (kind === "fs") {
+          for (const name of yield* fs.readDirectory(dir)) {
+            assert.include(["ledger.jsonl", "tasks.jsonl"], name, `unexpected file ${name} after a reopen`)
+            const text = yield* fs.readFileString(`${dir}/${name}`)
+            assert.isTrue(text.length === 0 || text.endsWith("\n"), `${name} ends with a torn line`)
+          }
+        } else {
+          assert.deepStrictEqual(yield* integrity(databaseFile(dir)), [{ integrity_check: "ok" }])
         }
       }
       assert.isAtLeast(kills, 20)

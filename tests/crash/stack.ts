@@ -1,7 +1,8 @@
-/** The stack the crash test's child runs and the parent reopens: a file store under a local task. */
+/** The stack the crash tests' child runs and the parent reopens: a durable store under a local task. */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { DatasetSource, LocalStrategy, Stack, Task, TaskStore } from "@holdout/core"
+import { DatasetSource, type Ledger, LocalStrategy, Stack, Task, TaskStore } from "@holdout/core"
 import { FsStore } from "@holdout/store-fs"
+import { SqliteStore } from "@holdout/store-sqlite"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
@@ -23,13 +24,32 @@ const task = Task.make<{ index: number; answer: number }, number, "answer">({
   score: (row, stored) => (stored.output === row.answer ? 1 : 0)
 })
 
+/** The durable stores under test: the file store, and SQLite on better-sqlite3 (Node) or libsql. */
+export type StoreKind = "fs" | "sqlite" | "libsql"
+
+/** The database file of the SQLite stores in `dir`. */
+export const databaseFile = (dir: string) => `${dir}/holdout.db`
+
+/** The ledger and task store of a kind on `dir`. */
+export const storeLayer = (kind: StoreKind, dir: string): Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, unknown> => {
+  switch (kind) {
+    case "fs":
+      return FsStore.layer({ dir, budgets, compactAfterBytes: 256 * 1024 }).pipe(Layer.provide(NodeContext.layer))
+    case "sqlite":
+      return SqliteStore.layer({ filename: databaseFile(dir), budgets })
+    case "libsql":
+      return SqliteStore.layerLibsql({ filename: databaseFile(dir), budgets })
+  }
+}
+
 /** The whole stack on `dir`; `onSample` hears of every sample record once the store acknowledged it. */
 export const layer = (
+  kind: StoreKind,
   dir: string,
   onSample: (runId: string, sampleId: number) => void = () => {}
 ): Layer.Layer<Stack.Services, unknown> => {
   // one instance: the same layer value is built once however often the stack uses it
-  const store = FsStore.layer({ dir, budgets, compactAfterBytes: 256 * 1024 }).pipe(Layer.provide(NodeContext.layer))
+  const store = storeLayer(kind, dir)
   const reporting = Layer.effect(
     TaskStore.TaskStore,
     Effect.map(TaskStore.TaskStore, (inner): TaskStore.TaskStore["Type"] => ({
@@ -47,3 +67,9 @@ export const layer = (
     strategy: LocalStrategy.layer(task, { concurrency: 32 })
   })
 }
+
+/** The budgets of the multi-process test: a run budget and, separately, a sample budget. */
+export const multiProcessBudgets = [
+  { datasetId: "multi", split: "runs", runs: 1000 },
+  { datasetId: "multi", split: "samples", samples: 1500 }
+]

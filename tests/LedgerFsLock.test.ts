@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
 const holder = fileURLToPath(new URL("./crash/hold.ts", import.meta.url))
-const root = fileURLToPath(new URL("../../..", import.meta.url))
+const root = fileURLToPath(new URL("..", import.meta.url))
 
 /** Starts a process that holds the ledger at `path`; resolves once it holds it. */
 const startHolder = (path: string) =>

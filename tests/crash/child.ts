@@ -1,15 +1,15 @@
 /**
  * The crash test's child: evaluates a 2,000-sample run while 64 fibers reserve against a small
  * budget, printing every acknowledged reservation and sample record. The parent kills it with
- * SIGKILL at a random moment. Usage: child.ts <dir> <run key>
+ * SIGKILL at a random moment. Usage: child.ts <fs|sqlite|libsql> <dir> <run key>
  */
 import { Engine, Ledger } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import { datasetId, layer } from "./stack.js"
+import { datasetId, layer, type StoreKind } from "./stack.js"
 
-const [dir, runKey] = process.argv.slice(2) as [string, string]
+const [kind, dir, runKey] = process.argv.slice(2) as [StoreKind, string, string]
 const say = (line: string) => process.stdout.write(line + "\n")
 
 const program = Effect.gen(function*() {
@@ -42,7 +42,7 @@ const program = Effect.gen(function*() {
 
 Effect.runPromise(
   program.pipe(
-    Effect.provide(layer(dir, (runId, sampleId) => say(`sample ${runId} ${sampleId}`))),
+    Effect.provide(layer(kind, dir, (runId, sampleId) => say(`sample ${runId} ${sampleId}`))),
     Effect.provide(Logger.minimumLogLevel(LogLevel.Error))
   )
 ).catch((error: unknown) => {
