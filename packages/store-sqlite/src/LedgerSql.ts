@@ -15,6 +15,7 @@ import type * as Scope from "effect/Scope"
 import * as Batcher from "./internal/batcher.js"
 import { storeOp } from "./internal/errors.js"
 import * as Tables from "./internal/schema.js"
+import * as Transaction from "./internal/transaction.js"
 
 type ReservationRow = {
   readonly id: string
@@ -59,7 +60,7 @@ export const make = (options: {
   Effect.gen(function*() {
     const budgets = yield* Ledger.validateBudgets(options.budgets)
     const sql = yield* SqlClient.SqlClient
-    yield* storeOp("open")(Effect.zipRight(Tables.configure, Effect.orDie(Tables.migrate)))
+    yield* storeOp("open")(Transaction.exclusive(sql, Effect.zipRight(Tables.configure, Effect.orDie(Tables.migrate))))
     const limits = new Map(budgets.map((budget) => [Ledger.keyString(budget), budget] as const))
 
     const spentByKey = Effect.map(
@@ -74,7 +75,7 @@ export const make = (options: {
 
     // One transaction a batch: lock, read what was spent, decide every request in order, insert.
     const commit = (requests: ReadonlyArray<Ledger.ReserveRequest & { readonly at: number }>) =>
-      sql.withTransaction(Effect.gen(function*() {
+      Transaction.write(sql, Effect.gen(function*() {
         yield* sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`
         const ids = requests.map((request) => request.reservationId)
         const existing = new Map(
@@ -137,8 +138,8 @@ export const make = (options: {
       })
     const snapshotOf = (budget: Model.SplitBudget) =>
       Effect.map(
-        sql<{ runs: number; samples: number }>`SELECT COUNT(*) AS runs, COALESCE(SUM(samples), 0) AS samples
-          FROM holdout_reservations WHERE dataset_id = ${budget.datasetId} AND split = ${budget.split}`,
+        Transaction.exclusive(sql, sql<{ runs: number; samples: number }>`SELECT COUNT(*) AS runs, COALESCE(SUM(samples), 0) AS samples
+          FROM holdout_reservations WHERE dataset_id = ${budget.datasetId} AND split = ${budget.split}`),
         ([row]) => Ledger.snapshot(budget, { runs: Number(row?.runs ?? 0), samples: Number(row?.samples ?? 0) })
       ).pipe(storeOp("get"))
 
@@ -155,14 +156,14 @@ export const make = (options: {
           })),
       get: (key) => Effect.flatMap(lookup(key), snapshotOf),
       status: () =>
-        Effect.map(storeOp("status")(spentByKey), (spent) =>
+        Effect.map(storeOp("status")(Transaction.exclusive(sql, spentByKey)), (spent) =>
           budgets.map((budget) => Ledger.snapshot(budget, spent.get(Ledger.keyString(budget)) ?? Ledger.nothingSpent))),
       reservations: (key) =>
         Effect.map(
-          key === undefined
+          Transaction.exclusive(sql, key === undefined
             ? sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations ORDER BY seq`
             : sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations
-                WHERE dataset_id = ${key.datasetId} AND split = ${key.split} ORDER BY seq`,
+                WHERE dataset_id = ${key.datasetId} AND split = ${key.split} ORDER BY seq`),
           (rows) => rows.map(fromRow)
         ).pipe(storeOp("reservations"))
     } satisfies Ledger.Ledger["Type"]

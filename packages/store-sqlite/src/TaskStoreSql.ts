@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import { HoldoutError, Model, TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -17,6 +18,7 @@ import type * as Scope from "effect/Scope"
 import * as Batcher from "./internal/batcher.js"
 import { storeOp } from "./internal/errors.js"
 import * as Tables from "./internal/schema.js"
+import * as Transaction from "./internal/transaction.js"
 
 const decodeRun = Schema.decodeUnknownEither(Schema.parseJson(Model.RunRecord))
 const decodeSample = Schema.decodeUnknownEither(Schema.parseJson(Model.SampleRecord))
@@ -38,11 +40,12 @@ export const make: Effect.Effect<
   SqlClient.SqlClient | Scope.Scope
 > = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  yield* storeOp("open")(Effect.zipRight(Tables.configure, Effect.orDie(Tables.migrate)))
+  yield* storeOp("open")(Transaction.exclusive(sql, Effect.zipRight(Tables.configure, Effect.orDie(Tables.migrate))))
+  const read = <A>(statement: Effect.Effect<A, SqlError>) => Transaction.exclusive(sql, statement)
 
   const getRun = (runId: string) =>
     Effect.flatMap(
-      storeOp("getRun")(sql<{ record: string }>`SELECT record FROM holdout_runs WHERE run_id = ${runId}`),
+      storeOp("getRun")(read(sql<{ record: string }>`SELECT record FROM holdout_runs WHERE run_id = ${runId}`)),
       ([row]) =>
         row === undefined
           ? Effect.succeed(Option.none<Model.RunRecord>())
@@ -59,7 +62,7 @@ export const make: Effect.Effect<
         record: JSON.stringify(sample)
       })
     }
-    return sql.withTransaction(
+    return Transaction.write(sql, 
       sql`INSERT INTO holdout_samples ${sql.insert([...rows.values()])}
         ON CONFLICT (run_id, sample_id) DO UPDATE SET record = excluded.record`
     ).pipe(storeOp("putSample"), Effect.as(samples.map(() => Exit.void)))
@@ -68,7 +71,7 @@ export const make: Effect.Effect<
 
   return {
     createRun: (run) =>
-      sql.withTransaction(Effect.gen(function*() {
+      Transaction.write(sql, Effect.gen(function*() {
         const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
         if (existing.length > 0) return false
         yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: JSON.stringify(run) })}`
@@ -79,7 +82,7 @@ export const make: Effect.Effect<
       ),
     getRun,
     updateRun: (runId, update) =>
-      sql.withTransaction(Effect.gen(function*() {
+      Transaction.write(sql, Effect.gen(function*() {
         const [row] = yield* sql<{ record: string }>`SELECT record FROM holdout_runs WHERE run_id = ${runId}`
         if (row === undefined) return Option.none<string>()
         const run = decodeRun(row.record)
@@ -96,15 +99,15 @@ export const make: Effect.Effect<
       ),
     listRuns: () =>
       Effect.flatMap(
-        storeOp("listRuns")(sql<{ record: string }>`SELECT record FROM holdout_runs ORDER BY seq`),
+        storeOp("listRuns")(read(sql<{ record: string }>`SELECT record FROM holdout_runs ORDER BY seq`)),
         (rows) => Effect.forEach(rows, (row) => decoded("listRuns", "run", decodeRun(row.record)))
       ),
     putSample: (sample) => samples.submit(sample),
     getSample: (runId, sampleId) =>
       Effect.flatMap(
-        storeOp("getSample")(
+        storeOp("getSample")(read(
           sql<{ record: string }>`SELECT record FROM holdout_samples WHERE run_id = ${runId} AND sample_id = ${sampleId}`
-        ),
+        )),
         ([row]) =>
           row === undefined
             ? Effect.succeed(Option.none<Model.SampleRecord>())
@@ -112,9 +115,9 @@ export const make: Effect.Effect<
       ),
     listSamples: (runId) =>
       Effect.flatMap(
-        storeOp("listSamples")(
+        storeOp("listSamples")(read(
           sql<{ record: string }>`SELECT record FROM holdout_samples WHERE run_id = ${runId} ORDER BY sample_id`
-        ),
+        )),
         (rows) => Effect.forEach(rows, (row) => decoded("listSamples", "sample", decodeSample(row.record)))
       )
   } satisfies TaskStore.TaskStore["Type"]
