@@ -7,7 +7,7 @@
  * Figures depend on the machine and on what else runs on it; compare runs on one machine only.
  * Memory figures come from a child process of their own, so earlier benchmarks do not inflate them.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -17,6 +17,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { DatasetSource, Engine, Ledger, LocalStrategy, SplitAccess, Stack, Task, TaskStore } from "@holdout/core"
 import { FsStore, LedgerFs } from "@holdout/store-fs"
+import { SqliteStore } from "@holdout/store-sqlite"
 
 interface Result {
   readonly name: string
@@ -205,6 +206,120 @@ const fileStack = (dir: string, samples: number) => {
   })
 }
 
+const sqliteBudgets = [{ datasetId: "bench", split: "train", runs: 10_000_000 }]
+
+/** Durable reserves per second against a SQLite ledger (better-sqlite3) from `clients` fibers. */
+const benchLedgerSqlite = (clients: number, total: number) =>
+  inTempDir((dir) =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.Ledger
+      const perClient = Math.ceil(total / clients)
+      const started = performance.now()
+      yield* reserveLoop(ledger, clients, perClient, "")
+      const seconds = (performance.now() - started) / 1000
+      return {
+        name: `ledger/sqlite/reserve/c${clients}`,
+        value: Math.round((perClient * clients) / seconds),
+        unit: "durable reserves/s"
+      }
+    }).pipe(Effect.provide(SqliteStore.layer({ filename: `${dir}/bench.db`, budgets: sqliteBudgets })), Effect.orDie)
+  )
+
+const reserveLoop = (ledger: Ledger.Ledger["Type"], clients: number, perClient: number, prefix: string) =>
+  Effect.forEach(
+    Array.from({ length: clients }, (_, client) => client),
+    (client) =>
+      Effect.gen(function*() {
+        for (let index = 0; index < perClient; index++) {
+          const id = `${prefix}${client}-${index}`
+          yield* ledger.reserve({ datasetId: "bench", split: "train", samples: 1, runId: id, reservationId: id })
+        }
+      }),
+    { concurrency: "unbounded", discard: true }
+  )
+
+/** One of the 4 processes of `ledger/sqlite/reserve/4proc`: prints its start and end times. */
+const reserveChild = (filename: string, index: string) =>
+  Effect.gen(function*() {
+    const ledger = yield* Ledger.Ledger
+    const started = Date.now()
+    yield* reserveLoop(ledger, 16, 500, `p${index}-`)
+    process.stdout.write(`${started} ${Date.now()}\n`)
+  }).pipe(Effect.provide(SqliteStore.layer({ filename, budgets: sqliteBudgets })), Effect.orDie)
+
+/** Total durable reserves per second of 4 processes sharing one SQLite database. */
+const benchLedgerSqlite4 = inTempDir((dir) =>
+  Effect.gen(function*() {
+    const filename = `${dir}/bench.db`
+    // create the schema first, so the children measure reserving, not migrating
+    yield* Effect.scoped(Layer.build(SqliteStore.layer({ filename, budgets: sqliteBudgets })))
+    const spans = yield* Effect.all(
+      [0, 1, 2, 3].map((index) =>
+        Effect.async<readonly [number, number]>((resume) => {
+          const child = spawn(process.execPath, [...process.execArgv, scriptPath, "--reserve-child", filename, String(index)], {
+            stdio: ["ignore", "pipe", "inherit"]
+          })
+          let out = ""
+          child.stdout.setEncoding("utf8").on("data", (chunk: string) => out += chunk)
+          child.on("exit", () => {
+            const [start, end] = out.trim().split(" ").map(Number)
+            resume(Effect.succeed([start!, end!] as const))
+          })
+        })
+      ),
+      { concurrency: "unbounded" }
+    )
+    const seconds = (Math.max(...spans.map(([, end]) => end)) - Math.min(...spans.map(([start]) => start))) / 1000
+    return { name: "ledger/sqlite/reserve/4proc", value: Math.round((4 * 16 * 500) / seconds), unit: "durable reserves/s" }
+  }).pipe(Effect.orDie)
+)
+
+/** A stack on one of the SQLite stores. */
+const sqliteStack = (store: Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, unknown>, samples: number) =>
+  Stack.layerWith({
+    budgets: [{ datasetId: "bench", split: "train", runs: 10 }],
+    policy: { train: "non_viewable" },
+    ledger: () => store,
+    store,
+    datasets: DatasetSource.layerRecords({ bench: { train: rows(samples) } }),
+    strategy: LocalStrategy.layer(
+      Task.make({ name: "noop", labelFields: ["label"], infer: () => null, score: () => 1 }),
+      { concurrency: 64 }
+    )
+  })
+
+const benchPipelineSqlite = (client: "sqlite" | "libsql") =>
+  inTempDir((dir) =>
+    Effect.gen(function*() {
+      const samples = 10_000
+      const filename = `${dir}/bench.db`
+      const budgets = [{ datasetId: "bench", split: "train", runs: 10 }]
+      const open = () =>
+        client === "sqlite" ? SqliteStore.layer({ filename, budgets }) : SqliteStore.layerLibsql({ filename, budgets })
+      const started = performance.now()
+      const runId = yield* Effect.flatMap(Engine.Engine, (engine) =>
+        engine.evaluate({ datasetId: "bench", split: "train", candidate: { id: "bench" } })).pipe(
+          Effect.map((experiment) => experiment.run.runId),
+          Effect.provide(sqliteStack(open(), samples))
+        )
+      const samplesPerSecond = samples / ((performance.now() - started) / 1000)
+      const results: Array<Result> = [
+        { name: `pipeline/${client}/samples`, value: Math.round(samplesPerSecond), unit: "samples/s" }
+      ]
+      if (client === "sqlite") {
+        const resumeStarted = performance.now()
+        yield* Effect.flatMap(Engine.Engine, (engine) => engine.resume(runId)).pipe(
+          Effect.provide(sqliteStack(open(), samples))
+        )
+        const resumeMs = performance.now() - resumeStarted
+        results.push({ name: "pipeline/sqlite/resumeMs", value: Math.round(resumeMs * 10) / 10, unit: "ms" })
+      }
+      return results
+    }).pipe(Effect.orDie)
+  )
+
+const scriptPath = new URL(import.meta.url).pathname
+
 const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<Result>>]> = [
   ["ledger/memory/reserve/c64", benchLedger],
   ["pipeline/memory/samples", benchPipeline],
@@ -212,7 +327,12 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["process/baselineRssMb", benchBaselineRss],
   ["ledger/fs/reserve/c1", benchLedgerFs(1, 2_000)],
   ["ledger/fs/reserve/c64", benchLedgerFs(64, 100_000)],
-  ["pipeline/fs/samples+resumeMs", benchPipelineFs]
+  ["pipeline/fs/samples+resumeMs", benchPipelineFs],
+  ["ledger/sqlite/reserve/c1", benchLedgerSqlite(1, 2_000)],
+  ["ledger/sqlite/reserve/c64", benchLedgerSqlite(64, 100_000)],
+  ["ledger/sqlite/reserve/4proc", benchLedgerSqlite4],
+  ["pipeline/sqlite/samples+resumeMs", benchPipelineSqlite("sqlite")],
+  ["pipeline/libsql/samples", benchPipelineSqlite("libsql")]
 ]
 
 const resultOrder = [
@@ -223,7 +343,13 @@ const resultOrder = [
   "ledger/fs/reserve/c1",
   "ledger/fs/reserve/c64",
   "pipeline/fs/samples",
-  "pipeline/fs/resumeMs"
+  "pipeline/fs/resumeMs",
+  "ledger/sqlite/reserve/c1",
+  "ledger/sqlite/reserve/c64",
+  "ledger/sqlite/reserve/4proc",
+  "pipeline/sqlite/samples",
+  "pipeline/sqlite/resumeMs",
+  "pipeline/libsql/samples"
 ]
 const order = (name: string) => {
   const index = resultOrder.indexOf(name)
@@ -255,7 +381,11 @@ const main = Effect.gen(function*() {
   process.stdout.write("wrote bench-results.json\n")
 })
 
-const program = process.argv.includes("--rss-child")
+const childArgument = (flag: string) => process.argv[process.argv.indexOf(flag) + 1]!
+
+const program = process.argv.includes("--reserve-child")
+  ? reserveChild(childArgument("--reserve-child"), process.argv[process.argv.indexOf("--reserve-child") + 2]!)
+  : process.argv.includes("--rss-child")
   ? rssChild
   : process.argv.includes("--baseline-child")
   ? baselineChild

@@ -64,8 +64,7 @@ export const make = (options: {
     const limits = new Map(budgets.map((budget) => [Ledger.keyString(budget), budget] as const))
 
     const spentByKey = Effect.map(
-      sql<SpentRow>`SELECT dataset_id, split, COUNT(*) AS runs, COALESCE(SUM(samples), 0) AS samples
-        FROM holdout_reservations GROUP BY dataset_id, split`,
+      sql<SpentRow>`SELECT dataset_id, split, runs, samples FROM holdout_spent`,
       (rows) =>
         new Map(rows.map((row) => [
           Ledger.keyString({ datasetId: row.dataset_id, split: row.split }),
@@ -123,7 +122,21 @@ export const make = (options: {
           })
           outcomes.push(Exit.succeed(reservation))
         }
-        if (inserts.length > 0) yield* sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`
+        if (inserts.length > 0) {
+          yield* sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`
+          const changed = new Map<string, { dataset_id: string; split: string; runs: number; samples: number }>()
+          for (const row of inserts) {
+            const totals = spent.get(Ledger.keyString({ datasetId: row.dataset_id, split: row.split }))!
+            changed.set(`${row.dataset_id}\u0000${row.split}`, {
+              dataset_id: row.dataset_id,
+              split: row.split,
+              runs: totals.runs,
+              samples: totals.samples
+            })
+          }
+          yield* sql`INSERT INTO holdout_spent ${sql.insert([...changed.values()])}
+            ON CONFLICT (dataset_id, split) DO UPDATE SET runs = excluded.runs, samples = excluded.samples`
+        }
         return outcomes
       })).pipe(storeOp("reserve"))
 
@@ -138,8 +151,8 @@ export const make = (options: {
       })
     const snapshotOf = (budget: Model.SplitBudget) =>
       Effect.map(
-        Transaction.exclusive(sql, sql<{ runs: number; samples: number }>`SELECT COUNT(*) AS runs, COALESCE(SUM(samples), 0) AS samples
-          FROM holdout_reservations WHERE dataset_id = ${budget.datasetId} AND split = ${budget.split}`),
+        Transaction.exclusive(sql, sql<{ runs: number; samples: number }>`SELECT runs, samples
+          FROM holdout_spent WHERE dataset_id = ${budget.datasetId} AND split = ${budget.split}`),
         ([row]) => Ledger.snapshot(budget, { runs: Number(row?.runs ?? 0), samples: Number(row?.samples ?? 0) })
       ).pipe(storeOp("get"))
 

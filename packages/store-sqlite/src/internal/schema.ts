@@ -43,6 +43,22 @@ const createTables = Effect.gen(function*() {
   )`)
 })
 
+// What was spent per key, kept in the reservation transactions, so that a reservation reads one row
+// instead of counting the journal.
+const addSpent = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS holdout_spent (
+    dataset_id TEXT NOT NULL,
+    split TEXT NOT NULL,
+    runs BIGINT NOT NULL,
+    samples BIGINT NOT NULL,
+    PRIMARY KEY (dataset_id, split)
+  )`)
+  yield* sql.unsafe(`INSERT INTO holdout_spent (dataset_id, split, runs, samples)
+    SELECT dataset_id, split, COUNT(*), COALESCE(SUM(samples), 0) FROM holdout_reservations GROUP BY dataset_id, split
+    ON CONFLICT DO NOTHING`)
+})
+
 /** Durability settings of the connection: SQLite waits for busy locks and syncs every commit. */
 export const configure = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -59,7 +75,7 @@ export const configure = Effect.gen(function*() {
 
 /** Brings the database to the current schema. Safe to run from several processes at once. */
 export const migrate: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlClient.SqlClient> = Migrator.make({})({
-  loader: Migrator.fromRecord({ "0001_holdout": createTables }),
+  loader: Migrator.fromRecord({ "0001_holdout": createTables, "0002_spent": addSpent }),
   table: "holdout_migrations"
 }).pipe(
   // two processes migrating at once: the loser finds the schema in place on its second try
