@@ -159,6 +159,41 @@ export const decide = (budget: SplitBudget, spent: Spent, samples: number): Budg
   return undefined
 }
 
+/**
+ * The reservation a request makes, charged at `at`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const reservationOf = (request: ReserveRequest, at: number): Reservation => ({
+  id: request.reservationId,
+  datasetId: request.datasetId,
+  split: request.split,
+  samples: request.samples,
+  runId: request.runId,
+  at
+})
+
+/**
+ * Finds the configured budget of a key, or fails with `SplitNotBudgeted`: the allow-list check
+ * every backend makes first.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const budgetLookup = (
+  budgets: ReadonlyArray<SplitBudget>
+): (key: BudgetKey) => Effect.Effect<SplitBudget, SplitNotBudgeted> => {
+  const limits = new Map(budgets.map((budget) => [keyString(budget), budget] as const))
+  return (key) =>
+    Effect.suspend(() => {
+      const budget = limits.get(keyString(key))
+      return budget === undefined
+        ? Effect.fail(new SplitNotBudgeted({ datasetId: key.datasetId, split: key.split }))
+        : Effect.succeed(budget)
+    })
+}
+
 const decodeBudget = Schema.decodeUnknownEither(SplitBudget, { onExcessProperty: "error" })
 
 /**
@@ -242,14 +277,7 @@ export const makeMemory = (budgets: ReadonlyArray<SplitBudget>): Ledger["Type"] 
         if (refusal !== undefined) return Effect.fail(refusal)
         entry.spent.runs += 1
         entry.spent.samples += request.samples
-        const reservation: Reservation = {
-          id: request.reservationId,
-          datasetId: request.datasetId,
-          split: request.split,
-          samples: request.samples,
-          runId: request.runId,
-          at: now
-        }
+        const reservation = reservationOf(request, now)
         journal.push(reservation)
         byId.set(reservation.id, reservation)
         return Effect.succeed(reservation)

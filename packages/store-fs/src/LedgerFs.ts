@@ -186,13 +186,7 @@ export const make = (
           remaining: 0
         })
         : Ledger.decide(budget, spentOf(Ledger.keyString(budget)), samples)
-    const lookup = (key: Model.BudgetKey) =>
-      Effect.suspend(() => {
-        const budget = limits.get(Ledger.keyString(key))
-        return budget === undefined
-          ? Effect.fail(new HoldoutError.SplitNotBudgeted({ datasetId: key.datasetId, split: key.split }))
-          : Effect.succeed(budget)
-      })
+    const lookup = Ledger.budgetLookup(budgets)
     // A reservation is acknowledged once durable; a repeat of one still in flight waits for it.
     const durable = new Map<string, Deferred.Deferred<void, Journal.JournalError>>()
     const storeError = (error: Journal.JournalError) =>
@@ -218,14 +212,7 @@ export const make = (
         const refusal = decide(budget, request.samples)
         if (refusal !== undefined) return Effect.fail(refusal)
         // Check and debit in one synchronous step; then wait until the line is on disk.
-        const reservation: Model.Reservation = {
-          id: request.reservationId,
-          datasetId: request.datasetId,
-          split: request.split,
-          samples: request.samples,
-          runId: request.runId,
-          at: now
-        }
+        const reservation = Ledger.reservationOf(request, now)
         apply(state, reservation)
         const done = journal.unsafeEnqueue({ t: "reservation", ...reservation })
         durable.set(reservation.id, done)

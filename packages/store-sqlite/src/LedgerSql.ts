@@ -103,14 +103,7 @@ export const make = (options: {
             continue
           }
           spent.set(key, { runs: current.runs + 1, samples: current.samples + request.samples })
-          const reservation: Model.Reservation = {
-            id: request.reservationId,
-            datasetId: request.datasetId,
-            split: request.split,
-            samples: request.samples,
-            runId: request.runId,
-            at: request.at
-          }
+          const reservation = Ledger.reservationOf(request, request.at)
           existing.set(reservation.id, reservation)
           inserts.push({
             id: reservation.id,
@@ -142,13 +135,7 @@ export const make = (options: {
 
     const batcher = yield* Batcher.make(commit, 512)
 
-    const lookup = (key: Model.BudgetKey) =>
-      Effect.suspend(() => {
-        const budget = limits.get(Ledger.keyString(key))
-        return budget === undefined
-          ? Effect.fail(new HoldoutError.SplitNotBudgeted({ datasetId: key.datasetId, split: key.split }))
-          : Effect.succeed(budget)
-      })
+    const lookup = Ledger.budgetLookup(budgets)
     const snapshotOf = (budget: Model.SplitBudget) =>
       Effect.map(
         Transaction.exclusive(sql, sql<{ runs: number; samples: number }>`SELECT runs, samples
