@@ -3,6 +3,8 @@
  * functions (think: a few model clients, each allowed one call at a time). It reads rows from the
  * stack's `DatasetSource`, writes one record per sample to its `TaskStore`, and skips samples a
  * run already holds, as the strategy contract asks.
+ *
+ * @since 0.1.0
  */
 import { DatasetSource, EvalStrategy, HoldoutError, TaskStore } from "@holdout/core"
 import * as Clock from "effect/Clock"
@@ -10,10 +12,22 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 
-/** One worker: given a row, answers with a score in [0, 1] (or throws). */
+/**
+ * One worker: given a row, answers with a score in [0, 1] (or throws, which records the sample as an
+ * `evalError`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Worker = (row: unknown) => number | Promise<number>
 
-/** The strategy over a pool of workers; each worker runs one sample at a time. */
+/**
+ * The strategy over a pool of workers; each worker runs one sample at a time. An empty pool is a
+ * `ConfigError`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (
   workers: ReadonlyArray<Worker>
 ): Layer.Layer<EvalStrategy.EvalStrategy, HoldoutError.ConfigError, TaskStore.TaskStore | DatasetSource.DatasetSource> =>

@@ -7,14 +7,25 @@ import * as FunctionPool from "../src/index.js"
 
 const rows = Array.from({ length: 8 }, (_, index) => ({ value: index }))
 const datasets = DatasetSource.layerRecords({ numbers: { train: rows } })
-const even: FunctionPool.Worker = (row) => ((row as { value: number }).value % 2 === 0 ? 1 : 0)
+// Set by the suite's failNextSample hook: the next call of a worker throws, once.
+let failNext = false
+const even: FunctionPool.Worker = (row) => {
+  if (failNext) {
+    failNext = false
+    throw new Error("injected failure")
+  }
+  return (row as { value: number }).value % 2 === 0 ? 1 : 0
+}
 
 strategyConformance("function pool", {
   make: () =>
     FunctionPool.layer([even, even, even]).pipe(Layer.provideMerge(TaskStore.layerMemory), Layer.provide(datasets)),
   datasetId: "numbers",
   split: "train",
-  size: rows.length
+  size: rows.length,
+  failNextSample: Effect.sync(() => {
+    failNext = true
+  })
 })
 
 describe("function pool", () => {
@@ -49,4 +60,14 @@ describe("function pool", () => {
       )
     )
   })
+  it.effect("an empty pool is a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Layer.build(FunctionPool.layer([])).pipe(
+          Effect.scoped,
+          Effect.provide(Layer.merge(TaskStore.layerMemory, datasets))
+        )
+      )
+      assert.strictEqual(error._tag, "ConfigError")
+    }))
 })

@@ -1,4 +1,5 @@
 import { strategyConformance } from "@holdout/testkit"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as DatasetSource from "../src/DatasetSource.js"
 import * as LocalStrategy from "../src/LocalStrategy.js"
@@ -10,10 +11,19 @@ interface Row {
   readonly answer: number
 }
 
+// Set by the suite's failNextSample hook: the next inference throws, once.
+let failNext = false
+
 const task = Task.make<Row, number, "answer">({
   name: "double",
   labelFields: ["answer"],
-  infer: (row) => row.question * 2,
+  infer: (row) => {
+    if (failNext) {
+      failNext = false
+      throw new Error("injected failure")
+    }
+    return row.question * 2
+  },
   score: (row, stored) => (stored.output === row.answer ? 1 : 0)
 })
 
@@ -27,5 +37,8 @@ strategyConformance("LocalStrategy", {
     ),
   datasetId: "numbers",
   split: "train",
-  size: rows.length
+  size: rows.length,
+  failNextSample: Effect.sync(() => {
+    failNext = true
+  })
 })

@@ -105,7 +105,8 @@ class Boom extends Schema.TaggedError<Boom>()("Boom", { detail: Schema.String })
 const adjust = (duration: Duration.DurationInput) =>
   Effect.zipRight(
     TestClock.adjust(duration),
-    Effect.forEach(Array.from({ length: 5 }), () => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1))), {
+    // generous on purpose: on a loaded machine real promise callbacks can take several turns
+    Effect.forEach(Array.from({ length: 20 }), () => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5))), {
       discard: true
     })
   )

@@ -55,6 +55,23 @@ const using = <A, E>(
 const spentOf = (ledger: Ledger.Ledger["Type"], target: Model.BudgetKey = key) =>
   Effect.map(ledger.get(target), (snapshot) => snapshot.spent)
 
+/** Everything a reservation could change: every snapshot and the whole journal. */
+const stateOf = (ledger: Ledger.Ledger["Type"]) =>
+  Effect.all({ status: ledger.status(), journal: ledger.reservations() })
+
+/** Runs a reservation that must be refused, checks the refusal and that the ledger did not change. */
+const refused = (
+  ledger: Ledger.Ledger["Type"],
+  attempt: Effect.Effect<Model.Reservation, unknown>,
+  expected: { readonly _tag: string } & Readonly<Record<string, unknown>>
+) =>
+  Effect.gen(function*() {
+    const before = yield* stateOf(ledger)
+    const error = yield* expectFailure(attempt)
+    assert.deepInclude(error, expected)
+    assert.deepStrictEqual(yield* stateOf(ledger), before, "a refused reservation changed the ledger")
+  })
+
 /**
  * Registers the ledger conformance cases for a backend.
  *
@@ -102,24 +119,49 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
       Effect.gen(function*() {
         // everything wrong at once: runs are reported
         yield* withLedger([{ ...key, runs: 0, samples: 1, maxSamplesPerRun: 1 }], (ledger) =>
+          refused(ledger, reserveOn(ledger, key, 5), { _tag: "BudgetExhausted", reason: "runs", remaining: 0 }))
+        // runs left, samples short and over the cap: samples are reported, then the cap
+        yield* withLedger([{ ...key, runs: 5, samples: 3, maxSamplesPerRun: 2 }, { ...other, runs: 1 }], (ledger) =>
           Effect.gen(function*() {
-            const error = yield* expectFailure(reserveOn(ledger, key, 5))
-            assert.deepInclude(error, { _tag: "BudgetExhausted", reason: "runs" })
-          }))
-        // runs left, samples short and over the cap: samples are reported
-        yield* withLedger([{ ...key, runs: 5, samples: 3, maxSamplesPerRun: 2 }], (ledger) =>
-          Effect.gen(function*() {
-            const error = yield* expectFailure(reserveOn(ledger, key, 4))
-            assert.deepInclude(error, { _tag: "BudgetExhausted", reason: "samples", requested: 4, remaining: 3 })
-            const cap = yield* expectFailure(reserveOn(ledger, key, 3))
-            assert.deepInclude(cap, { _tag: "BudgetExhausted", reason: "per_run_cap", requested: 3, remaining: 2 })
+            yield* reserveOn(ledger, other, 7) // a journal that is not empty, on another key
+            yield* refused(ledger, reserveOn(ledger, key, 4), {
+              _tag: "BudgetExhausted",
+              reason: "samples",
+              requested: 4,
+              remaining: 3
+            })
+            yield* refused(ledger, reserveOn(ledger, key, 3), {
+              _tag: "BudgetExhausted",
+              reason: "per_run_cap",
+              requested: 3,
+              remaining: 2
+            })
             assert.deepStrictEqual(yield* spentOf(ledger), { runs: 0, samples: 0 })
-            assert.strictEqual((yield* ledger.reservations()).length, 0)
             // the cap itself is allowed
             yield* reserveOn(ledger, key, 2)
             assert.deepStrictEqual(yield* spentOf(ledger), { runs: 1, samples: 2 })
+            // no runs left on the other key, whatever the samples
+            yield* refused(ledger, reserveOn(ledger, other, 0), { _tag: "BudgetExhausted", reason: "runs" })
+            // an unbudgeted key changes nothing either
+            yield* refused(ledger, reserveOn(ledger, { datasetId: "ds", split: "test" }, 1), {
+              _tag: "SplitNotBudgeted",
+              datasetId: "ds",
+              split: "test"
+            })
           }))
       }))
+
+    it.effect("a refused reservationId is not remembered: the same id may pass later elsewhere", () =>
+      withLedger([{ ...key, runs: 0 }, { ...other, runs: 1 }], (ledger) =>
+        Effect.gen(function*() {
+          yield* refused(ledger, ledger.reserve({ ...key, samples: 1, runId: "run-x", reservationId: "x" }), {
+            _tag: "BudgetExhausted",
+            reason: "runs"
+          })
+          const reservation = yield* ledger.reserve({ ...other, samples: 1, runId: "run-x", reservationId: "x" })
+          assert.deepInclude(reservation, { id: "x", split: "validation", samples: 1 })
+          assert.deepStrictEqual(yield* ledger.reservations(), [reservation])
+        })))
 
     it.effect("reaching exactly zero is allowed; the next request is refused", () =>
       withLedger([{ ...key, runs: 2, samples: 5 }], (ledger) =>
@@ -165,7 +207,21 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
           assert.deepStrictEqual(again, first)
           assert.deepStrictEqual(different, first)
           assert.deepStrictEqual(yield* spentOf(ledger), { runs: 1, samples: 4 })
-          assert.strictEqual((yield* ledger.reservations()).length, 1)
+          assert.deepStrictEqual(yield* ledger.reservations(), [first])
+        })))
+
+    it.effect("concurrent repeats of one reservationId charge once and all get the same reservation", () =>
+      withLedger([{ ...key, runs: 50, samples: 500 }], (ledger) =>
+        Effect.gen(function*() {
+          const outcomes = yield* Effect.forEach(
+            Array.from({ length: 200 }, (_, index) => index),
+            (index) => ledger.reserve({ ...key, samples: 1 + (index % 5), runId: "run-once", reservationId: "once" }),
+            { concurrency: "unbounded" }
+          )
+          const first = outcomes[0]!
+          for (const outcome of outcomes) assert.deepStrictEqual(outcome, first)
+          assert.deepStrictEqual(yield* spentOf(ledger), { runs: 1, samples: first.samples })
+          assert.deepStrictEqual(yield* ledger.reservations(), [first])
         })))
 
     it.effect("a repeated reservationId is answered even when the budget is now exhausted", () =>
@@ -230,12 +286,16 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
             (index) => Effect.either(reserveOn(ledger, key, 1, `c-${index}`)),
             { concurrency: "unbounded" }
           )
-          const accepted = outcomes.filter((outcome) => outcome._tag === "Right")
-          const refused = outcomes.filter((outcome) => outcome._tag === "Left")
+          const accepted = outcomes.flatMap((outcome) => outcome._tag === "Right" ? [outcome.right] : [])
+          const refusals = outcomes.flatMap((outcome) => outcome._tag === "Left" ? [outcome.left] : [])
           assert.strictEqual(accepted.length, 100)
-          assert.isTrue(refused.every((outcome) => outcome.left._tag === "BudgetExhausted"))
+          assert.strictEqual(refusals.length, 900)
+          for (const refusal of refusals) assert.deepInclude(refusal, { _tag: "BudgetExhausted", reason: "runs" })
           assert.deepStrictEqual(yield* spentOf(ledger), { runs: 100, samples: 100 })
-          assert.strictEqual((yield* ledger.reservations()).length, 100)
+          assert.sameMembers(
+            (yield* ledger.reservations()).map((reservation) => reservation.id),
+            accepted.map((reservation) => reservation.id)
+          )
         })))
 
     it.effect("concurrent reserves never overspend a sample budget", () =>
@@ -253,73 +313,86 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
           assert.deepStrictEqual(yield* spentOf(ledger), { runs: accepted.length, samples: total })
         })))
 
-    it.effect("property: any sequence of reserves matches the reference rules exactly", () =>
-      Effect.promise(() =>
-        FastCheck.assert(
-          FastCheck.asyncProperty(
-            FastCheck.record({
-              runs: FastCheck.option(FastCheck.nat(12), { nil: undefined }),
-              samples: FastCheck.option(FastCheck.nat(60), { nil: undefined }),
-              maxSamplesPerRun: FastCheck.option(FastCheck.integer({ min: 1, max: 15 }), { nil: undefined })
-            }).filter((limits) => limits.runs !== undefined || limits.samples !== undefined),
-            FastCheck.array(FastCheck.nat(20), { maxLength: 25 }),
-            (limits, requests) =>
-              Effect.runPromise(
-                withLedger([{ ...key, ...definedOnly(limits) }], (ledger) =>
-                  Effect.gen(function*() {
-                    let runs = 0
-                    let samples = 0
-                    for (const requested of requests) {
-                      const expected = Ledger.decide({ ...key, ...definedOnly(limits) }, { runs, samples }, requested)
-                      const outcome = yield* Effect.either(reserveOn(ledger, key, requested))
-                      if (expected === undefined) {
-                        assert.strictEqual(outcome._tag, "Right")
-                        runs += 1
-                        samples += requested
-                      } else {
-                        assert.strictEqual(outcome._tag, "Left")
-                        if (outcome._tag === "Left") assert.deepInclude(outcome.left, { reason: expected.reason })
-                      }
-                    }
-                    assert.deepStrictEqual(yield* spentOf(ledger), { runs, samples })
-                    if (limits.runs !== undefined) assert.isAtMost(runs, limits.runs)
-                    if (limits.samples !== undefined) assert.isAtMost(samples, limits.samples)
-                  }))
-              )
-          ),
-          { numRuns: 60 }
-        )
-      ))
+    it.effect.prop(
+      "property: any sequence of reserves is decided exactly by the rules",
+      { limits: arbitraryLimits, requests: FastCheck.array(FastCheck.nat(20), { maxLength: 25 }) },
+      ({ limits, requests }) =>
+        withLedger([{ ...key, ...limits }], (ledger) =>
+          Effect.gen(function*() {
+            const spent = { runs: 0, samples: 0 }
+            for (const requested of requests) {
+              const expected = expectedRefusal(limits, spent, requested)
+              const outcome = yield* Effect.either(reserveOn(ledger, key, requested))
+              if (expected === undefined) {
+                assert.strictEqual(outcome._tag, "Right", `${requested} samples refused with ${JSON.stringify(spent)}`)
+                spent.runs += 1
+                spent.samples += requested
+              } else if (outcome._tag === "Left") {
+                assert.deepInclude(outcome.left, { _tag: "BudgetExhausted", reason: expected })
+              } else {
+                assert.fail(`${requested} samples accepted with ${JSON.stringify(spent)}; expected "${expected}"`)
+              }
+            }
+            const snapshot = yield* ledger.get(key)
+            assert.deepStrictEqual(snapshot.spent, spent)
+            assert.deepStrictEqual(snapshot.remaining, {
+              runs: limits.runs === undefined ? null : limits.runs - spent.runs,
+              samples: limits.samples === undefined ? null : limits.samples - spent.samples
+            })
+            assert.strictEqual((yield* ledger.reservations(key)).length, spent.runs)
+          })),
+      { fastCheck: { numRuns: 60 } }
+    )
 
-    it.effect("property: concurrent interleavings never overspend and spent equals what was accepted", () =>
-      Effect.promise(() =>
-        FastCheck.assert(
-          FastCheck.asyncProperty(
-            FastCheck.nat(20),
-            FastCheck.nat(80),
-            FastCheck.array(FastCheck.integer({ min: 0, max: 12 }), { minLength: 1, maxLength: 60 }),
-            (runLimit, sampleLimit, requests) =>
-              Effect.runPromise(
-                withLedger([{ ...key, runs: runLimit, samples: sampleLimit }], (ledger) =>
-                  Effect.gen(function*() {
-                    const outcomes = yield* Effect.forEach(
-                      requests,
-                      (requested) => Effect.either(reserveOn(ledger, key, requested)),
-                      { concurrency: "unbounded" }
-                    )
-                    const accepted = outcomes.flatMap((outcome) => outcome._tag === "Right" ? [outcome.right] : [])
-                    const total = accepted.reduce((sum, reservation) => sum + reservation.samples, 0)
-                    assert.isAtMost(accepted.length, runLimit)
-                    assert.isAtMost(total, sampleLimit)
-                    assert.deepStrictEqual(yield* spentOf(ledger), { runs: accepted.length, samples: total })
-                    const journal = yield* ledger.reservations(key)
-                    assert.sameMembers(journal.map((reservation) => reservation.id), accepted.map((r) => r.id))
-                  }))
-              )
-          ),
-          { numRuns: 40 }
-        )
-      ))
+    it.effect.prop(
+      "property: concurrent reserves never overspend; spent is the sum of the accepted ones",
+      {
+        limits: arbitraryLimits,
+        requests: FastCheck.array(FastCheck.integer({ min: 0, max: 12 }), { minLength: 1, maxLength: 60 })
+      },
+      ({ limits, requests }) =>
+        withLedger([{ ...key, ...limits }], (ledger) =>
+          Effect.gen(function*() {
+            const outcomes = yield* Effect.forEach(
+              requests,
+              (requested) => Effect.either(reserveOn(ledger, key, requested)),
+              { concurrency: "unbounded" }
+            )
+            const accepted = outcomes.flatMap((outcome) => outcome._tag === "Right" ? [outcome.right] : [])
+            const total = accepted.reduce((sum, reservation) => sum + reservation.samples, 0)
+            if (limits.runs !== undefined) assert.isAtMost(accepted.length, limits.runs)
+            if (limits.samples !== undefined) assert.isAtMost(total, limits.samples)
+            for (const reservation of accepted) {
+              if (limits.maxSamplesPerRun !== undefined) assert.isAtMost(reservation.samples, limits.maxSamplesPerRun)
+            }
+            const snapshot = yield* ledger.get(key)
+            assert.deepStrictEqual(snapshot.spent, { runs: accepted.length, samples: total })
+            assert.sameMembers(
+              (yield* ledger.reservations(key)).map((reservation) => reservation.id),
+              accepted.map((reservation) => reservation.id)
+            )
+            // Every refusal is justified by the final state (spending only grows).
+            for (let index = 0; index < outcomes.length; index++) {
+              const outcome = outcomes[index]!
+              if (outcome._tag === "Right") continue
+              const requested = requests[index]!
+              assert.strictEqual(outcome.left._tag, "BudgetExhausted")
+              if (outcome.left._tag !== "BudgetExhausted") continue
+              switch (outcome.left.reason) {
+                case "runs":
+                  assert.strictEqual(snapshot.remaining.runs, 0)
+                  break
+                case "samples":
+                  assert.isBelow(snapshot.remaining.samples ?? Number.POSITIVE_INFINITY, requested)
+                  break
+                case "per_run_cap":
+                  assert.isAbove(requested, limits.maxSamplesPerRun ?? Number.POSITIVE_INFINITY)
+                  break
+              }
+            }
+          })),
+      { fastCheck: { numRuns: 40 } }
+    )
 
     if (backend.persistent) {
       describe("persistence", () => {
@@ -374,12 +447,30 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
   })
 }
 
-const definedOnly = (limits: {
-  readonly runs: number | undefined
-  readonly samples: number | undefined
-  readonly maxSamplesPerRun: number | undefined
-}) => ({
-  ...(limits.runs === undefined ? {} : { runs: limits.runs }),
-  ...(limits.samples === undefined ? {} : { samples: limits.samples }),
-  ...(limits.maxSamplesPerRun === undefined ? {} : { maxSamplesPerRun: limits.maxSamplesPerRun })
-})
+interface Limits {
+  readonly runs?: number
+  readonly samples?: number
+  readonly maxSamplesPerRun?: number
+}
+
+/** Limits of one split: any of the three may be absent (unlimited), but not both runs and samples. */
+const arbitraryLimits: FastCheck.Arbitrary<Limits> = FastCheck.record(
+  {
+    runs: FastCheck.nat(12),
+    samples: FastCheck.nat(60),
+    maxSamplesPerRun: FastCheck.integer({ min: 1, max: 15 })
+  },
+  { requiredKeys: [] }
+).filter((limits) => limits.runs !== undefined || limits.samples !== undefined)
+
+/** The rules of DESIGN §4 written out independently of any backend: runs, then samples, then the cap. */
+const expectedRefusal = (
+  limits: Limits,
+  spent: Ledger.Spent,
+  requested: number
+): "runs" | "samples" | "per_run_cap" | undefined => {
+  if (limits.runs !== undefined && limits.runs - spent.runs <= 0) return "runs"
+  if (limits.samples !== undefined && limits.samples - spent.samples < requested) return "samples"
+  if (limits.maxSamplesPerRun !== undefined && requested > limits.maxSamplesPerRun) return "per_run_cap"
+  return undefined
+}

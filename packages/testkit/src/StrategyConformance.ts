@@ -12,17 +12,31 @@ import { makeRun, makeSample } from "./TaskStoreConformance.js"
 
 /**
  * What a strategy backend gives the suite: a fresh strategy with its own store, over a dataset
- * split it can evaluate (at least 4 samples).
+ * split it can evaluate (at least 4 samples) without error samples unless told to fail one.
  *
  * @since 0.1.0
  * @category models
  */
 export interface StrategyBackend {
+  /** A fresh strategy and the store it writes to; called once per test. */
   readonly make: () => Layer.Layer<EvalStrategy.EvalStrategy | TaskStore.TaskStore, unknown>
   readonly datasetId: string
   readonly split: string
+  /** The number of samples of the split (ids `0..size-1`); at least 4. */
   readonly size: number
+  /**
+   * Optional: makes the next sample the strategy evaluates fail (its task or worker throws, its
+   * trial is missing…), once. When given, the suite checks that a failing sample is recorded as an
+   * error sample and does not fail the run.
+   */
+  readonly failNextSample?: Effect.Effect<void>
 }
+
+/**
+ * Whether a record is an error sample: `error` or `evalError` is set (one rule everywhere).
+ */
+const isErrorSample = (sample: Model.SampleRecord): boolean =>
+  sample.error !== undefined || sample.evalError !== undefined
 
 /**
  * Registers the strategy conformance cases for a backend.
@@ -154,5 +168,27 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           assertOnePerPlanned(yield* store.listSamples("run-left"), left)
           assertOnePerPlanned(yield* store.listSamples("run-right"), right)
         })))
+
+    const failNextSample = backend.failNextSample
+    if (failNextSample !== undefined) {
+      it.effect("a failing sample is recorded as an error sample and the rest of the run is produced", () =>
+        withStrategy((strategy, store) =>
+          Effect.gen(function*() {
+            const failing = plan("run-failing", all)
+            yield* createRun(store, failing)
+            yield* failNextSample
+            yield* strategy.produce(failing)
+            const samples = yield* store.listSamples("run-failing")
+            assertOnePerPlanned(samples, failing)
+            assert.strictEqual(samples.filter(isErrorSample).length, 1, "exactly the failed sample is an error")
+            // the failure was for one sample only: the next run is clean
+            const clean = plan("run-clean", all)
+            yield* createRun(store, clean)
+            yield* strategy.produce(clean)
+            const cleanSamples = yield* store.listSamples("run-clean")
+            assertOnePerPlanned(cleanSamples, clean)
+            assert.strictEqual(cleanSamples.filter(isErrorSample).length, 0)
+          })))
+    }
   })
 }

@@ -94,6 +94,17 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           const run = makeRun("r1", { reservationId: "r1", idempotencyKey: "k" })
           yield* store.createRun(run)
           assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(run))
+          // optional fields absent stay absent
+          const minimal = makeRun("r2", { candidate: { id: "bare" }, sampleIds: [], admin: true })
+          yield* store.createRun(minimal)
+          const stored = yield* store.getRun("r2")
+          assert.deepStrictEqual(stored, Option.some(minimal))
+          if (Option.isSome(stored)) {
+            for (const field of ["reservationId", "idempotencyKey", "finishedAt", "metrics"]) {
+              assert.isFalse(field in stored.value, `absent field "${field}" came back`)
+            }
+            assert.isFalse("label" in stored.value.candidate)
+          }
           assert.isTrue(Option.isNone(yield* store.getRun("nope")))
         })))
 
@@ -202,6 +213,35 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           const listed = yield* store.listSamples("r1")
           assert.deepStrictEqual(listed.map((sample) => sample.sampleId), ids)
           assert.deepStrictEqual(listed.map((sample) => sample.score), ids.map((id) => id / 500))
+        })))
+
+    it.effect("concurrent upserts of one sample leave one whole version; readers never see a torn one", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.createRun(makeRun("r1"))
+          const versions = Array.from({ length: 50 }, (_, index) =>
+            makeSample("r1", 7, {
+              output: { version: index, text: "x".repeat(index * 40) },
+              score: index / 50,
+              attempts: index + 1,
+              ...(index % 2 === 0 ? { feedback: `version ${index}` } : { evalError: `failed ${index}` })
+            }))
+          // `attempts` names the version a record claims to be; the rest of it must match that version
+          const assertWhole = (sample: Model.SampleRecord) =>
+            assert.deepStrictEqual(sample, versions[sample.attempts - 1], "a reader saw a torn record")
+          const reads = yield* Effect.all(
+            [
+              Effect.forEach(versions, (version) => store.putSample(version), { concurrency: "unbounded", discard: true }),
+              Effect.forEach(versions, () => store.getSample("r1", 7), { concurrency: "unbounded" })
+            ],
+            { concurrency: "unbounded" }
+          ).pipe(Effect.map(([, reads]) => reads))
+          for (const read of reads) {
+            if (Option.isSome(read)) assertWhole(read.value)
+          }
+          const listed = yield* store.listSamples("r1")
+          assert.strictEqual(listed.length, 1)
+          assertWhole(listed[0]!)
         })))
 
     if (backend.persistent) {
