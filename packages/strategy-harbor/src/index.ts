@@ -2,4 +2,6 @@
  * @since 0.1.0
  */
 export * as Collation from "./Collation.js"
+export * as HarborConfig from "./HarborConfig.js"
+export * as HarborDataset from "./HarborDataset.js"
 export * as HarborResult from "./HarborResult.js"

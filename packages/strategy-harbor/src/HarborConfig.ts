@@ -1,0 +1,63 @@
+/**
+ * The configuration of the Harbor strategy, decoded strictly: an unknown or invalid field is a
+ * `ConfigError` that names it.
+ *
+ * @since 0.1.0
+ */
+import { HoldoutError } from "@holdout/core"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+
+const PositiveInt = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
+
+/**
+ * How one `harbor run` is made. `launcher` is the command prefix (`{candidatePath}` is replaced by
+ * the candidate's checkout), e.g. `["uv", "run", "--project", "{candidatePath}", "harbor"]`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const HarborConfig = Schema.Struct({
+  /** A local task or dataset directory, or a registry reference `org/name[@version]`. */
+  taskSource: Schema.NonEmptyString,
+  /** `module:Class` of the candidate's agent. */
+  agent: Schema.NonEmptyString,
+  model: Schema.optional(Schema.NonEmptyString),
+  environment: Schema.optionalWith(Schema.NonEmptyString, { default: () => "docker" }),
+  attempts: Schema.optionalWith(PositiveInt, { default: () => 1 }),
+  maxRetries: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(0)), { default: () => 2 }),
+  concurrency: Schema.optionalWith(PositiveInt, { default: () => 8 }),
+  rewardKey: Schema.optional(Schema.NonEmptyString),
+  aggregate: Schema.optionalWith(Schema.Literal("best", "mean"), { default: () => "best" as const }),
+  launcher: Schema.optionalWith(Schema.NonEmptyArray(Schema.String), { default: () => ["harbor"] as const }),
+  /** The whole nested run's timeout, in seconds. */
+  timeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 3600 }),
+  extraArgs: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type HarborConfig = typeof HarborConfig.Type
+
+const decodeConfig = Schema.decodeUnknownEither(HarborConfig, { onExcessProperty: "error", errors: "all" })
+
+/**
+ * Decodes a configuration; every problem is named in the `ConfigError`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decode = (input: unknown): Effect.Effect<HarborConfig, HoldoutError.ConfigError> =>
+  Either.match(decodeConfig(input), {
+    onLeft: (error) =>
+      Effect.fail(
+        new HoldoutError.ConfigError({
+          message: `Invalid Harbor configuration:\n${ParseResult.TreeFormatter.formatErrorSync(error)}`
+        })
+      ),
+    onRight: Effect.succeed
+  })
