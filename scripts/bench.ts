@@ -190,21 +190,13 @@ const benchPipelineFs = inTempDir((dir) =>
 )
 
 /** A stack on the file store (one instance of it provides the ledger and the task store). */
-const fileStack = (dir: string, samples: number) => {
-  const budgets = [{ datasetId: "bench", split: "train", runs: 10 }]
-  const store = FsStore.layer({ dir, budgets }).pipe(Layer.provide(NodeContext.layer))
-  return Stack.layerWith({
-    budgets,
-    policy: { train: "non_viewable" },
-    ledger: () => store,
-    store,
-    datasets: DatasetSource.layerRecords({ bench: { train: rows(samples) } }),
-    strategy: LocalStrategy.layer(
-      Task.make({ name: "noop", labelFields: ["label"], infer: () => null, score: () => 1 }),
-      { concurrency: 64 }
-    )
-  })
-}
+const fileStack = (dir: string, samples: number) =>
+  storeStack(
+    FsStore.layer({ dir, budgets: [{ datasetId: "bench", split: "train", runs: 10 }] }).pipe(
+      Layer.provide(NodeContext.layer)
+    ),
+    samples
+  )
 
 const sqliteBudgets = [{ datasetId: "bench", split: "train", runs: 10_000_000 }]
 
@@ -274,8 +266,8 @@ const benchLedgerSqlite4 = inTempDir((dir) =>
   }).pipe(Effect.orDie)
 )
 
-/** A stack on one of the SQLite stores. */
-const sqliteStack = (store: Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, unknown>, samples: number) =>
+/** A no-op task at concurrency 64 over a durable store that provides both the ledger and the task store. */
+const storeStack = (store: Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, unknown>, samples: number) =>
   Stack.layerWith({
     budgets: [{ datasetId: "bench", split: "train", runs: 10 }],
     policy: { train: "non_viewable" },
@@ -300,7 +292,7 @@ const benchPipelineSqlite = (client: "sqlite" | "libsql") =>
       const runId = yield* Effect.flatMap(Engine.Engine, (engine) =>
         engine.evaluate({ datasetId: "bench", split: "train", candidate: { id: "bench" } })).pipe(
           Effect.map((experiment) => experiment.run.runId),
-          Effect.provide(sqliteStack(open(), samples))
+          Effect.provide(storeStack(open(), samples))
         )
       const samplesPerSecond = samples / ((performance.now() - started) / 1000)
       const results: Array<Result> = [
@@ -309,7 +301,7 @@ const benchPipelineSqlite = (client: "sqlite" | "libsql") =>
       if (client === "sqlite") {
         const resumeStarted = performance.now()
         yield* Effect.flatMap(Engine.Engine, (engine) => engine.resume(runId)).pipe(
-          Effect.provide(sqliteStack(open(), samples))
+          Effect.provide(storeStack(open(), samples))
         )
         const resumeMs = performance.now() - resumeStarted
         results.push({ name: "pipeline/sqlite/resumeMs", value: Math.round(resumeMs * 10) / 10, unit: "ms" })
