@@ -347,9 +347,11 @@ describe("LocalStrategy — retries", () => {
         assert.strictEqual((yield* sampleOf(store, 1)).attempts, 2)
         assert.isTrue(Option.isNone(yield* store.getSample("run-1", 0)))
 
-        yield* adjust("6 seconds") // second backoff of sample 0 is in [6.4 s, 8 s]
+        // the first retry of sample 0 ran at some t1 in [3.2 s, 4 s] and its second backoff is in
+        // [6.4 s, 8 s], so the third attempt falls in [9.6 s, 12 s]
+        yield* adjust("5 seconds") // t = 9 s
         assert.strictEqual(calls.get(0), 2)
-        yield* adjust("2 seconds")
+        yield* adjust("3 seconds") // t = 12 s
         yield* Fiber.join(fiber)
         assert.strictEqual(calls.get(0), 3)
         const inferred = puts.filter((sample) => sample.score === undefined && sample.error === undefined)
