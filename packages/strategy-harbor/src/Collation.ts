@@ -3,6 +3,11 @@
  * `result.json` with a `task_name` is a trial; trials of earlier runs in the same directory are
  * pooled. A file that does not decode is reported, never fatal.
  *
+ * Rewards come from the trial's `verifier_result.rewards`. A clean trial (no exception) whose
+ * `result.json` carries no rewards is read from its verifier's own reward file instead:
+ * `verifier/reward.json` (an object of numbers), else `verifier/reward.txt` (one number, read as
+ * `{ reward: n }`), the two forms Harbor's verifiers write.
+ *
  * @since 0.1.0
  */
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -11,7 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { JobResult, TrialResult } from "./HarborResult.js"
+import { JobResult, RewardJson, RewardTxt, TrialResult } from "./HarborResult.js"
 
 /**
  * A trial and the file it came from.
@@ -37,6 +42,38 @@ export interface Loaded {
 
 const decodeTrial = Schema.decodeUnknownEither(TrialResult)
 const decodeJob = Schema.decodeUnknownEither(JobResult)
+const decodeRewardJson = Schema.decodeUnknownEither(RewardJson)
+const decodeRewardTxt = Schema.decodeUnknownEither(RewardTxt)
+
+const parseJson = (text: string): Either.Either<unknown, string> => {
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (error) {
+    return Either.left(`not JSON: ${String(error)}`)
+  }
+}
+
+/**
+ * The rewards a verifier wrote into `<trialDir>/verifier/`: `reward.json` if present, else
+ * `reward.txt`; `undefined` when neither exists; a reason when the file does not decode.
+ */
+const readRewardFile = (trialDir: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    for (const [name, decode] of [["reward.json", decodeRewardJsonText], ["reward.txt", decodeRewardTxt]] as const) {
+      const file = path.join(trialDir, "verifier", name)
+      const text = yield* Effect.option(fs.readFileString(file))
+      if (text._tag === "None") continue
+      const rewards = decode(text.value)
+      return Either.isRight(rewards)
+        ? { file, rewards: rewards.right }
+        : { file, reason: typeof rewards.left === "string" ? rewards.left : ParseResult.TreeFormatter.formatErrorSync(rewards.left) }
+    }
+    return undefined
+  })
+
+const decodeRewardJsonText = (text: string) => Either.flatMap(parseJson(text), (json) => decodeRewardJson(json))
 
 /**
  * Reads every `result.json` under `jobsDir` (absent directory: nothing).
@@ -59,13 +96,12 @@ export const load = (jobsDir: string): Effect.Effect<Loaded, never, FileSystem.F
         invalid.push({ file, reason: text.left.message })
         continue
       }
-      let json: unknown
-      try {
-        json = JSON.parse(text.right)
-      } catch (error) {
-        invalid.push({ file, reason: `not JSON: ${String(error)}` })
+      const parsed = parseJson(text.right)
+      if (Either.isLeft(parsed)) {
+        invalid.push({ file, reason: parsed.left })
         continue
       }
+      const json = parsed.right
       const isTrial = typeof json === "object" && json !== null && "task_name" in json
       if (!isTrial) {
         const job = decodeJob(json)
@@ -74,8 +110,21 @@ export const load = (jobsDir: string): Effect.Effect<Loaded, never, FileSystem.F
         continue
       }
       const trial = decodeTrial(json)
-      if (Either.isRight(trial)) trials.push({ ...trial.right, file })
-      else invalid.push({ file, reason: ParseResult.TreeFormatter.formatErrorSync(trial.left) })
+      if (Either.isLeft(trial)) {
+        invalid.push({ file, reason: ParseResult.TreeFormatter.formatErrorSync(trial.left) })
+        continue
+      }
+      const recorded = trial.right.verifier_result?.rewards
+      const clean = trial.right.exception_info === null || trial.right.exception_info === undefined
+      if ((recorded === null || recorded === undefined) && clean) {
+        const fromFile = yield* readRewardFile(path.dirname(file))
+        if (fromFile !== undefined && "reason" in fromFile) invalid.push({ file: fromFile.file, reason: fromFile.reason })
+        if (fromFile !== undefined && "rewards" in fromFile) {
+          trials.push({ ...trial.right, verifier_result: { rewards: fromFile.rewards }, file })
+          continue
+        }
+      }
+      trials.push({ ...trial.right, file })
     }
     for (const entry of invalid) {
       yield* Effect.logWarning(`Harbor result ${entry.file} was skipped: ${entry.reason}`)
@@ -165,8 +214,12 @@ const better = (left: TrialResult, right: TrialResult, rewardKey: string | undef
 export interface Outcome {
   readonly score?: number
   readonly error?: string
+  /** For an error: the traceback of the best dead attempt, when Harbor recorded one. */
+  readonly trace?: string
   readonly metrics: Record<string, number>
   readonly output: Record<string, unknown>
+  /** The trials the outcome was made of. */
+  readonly trials: number
 }
 
 /**
@@ -207,11 +260,34 @@ export const collate = (
     if (list === undefined) byTask.set(trial.task_name, [trial])
     else list.push(trial)
   }
+  // attempts in the order they finished (unfinished last), then by trial name
+  const order = (trial: Trial) =>
+    [
+      trial.finished_at === null || trial.finished_at === undefined ? 1 : 0,
+      trial.finished_at ?? "",
+      trial.trial_name ?? ""
+    ] as const
+  for (const list of byTask.values()) {
+    list.sort((left, right) => {
+      const a = order(left)
+      const b = order(right)
+      for (let index = 0; index < a.length; index++) {
+        if (a[index]! < b[index]!) return -1
+        if (a[index]! > b[index]!) return 1
+      }
+      return 0
+    })
+  }
   const outcomes = new Map<string, Outcome>()
   for (const taskName of taskNames) {
     const attempts = byTask.get(taskName) ?? []
     if (attempts.length === 0) {
-      outcomes.set(taskName, { error: `No Harbor trial result for task "${taskName}".`, metrics: {}, output: { taskName } })
+      outcomes.set(taskName, {
+        error: `No Harbor trial result for task "${taskName}".`,
+        metrics: {},
+        output: { taskName },
+        trials: 0
+      })
       continue
     }
     const dead = deadSummary(attempts, options.rewardKey)
@@ -225,10 +301,13 @@ export const collate = (
         ? `Rewards for task "${taskName}" carry no usable metric (rewardKey ${options.rewardKey ?? "unset"}, keys ` +
           `${Object.keys(rewards).join(", ")}).`
         : `No verifier rewards for task "${taskName}"${dead.length === 0 ? "" : ` (attempts died: ${dead.join(", ")})`}.`
+      const traceback = best.exception_info?.exception_traceback
       outcomes.set(taskName, {
         error,
+        ...(traceback === null || traceback === undefined ? {} : { trace: traceback }),
         metrics: {},
-        output: { taskName, trialName: best.trial_name ?? null, infra: dead.some(isInfra), ...deadTypes }
+        output: { taskName, trialName: best.trial_name ?? null, infra: dead.some(isInfra), ...deadTypes },
+        trials: attempts.length
       })
       continue
     }
@@ -243,7 +322,8 @@ export const collate = (
           dead: attempts.length - scored.length,
           deadInfra: dead.filter(isInfra).length
         },
-        output: { taskName, attemptScores: scores.map((score) => score ?? 0), aggregate: "mean", ...deadTypes }
+        output: { taskName, attemptScores: scores.map((score) => score ?? 0), aggregate: "mean", ...deadTypes },
+        trials: attempts.length
       })
       continue
     }
@@ -252,7 +332,8 @@ export const collate = (
     outcomes.set(taskName, {
       score: extractReward(rewards, options.rewardKey)!,
       metrics: { ...rewards },
-      output: { taskName, trialName: best.trial_name ?? null, rewards, ...deadTypes }
+      output: { taskName, trialName: best.trial_name ?? null, rewards, ...deadTypes },
+      trials: attempts.length
     })
   }
   return outcomes

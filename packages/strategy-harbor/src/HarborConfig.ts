@@ -43,6 +43,14 @@ export const HarborConfig = Schema.Struct({
  */
 export type HarborConfig = typeof HarborConfig.Type
 
+/**
+ * A configuration as written by hand or read from JSON (the defaults not yet filled in).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Input = typeof HarborConfig.Encoded
+
 const decodeConfig = Schema.decodeUnknownEither(HarborConfig, { onExcessProperty: "error", errors: "all" })
 
 /**

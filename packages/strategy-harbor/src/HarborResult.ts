@@ -16,7 +16,8 @@ const Optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optional(Sch
  */
 export const ExceptionInfo = Schema.Struct({
   exception_type: Schema.String,
-  exception_message: Optional(Schema.String)
+  exception_message: Optional(Schema.String),
+  exception_traceback: Optional(Schema.String)
 })
 
 /**
@@ -40,6 +41,30 @@ export const TrialResult = Schema.Struct({
  * @category models
  */
 export type TrialResult = typeof TrialResult.Type
+
+/**
+ * A verifier's `reward.json`: metric names to numbers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RewardJson = Schema.Record({ key: Schema.String, value: Schema.Number.pipe(Schema.finite()) })
+
+/**
+ * A verifier's `reward.txt`: one number, read as `{ reward: n }`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RewardTxt = Schema.transform(
+  Schema.String.pipe(Schema.pattern(/^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/)),
+  Schema.Struct({ reward: Schema.Number }),
+  {
+    strict: true,
+    decode: (text) => ({ reward: Number(text.trim()) }),
+    encode: (rewards) => `${rewards.reward}\n`
+  }
+)
 
 const LegacyStats = Schema.Struct({ n_trials: Schema.Int, n_errors: Schema.Int })
 const CurrentStats = Schema.Struct({ n_completed_trials: Schema.Int, n_errored_trials: Schema.Int })

@@ -128,3 +128,47 @@ describe("Harbor collation rules", () => {
     )
   })
 })
+
+describe("Harbor collation: the verifier's reward files", () => {
+  const write = (dir: string, files: Record<string, string>) =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      for (const [name, text] of Object.entries(files)) {
+        const file = `${dir}/${name}`
+        yield* fs.makeDirectory(file.slice(0, file.lastIndexOf("/")), { recursive: true })
+        yield* fs.writeFileString(file, text)
+      }
+    })
+  const result = (taskName: string, fields: Record<string, unknown> = {}) =>
+    JSON.stringify({ task_name: taskName, trial_name: `${taskName}__x`, verifier_result: null, exception_info: null, ...fields })
+
+  it.scoped("a clean trial without rewards in result.json is read from reward.json, else reward.txt", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped()
+      yield* write(dir, {
+        "job/json__x/result.json": result("json"),
+        "job/json__x/verifier/reward.json": `{"reward": 0.75, "style": 1}`,
+        "job/json__x/verifier/reward.txt": "0.1",
+        "job/txt__x/result.json": result("txt", { verifier_result: { rewards: null } }),
+        "job/txt__x/verifier/reward.txt": " 0.25\n",
+        "job/bad__x/result.json": result("bad"),
+        "job/bad__x/verifier/reward.txt": "three quarters",
+        "job/dead__x/result.json": result("dead", { exception_info: { exception_type: "VerifierTimeoutError" } }),
+        "job/dead__x/verifier/reward.txt": "1",
+        "job/recorded__x/result.json": result("recorded", { verifier_result: { rewards: { reward: 0 } } }),
+        "job/recorded__x/verifier/reward.txt": "1"
+      })
+      const loaded = yield* Collation.load(dir)
+      const outcomes = Collation.collate(loaded.trials, ["json", "txt", "bad", "dead", "recorded"], { aggregate: "best" })
+      assert.strictEqual(outcomes.get("json")!.score, 0.75)
+      assert.deepStrictEqual(outcomes.get("json")!.metrics, { reward: 0.75, style: 1 })
+      assert.strictEqual(outcomes.get("txt")!.score, 0.25)
+      // an unreadable reward file is reported, and the trial stays without rewards
+      assert.include(outcomes.get("bad")!.error, "No verifier rewards")
+      assert.deepStrictEqual(loaded.invalid.map((entry) => entry.file), [`${dir}/job/bad__x/verifier/reward.txt`])
+      // Harbor's own verdict stands: a dead attempt is not rescued by a file, recorded rewards win
+      assert.include(outcomes.get("dead")!.error, "VerifierTimeoutError x1")
+      assert.strictEqual(outcomes.get("recorded")!.score, 0)
+    }).pipe(Effect.provide(NodeContext.layer)))
+})

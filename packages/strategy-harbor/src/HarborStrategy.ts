@@ -1,0 +1,429 @@
+/**
+ * The Harbor strategy: the samples of a run are Harbor tasks, run by one nested `harbor run` per
+ * call and scored by each task's own verifier.
+ *
+ * For the samples of a run that have no stored non-error record, `produce`:
+ *
+ * 1. records at once every task whose trials are already in the run's jobs directory (a round cut
+ *    short by a crash or a timeout), when it has all its attempts and a score;
+ * 2. runs the launcher with `run (-p <dir> | -d <ref>) --agent … -e … -n … --n-attempts …
+ *    --max-retries … [-m …] -i <include>… --jobs-dir <run dir>/jobs --job-name holdout-<n> [extra…]`
+ *    in the candidate's checkout (from `Workspace`), with one timeout for the whole nested run; on
+ *    timeout the process tree is terminated (SIGTERM, then SIGKILL after a grace period);
+ * 3. collates every trial of the jobs directory, also after a timeout or a non-zero exit, and stores
+ *    one record per sample: the score by the strict reward rule, or an error (no trial, no verifier
+ *    rewards — naming the dead attempts' exception types, `[infra]` for model-API failures).
+ *
+ * A nested run that leaves no trial at all, or only trials of other tasks (a task-name mismatch),
+ * is a `StrategyError`: scoring every sample 0 would charge the budget for nothing. Errored samples
+ * are re-run on the next `produce` of the run. The launcher's output goes to
+ * `<run dir>/holdout-<n>.log`; progress is logged while the nested run lasts.
+ *
+ * @since 0.1.0
+ */
+import * as Command from "@effect/platform/Command"
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import { DatasetSource, EvalStrategy, HoldoutError, Metrics, type Model, TaskStore, Workspace } from "@holdout/core"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Collation from "./Collation.js"
+import * as HarborConfig from "./HarborConfig.js"
+import { HarborTask } from "./HarborDataset.js"
+
+/**
+ * The options of the strategy.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The Harbor configuration, decoded strictly (an unknown or invalid field is a `ConfigError`). */
+  readonly config: HarborConfig.Input
+  /** Where the runs' directories go: `<dir>/runs/<run id>/` holds `jobs/` and the launcher's logs. */
+  readonly dir: string
+  /** How often progress is logged while a nested run lasts (default 30 seconds). */
+  readonly progressInterval?: Duration.DurationInput
+  /** How long a terminated nested run gets between SIGTERM and SIGKILL (default 5 seconds). */
+  readonly killGrace?: Duration.DurationInput
+}
+
+/**
+ * The services the strategy needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Requirements =
+  | TaskStore.TaskStore
+  | DatasetSource.DatasetSource
+  | Workspace.Workspace
+  | CommandExecutor.CommandExecutor
+  | FileSystem.FileSystem
+  | Path.Path
+
+const strategyName = "harbor"
+
+const failure = (message: string) => new HoldoutError.StrategyError({ strategy: strategyName, message })
+
+/** How a nested run ended. */
+type Ended =
+  | { readonly _tag: "Exited"; readonly code: number }
+  | { readonly _tag: "Signalled"; readonly reason: string }
+  | { readonly _tag: "TimedOut"; readonly seconds: number }
+
+const describeEnd = (ended: Ended): string => {
+  switch (ended._tag) {
+    case "Exited":
+      return `exited with code ${ended.code}`
+    case "Signalled":
+      return `ended abnormally (${ended.reason})`
+    case "TimedOut":
+      return `timed out after ${ended.seconds} s and was terminated`
+  }
+}
+
+interface Pending {
+  readonly sampleId: number
+  readonly task: HarborTask
+}
+
+interface Round {
+  readonly jobDir: string
+  readonly logFile: string
+  readonly ended: Ended
+  readonly outputTail: string
+}
+
+const decodeTask = Schema.decodeUnknownEither(HarborTask)
+
+/** A file-name-safe directory name for a run id; ids that needed changing get a hash suffix. */
+const runDirName = (runId: string): string => {
+  const safe = runId.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_")
+  if (safe === runId && safe.length > 0) return safe
+  let hash = 0x811c9dc5
+  for (let index = 0; index < runId.length; index++) {
+    hash ^= runId.charCodeAt(index)
+    hash = Math.imul(hash, 0x01000193) >>> 0
+  }
+  return `${safe.slice(0, 100)}-${hash.toString(16).padStart(8, "0")}`
+}
+
+/** Keeps the last `size` characters of a text stream. */
+const makeTail = (size: number) => {
+  let text = ""
+  const decoder = new TextDecoder()
+  return {
+    push: (chunk: Uint8Array) => {
+      text = (text + decoder.decode(chunk, { stream: true })).slice(-size)
+    },
+    get: () => text.trim()
+  }
+}
+
+/**
+ * Builds the strategy.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<EvalStrategy.EvalStrategy["Type"], HoldoutError.ConfigError, Requirements> =>
+  Effect.gen(function*() {
+    const config = yield* HarborConfig.decode(options.config)
+    const store = yield* TaskStore.TaskStore
+    const source = yield* DatasetSource.DatasetSource
+    const workspace = yield* Workspace.Workspace
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const context = yield* Effect.context<CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path>()
+    const progressInterval = Duration.decode(options.progressInterval ?? "30 seconds")
+    const killGrace = Duration.decode(options.killGrace ?? "5 seconds")
+    const collateOptions: Collation.CollateOptions = {
+      aggregate: config.aggregate,
+      ...(config.rewardKey === undefined ? {} : { rewardKey: config.rewardKey })
+    }
+    const runsDir = path.resolve(options.dir, "runs")
+
+    const ioFailure = (what: string) => (error: { readonly message: string }) =>
+      failure(`Could not ${what}: ${error.message}`)
+
+    const loadTrials = (jobsDir: string) => Collation.load(jobsDir).pipe(Effect.provide(context))
+
+    const record = (
+      plan: EvalStrategy.RunPlan,
+      pending: Pending,
+      outcome: Collation.Outcome,
+      times: { readonly startedAt: number; readonly finishedAt: number },
+      context: string
+    ): Model.SampleRecord => ({
+      runId: plan.runId,
+      sampleId: pending.sampleId,
+      datasetId: plan.datasetId,
+      split: plan.split,
+      candidateId: plan.candidate.id,
+      input: pending.task,
+      output: outcome.output,
+      ...(outcome.error === undefined ? {} : { error: outcome.error + context }),
+      ...(outcome.trace === undefined ? {} : { errorTrace: outcome.trace }),
+      ...(outcome.score === undefined ? {} : { score: outcome.score }),
+      metrics: outcome.metrics,
+      attempts: outcome.trials,
+      startedAt: times.startedAt,
+      finishedAt: times.finishedAt
+    })
+
+    const putAll = (records: ReadonlyArray<Model.SampleRecord>) =>
+      Effect.forEach(records, (sample) => store.putSample(sample), { concurrency: 16, discard: true })
+
+    /** The source flags: `-p <absolute dir>` for a local path, else `-d <registry ref>`. */
+    const sourceArgs = Effect.map(
+      fs.exists(config.taskSource).pipe(Effect.orElseSucceed(() => false)),
+      (local) => local ? ["-p", path.resolve(config.taskSource)] : ["-d", config.taskSource]
+    )
+
+    const nextJobName = (jobsDir: string) =>
+      Effect.map(fs.readDirectory(jobsDir).pipe(Effect.orElseSucceed(() => [])), (entries) => {
+        let last = 0
+        for (const entry of entries) {
+          const match = /^holdout-(\d+)$/.exec(entry)
+          if (match !== null) last = Math.max(last, Number(match[1]))
+        }
+        return `holdout-${last + 1}`
+      })
+
+    /** Trial directories of a job that hold a `result.json` (for progress lines). */
+    const finishedTrials = (jobDir: string) =>
+      Effect.gen(function*() {
+        const entries = yield* fs.readDirectory(jobDir).pipe(Effect.orElseSucceed(() => []))
+        let count = 0
+        for (const entry of entries) {
+          if (yield* fs.exists(path.join(jobDir, entry, "result.json")).pipe(Effect.orElseSucceed(() => false))) {
+            count++
+          }
+        }
+        return count
+      })
+
+    /** Waits until the process has exited, for at most `killGrace` (by polling: this also runs in finalizers). */
+    const awaitExit = (process: CommandExecutor.Process) =>
+      Effect.gen(function*() {
+        const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(killGrace)
+        const running = process.isRunning.pipe(Effect.orElseSucceed(() => false))
+        while ((yield* running) && (yield* Clock.currentTimeMillis) < deadline) {
+          yield* Effect.sleep("25 millis")
+        }
+      })
+
+    /**
+     * Ends a nested run and everything it started: SIGTERM to its process group, then SIGKILL after
+     * the grace period (the group may outlive its leader, so SIGKILL is always sent). A signal is
+     * sent from a daemon fiber, as `kill` then waits for the exit, which must not hold up a finalizer.
+     */
+    const terminate = (process: CommandExecutor.Process) =>
+      Effect.gen(function*() {
+        yield* Effect.forkDaemon(Effect.ignore(process.kill("SIGTERM")))
+        yield* awaitExit(process)
+        yield* Effect.forkDaemon(Effect.ignore(process.kill("SIGKILL")))
+        yield* awaitExit(process)
+      })
+
+    const runHarbor = (
+      plan: EvalStrategy.RunPlan,
+      candidatePath: string,
+      tasks: ReadonlyArray<Pending>,
+      runDir: string,
+      jobsDir: string
+    ): Effect.Effect<Round, HoldoutError.StrategyError, Scope.Scope> =>
+      Effect.gen(function*() {
+        const jobName = yield* nextJobName(jobsDir)
+        const jobDir = path.join(jobsDir, jobName)
+        const logFile = path.join(runDir, `${jobName}.log`)
+        const substitute = (arg: string) => arg.replaceAll("{candidatePath}", candidatePath)
+        const args = [
+          ...config.launcher.map(substitute),
+          "run",
+          ...(yield* sourceArgs),
+          "--agent",
+          config.agent,
+          "-e",
+          config.environment,
+          "-n",
+          String(config.concurrency),
+          "--n-attempts",
+          String(config.attempts),
+          "--max-retries",
+          String(config.maxRetries),
+          ...(config.model === undefined ? [] : ["-m", config.model]),
+          ...tasks.flatMap((pending) => ["-i", pending.task.include]),
+          "--jobs-dir",
+          jobsDir,
+          "--job-name",
+          jobName,
+          ...config.extraArgs.map(substitute)
+        ]
+        const [program, ...rest] = args as [string, ...Array<string>]
+        const total = tasks.length * config.attempts
+        yield* Effect.logInfo(
+          `Harbor: running ${tasks.length} task(s) x ${config.attempts} attempt(s) of run ${plan.runId} ` +
+            `for candidate ${plan.candidate.id} (job ${jobName}, output in ${logFile})`
+        )
+        yield* Effect.logDebug(`Harbor command: ${args.map((arg) => JSON.stringify(arg)).join(" ")}`)
+        const log = yield* fs.open(logFile, { flag: "a" }).pipe(Effect.mapError(ioFailure(`open ${logFile}`)))
+        const process = yield* Command.start(Command.make(program, ...rest).pipe(Command.workingDirectory(candidatePath)))
+          .pipe(
+            Effect.provide(context),
+            Effect.mapError((error) =>
+              failure(
+                `Could not start the Harbor launcher "${program}" in ${candidatePath}: ${error.message}. ` +
+                  `Install Harbor, or set \`launcher\` to the command that runs it.`
+              )
+            )
+          )
+        const tail = makeTail(2000)
+        const drain = yield* Stream.merge(process.stdout, Stream.tap(process.stderr, (chunk) => Effect.sync(() => tail.push(chunk))))
+          .pipe(
+            Stream.runForEach((chunk) => log.write(chunk)),
+            Effect.ignore,
+            Effect.fork
+          )
+        const startedAt = yield* Clock.currentTimeMillis
+        yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+          yield* Effect.sleep(progressInterval)
+          const done = yield* finishedTrials(jobDir)
+          const elapsed = Math.round(((yield* Clock.currentTimeMillis) - startedAt) / 1000)
+          yield* Effect.logInfo(`Harbor job ${jobName}: ${done}/${total} trial(s) finished after ${elapsed} s`)
+        })))
+        const exit = yield* process.exitCode.pipe(
+          Effect.either,
+          Effect.timeoutOption(Duration.seconds(config.timeoutSeconds)),
+          Effect.onInterrupt(() => terminate(process))
+        )
+        let ended: Ended
+        if (Option.isNone(exit)) {
+          yield* terminate(process)
+          ended = { _tag: "TimedOut", seconds: config.timeoutSeconds }
+        } else if (Either.isRight(exit.value)) {
+          ended = { _tag: "Exited", code: exit.value.right }
+        } else {
+          ended = { _tag: "Signalled", reason: exit.value.left.message }
+        }
+        // the output of a terminated tree ends with it; do not wait on pipes a stray process holds
+        yield* Fiber.join(drain).pipe(Effect.timeoutOption("2 seconds"))
+        yield* Fiber.interrupt(drain)
+        const outputTail = tail.get()
+        if (!(ended._tag === "Exited" && ended.code === 0)) {
+          yield* Effect.logWarning(
+            `Harbor job ${jobName} ${describeEnd(ended)}; collating the trials that finished.` +
+              (outputTail === "" ? "" : `\nLast error output:\n${outputTail.slice(-500)}`)
+          )
+        }
+        return { jobDir, logFile, ended, outputTail }
+      })
+
+    const produce = (plan: EvalStrategy.RunPlan) =>
+      Effect.gen(function*() {
+        const stored = yield* store.listSamples(plan.runId)
+        const complete = new Set(stored.filter((sample) => !Metrics.isError(sample)).map((sample) => sample.sampleId))
+        const ids = [...new Set(plan.sampleIds)].filter((sampleId) => !complete.has(sampleId))
+        if (ids.length === 0) return
+
+        const rows = yield* source.rows(plan.datasetId, plan.split, ids).pipe(
+          Effect.catchTags({
+            InvalidRequest: (error) => Effect.fail(failure(error.message)),
+            UnknownSplit: (error) => Effect.fail(failure(error.message))
+          })
+        )
+        const pending: Array<Pending> = []
+        for (const [index, row] of rows.entries()) {
+          const task = decodeTask(row)
+          if (Either.isLeft(task)) {
+            return yield* Effect.fail(failure(
+              `Sample ${ids[index]} of ${plan.datasetId}/${plan.split} is not a Harbor task ` +
+                `({ include, resultKey }): serve the partition with HarborDataset.layer.`
+            ))
+          }
+          pending.push({ sampleId: ids[index]!, task: task.right })
+        }
+
+        const runDir = path.join(runsDir, runDirName(plan.runId))
+        const jobsDir = path.join(runDir, "jobs")
+        yield* fs.makeDirectory(jobsDir, { recursive: true }).pipe(Effect.mapError(ioFailure(`create ${jobsDir}`)))
+        const startedAt = yield* Clock.currentTimeMillis
+
+        // trials left by an earlier round of this run (cut short by a crash or a timeout)
+        const earlier = Collation.collate(
+          (yield* loadTrials(jobsDir)).trials,
+          pending.map((entry) => entry.task.resultKey),
+          collateOptions
+        )
+        const salvaged = pending.filter((entry) => {
+          const outcome = earlier.get(entry.task.resultKey)!
+          return outcome.error === undefined && outcome.trials >= config.attempts
+        })
+        if (salvaged.length > 0) {
+          const finishedAt = yield* Clock.currentTimeMillis
+          yield* putAll(salvaged.map((entry) =>
+            record(plan, entry, earlier.get(entry.task.resultKey)!, { startedAt, finishedAt }, "")
+          ))
+          yield* Effect.logInfo(
+            `Harbor: ${salvaged.length} task(s) of run ${plan.runId} already had their trials; recorded without running again`
+          )
+        }
+        const toRun = pending.filter((entry) => !salvaged.includes(entry))
+        if (toRun.length === 0) return
+
+        const round = yield* Effect.scoped(
+          Effect.flatMap(workspace.checkout(plan.candidate), (candidatePath) =>
+            runHarbor(plan, candidatePath, toRun, runDir, jobsDir))
+        )
+
+        const loaded = yield* loadTrials(jobsDir)
+        const fresh = loaded.trials.filter((trial) => trial.file.startsWith(round.jobDir + path.sep))
+        const ending = `The nested run ${describeEnd(round.ended)}` +
+          (round.outputTail === "" ? "" : `; its last error output:\n${round.outputTail.slice(-500)}`)
+        if (fresh.length === 0) {
+          return yield* Effect.fail(failure(
+            `The nested \`harbor run\` produced no trial results for ${toRun.length} task(s); refusing to score ` +
+              `all samples 0. ${ending}\n(full output: ${round.logFile})`
+          ))
+        }
+        const wanted = new Set(toRun.map((entry) => entry.task.resultKey))
+        if (!fresh.some((trial) => wanted.has(trial.task_name))) {
+          return yield* Effect.fail(failure(
+            `The nested \`harbor run\` recorded trials only for tasks that were not asked for: requested ` +
+              `"${toRun[0]!.task.resultKey}", recorded "${fresh[0]!.task_name}". A task's result key must be the ` +
+              `task_name Harbor writes ("org/name" for registry and named tasks); when the -i pattern differs, ` +
+              `list the task as { include, resultKey }. Refusing to score all samples 0.`
+          ))
+        }
+        const outcomes = Collation.collate(loaded.trials, toRun.map((entry) => entry.task.resultKey), collateOptions)
+        const finishedAt = yield* Clock.currentTimeMillis
+        const cut = round.ended._tag === "Exited" && round.ended.code === 0 ? "" : ` ${ending.split("\n")[0]}.`
+        yield* putAll(toRun.map((entry) => {
+          const outcome = outcomes.get(entry.task.resultKey)!
+          return record(plan, entry, outcome, { startedAt, finishedAt }, outcome.trials === 0 ? cut : "")
+        }))
+      })
+
+    return { name: strategyName, produce }
+  })
+
+/**
+ * The strategy as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<EvalStrategy.EvalStrategy, HoldoutError.ConfigError, Requirements> =>
+  Layer.effect(EvalStrategy.EvalStrategy, make(options))
