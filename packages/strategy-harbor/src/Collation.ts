@@ -14,6 +14,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { JobResult, RewardJson, RewardTxt, TrialResult } from "./HarborResult.js"
@@ -39,6 +40,17 @@ export interface Loaded {
   readonly jobs: number
   readonly invalid: ReadonlyArray<{ readonly file: string; readonly reason: string }>
 }
+
+/**
+ * Harbor result and reward files that did not decode (each is also logged as a warning).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const invalidFiles = Metric.counter("holdout_harbor_invalid_files_total", {
+  description: "Harbor result or reward files skipped because they did not decode",
+  incremental: true
+})
 
 const decodeTrial = Schema.decodeUnknownEither(TrialResult)
 const decodeJob = Schema.decodeUnknownEither(JobResult)
@@ -129,6 +141,7 @@ export const load = (jobsDir: string): Effect.Effect<Loaded, never, FileSystem.F
     for (const entry of invalid) {
       yield* Effect.logWarning(`Harbor result ${entry.file} was skipped: ${entry.reason}`)
     }
+    if (invalid.length > 0) yield* Metric.incrementBy(invalidFiles, invalid.length)
     return { trials, jobs, invalid }
   })
 

@@ -165,7 +165,7 @@ export const make = (
       pending: Pending,
       outcome: Collation.Outcome,
       times: { readonly startedAt: number; readonly finishedAt: number },
-      context: string
+      note: string
     ): Model.SampleRecord => ({
       runId: plan.runId,
       sampleId: pending.sampleId,
@@ -174,7 +174,7 @@ export const make = (
       candidateId: plan.candidate.id,
       input: pending.task,
       output: outcome.output,
-      ...(outcome.error === undefined ? {} : { error: outcome.error + context }),
+      ...(outcome.error === undefined ? {} : { error: outcome.error + note }),
       ...(outcome.trace === undefined ? {} : { errorTrace: outcome.trace }),
       ...(outcome.score === undefined ? {} : { score: outcome.score }),
       metrics: outcome.metrics,
@@ -409,7 +409,7 @@ export const make = (
         }
         const outcomes = Collation.collate(loaded.trials, toRun.map((entry) => entry.task.resultKey), collateOptions)
         const finishedAt = yield* Clock.currentTimeMillis
-        const cut = round.ended._tag === "Exited" && round.ended.code === 0 ? "" : ` ${ending.split("\n")[0]}.`
+        const cut = round.ended._tag === "Exited" && round.ended.code === 0 ? "" : ` The nested run ${describeEnd(round.ended)}.`
         yield* putAll(toRun.map((entry) => {
           const outcome = outcomes.get(entry.task.resultKey)!
           return record(plan, entry, outcome, { startedAt, finishedAt }, outcome.trials === 0 ? cut : "")

@@ -3,6 +3,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import { Collation } from "@holdout/strategy-harbor"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import { fileURLToPath } from "node:url"
 
 // Real `harbor run` job directories (see fixtures/README.md)
@@ -65,9 +66,11 @@ describe("Harbor collation over real job directories", () => {
       yield* fs.writeFileString(`${dir}/jobs/broken/t1/result.json`, "{ not json")
       yield* fs.makeDirectory(`${dir}/jobs/broken/t2`, { recursive: true })
       yield* fs.writeFileString(`${dir}/jobs/broken/t2/result.json`, JSON.stringify({ task_name: 7 }))
+      const before = (yield* Metric.value(Collation.invalidFiles)).count
       const loaded = yield* Collation.load(`${dir}/jobs`)
       assert.strictEqual(loaded.trials.length, 4)
       assert.strictEqual(loaded.invalid.length, 2)
+      assert.strictEqual((yield* Metric.value(Collation.invalidFiles)).count - before, 2, "not counted")
     }).pipe(Effect.provide(NodeContext.layer))))
 })
 
