@@ -1,0 +1,125 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { Workspace } from "@holdout/core"
+import { GitWorkspace } from "@holdout/harness"
+import { expectFailure } from "@holdout/testkit"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import { execFileSync } from "node:child_process"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const roots: Array<string> = []
+afterAll(() => {
+  for (const root of roots) rmSync(root, { recursive: true, force: true })
+})
+
+const git = (cwd: string, ...args: Array<string>) =>
+  execFileSync("git", ["-c", "user.name=Optimizer", "-c", "user.email=optimizer@example.com", ...args], {
+    cwd,
+    encoding: "utf8"
+  }).trim()
+
+/** An optimizer's repository with two commits, uncommitted changes and hooks that leave a mark. */
+const makeRepo = () => {
+  const root = mkdtempSync(join(tmpdir(), "holdout-git-test-"))
+  roots.push(root)
+  const repo = join(root, "repo")
+  const marker = join(root, "hook-ran")
+  execFileSync("git", ["init", "--quiet", repo])
+  writeFileSync(join(repo, "agent.txt"), "first\n")
+  git(repo, "add", "agent.txt")
+  git(repo, "commit", "--quiet", "-m", "first")
+  const first = git(repo, "rev-parse", "HEAD")
+  writeFileSync(join(repo, "agent.txt"), "second\n")
+  git(repo, "commit", "--quiet", "-am", "second")
+  const second = git(repo, "rev-parse", "HEAD")
+  git(repo, "branch", "old", first)
+  // uncommitted and untracked changes
+  writeFileSync(join(repo, "agent.txt"), "uncommitted\n")
+  writeFileSync(join(repo, "untracked.txt"), "untracked\n")
+  // hooks in the repository and in a hooks path its config names
+  for (const hook of ["post-checkout", "pre-push", "reference-transaction", "post-merge", "pre-auto-gc"]) {
+    const file = join(repo, ".git", "hooks", hook)
+    writeFileSync(file, `#!/bin/sh\necho ${hook} >> ${marker}\n`)
+    chmodSync(file, 0o755)
+  }
+  git(repo, "config", "core.hooksPath", join(repo, ".git", "hooks"))
+  return { root, repo, marker, first, second }
+}
+
+const withWorkspace = <A, E>(
+  options: GitWorkspace.Options,
+  f: (workspace: Workspace.Workspace["Type"]) => Effect.Effect<A, E>
+) =>
+  Effect.gen(function*() {
+    return yield* f(yield* Workspace.Workspace)
+  }).pipe(Effect.provide(GitWorkspace.layer(options).pipe(Layer.provide(NodeContext.layer))))
+
+describe("GitWorkspace", () => {
+  it.live("checks out the committed tree, whatever the repository's working copy and hooks", () => {
+    const { marker, repo, first, second } = makeRepo()
+    return withWorkspace({ repo }, (workspace) =>
+      Effect.gen(function*() {
+        const head = yield* Effect.scoped(Effect.gen(function*() {
+          const dir = yield* workspace.checkout({ id: "HEAD" })
+          assert.strictEqual(readFileSync(join(dir, "agent.txt"), "utf8"), "second\n")
+          assert.isFalse(existsSync(join(dir, "untracked.txt")))
+          return dir
+        }))
+        assert.isFalse(existsSync(head), "the worktree outlived its scope")
+        for (const [ref, content] of [[first, "first\n"], [second.slice(0, 8), "second\n"], ["old", "first\n"]] as const) {
+          yield* Effect.scoped(Effect.gen(function*() {
+            const dir = yield* workspace.checkout({ id: ref })
+            assert.strictEqual(readFileSync(join(dir, "agent.txt"), "utf8"), content, `checkout of ${ref}`)
+          }))
+        }
+        // the optimizer's repository is untouched and none of its hooks ran
+        assert.strictEqual(readFileSync(join(repo, "agent.txt"), "utf8"), "uncommitted\n")
+        assert.isFalse(existsSync(marker), `a hook ran: ${existsSync(marker) ? readFileSync(marker, "utf8") : ""}`)
+      }))
+  })
+
+  it.live("two checkouts at once get their own worktrees", () => {
+    const { repo, first, second } = makeRepo()
+    return withWorkspace({ repo }, (workspace) =>
+      Effect.scoped(Effect.gen(function*() {
+        const [a, b] = yield* Effect.all([workspace.checkout({ id: first }), workspace.checkout({ id: second })], {
+          concurrency: 2
+        })
+        assert.notStrictEqual(a, b)
+        assert.strictEqual(readFileSync(join(a, "agent.txt"), "utf8"), "first\n")
+        assert.strictEqual(readFileSync(join(b, "agent.txt"), "utf8"), "second\n")
+      })))
+  })
+
+  it.live("an unknown commit or an option-like name is a StrategyError", () => {
+    const { repo } = makeRepo()
+    return withWorkspace({ repo }, (workspace) =>
+      Effect.gen(function*() {
+        for (const id of ["no-such-branch", "deadbeef", "--upload-pack=touch /tmp/x", ""]) {
+          const error = yield* expectFailure(Effect.scoped(workspace.checkout({ id })))
+          assert.strictEqual(error._tag, "StrategyError", id)
+        }
+      }))
+  })
+
+  it.live("a persistent directory is reused after a restart; worktrees a crash left behind are cleared", () => {
+    const { root, repo, second } = makeRepo()
+    const dir = join(root, "workspace")
+    return Effect.gen(function*() {
+      // a checkout whose scope never closes: the worktree stays, as after a crash
+      const leaked = yield* Scope.make()
+      const stale = yield* withWorkspace({ repo, dir }, (workspace) => Scope.extend(workspace.checkout({ id: second }), leaked))
+      assert.isTrue(existsSync(stale))
+      yield* withWorkspace({ repo, dir }, (workspace) =>
+        Effect.scoped(Effect.gen(function*() {
+          const path = yield* workspace.checkout({ id: second })
+          assert.strictEqual(path, stale, "the same name is reused")
+          assert.strictEqual(readFileSync(join(path, "agent.txt"), "utf8"), "second\n")
+        })))
+    })
+  })
+})
