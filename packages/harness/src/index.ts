@@ -2,3 +2,7 @@
  * @since 0.1.0
  */
 export * as GitWorkspace from "./GitWorkspace.js"
+export * as Verifier from "./Verifier.js"
+export * as Results from "./Results.js"
+export * as SidecarApi from "./SidecarApi.js"
+export * as Sidecar from "./Sidecar.js"

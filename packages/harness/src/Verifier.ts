@@ -1,0 +1,372 @@
+/**
+ * The verifier: picks the candidate an optimization ends with and scores it on the target splits
+ * (usually hidden ones), as admin: no tier gate, no charge.
+ *
+ * - `submit`: the candidate the optimizer submitted. A submission is final (a second one is
+ *   refused) and must name a candidate that was evaluated.
+ * - `auto_best`: the optimizer's evaluations on the selection split are pooled per candidate (the
+ *   mean of its runs; when any run covers the whole split, only whole-split runs count), the top
+ *   `topK` are re-scored as admin on the whole selection split, and the best re-score wins (ties go
+ *   to the earlier place in the shortlist). The scores an optimizer got only shortlist; they never
+ *   decide. With a baseline, the winner must beat the baseline's re-score strictly, else the
+ *   baseline is chosen (also when the baseline cannot be scored).
+ *
+ * Without a candidate (nothing evaluated, nothing submitted) every reward is 0. A target that cannot
+ * be scored after two attempts is floored to 0 and its error is reported in `targetErrors`.
+ *
+ * Everything lives in the `TaskStore`: the submission, every admin evaluation (each under an
+ * idempotency key, so a finalize cut short resumes without scoring twice) and the answer, which
+ * every later call returns unchanged — also after a restart.
+ *
+ * @since 0.1.0
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import { DatasetSource, Engine, HoldoutError, type Model, TaskStore } from "@holdout/core"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+
+/**
+ * A split to score the chosen candidate on, and the reward key its mean score is reported under.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Target {
+  readonly datasetId: string
+  readonly split: string
+  readonly rewardKey: string
+  readonly sampleIds?: ReadonlyArray<number>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly mode: "submit" | "auto_best"
+  /** The split `auto_best` ranks candidates on (required for `auto_best`). */
+  readonly selection?: { readonly datasetId: string; readonly split: string }
+  readonly targets: ReadonlyArray<Target>
+  /** The starting point: never shortlisted, and it wins unless a candidate beats it. */
+  readonly baseline?: Model.Candidate
+  /** How many shortlisted candidates are re-scored (default 3). */
+  readonly topK?: number
+}
+
+/**
+ * The verifier's answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Answer = Schema.Struct({
+  mode: Schema.Literal("submit", "auto_best"),
+  /** The chosen candidate's id, or null when there was none. */
+  candidate: Schema.NullOr(Schema.String),
+  /** Flat `{ rewardKey: score }`, as `reward.json` holds it. */
+  rewards: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** Targets floored to 0 because they could not be scored, with the cause. */
+  targetErrors: Schema.Record({ key: Schema.String, value: Schema.String }),
+  /** `auto_best`: the shortlist with pooled and re-scored means, in shortlist order. */
+  shortlist: Schema.Array(Schema.Struct({ candidate: Schema.String, pooled: Schema.Number, rescored: Schema.Number })),
+  /** The baseline's re-score on the selection split, when one was measured. */
+  baseline: Schema.NullOr(Schema.Number),
+  /** Why the answer is what it is, in words. */
+  reason: Schema.String,
+  finalizedAt: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Answer = typeof Answer.Type
+
+/** The reserved run ids the verifier keeps its state under. */
+const submissionRun = "holdout:submission"
+const answerRun = "holdout:finalize"
+
+/**
+ * Whether a run is one of the verifier's own records rather than an evaluation.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isVerifierRecord = (run: Model.RunRecord): boolean => run.runId.startsWith("holdout:")
+
+/**
+ * The verifier service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Verifier extends Context.Tag("@holdout/harness/Verifier")<Verifier, {
+  readonly mode: "submit" | "auto_best"
+  /** Records the final submission: a candidate that was evaluated; a second submission is refused. */
+  readonly submit: (candidate: Model.Candidate) => Effect.Effect<Model.Candidate, HoldoutError.InvalidRequest | HoldoutError.StoreError>
+  /** The submission, if there is one. */
+  readonly submission: () => Effect.Effect<Option.Option<Model.Candidate>, HoldoutError.StoreError>
+  /** Chooses and scores the candidate once; every later call returns the same answer. */
+  readonly finalize: () => Effect.Effect<Answer, HoldoutError.StoreError>
+}>() {}
+
+const decodeAnswer = Schema.decodeUnknownOption(Answer)
+
+/**
+ * Builds the verifier.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<
+  Verifier["Type"],
+  HoldoutError.ConfigError,
+  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource
+> =>
+  Effect.gen(function*() {
+    if (options.mode === "auto_best" && options.selection === undefined) {
+      return yield* Effect.fail(new HoldoutError.ConfigError({ message: "auto_best needs a selection split: set `selection`." }))
+    }
+    const rewardKeys = new Set(options.targets.map((target) => target.rewardKey))
+    if (rewardKeys.size !== options.targets.length) {
+      return yield* Effect.fail(new HoldoutError.ConfigError({ message: "Every target needs a reward key of its own." }))
+    }
+    const topK = options.topK ?? 3
+    if (!Number.isInteger(topK) || topK < 1) {
+      return yield* Effect.fail(new HoldoutError.ConfigError({ message: `topK must be a positive integer, got ${topK}.` }))
+    }
+    const engine = yield* Engine.Engine
+    const store = yield* TaskStore.TaskStore
+    const source = yield* DatasetSource.DatasetSource
+    const lock = yield* Effect.makeSemaphore(1)
+
+    const record = (runId: string, candidate: Model.Candidate): Effect.Effect<Model.RunRecord> =>
+      Effect.map(Clock.currentTimeMillis, (createdAt) => ({
+        runId,
+        candidate,
+        datasetId: "",
+        split: "",
+        sampleIds: [],
+        status: "completed" as const,
+        admin: true,
+        createdAt
+      }))
+
+    const evaluations = Effect.map(store.listRuns(), (runs) =>
+      runs.filter((run) => !run.admin && !isVerifierRecord(run) && run.status === "completed"))
+
+    const submission = () =>
+      Effect.map(store.getRun(submissionRun), Option.map((run) => run.candidate))
+
+    const submit = (candidate: Model.Candidate) =>
+      lock.withPermits(1)(Effect.gen(function*() {
+        const earlier = yield* submission()
+        if (Option.isSome(earlier)) {
+          return yield* Effect.fail(new HoldoutError.InvalidRequest({
+            message: `A candidate was already submitted (${earlier.value.id}); a submission is final.`
+          }))
+        }
+        const evaluated = (yield* evaluations).some((run) => run.candidate.id === candidate.id)
+        if (!evaluated) {
+          return yield* Effect.fail(new HoldoutError.InvalidRequest({
+            message: `Candidate ${candidate.id} was never evaluated: evaluate it before submitting it.`
+          }))
+        }
+        yield* store.createRun(yield* record(submissionRun, candidate))
+        return candidate
+      }))
+
+    /** An admin evaluation, idempotent under `key`; its mean score (errors count 0), or why it failed. */
+    const adminScore = (
+      key: string,
+      candidate: Model.Candidate,
+      target: { readonly datasetId: string; readonly split: string; readonly sampleIds?: ReadonlyArray<number> }
+    ) =>
+      engine.evaluate(
+        {
+          datasetId: target.datasetId,
+          split: target.split,
+          candidate,
+          idempotencyKey: key,
+          ...(target.sampleIds === undefined ? {} : { sampleIds: target.sampleIds })
+        },
+        { admin: true }
+      ).pipe(
+        Effect.map((experiment) => experiment.metrics.avgFilledScore),
+        Effect.either
+      )
+
+    /** Scores a target, trying twice; a target that cannot be scored is floored to 0. */
+    const scoreTarget = (candidate: Model.Candidate, target: Target) =>
+      Effect.gen(function*() {
+        let cause = ""
+        for (let attempt = 1; attempt <= 2; attempt++) {
+          const key = `holdout:finalize:target:${target.rewardKey}:${candidate.id}:${attempt}`
+          const score = yield* adminScore(key, candidate, target)
+          if (score._tag === "Right") return { score: score.right }
+          cause = score.left.message
+          yield* Effect.logWarning(`Verifier: scoring ${candidate.id} on ${target.split} failed (attempt ${attempt}): ${cause}`)
+        }
+        return { score: 0, error: `scoring failed after 2 attempts; reward floored, not measured; cause: ${cause}` }
+      })
+
+    /** The auto_best choice: the candidate (or null) and how it was reached. */
+    const chooseBest = Effect.gen(function*() {
+      const selection = options.selection!
+      const size = (yield* source.info(selection.datasetId).pipe(Effect.orElseSucceed(() => ({ splits: {} as Record<string, number> }))))
+        .splits[selection.split]
+      const runs = (yield* evaluations).filter((run) =>
+        run.datasetId === selection.datasetId && run.split === selection.split && run.candidate.id !== options.baseline?.id
+      )
+      const whole = runs.filter((run) => run.sampleIds.length === size)
+      const ranked = whole.length > 0 ? whole : runs
+      const pools = new Map<string, { candidate: Model.Candidate; scores: Array<number>; newest: number }>()
+      for (const run of ranked) {
+        const experiment = yield* Effect.either(engine.experiment(run.runId))
+        if (experiment._tag === "Left") continue
+        const pool = pools.get(run.candidate.id) ?? { candidate: run.candidate, scores: [], newest: 0 }
+        pool.scores.push(experiment.right.metrics.avgFilledScore)
+        if (run.createdAt >= pool.newest) {
+          pool.newest = run.createdAt
+          pool.candidate = run.candidate
+        }
+        pools.set(run.candidate.id, pool)
+      }
+      const pooled = [...pools.values()]
+        .map((pool) => ({ ...pool, mean: pool.scores.reduce((sum, score) => sum + score, 0) / pool.scores.length }))
+        .sort((a, b) => b.mean - a.mean || b.newest - a.newest)
+        .slice(0, topK)
+      const shortlist: Array<{ candidate: string; pooled: number; rescored: number }> = []
+      let best: { candidate: Model.Candidate; score: number } | undefined
+      for (const entry of pooled) {
+        const score = yield* adminScore(`holdout:finalize:rescore:${entry.candidate.id}`, entry.candidate, selection)
+        const rescored = score._tag === "Right" ? score.right : 0
+        shortlist.push({ candidate: entry.candidate.id, pooled: entry.mean, rescored })
+        if (best === undefined || rescored > best.score) best = { candidate: entry.candidate, score: rescored }
+      }
+      if (options.baseline === undefined) {
+        return best === undefined
+          ? { candidate: null, shortlist, baseline: null, reason: "No candidate was evaluated on the selection split." }
+          : { candidate: best.candidate, shortlist, baseline: null, reason: `Best admin re-score of the shortlist (${best.score}).` }
+      }
+      if (best === undefined) {
+        return { candidate: null, shortlist, baseline: null, reason: "No candidate was evaluated on the selection split." }
+      }
+      const base = yield* adminScore(`holdout:finalize:rescore:${options.baseline.id}`, options.baseline, selection)
+      if (base._tag === "Left") {
+        return {
+          candidate: options.baseline,
+          shortlist,
+          baseline: null,
+          reason: `The baseline could not be scored (${base.left.message}); the baseline is kept.`
+        }
+      }
+      return best.score > base.right
+        ? { candidate: best.candidate, shortlist, baseline: base.right, reason: `${best.candidate.id} beats the baseline (${best.score} > ${base.right}).` }
+        : {
+          candidate: options.baseline,
+          shortlist,
+          baseline: base.right,
+          reason: `No candidate beats the baseline (best ${best.score}, baseline ${base.right}); the baseline wins ties.`
+        }
+    })
+
+    const compute = Effect.gen(function*() {
+      const choice = options.mode === "submit"
+        ? yield* Effect.map(submission(), (submitted) =>
+          Option.match(submitted, {
+            onNone: () => ({ candidate: null, shortlist: [], baseline: null, reason: "Nothing was submitted." }),
+            onSome: (candidate) => ({ candidate, shortlist: [], baseline: null, reason: `${candidate.id} was submitted.` })
+          }))
+        : yield* chooseBest
+      const rewards: Record<string, number> = {}
+      const targetErrors: Record<string, string> = {}
+      for (const target of options.targets) {
+        if (choice.candidate === null) {
+          rewards[target.rewardKey] = 0
+          continue
+        }
+        const scored = yield* scoreTarget(choice.candidate, target)
+        rewards[target.rewardKey] = scored.score
+        if (scored.error !== undefined) targetErrors[target.rewardKey] = scored.error
+      }
+      const answer: Answer = {
+        mode: options.mode,
+        candidate: choice.candidate === null ? null : choice.candidate.id,
+        rewards,
+        targetErrors,
+        shortlist: choice.shortlist,
+        baseline: choice.baseline,
+        reason: choice.candidate === null ? `${choice.reason} Every reward is 0.` : choice.reason,
+        finalizedAt: yield* Clock.currentTimeMillis
+      }
+      return answer
+    })
+
+    const finalize = () =>
+      lock.withPermits(1)(Effect.gen(function*() {
+        const stored = yield* store.getSample(answerRun, 0)
+        if (Option.isSome(stored)) {
+          const answer = decodeAnswer(stored.value.output)
+          if (Option.isSome(answer)) return answer.value
+        }
+        const answer = yield* compute
+        if (Option.isNone(yield* store.getRun(answerRun))) {
+          yield* store.createRun(yield* record(answerRun, { id: answer.candidate ?? "none" }))
+        }
+        yield* store.putSample({
+          runId: answerRun,
+          sampleId: 0,
+          datasetId: "",
+          split: "",
+          candidateId: answer.candidate ?? "none",
+          output: answer,
+          metrics: answer.rewards,
+          attempts: 1,
+          startedAt: answer.finalizedAt,
+          finishedAt: answer.finalizedAt
+        })
+        return answer
+      }))
+
+    return { mode: options.mode, submit, submission, finalize }
+  })
+
+/**
+ * The verifier as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<Verifier, HoldoutError.ConfigError, Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource> =>
+  Layer.effect(Verifier, make(options))
+
+/**
+ * Writes the rewards as `reward.json` (a flat `{ key: number }` object), atomically.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const writeRewards = (
+  file: string,
+  rewards: Readonly<Record<string, number>>
+): Effect.Effect<void, HoldoutError.StoreError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const temp = `${file}.tmp`
+    yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+    yield* fs.writeFileString(temp, JSON.stringify(rewards) + "\n")
+    yield* fs.rename(temp, file)
+  }).pipe(
+    Effect.mapError((error) => new HoldoutError.StoreError({ op: "writeRewards", message: `Could not write ${file}: ${error.message}` }))
+  )

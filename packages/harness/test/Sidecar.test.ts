@@ -1,0 +1,236 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpServer from "@effect/platform/HttpServer"
+import { Stack, Task } from "@holdout/core"
+import { Sidecar, Verifier } from "@holdout/harness"
+import { assert, describe, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import { createServer } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+interface Row {
+  readonly index: number
+  readonly answer: number
+}
+
+const rows = (count: number): ReadonlyArray<Row> => Array.from({ length: count }, (_, index) => ({ index, answer: index * 2 }))
+
+const task = Task.make<Row, number, "answer">({
+  name: "double",
+  labelFields: ["answer"],
+  infer: (row) => row.index * 2,
+  score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
+})
+
+// "holdout-secret" is no_access; "ghost" is tiered but holds no data; "open" is viewable but unbudgeted
+const stack = () =>
+  Stack.layerMemory({
+    datasets: { ds: { train: rows(8), validation: rows(12), "holdout-secret": rows(6), open: rows(4) } },
+    budgets: [
+      { datasetId: "ds", split: "train", runs: 3 },
+      { datasetId: "ds", split: "validation", runs: 2 },
+      { datasetId: "ds", split: "ghost", runs: 1 }
+    ],
+    policy: { train: "viewable", validation: "non_viewable", "holdout-secret": "no_access", ghost: "viewable", open: "viewable" },
+    task
+  })
+
+interface Server {
+  readonly url: string
+  readonly dir: string
+  readonly token: string
+}
+
+/** A sidecar on 127.0.0.1 (a free port), over a fresh memory stack. */
+const serve = (options: { readonly maxBodyBytes?: number } = {}) =>
+  Effect.gen(function*() {
+    const dir = mkdtempSync(join(tmpdir(), "holdout-sidecar-"))
+    yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    const tokenFile = join(dir, "token", "admin.token")
+    const layer = Sidecar.layer({ tokenFile, resultsDir: join(dir, "results"), ...options }).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+      Layer.provide(
+        Verifier.layer({
+          mode: "auto_best",
+          selection: { datasetId: "ds", split: "validation" },
+          targets: [{ datasetId: "ds", split: "holdout-secret", rewardKey: "accuracy" }]
+        })
+      ),
+      Layer.provideMerge(stack()),
+      Layer.provide(NodeContext.layer)
+    )
+    const context = yield* Layer.build(layer)
+    const address = Context.get(context, HttpServer.HttpServer).address
+    assert.strictEqual(address._tag, "TcpAddress")
+    const port = address._tag === "TcpAddress" ? address.port : 0
+    return { url: `http://127.0.0.1:${port}`, dir, token: readFileSync(tokenFile, "utf8").trim() } satisfies Server
+  })
+
+interface Reply {
+  readonly status: number
+  readonly text: string
+  readonly json: unknown
+}
+
+/** The value at a dotted path of a decoded JSON document (undefined when absent). */
+const at = (value: unknown, path: string): unknown =>
+  path.split(".").reduce<unknown>(
+    (current, key) => (typeof current === "object" && current !== null ? (current as Record<string, unknown>)[key] : undefined),
+    value
+  )
+
+const request = (
+  server: Server,
+  method: string,
+  path: string,
+  options: { readonly body?: unknown; readonly raw?: string; readonly headers?: Record<string, string> } = {}
+) =>
+  Effect.promise(async (): Promise<Reply> => {
+    const body = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body))
+    const response = await fetch(server.url + path, {
+      method,
+      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...options.headers },
+      ...(body === undefined ? {} : { body })
+    })
+    const text = await response.text()
+    let json: unknown = undefined
+    try {
+      json = JSON.parse(text)
+    } catch {
+      // not JSON
+    }
+    return { status: response.status, text, json }
+  })
+
+const evaluate = (server: Server, body: Record<string, unknown>) =>
+  request(server, "POST", "/eval", { body: { datasetId: "ds", candidate: { id: "cand-1" }, ...body } })
+
+describe("Sidecar over HTTP on 127.0.0.1", () => {
+  it.scoped("health, OpenAPI, and a viewable evaluation with its results directory", () =>
+    Effect.gen(function*() {
+      const server = yield* serve()
+      const health = yield* request(server, "GET", "/health")
+      assert.deepStrictEqual([health.status, health.json], [200, { ok: true }])
+      const openapi = yield* request(server, "GET", "/openapi.json")
+      assert.strictEqual(openapi.status, 200)
+      for (const path of ["/health", "/eval", "/status", "/submit", "/finalize", "/experiments"]) {
+        assert.property(at(openapi.json, "paths"), path)
+      }
+
+      const train = yield* evaluate(server, { split: "train" })
+      assert.strictEqual(train.status, 200, train.text)
+      assert.strictEqual(at(train.json, "experiment._tag"), "viewable")
+      assert.strictEqual(at(train.json, "experiment.samples.length"), 8)
+      assert.strictEqual(at(train.json, "experiment.summary.metrics.avgFilledScore"), 0.75)
+      assert.deepStrictEqual(at(train.json, "remaining"), { runs: 2, samples: null })
+      const path = String(at(train.json, "resultPath"))
+      assert.sameMembers(readdirSync(path), ["summary.json", ...rows(8).map((row) => `${row.index}.json`)])
+    }))
+
+  it.scoped("a non_viewable response and its results directory hold no sample id and no per-sample data", () =>
+    Effect.gen(function*() {
+      const server = yield* serve()
+      const validation = yield* evaluate(server, { split: "validation" })
+      assert.strictEqual(validation.status, 200, validation.text)
+      assert.strictEqual(at(validation.json, "experiment._tag"), "non_viewable")
+      assert.deepStrictEqual(Object.keys(at(validation.json, "experiment") as object).sort(), ["_tag", "summary"])
+      assert.notMatch(JSON.stringify(at(validation.json, "experiment")), /sampleId|"samples"|"output"|"input"/)
+      assert.strictEqual(at(validation.json, "experiment.summary.metrics.numSamples"), 12)
+      const path = String(at(validation.json, "resultPath"))
+      assert.deepStrictEqual(readdirSync(path), ["summary.json"])
+      assert.notMatch(readFileSync(join(path, "summary.json"), "utf8"), /sampleId|"samples"|"output"|"input"/)
+    }))
+
+  it.scoped("a no_access split never appears: refused with 403, absent from /status and from the results", () =>
+    Effect.gen(function*() {
+      const server = yield* serve()
+      const secret = yield* evaluate(server, { split: "holdout-secret" })
+      assert.strictEqual(secret.status, 403)
+      assert.strictEqual(at(secret.json, "_tag"), "AccessDenied")
+      const status = yield* request(server, "GET", "/status")
+      assert.strictEqual(status.status, 200)
+      assert.notInclude(status.text, "holdout-secret")
+      assert.deepStrictEqual(
+        (at(status.json, "splits") as ReadonlyArray<{ split: string; tier: string }>).map((split) => [split.split, split.tier]),
+        [["train", "viewable"], ["validation", "non_viewable"], ["ghost", "viewable"]]
+      )
+      assert.strictEqual(at(status.json, "submitEnabled"), false)
+      assert.isFalse(existsSync(join(server.dir, "results")) && readdirSync(join(server.dir, "results")).some((entry) => entry.includes("secret")))
+    }))
+
+  it.scoped("every error tag has its status code", () =>
+    Effect.gen(function*() {
+      const server = yield* serve()
+      const cases: ReadonlyArray<readonly [Record<string, unknown>, number, string]> = [
+        [{ split: "train", sampleIds: [99] }, 400, "InvalidRequest"],
+        [{ split: "ghost" }, 400, "UnknownSplit"],
+        [{ split: "validation", sampleIds: [0, 1] }, 400, "SubsetTooSmall"],
+        [{ split: "holdout-secret" }, 403, "AccessDenied"],
+        [{ split: "unlisted" }, 403, "AccessDenied"],
+        [{ split: "open" }, 403, "SplitNotBudgeted"]
+      ]
+      for (const [body, status, tag] of cases) {
+        const reply = yield* evaluate(server, body)
+        assert.deepStrictEqual([reply.status, at(reply.json, "_tag")], [status, tag], `${JSON.stringify(body)}: ${reply.text}`)
+      }
+      for (let run = 0; run < 2; run++) assert.strictEqual((yield* evaluate(server, { split: "validation" })).status, 200)
+      const exhausted = yield* evaluate(server, { split: "validation" })
+      assert.deepStrictEqual([exhausted.status, at(exhausted.json, "_tag"), at(exhausted.json, "reason")], [429, "BudgetExhausted", "runs"])
+      const submit = yield* request(server, "POST", "/submit", { body: { candidate: { id: "cand-1" } } })
+      assert.deepStrictEqual([submit.status, at(submit.json, "_tag")], [400, "InvalidRequest"])
+    }))
+
+  it.scoped("malformed bodies are 400, oversized ones 413, and nothing is charged for them", () =>
+    Effect.gen(function*() {
+      const server = yield* serve({ maxBodyBytes: 1024 })
+      const notJson = yield* request(server, "POST", "/eval", { raw: "{ not json", headers: { "content-type": "application/json" } })
+      assert.strictEqual(notJson.status, 400)
+      const missing = yield* request(server, "POST", "/eval", { body: { split: "train" } })
+      assert.strictEqual(missing.status, 400)
+      const wrongType = yield* evaluate(server, { split: "train", sampleIds: "all" })
+      assert.strictEqual(wrongType.status, 400)
+      const huge = yield* evaluate(server, { split: "train", candidate: { id: "x".repeat(4096) } })
+      assert.strictEqual(huge.status, 413)
+      assert.strictEqual(at(huge.json, "_tag"), "PayloadTooLarge")
+      const status = yield* request(server, "GET", "/status")
+      assert.deepStrictEqual(at(status.json, "splits.0.spent"), { runs: 0, samples: 0 })
+    }))
+
+  it.scoped("the verifier's routes need the token: missing, wrong or malformed → 401; the token file is private", () =>
+    Effect.gen(function*() {
+      const server = yield* serve()
+      const tokenFile = join(server.dir, "token", "admin.token")
+      assert.strictEqual(statSync(tokenFile).mode & 0o777, 0o600)
+      assert.isAtLeast(server.token.length, 40)
+      const refusals = [
+        {},
+        { authorization: "Bearer wrong-token" },
+        { authorization: `Basic ${server.token}` },
+        { authorization: `Bearer${server.token}` },
+        { authorization: `Bearer ${server.token}x` },
+        { authorization: `bearer ${server.token}` }
+      ]
+      for (const headers of refusals) {
+        for (const [method, path] of [["POST", "/finalize"], ["GET", "/experiments"]] as const) {
+          const reply = yield* request(server, method, path, { headers })
+          assert.deepStrictEqual([reply.status, at(reply.json, "_tag")], [401, "Unauthorized"], `${JSON.stringify(headers)} ${path}`)
+        }
+      }
+      yield* evaluate(server, { split: "validation", candidate: { id: "good" } })
+      const auth = { authorization: `Bearer ${server.token}` }
+      const experiments = yield* request(server, "GET", "/experiments", { headers: auth })
+      assert.strictEqual(experiments.status, 200)
+      const listed = at(experiments.json, "experiments") as ReadonlyArray<{ candidateId: string }>
+      assert.deepStrictEqual(listed.map((entry) => entry.candidateId), ["good"])
+      const answer = yield* request(server, "POST", "/finalize", { headers: auth })
+      assert.strictEqual(answer.status, 200, answer.text)
+      assert.strictEqual(at(answer.json, "candidate"), "good")
+      assert.deepStrictEqual(at(answer.json, "rewards"), { accuracy: 5 / 6 })
+      const again = yield* request(server, "POST", "/finalize", { headers: auth })
+      assert.deepStrictEqual(again.json, answer.json)
+    }))
+})

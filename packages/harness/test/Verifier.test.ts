@@ -1,0 +1,222 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { DatasetSource, Engine, Ledger, LocalStrategy, type Model, Stack, Task, TaskStore } from "@holdout/core"
+import { Verifier } from "@holdout/harness"
+import { SqliteStore } from "@holdout/store-sqlite"
+import { expectFailure } from "@holdout/testkit"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+interface Row {
+  readonly index: number
+}
+
+const rows = (count: number): ReadonlyArray<Row> => Array.from({ length: count }, (_, index) => ({ index }))
+
+/**
+ * A candidate's quality q (0..10) is its true accuracy in tenths. An "inflated" candidate scores 1
+ * on every evaluation except the verifier's own (whose runs carry the verifier's idempotency keys).
+ */
+const quality = (candidate: Model.Candidate) => Number(candidate.metadata?.["q"] ?? 0)
+const task = Task.make<Row, number>({
+  name: "quality",
+  infer: (row) => row.index,
+  score: (row, _stored, run) => {
+    const verifier = run.runId.includes("holdout:finalize")
+    if (run.candidate.metadata?.["inflated"] === true && !verifier) return 1
+    return row.index % 10 < quality(run.candidate) ? 1 : 0
+  }
+})
+
+const budgets: ReadonlyArray<Model.SplitBudget> = [{ datasetId: "ds", split: "validation", runs: 20 }]
+const datasets = { ds: { validation: rows(20), test: rows(30) } }
+const policy = { validation: "non_viewable", test: "no_access" } as const
+
+const stackOn = <E>(stores: Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, E>) =>
+  Stack.layerWith({
+    budgets,
+    policy,
+    ledger: () => stores,
+    store: stores,
+    datasets: DatasetSource.layerRecords(datasets),
+    strategy: LocalStrategy.layer(task)
+  })
+
+const memoryStack = stackOn(Layer.merge(Ledger.layerMemory(budgets), TaskStore.layerMemory))
+
+const candidate = (id: string, q: number, extra: Record<string, unknown> = {}): Model.Candidate => ({
+  id,
+  metadata: { q, ...extra }
+})
+const baseline = candidate("base", 5)
+
+const autoBest: Verifier.Options = {
+  mode: "auto_best",
+  selection: { datasetId: "ds", split: "validation" },
+  targets: [{ datasetId: "ds", split: "test", rewardKey: "accuracy" }],
+  baseline
+}
+
+const withVerifier = <A, E, S extends Stack.Services | Verifier.Verifier>(
+  options: Verifier.Options,
+  stack: Layer.Layer<Stack.Services, unknown>,
+  effect: Effect.Effect<A, E, S>
+) => effect.pipe(Effect.provide(Verifier.layer(options).pipe(Layer.provideMerge(stack))))
+
+/** The optimizer's side: an evaluation on the selection split. */
+const evaluate = (who: Model.Candidate, sampleIds?: ReadonlyArray<number>) =>
+  Effect.flatMap(Engine.Engine, (engine) =>
+    engine.evaluate({ datasetId: "ds", split: "validation", candidate: who, ...(sampleIds === undefined ? {} : { sampleIds }) }))
+
+const adminRuns = Effect.map(
+  Effect.flatMap(TaskStore.TaskStore, (store) => store.listRuns()),
+  (runs) => runs.filter((run) => run.admin && !Verifier.isVerifierRecord(run)).length
+)
+
+describe("Verifier — auto_best", () => {
+  it.effect("re-scores the shortlist as admin: the optimizer's own scores never decide", () =>
+    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
+      // "inflated" looks perfect to the optimizer but is the worst in truth
+      yield* evaluate(candidate("inflated", 2, { inflated: true }))
+      yield* evaluate(candidate("good", 8))
+      yield* evaluate(candidate("fair", 7))
+      yield* evaluate(candidate("weak", 6))
+      const verifier = yield* Verifier.Verifier
+      const answer = yield* verifier.finalize()
+      assert.strictEqual(answer.candidate, "good")
+      assert.deepStrictEqual(answer.rewards, { accuracy: 0.8 })
+      assert.deepStrictEqual(answer.targetErrors, {})
+      // top 3 by pooled mean: inflated (1.0), good (0.8), fair (0.7); weak is not re-scored
+      assert.deepStrictEqual(answer.shortlist.map((entry) => [entry.candidate, entry.pooled, entry.rescored]), [
+        ["inflated", 1, 0.2],
+        ["good", 0.8, 0.8],
+        ["fair", 0.7, 0.7]
+      ])
+      assert.strictEqual(answer.baseline, 0.5)
+      // 3 re-scores + the baseline + 1 target
+      assert.strictEqual(yield* adminRuns, 5)
+    })))
+
+  it.effect("pools a candidate's runs; whole-split runs outrank lucky subsets", () =>
+    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
+      // a lucky subset (all its samples score) and a full run
+      yield* evaluate(candidate("lucky", 5), [0, 1, 2, 3, 4])
+      yield* evaluate(candidate("steady", 7))
+      yield* evaluate(candidate("steady", 7))
+      const answer = yield* (yield* Verifier.Verifier).finalize()
+      assert.deepStrictEqual(answer.shortlist.map((entry) => entry.candidate), ["steady"])
+      assert.strictEqual(answer.candidate, "steady")
+    })))
+
+  it.effect("the baseline wins unless a candidate beats it strictly", () =>
+    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
+      yield* evaluate(candidate("tie", 5))
+      yield* evaluate(candidate("worse", 4))
+      const answer = yield* (yield* Verifier.Verifier).finalize()
+      assert.strictEqual(answer.candidate, "base")
+      assert.include(answer.reason, "baseline wins ties")
+      assert.deepStrictEqual(answer.rewards, { accuracy: 0.5 })
+    })))
+
+  it.effect("no candidate: every reward is 0", () =>
+    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
+      yield* evaluate(baseline)
+      const answer = yield* (yield* Verifier.Verifier).finalize()
+      assert.isNull(answer.candidate)
+      assert.deepStrictEqual(answer.rewards, { accuracy: 0 })
+      assert.include(answer.reason, "Every reward is 0")
+    })))
+
+  it.effect("finalize answers once: later calls return the same answer, whatever happened since", () =>
+    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
+      yield* evaluate(candidate("first", 7))
+      const verifier = yield* Verifier.Verifier
+      const answer = yield* verifier.finalize()
+      yield* evaluate(candidate("later", 9))
+      const [again, concurrent] = yield* Effect.all([verifier.finalize(), verifier.finalize()], { concurrency: 2 })
+      assert.deepStrictEqual(again, answer)
+      assert.deepStrictEqual(concurrent, answer)
+      assert.strictEqual(answer.candidate, "first")
+    })))
+})
+
+describe("Verifier — submit", () => {
+  const submitMode: Verifier.Options = {
+    mode: "submit",
+    targets: [
+      { datasetId: "ds", split: "test", rewardKey: "accuracy" },
+      { datasetId: "ds", split: "test", rewardKey: "first_ten", sampleIds: rows(10).map((row) => row.index) }
+    ]
+  }
+
+  it.effect("a submission must have been evaluated and is final; finalize scores it on every target", () =>
+    withVerifier(submitMode, memoryStack, Effect.gen(function*() {
+      const verifier = yield* Verifier.Verifier
+      const unevaluated = yield* expectFailure(verifier.submit(candidate("never-run", 9)))
+      assert.strictEqual(unevaluated._tag, "InvalidRequest")
+      assert.include(unevaluated.message, "never evaluated")
+      yield* evaluate(candidate("mine", 6))
+      yield* verifier.submit(candidate("mine", 6))
+      const twice = yield* expectFailure(verifier.submit(candidate("mine", 6)))
+      assert.include(twice.message, "already submitted")
+      const answer = yield* verifier.finalize()
+      assert.strictEqual(answer.candidate, "mine")
+      assert.deepStrictEqual(answer.rewards, { accuracy: 0.6, first_ten: 0.6 })
+    })))
+
+  it.effect("nothing submitted: every reward is 0", () =>
+    withVerifier(submitMode, memoryStack, Effect.gen(function*() {
+      const answer = yield* (yield* Verifier.Verifier).finalize()
+      assert.isNull(answer.candidate)
+      assert.deepStrictEqual(answer.rewards, { accuracy: 0, first_ten: 0 })
+    })))
+
+  it.effect("a configuration that cannot work is a ConfigError", () =>
+    Effect.gen(function*() {
+      const missing = yield* expectFailure(
+        withVerifier({ mode: "auto_best", targets: [] }, memoryStack, Verifier.Verifier)
+      )
+      assert.strictEqual((missing as { _tag: string })._tag, "ConfigError")
+      const duplicate = yield* expectFailure(withVerifier({
+        mode: "submit",
+        targets: [
+          { datasetId: "ds", split: "test", rewardKey: "r" },
+          { datasetId: "ds", split: "validation", rewardKey: "r" }
+        ]
+      }, memoryStack, Verifier.Verifier))
+      assert.strictEqual((duplicate as { _tag: string })._tag, "ConfigError")
+    }))
+})
+
+describe("Verifier — durable", () => {
+  it.effect("the submission and the answer survive a restart on the same store; reward.json is flat", () => {
+    const dir = mkdtempSync(join(tmpdir(), "holdout-verifier-"))
+    const stack = () => stackOn(SqliteStore.layerLibsql({ filename: join(dir, "holdout.db"), budgets }))
+    const options: Verifier.Options = { ...autoBest, mode: "submit" }
+    return Effect.gen(function*() {
+      const first = yield* withVerifier(options, stack(), Effect.gen(function*() {
+        yield* evaluate(candidate("kept", 7))
+        yield* (yield* Verifier.Verifier).submit(candidate("kept", 7))
+        return yield* (yield* Verifier.Verifier).finalize()
+      }))
+      // a new process: the submission stands and finalize returns the recorded answer, scoring nothing
+      const second = yield* withVerifier(options, stack(), Effect.gen(function*() {
+        const verifier = yield* Verifier.Verifier
+        const refused = yield* expectFailure(verifier.submit(candidate("kept", 7)))
+        assert.include(refused.message, "already submitted")
+        const before = yield* adminRuns
+        const answer = yield* verifier.finalize()
+        assert.strictEqual(yield* adminRuns, before)
+        return answer
+      }))
+      assert.deepStrictEqual(second, first)
+      assert.deepStrictEqual(first.rewards, { accuracy: 0.7 })
+      const file = join(dir, "out", "reward.json")
+      yield* Verifier.writeRewards(file, second.rewards).pipe(Effect.provide(NodeContext.layer))
+      assert.deepStrictEqual(JSON.parse(readFileSync(file, "utf8")), { accuracy: 0.7 })
+    }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  })
+})
