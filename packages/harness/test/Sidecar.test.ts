@@ -1,7 +1,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
-import { Stack, Task } from "@holdout/core"
+import { DatasetSource, EvalStrategy, HoldoutError, Ledger, LocalStrategy, Stack, Task, TaskStore } from "@holdout/core"
 import { Sidecar, Verifier } from "@holdout/harness"
 import { assert, describe, it } from "@effect/vitest"
 import * as Context from "effect/Context"
@@ -27,16 +27,36 @@ const task = Task.make<Row, number, "answer">({
 })
 
 // "holdout-secret" is no_access; "ghost" is tiered but holds no data; "open" is viewable but unbudgeted
+const budgets = [
+  { datasetId: "ds", split: "train", runs: 3 },
+  { datasetId: "ds", split: "validation", runs: 2 },
+  { datasetId: "ds", split: "ghost", runs: 1 }
+]
+
+/** The local strategy, except for candidate "broken" (a StrategyError) and "empty" (no sample at all). */
+const strategy = Layer.effect(
+  EvalStrategy.EvalStrategy,
+  Effect.map(EvalStrategy.EvalStrategy, (local) => ({
+    name: local.name,
+    produce: (plan: EvalStrategy.RunPlan) =>
+      plan.candidate.id === "broken"
+        ? Effect.fail(new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" }))
+        : plan.candidate.id === "empty"
+        ? Effect.void
+        : local.produce(plan)
+  }))
+).pipe(Layer.provide(LocalStrategy.layer(task)))
+
 const stack = () =>
-  Stack.layerMemory({
-    datasets: { ds: { train: rows(8), validation: rows(12), "holdout-secret": rows(6), open: rows(4) } },
-    budgets: [
-      { datasetId: "ds", split: "train", runs: 3 },
-      { datasetId: "ds", split: "validation", runs: 2 },
-      { datasetId: "ds", split: "ghost", runs: 1 }
-    ],
+  Stack.layerWith({
+    budgets,
     policy: { train: "viewable", validation: "non_viewable", "holdout-secret": "no_access", ghost: "viewable", open: "viewable" },
-    task
+    ledger: Ledger.layerMemory,
+    store: TaskStore.layerMemory,
+    datasets: DatasetSource.layerRecords({
+      ds: { train: rows(8), validation: rows(12), "holdout-secret": rows(6), open: rows(4) }
+    }),
+    strategy
   })
 
 interface Server {
@@ -171,7 +191,9 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
         [{ split: "validation", sampleIds: [0, 1] }, 400, "SubsetTooSmall"],
         [{ split: "holdout-secret" }, 403, "AccessDenied"],
         [{ split: "unlisted" }, 403, "AccessDenied"],
-        [{ split: "open" }, 403, "SplitNotBudgeted"]
+        [{ split: "open" }, 403, "SplitNotBudgeted"],
+        [{ split: "train", candidate: { id: "broken" } }, 500, "StrategyError"],
+        [{ split: "train", candidate: { id: "empty" } }, 500, "RunFailed"]
       ]
       for (const [body, status, tag] of cases) {
         const reply = yield* evaluate(server, body)

@@ -1,0 +1,422 @@
+/**
+ * The `holdout` command line.
+ *
+ * - For whoever runs the stack: `run` (one evaluation, with progress), `resume`, `serve` (the
+ *   sidecar), `report` (a terminal table, and a self-contained HTML file with `--html`).
+ * - For the optimizer, clients of the sidecar (`--url`, else `$HOLDOUT_URL`, else
+ *   `http://127.0.0.1:8000`): `eval`, `status`, `submit`.
+ * - For the verifier: `finalize` (reads the admin token file, writes `reward.json`).
+ *
+ * Every failure is one line on stderr, `error: …`, and exit code 1: never a stack trace.
+ *
+ * @since 0.1.0
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as PlatformCommand from "@effect/platform/Command"
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as Path from "@effect/platform/Path"
+import { Engine, HoldoutError, type Model, type Stack, TaskStore, View } from "@holdout/core"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { createServer } from "node:http"
+import * as Config from "./Config.js"
+import * as Report from "./Report.js"
+import * as Sidecar from "./Sidecar.js"
+import { Api } from "./SidecarApi.js"
+import * as Verifier from "./Verifier.js"
+
+const configOption = Options.file("config").pipe(
+  Options.withAlias("c"),
+  Options.withDescription("The stack's configuration file (JSON or YAML).")
+)
+
+const urlOption = Options.text("url").pipe(
+  Options.optional,
+  Options.withDescription("The sidecar's address (default: $HOLDOUT_URL, else http://127.0.0.1:8000).")
+)
+
+const sampleIdsOption = Options.text("sample-ids").pipe(
+  Options.optional,
+  Options.withDescription("Comma-separated sample ids to evaluate (default: the whole split).")
+)
+
+const numSamplesOption = Options.integer("num-samples").pipe(
+  Options.optional,
+  Options.withDescription("Evaluate the first N samples of the split.")
+)
+
+const parseIds = (text: Option.Option<string>) =>
+  Option.map(text, (value) => value.split(",").map((part) => Number(part.trim())))
+
+/** What a command failed with, as one line. */
+const describe = (error: unknown): string => {
+  if (typeof error === "object" && error !== null) {
+    const tag = "_tag" in error ? String(error._tag) : "Error"
+    const message = "message" in error && typeof error.message === "string" && error.message.length > 0
+      ? error.message
+      : JSON.stringify(error)
+    return `${tag}: ${message}`
+  }
+  return String(error)
+}
+
+/** Runs a command's work: a failure is one line on stderr and exit code 1. */
+const handled = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<void, never, R> =>
+  Effect.catchAll(Effect.asVoid(effect), (error) =>
+    Effect.zipRight(
+      Console.error(`error: ${describe(error)}`),
+      Effect.sync(() => {
+        process.exitCode = 1
+      })
+    ))
+
+const stackModuleOption = Options.file("stack").pipe(
+  Options.optional,
+  Options.withDescription("A module whose default export is the stack's Layer (instead of --config).")
+)
+
+/** The stack of a configuration file (with its verifier), or the Layer a module exports. */
+const stackOf = (config: Option.Option<string>, module: Option.Option<string>) =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    if (Option.isSome(config) === Option.isSome(module)) {
+      return yield* Effect.fail(new HoldoutError.ConfigError({ message: "Give either --config <file> or --stack <module>." }))
+    }
+    if (Option.isSome(config)) {
+      const loaded = yield* Config.load(config.value)
+      return Config.stack(loaded)
+    }
+    const path = yield* Path.Path
+    const file = path.resolve(Option.getOrThrow(module))
+    const exported = yield* Effect.tryPromise({
+      try: () => import(file) as Promise<{ readonly default?: unknown }>,
+      catch: (error) => new HoldoutError.ConfigError({ message: `Cannot load the stack module ${file}: ${String(error)}` })
+    })
+    if (!Layer.isLayer(exported.default)) {
+      return yield* Effect.fail(new HoldoutError.ConfigError({
+        message: `${file} must export a Layer of the stack's services as its default export (e.g. Stack.layerWith(…)).`
+      }))
+    }
+    // a module's layer is checked when it is built: a missing service is reported then
+    return exported.default as Layer.Layer<Stack.Services, unknown>
+  }))
+
+const percent = (value: number) => `${(value * 100).toFixed(1)}%`
+
+/** Shows how far a run is, once it has taken longer than a second: a bar on a TTY, else a line every 5 s. */
+const showProgress = (runId: string) =>
+  Effect.gen(function*() {
+    const store = yield* TaskStore.TaskStore
+    const tty = process.stderr.isTTY === true
+    const started = Date.now()
+    let lastLine = 0
+    yield* Effect.sleep("1 second")
+    while (true) {
+      const run = yield* Effect.option(store.getRun(runId))
+      if (Option.isSome(run) && Option.isSome(run.value)) {
+        const total = run.value.value.sampleIds.length
+        const samples = yield* Effect.orElseSucceed(store.listSamples(runId), () => [])
+        const done = samples.filter((sample) =>
+          sample.score !== undefined || sample.error !== undefined || sample.evalError !== undefined
+        ).length
+        const seconds = ((Date.now() - started) / 1000).toFixed(0)
+        if (tty) {
+          const width = 30
+          const filled = total === 0 ? width : Math.round((done / total) * width)
+          process.stderr.write(`\r[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total} samples, ${seconds} s `)
+        } else if (Date.now() - lastLine >= 5000) {
+          lastLine = Date.now()
+          process.stderr.write(`progress: ${done}/${total} samples after ${seconds} s\n`)
+        }
+      }
+      yield* Effect.sleep(tty ? "200 millis" : "1 second")
+    }
+  })
+
+/** Shows that an evaluation through the sidecar is under way, once it has taken longer than a second. */
+const showWaiting = Effect.gen(function*() {
+  const tty = process.stderr.isTTY === true
+  const started = Date.now()
+  yield* Effect.sleep("1 second")
+  while (true) {
+    const seconds = Math.round((Date.now() - started) / 1000)
+    process.stderr.write(tty ? `\revaluating… ${seconds} s ` : `evaluating: ${seconds} s\n`)
+    yield* Effect.sleep(tty ? "1 second" : "5 seconds")
+  }
+})
+
+const printExperiment = (experiment: Model.Experiment, admin: boolean) =>
+  Effect.gen(function*() {
+    const { metrics, run } = experiment
+    yield* Console.log(
+      `run ${run.runId}: ${run.candidate.id} on ${run.datasetId}/${run.split} ${run.status}, ` +
+        `mean ${percent(metrics.avgFilledScore)} over ${metrics.numSamples} samples (${metrics.numErrors} errors)`
+    )
+    const view = admin ? Option.some(experiment.samples) : Option.map(
+      Option.filter(yield* Effect.option(View.experiment(experiment)), (projected) => projected._tag === "viewable"),
+      () => experiment.samples
+    )
+    if (Option.isSome(view)) {
+      for (const sample of view.value.slice(0, 20)) {
+        yield* Console.log(
+          `  ${String(sample.sampleId).padStart(5)}  ${sample.score === undefined ? "-" : sample.score}` +
+            `${sample.error === undefined ? "" : `  error: ${sample.error.split("\n")[0]}`}`
+        )
+      }
+      if (view.value.length > 20) yield* Console.log(`  … ${view.value.length - 20} more`)
+    }
+  })
+
+const run = Command.make(
+  "run",
+  {
+    config: Options.optional(configOption),
+    stack: stackModuleOption,
+    dataset: Options.text("dataset").pipe(Options.withDescription("The dataset id.")),
+    split: Options.text("split").pipe(Options.withDescription("The split to evaluate.")),
+    candidate: Options.text("candidate").pipe(Options.withDescription("The candidate's id (a commit for git workspaces).")),
+    sampleIds: sampleIdsOption,
+    numSamples: numSamplesOption,
+    key: Options.text("key").pipe(
+      Options.optional,
+      Options.withDescription("An idempotency key: the same key returns the same run, charged once.")
+    ),
+    admin: Options.boolean("admin").pipe(Options.withDescription("Evaluate as the verifier: no tier gate, no charge."))
+  },
+  (options) =>
+    handled(Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const key = Option.getOrElse(options.key, () => `cli-${crypto.randomUUID()}`)
+      const progress = yield* Effect.fork(showProgress(Engine.runIdForKey(key)))
+      const experiment = yield* engine.evaluate({
+        datasetId: options.dataset,
+        split: options.split,
+        candidate: { id: options.candidate },
+        idempotencyKey: key,
+        ...Option.match(parseIds(options.sampleIds), { onNone: () => ({}), onSome: (sampleIds) => ({ sampleIds }) }),
+        ...Option.match(options.numSamples, { onNone: () => ({}), onSome: (numSamples) => ({ numSamples }) })
+      }, { admin: options.admin }).pipe(Effect.ensuring(Fiber.interrupt(progress)))
+      if (process.stderr.isTTY === true) process.stderr.write("\n")
+      yield* printExperiment(experiment, options.admin)
+    }).pipe(Effect.provide(stackOf(options.config, options.stack))))
+).pipe(Command.withDescription("Evaluate a candidate on a split of the configured stack, charging its budget."))
+
+const resume = Command.make(
+  "resume",
+  {
+    config: Options.optional(configOption),
+    stack: stackModuleOption,
+    runId: Args.text({ name: "run-id" }).pipe(Args.withDescription("The run to finish."))
+  },
+  (options) =>
+    handled(Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const progress = yield* Effect.fork(showProgress(options.runId))
+      const experiment = yield* engine.resume(options.runId).pipe(Effect.ensuring(Fiber.interrupt(progress)))
+      yield* printExperiment(experiment, false)
+    }).pipe(Effect.provide(stackOf(options.config, options.stack))))
+).pipe(Command.withDescription("Finish an interrupted run without a new charge."))
+
+const serve = Command.make(
+  "serve",
+  {
+    config: configOption,
+    port: Options.integer("port").pipe(Options.optional, Options.withDescription("Overrides sidecar.port.")),
+    host: Options.text("host").pipe(Options.optional, Options.withDescription("Overrides sidecar.host."))
+  },
+  (options) =>
+    handled(Effect.gen(function*() {
+      const loaded = yield* Config.load(options.config)
+      const sidecar = loaded.config.sidecar
+      if (sidecar === undefined) {
+        return yield* Effect.fail(new Error(`${options.config} has no "sidecar" section (tokenFile, port, …).`))
+      }
+      const path = yield* Path.Path
+      const host = Option.getOrElse(options.host, () => sidecar.host)
+      const port = Option.getOrElse(options.port, () => sidecar.port)
+      const announce = Layer.effectDiscard(
+        HttpServer.addressFormattedWith((address) => Console.log(`holdout sidecar listening on ${address}`))
+      )
+      const server = Sidecar.layer({
+        tokenFile: path.resolve(loaded.baseDir, sidecar.tokenFile),
+        ...(sidecar.resultsDir === undefined ? {} : { resultsDir: path.resolve(loaded.baseDir, sidecar.resultsDir) }),
+        ...(sidecar.maxBodyBytes === undefined ? {} : { maxBodyBytes: sidecar.maxBodyBytes })
+      }).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { port, host })),
+        Layer.provide(Config.verifier(loaded).pipe(Layer.provideMerge(Config.stack(loaded))))
+      )
+      // announced once the routes are installed: a client that waits for this line is never early
+      yield* Layer.launch(announce.pipe(Layer.provide(server)))
+    }))
+).pipe(Command.withDescription("Serve the stack to an optimizer over HTTP (the sidecar)."))
+
+/** The sidecar's typed client. */
+const client = (url: Option.Option<string>, token?: string) =>
+  HttpApiClient.make(Api, {
+    baseUrl: Option.getOrElse(url, () => process.env["HOLDOUT_URL"] ?? "http://127.0.0.1:8000"),
+    ...(token === undefined
+      ? {}
+      : { transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
+  })
+
+/** A commit of the repository in the working directory, as a full hash. */
+const resolveCommit = (ref: string) =>
+  PlatformCommand.string(PlatformCommand.make("git", "rev-parse", "--verify", "--end-of-options", `${ref}^{commit}`)).pipe(
+    Effect.map((text) => text.trim()),
+    Effect.filterOrFail(
+      (sha) => /^[0-9a-f]{40,64}$/.test(sha),
+      () => new Error(`"${ref}" is not a commit of the repository here; pass --candidate <id> instead.`)
+    )
+  )
+
+/** The candidate of a client command: `--candidate` as given, else `--commit` (default HEAD) resolved by git. */
+const candidateOf = (
+  candidate: Option.Option<string>,
+  commit: Option.Option<string>
+): Effect.Effect<Model.Candidate, unknown, CommandExecutor.CommandExecutor> =>
+  Option.match(candidate, {
+    onSome: (id) => Effect.succeed({ id }),
+    onNone: () => Effect.map(resolveCommit(Option.getOrElse(commit, () => "HEAD")), (id) => ({ id }))
+  })
+
+const candidateOptions = {
+  candidate: Options.text("candidate").pipe(Options.optional, Options.withDescription("The candidate's id, as is.")),
+  commit: Options.text("commit").pipe(
+    Options.optional,
+    Options.withDescription("A commit of the repository here (default HEAD), sent as its full hash.")
+  )
+}
+
+const evalCommand = Command.make(
+  "eval",
+  {
+    url: urlOption,
+    dataset: Options.text("dataset").pipe(Options.withDescription("The dataset id.")),
+    split: Options.text("split").pipe(Options.withDescription("The split to evaluate.")),
+    sampleIds: sampleIdsOption,
+    numSamples: numSamplesOption,
+    ...candidateOptions
+  },
+  (options) =>
+    handled(Effect.gen(function*() {
+      const api = yield* client(options.url)
+      const candidate = yield* candidateOf(options.candidate, options.commit)
+      const waiting = yield* Effect.fork(showWaiting)
+      const reply = yield* api.agent.eval({
+        payload: {
+          datasetId: options.dataset,
+          split: options.split,
+          candidate,
+          ...Option.match(parseIds(options.sampleIds), { onNone: () => ({}), onSome: (sampleIds) => ({ sampleIds }) }),
+          ...Option.match(options.numSamples, { onNone: () => ({}), onSome: (numSamples) => ({ numSamples }) })
+        }
+      }).pipe(Effect.ensuring(Fiber.interrupt(waiting)))
+      if (process.stderr.isTTY === true) process.stderr.write("\n")
+      const { summary } = reply.experiment
+      yield* Console.log(
+        `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag}): ` +
+          `mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
+          `${summary.metrics.numErrors} errors`
+      )
+      if (reply.experiment._tag === "viewable") {
+        const wrong = reply.experiment.samples.filter((sample) => sample.score !== 1).map((sample) => sample.sampleId)
+        yield* Console.log(`  samples not fully right: ${wrong.length === 0 ? "none" : wrong.join(", ")}`)
+      }
+      if (reply.remaining !== null) {
+        yield* Console.log(`  budget left: ${reply.remaining.runs ?? "unlimited"} runs, ${reply.remaining.samples ?? "unlimited"} samples`)
+      }
+      if (reply.resultPath !== null) yield* Console.log(`  results: ${reply.resultPath}`)
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
+).pipe(Command.withDescription("Evaluate a candidate through the sidecar (charges the split's budget)."))
+
+const status = Command.make("status", { url: urlOption }, (options) =>
+  handled(Effect.gen(function*() {
+    const api = yield* client(options.url)
+    const reply = yield* api.agent.status()
+    for (const split of reply.splits) {
+      yield* Console.log(
+        `${split.datasetId}/${split.split}  ${split.tier.padEnd(12)}  ` +
+          `${split.remaining.runs ?? "unlimited"} runs, ${split.remaining.samples ?? "unlimited"} samples left`
+      )
+    }
+    yield* Console.log(`submissions ${reply.submitEnabled ? "enabled" : "disabled"}`)
+  }).pipe(Effect.provide(FetchHttpClient.layer)))).pipe(
+    Command.withDescription("The splits the optimizer may evaluate, with their budgets left.")
+  )
+
+const submit = Command.make("submit", { url: urlOption, ...candidateOptions }, (options) =>
+  handled(Effect.gen(function*() {
+    const api = yield* client(options.url)
+    const candidate = yield* candidateOf(options.candidate, options.commit)
+    const reply = yield* api.agent.submit({ payload: { candidate } })
+    yield* Console.log(`submitted ${reply.submitted.id} (final)`)
+  }).pipe(Effect.provide(FetchHttpClient.layer)))).pipe(
+    Command.withDescription("Submit the final candidate (it must have been evaluated; a submission is final).")
+  )
+
+const finalize = Command.make(
+  "finalize",
+  {
+    url: urlOption,
+    tokenFile: Options.file("token-file").pipe(Options.withDescription("The admin token file the sidecar wrote.")),
+    output: Options.file("output").pipe(Options.optional, Options.withDescription("Where to write reward.json."))
+  },
+  (options) =>
+    handled(Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const token = (yield* fs.readFileString(options.tokenFile)).trim()
+      const api = yield* client(options.url, token)
+      const answer = yield* api.admin.finalize()
+      yield* Console.log(JSON.stringify(answer, null, 2))
+      if (Option.isSome(options.output)) yield* Verifier.writeRewards(options.output.value, answer.rewards)
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
+).pipe(Command.withDescription("Choose and score the final candidate (verifier); the same answer on every call."))
+
+const report = Command.make(
+  "report",
+  {
+    config: Options.optional(configOption),
+    stack: stackModuleOption,
+    html: Options.file("html").pipe(Options.optional, Options.withDescription("Also write a self-contained HTML report."))
+  },
+  (options) =>
+    handled(Effect.gen(function*() {
+      const data = yield* Report.collect
+      yield* Console.log(Report.text(data))
+      if (Option.isSome(options.html)) {
+        const fs = yield* FileSystem.FileSystem
+        yield* fs.writeFileString(options.html.value, Report.html(data))
+        yield* Console.log(`\nHTML report: ${options.html.value}`)
+      }
+    }).pipe(Effect.provide(stackOf(options.config, options.stack))))
+).pipe(Command.withDescription("Scores per candidate and split, and the budgets left: a table, and optionally HTML."))
+
+/**
+ * The `holdout` command.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const command = Command.make("holdout").pipe(
+  Command.withDescription("Metered, visibility-controlled evaluation of agents and models."),
+  Command.withSubcommands([run, resume, serve, evalCommand, status, submit, finalize, report])
+)
+
+/**
+ * Runs the command line on the given arguments (`process.argv`).
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const main = Command.run(command, { name: "holdout", version: "0.1.0" })

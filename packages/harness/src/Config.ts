@@ -1,0 +1,295 @@
+/**
+ * A whole eval stack as a JSON or YAML file, decoded strictly (an unknown or invalid field is a
+ * `ConfigError` naming it), and the layers it describes. Relative paths are resolved against the
+ * file's directory.
+ *
+ * ```yaml
+ * store: { kind: sqlite, filename: .holdout/holdout.db }    # or { kind: fs, dir }, { kind: memory }
+ * datasets: { kind: jsonl, dir: data }                       # or { kind: harbor, datasetId, partition }
+ * strategy: { kind: task, module: src/task.ts }              # or { kind: harbor, harbor: {…}, dir }
+ * workspace: { kind: git, repo: ../agent }                   # or { kind: static, path } (default: .)
+ * budgets: [{ datasetId: qa, split: validation, runs: 10 }]
+ * policy: { train: viewable, validation: non_viewable, test: no_access }
+ * verifier: { mode: auto_best, selection: { datasetId: qa, split: validation },
+ *             targets: [{ datasetId: qa, split: test, rewardKey: accuracy }] }
+ * sidecar: { tokenFile: .holdout/admin.token, resultsDir: results, port: 8000 }
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as CommandExecutor from "@effect/platform/CommandExecutor"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import { DatasetSource, type Engine, HoldoutError, Ledger, LocalStrategy, Model, Stack, Task, TaskStore, Workspace } from "@holdout/core"
+import { FsStore } from "@holdout/store-fs"
+import { SqliteStore } from "@holdout/store-sqlite"
+import { HarborConfig, HarborDataset, HarborStrategy } from "@holdout/strategy-harbor"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as Yaml from "yaml"
+import * as GitWorkspace from "./GitWorkspace.js"
+import * as Verifier from "./Verifier.js"
+
+const Tier = Schema.Literal("viewable", "non_viewable", "no_access")
+
+const Store = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("sqlite"), filename: Schema.NonEmptyString }),
+  Schema.Struct({ kind: Schema.Literal("fs"), dir: Schema.NonEmptyString }),
+  Schema.Struct({ kind: Schema.Literal("memory") })
+)
+
+const HarborTaskEntry = Schema.Union(Schema.NonEmptyString, Schema.Struct({ include: Schema.NonEmptyString, resultKey: Schema.NonEmptyString }))
+
+const Datasets = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("jsonl"), dir: Schema.NonEmptyString }),
+  Schema.Struct({
+    kind: Schema.Literal("harbor"),
+    datasetId: Schema.NonEmptyString,
+    partition: Schema.Record({ key: Schema.String, value: Schema.Array(HarborTaskEntry) })
+  })
+)
+
+const Strategy = Schema.Union(
+  Schema.Struct({
+    kind: Schema.Literal("task"),
+    /** A module whose export (`default` unless `export` says otherwise) is a `Task`. */
+    module: Schema.NonEmptyString,
+    export: Schema.optional(Schema.NonEmptyString),
+    concurrency: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
+    timeoutSeconds: Schema.optional(Schema.Number.pipe(Schema.positive()))
+  }),
+  Schema.Struct({
+    kind: Schema.Literal("harbor"),
+    harbor: Schema.Unknown,
+    /** Where the nested runs' job directories go. */
+    dir: Schema.NonEmptyString
+  })
+)
+
+const WorkspaceConfig = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("git"), repo: Schema.NonEmptyString, dir: Schema.optional(Schema.NonEmptyString) }),
+  Schema.Struct({ kind: Schema.Literal("static"), path: Schema.NonEmptyString })
+)
+
+const Target = Schema.Struct({
+  datasetId: Schema.NonEmptyString,
+  split: Schema.NonEmptyString,
+  rewardKey: Schema.NonEmptyString,
+  sampleIds: Schema.optionalWith(Schema.Array(Schema.Int), { exact: true })
+})
+
+const VerifierConfig = Schema.Struct({
+  mode: Schema.Literal("submit", "auto_best"),
+  selection: Schema.optional(Schema.Struct({ datasetId: Schema.NonEmptyString, split: Schema.NonEmptyString })),
+  targets: Schema.Array(Target),
+  baseline: Schema.optional(Schema.NonEmptyString),
+  topK: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)))
+})
+
+const SidecarConfig = Schema.Struct({
+  tokenFile: Schema.NonEmptyString,
+  resultsDir: Schema.optional(Schema.NonEmptyString),
+  host: Schema.optionalWith(Schema.NonEmptyString, { default: () => "127.0.0.1" }),
+  port: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 65535)), { default: () => 8000 }),
+  maxBodyBytes: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)))
+})
+
+/**
+ * The configuration file's schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const HoldoutConfig = Schema.Struct({
+  store: Store,
+  datasets: Datasets,
+  strategy: Strategy,
+  workspace: Schema.optional(WorkspaceConfig),
+  budgets: Schema.Array(Model.SplitBudget),
+  policy: Schema.Record({ key: Schema.String, value: Tier }),
+  verifier: Schema.optional(VerifierConfig),
+  sidecar: Schema.optional(SidecarConfig)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type HoldoutConfig = typeof HoldoutConfig.Type
+
+/**
+ * A decoded configuration and the directory its relative paths are resolved against.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Loaded {
+  readonly config: HoldoutConfig
+  readonly baseDir: string
+  readonly file: string
+}
+
+const decode = Schema.decodeUnknownEither(HoldoutConfig, { onExcessProperty: "error", errors: "all" })
+
+/**
+ * Parses and decodes a configuration (`.yaml` / `.yml` as YAML, anything else as JSON).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const parse = (file: string, text: string): Either.Either<HoldoutConfig, HoldoutError.ConfigError> => {
+  let document: unknown
+  try {
+    document = /\.ya?ml$/i.test(file) ? Yaml.parse(text) : JSON.parse(text)
+  } catch (error) {
+    return Either.left(new HoldoutError.ConfigError({ message: `${file} does not parse: ${String(error)}` }))
+  }
+  return Either.mapLeft(decode(document), (error) =>
+    new HoldoutError.ConfigError({
+      message: `${file} is not a valid Holdout configuration:\n${ParseResult.TreeFormatter.formatErrorSync(error)}`
+    }))
+}
+
+/**
+ * Reads and decodes a configuration file.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const load = (file: string): Effect.Effect<Loaded, HoldoutError.ConfigError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const absolute = path.resolve(file)
+    const text = yield* fs.readFileString(absolute).pipe(
+      Effect.mapError((error) => new HoldoutError.ConfigError({ message: `Cannot read the configuration ${file}: ${error.message}` }))
+    )
+    const config = yield* parse(file, text)
+    return { config, baseDir: path.dirname(absolute), file: absolute }
+  })
+
+const isTask = (value: unknown): value is Task.Task<unknown, unknown, unknown> =>
+  typeof value === "object" && value !== null && Task.TypeId in value
+
+/** Loads the `Task` a module exports. */
+const loadTask = (file: string, name: string) =>
+  Effect.tryPromise({
+    try: () => import(file) as Promise<Record<string, unknown>>,
+    catch: (error) => new HoldoutError.ConfigError({ message: `Cannot load the task module ${file}: ${String(error)}` })
+  }).pipe(
+    Effect.flatMap((module) =>
+      isTask(module[name])
+        ? Effect.succeed(module[name])
+        : Effect.fail(new HoldoutError.ConfigError({
+          message: `${file} has no Task export "${name}" (made with Task.make); it exports: ${Object.keys(module).join(", ") || "nothing"}.`
+        }))
+    )
+  )
+
+/**
+ * What building a configuration's stack can fail with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StackError =
+  | HoldoutError.ConfigError
+  | HoldoutError.StoreError
+  | HoldoutError.StrategyError
+  | HoldoutError.LedgerCorrupt
+  | HoldoutError.LedgerLocked
+
+/**
+ * The services a configuration's stack needs from the runtime.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Requirements = FileSystem.FileSystem | Path.Path | CommandExecutor.CommandExecutor
+
+/**
+ * The stack a configuration describes (engine, ledger, store, datasets, strategy, workspace).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const stack = (
+  loaded: Loaded
+): Layer.Layer<Stack.Services | Workspace.Workspace, StackError, Requirements> =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const path = yield* Path.Path
+    const { config } = loaded
+    const at = (relative: string) => path.resolve(loaded.baseDir, relative)
+    const budgets = config.budgets
+
+    const stores: Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, StackError, Requirements> =
+      config.store.kind === "sqlite"
+        ? Layer.unwrapEffect(Effect.gen(function*() {
+          const fs = yield* FileSystem.FileSystem
+          const filename = at(config.store.kind === "sqlite" ? config.store.filename : "")
+          yield* fs.makeDirectory(path.dirname(filename), { recursive: true }).pipe(Effect.ignore)
+          // better-sqlite3 is the embedded default on Node; it does not load under Deno, libsql does
+          return "Deno" in globalThis ? SqliteStore.layerLibsql({ filename, budgets }) : SqliteStore.layer({ filename, budgets })
+        }))
+        : config.store.kind === "fs"
+        ? FsStore.layer({ dir: at(config.store.dir), budgets })
+        : Layer.merge(Ledger.layerMemory(budgets), TaskStore.layerMemory)
+
+    const datasets: Layer.Layer<DatasetSource.DatasetSource, HoldoutError.ConfigError, Requirements> =
+      config.datasets.kind === "jsonl"
+        ? DatasetSource.layerJsonlDir({ dir: at(config.datasets.dir) })
+        : HarborDataset.layer({ datasetId: config.datasets.datasetId, partition: config.datasets.partition })
+
+    const workspace: Layer.Layer<Workspace.Workspace, HoldoutError.StrategyError, Requirements> =
+      config.workspace?.kind === "git"
+        ? GitWorkspace.layer({
+          repo: at(config.workspace.repo),
+          ...(config.workspace.dir === undefined ? {} : { dir: at(config.workspace.dir) })
+        })
+        : Workspace.layerStatic(at(config.workspace?.kind === "static" ? config.workspace.path : "."))
+
+    const strategyConfig = config.strategy
+    const strategy = strategyConfig.kind === "task"
+      ? Layer.unwrapEffect(Effect.map(
+        loadTask(at(strategyConfig.module), strategyConfig.export ?? "default"),
+        (task) =>
+          LocalStrategy.layer(task, {
+            ...(strategyConfig.concurrency === undefined ? {} : { concurrency: strategyConfig.concurrency }),
+            ...(strategyConfig.timeoutSeconds === undefined ? {} : { timeout: `${strategyConfig.timeoutSeconds} seconds` as const })
+          })
+      ))
+      : Layer.unwrapEffect(Effect.map(HarborConfig.decode(strategyConfig.harbor), (harbor) => {
+        const taskSource = harbor.taskSource.startsWith(".") || harbor.taskSource.startsWith("/") ? at(harbor.taskSource) : harbor.taskSource
+        return HarborStrategy.layer({ config: { ...harbor, taskSource }, dir: at(strategyConfig.dir) })
+      }))
+
+    return Stack.layerWith({
+      budgets,
+      policy: config.policy,
+      ledger: () => stores,
+      store: stores,
+      datasets,
+      strategy: strategy.pipe(Layer.provide(workspace))
+    }).pipe(Layer.provideMerge(workspace))
+  }))
+
+/**
+ * The verifier a configuration describes; without a `verifier` section, `auto_best` is not
+ * possible and the verifier only accepts submissions.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const verifier = (
+  loaded: Loaded
+): Layer.Layer<Verifier.Verifier, HoldoutError.ConfigError, Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource> =>
+  Verifier.layer({
+    mode: loaded.config.verifier?.mode ?? "submit",
+    targets: loaded.config.verifier?.targets ?? [],
+    ...(loaded.config.verifier?.selection === undefined ? {} : { selection: loaded.config.verifier.selection }),
+    ...(loaded.config.verifier?.baseline === undefined ? {} : { baseline: { id: loaded.config.verifier.baseline } }),
+    ...(loaded.config.verifier?.topK === undefined ? {} : { topK: loaded.config.verifier.topK })
+  })

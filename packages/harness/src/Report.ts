@@ -1,0 +1,184 @@
+/**
+ * Reports for whoever runs the stack: the mean score of every candidate on every split it was
+ * evaluated on (the optimizer's runs and the verifier's apart), and every budget with what is left.
+ * `text` is a terminal table; `html` a self-contained page (inline CSS and SVG, nothing fetched)
+ * with a score-per-candidate chart and a bar per budget.
+ *
+ * @since 0.1.0
+ */
+import { Engine, type HoldoutError, TaskStore } from "@holdout/core"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import { isVerifierRecord } from "./Verifier.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Row {
+  readonly candidate: string
+  readonly datasetId: string
+  readonly split: string
+  /** Whether these are the verifier's (admin) runs. */
+  readonly admin: boolean
+  readonly runs: number
+  /** The mean of the runs' mean scores (errors count 0). */
+  readonly mean: number
+  readonly best: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Data {
+  readonly rows: ReadonlyArray<Row>
+  readonly budgets: ReadonlyArray<Engine.SplitStatus>
+  readonly generatedAt: number
+}
+
+/**
+ * Reads the report's data from the stack.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const collect: Effect.Effect<Data, HoldoutError.StoreError, Engine.Engine | TaskStore.TaskStore> = Effect.gen(
+  function*() {
+    const engine = yield* Engine.Engine
+    const store = yield* TaskStore.TaskStore
+    const groups = new Map<string, { row: Omit<Row, "runs" | "mean" | "best">; scores: Array<number> }>()
+    for (const run of yield* store.listRuns()) {
+      if (isVerifierRecord(run) || run.status !== "completed") continue
+      const experiment = yield* Effect.either(engine.experiment(run.runId))
+      if (experiment._tag === "Left") continue
+      const key = JSON.stringify([run.candidate.id, run.datasetId, run.split, run.admin])
+      const group = groups.get(key) ??
+        { row: { candidate: run.candidate.id, datasetId: run.datasetId, split: run.split, admin: run.admin }, scores: [] }
+      group.scores.push(experiment.right.metrics.avgFilledScore)
+      groups.set(key, group)
+    }
+    const rows = [...groups.values()].map(({ row, scores }) => ({
+      ...row,
+      runs: scores.length,
+      mean: scores.reduce((sum, score) => sum + score, 0) / scores.length,
+      best: Math.max(...scores)
+    }))
+    return { rows, budgets: yield* engine.status(), generatedAt: yield* Clock.currentTimeMillis }
+  }
+)
+
+const percent = (value: number) => `${(value * 100).toFixed(1)}%`
+
+const bar = (fraction: number, width: number) => {
+  const filled = Math.max(0, Math.min(width, Math.round(fraction * width)))
+  return `${"#".repeat(filled)}${".".repeat(width - filled)}`
+}
+
+/**
+ * The report as a terminal table.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const text = (data: Data): string => {
+  const lines: Array<string> = []
+  const width = Math.max(9, ...data.rows.map((row) => row.candidate.length))
+  lines.push(`${"candidate".padEnd(width)}  ${"split".padEnd(16)}  runs   mean    best`)
+  for (const row of data.rows) {
+    lines.push(
+      `${row.candidate.padEnd(width)}  ${`${row.split}${row.admin ? " (verifier)" : ""}`.padEnd(16)}  ` +
+        `${String(row.runs).padStart(4)}  ${percent(row.mean).padStart(6)}  ${percent(row.best).padStart(6)}`
+    )
+  }
+  if (data.rows.length === 0) lines.push("(no completed runs yet)")
+  lines.push("\nbudgets")
+  for (const split of data.budgets) {
+    const limit = split.limits.runs
+    const left = split.remaining.runs
+    lines.push(
+      `  ${`${split.datasetId}/${split.split}`.padEnd(24)} ${split.tier.padEnd(12)} ` +
+        (limit === null || left === null
+          ? "unlimited runs"
+          : `[${bar(left / Math.max(1, limit), 20)}] ${left} of ${limit} runs left`)
+    )
+  }
+  return lines.join("\n")
+}
+
+const escape = (value: string) =>
+  value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;")
+
+const colors = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2"]
+
+/**
+ * The report as one self-contained HTML page.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const html = (data: Data): string => {
+  const candidates = [...new Set(data.rows.map((row) => row.candidate))]
+  const series = [...new Set(data.rows.map((row) => `${row.split}${row.admin ? " (verifier)" : ""}`))]
+  const barWidth = 18
+  const groupWidth = Math.max(1, series.length) * barWidth + 24
+  const chartWidth = Math.max(320, 60 + candidates.length * groupWidth)
+  const chartHeight = 240
+  const plot = chartHeight - 60
+  const bars = candidates.flatMap((candidate, group) =>
+    series.flatMap((name, index) => {
+      const row = data.rows.find((entry) => entry.candidate === candidate && `${entry.split}${entry.admin ? " (verifier)" : ""}` === name)
+      if (row === undefined) return []
+      const height = Math.round(row.mean * plot)
+      const x = 50 + group * groupWidth + index * barWidth
+      return [
+        `<rect x="${x}" y="${20 + plot - height}" width="${barWidth - 4}" height="${height}" fill="${colors[index % colors.length]}">` +
+        `<title>${escape(`${candidate} on ${name}: ${percent(row.mean)} over ${row.runs} run(s)`)}</title></rect>`
+      ]
+    })
+  )
+  const labels = candidates.map((candidate, group) =>
+    `<text x="${50 + group * groupWidth}" y="${chartHeight - 22}" font-size="11">${escape(candidate.slice(0, 24))}</text>`
+  )
+  const axis = [0, 0.5, 1].map((tick) =>
+    `<text x="4" y="${24 + plot - tick * plot}" font-size="10">${tick * 100}%</text>` +
+    `<line x1="46" x2="${chartWidth}" y1="${20 + plot - tick * plot}" y2="${20 + plot - tick * plot}" stroke="#ddd"/>`
+  )
+  const legend = series.map((name, index) =>
+    `<span class="key"><i style="background:${colors[index % colors.length]}"></i>${escape(name)}</span>`
+  )
+  const budgetRows = data.budgets.map((split) => {
+    const limit = split.limits.runs
+    const left = split.remaining.runs
+    const fraction = limit === null || left === null ? 1 : left / Math.max(1, limit)
+    const label = limit === null || left === null ? "unlimited runs" : `${left} of ${limit} runs left`
+    return `<tr><td>${escape(`${split.datasetId}/${split.split}`)}</td><td>${escape(split.tier)}</td>` +
+      `<td><div class="meter"><div style="width:${(fraction * 100).toFixed(1)}%"></div></div></td><td>${escape(label)}</td></tr>`
+  })
+  const tableRows = data.rows.map((row) =>
+    `<tr><td>${escape(row.candidate)}</td><td>${escape(row.datasetId)}/${escape(row.split)}${row.admin ? " (verifier)" : ""}</td>` +
+    `<td>${row.runs}</td><td>${percent(row.mean)}</td><td>${percent(row.best)}</td></tr>`
+  )
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Holdout report</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;color:#111}table{border-collapse:collapse;margin:1rem 0}
+td,th{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left}.meter{width:200px;height:12px;background:#eee;border-radius:6px}
+.meter div{height:12px;background:#16a34a;border-radius:6px}.key{margin-right:1rem}.key i{display:inline-block;width:10px;height:10px;margin-right:4px}
+</style></head><body>
+<h1>Holdout report</h1>
+<p>Generated ${escape(new Date(data.generatedAt).toISOString())}.</p>
+<h2>Score per candidate</h2>
+<div>${legend.join("")}</div>
+<svg xmlns="http://www.w3.org/2000/svg" width="${chartWidth}" height="${chartHeight}" role="img" aria-label="mean score per candidate and split">
+${axis.join("\n")}
+${bars.join("\n")}
+${labels.join("\n")}
+</svg>
+<table><thead><tr><th>candidate</th><th>split</th><th>runs</th><th>mean</th><th>best</th></tr></thead>
+<tbody>${tableRows.join("\n")}</tbody></table>
+<h2>Budgets</h2>
+<table><thead><tr><th>split</th><th>tier</th><th>left</th><th></th></tr></thead><tbody>${budgetRows.join("\n")}</tbody></table>
+</body></html>
+`
+}

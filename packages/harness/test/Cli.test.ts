@@ -1,0 +1,256 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("../../..", import.meta.url))
+const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
+const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
+const deno = join(root, "node_modules", ".bin", "deno")
+
+/** A fresh stack configuration (YAML) in a temporary directory; its state lives there too. */
+const makeConfig = (extra = "") => {
+  const dir = mkdtempSync(join(tmpdir(), "holdout-cli-"))
+  const file = join(dir, "holdout.yaml")
+  writeFileSync(
+    file,
+    `store: { kind: sqlite, filename: state/holdout.db }
+datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
+strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))}, concurrency: 4 }
+budgets:
+  - { datasetId: qa, split: train, runs: 5 }
+  - { datasetId: qa, split: validation, runs: 3 }
+policy: { train: viewable, validation: non_viewable, test: no_access }
+verifier:
+  mode: auto_best
+  selection: { datasetId: qa, split: validation }
+  targets: [{ datasetId: qa, split: test, rewardKey: accuracy }]
+sidecar: { tokenFile: state/admin.token, resultsDir: state/results, port: 0 }
+${extra}`
+  )
+  return { dir, file }
+}
+
+interface Outcome {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+const holdout = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.async<Outcome>((resume) => {
+    const child = spawn("node", ["--import", "tsx", bin, ...args], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    child.on("exit", (code) => resume(Effect.succeed({ code, stdout, stderr })))
+  })
+
+interface Served {
+  readonly child: ChildProcess
+  readonly url: string
+  readonly output: () => string
+}
+
+/** Every sidecar a test started, so that none outlives its test. */
+const started: Array<ChildProcess> = []
+const stopAll = Effect.sync(() => {
+  for (const child of started.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+  }
+})
+
+/** Starts `holdout serve` (on Node, or on Deno) and waits until it listens. */
+const serve = (config: string, runtime: "node" | "deno" = "node") =>
+  Effect.async<Served>((resume) => {
+    const [command, args] = runtime === "node"
+      ? ["node", ["--import", "tsx", bin]] as const
+      : [deno, ["run", "-A", "--sloppy-imports", bin]] as const
+    const child = spawn(command, [...args, "serve", "-c", config], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+    started.push(child)
+    let output = ""
+    let done = false
+    const timer = setTimeout(() => {
+      if (!done) {
+        done = true
+        child.kill("SIGKILL")
+        resume(Effect.die(new Error(`the sidecar did not start:\n${output}`)))
+      }
+    }, 60_000)
+    const onData = (chunk: string) => {
+      output += chunk
+      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output)
+      if (match !== null && !done) {
+        done = true
+        clearTimeout(timer)
+        resume(Effect.succeed({ child, url: match[1]!, output: () => output }))
+      }
+    }
+    child.stdout.setEncoding("utf8").on("data", onData)
+    child.stderr.setEncoding("utf8").on("data", onData)
+    child.on("exit", () => {
+      if (!done) {
+        done = true
+        clearTimeout(timer)
+        resume(Effect.die(new Error(`the sidecar exited:\n${output}`)))
+      }
+    })
+  })
+
+const kill = (served: Served, signal: NodeJS.Signals) =>
+  Effect.async<void>((resume) => {
+    if (served.child.exitCode !== null || served.child.signalCode !== null) return resume(Effect.void)
+    served.child.once("exit", () => resume(Effect.void))
+    served.child.kill(signal)
+  })
+
+const call = (url: string, method: string, path: string, options: { body?: unknown; token?: string } = {}) =>
+  Effect.promise(async () => {
+    const response = await fetch(url + path, {
+      method,
+      headers: {
+        ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+        ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` })
+      },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
+    })
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+  })
+
+interface SplitState {
+  readonly split: string
+  readonly spent: { readonly runs: number }
+}
+
+const spentRuns = (url: string) =>
+  Effect.map(call(url, "GET", "/status"), (reply) =>
+    Object.fromEntries((reply.json["splits"] as ReadonlyArray<SplitState>).map((split) => [split.split, split.spent.runs])))
+
+describe("holdout CLI", () => {
+  it.live("every command has --help", () =>
+    Effect.gen(function*() {
+      const top = yield* holdout(["--help"])
+      assert.strictEqual(top.code, 0, top.stderr)
+      for (const command of ["run", "resume", "serve", "eval", "status", "submit", "finalize", "report"]) {
+        assert.include(top.stdout, command)
+        const help = yield* holdout([command, "--help"])
+        assert.strictEqual(help.code, 0, `${command}: ${help.stderr}`)
+        assert.include(help.stdout, "DESCRIPTION", command)
+      }
+    }), 120_000)
+
+  it.live("run prints the samples of a viewable split, shows progress on long runs, and report renders", () => {
+    const { dir, file } = makeConfig()
+    return Effect.gen(function*() {
+      const train = yield* holdout(["run", "-c", file, "--dataset", "qa", "--split", "train", "--candidate", "off-by-one"])
+      assert.strictEqual(train.code, 0, train.stderr)
+      assert.include(train.stdout, "off-by-one on qa/train completed, mean 75.0% over 8 samples")
+      assert.match(train.stdout, /\n\s+3\s+0\n/)
+      // 12 samples of 400 ms at concurrency 4: longer than a second, so a progress line is shown
+      const slow = yield* holdout(["run", "-c", file, "--dataset", "qa", "--split", "validation", "--candidate", "slow-exact"])
+      assert.strictEqual(slow.code, 0, slow.stderr)
+      assert.match(slow.stderr, /progress: \d+\/12 samples after \d+ s/)
+      assert.notMatch(slow.stdout, /\n\s+\d+\s+[01]\n/, "per-sample results of a non_viewable split were printed")
+      // the same from a stack module instead of a configuration file
+      const fromModule = yield* holdout(["run", "--stack", join(fixture, "stack.ts"), "--dataset", "qa", "--split", "train", "--candidate", "exact"])
+      assert.strictEqual(fromModule.code, 0, fromModule.stderr)
+      assert.include(fromModule.stdout, "exact on qa/train completed, mean 100.0% over 8 samples")
+      const html = join(dir, "report.html")
+      const report = yield* holdout(["report", "-c", file, "--html", html])
+      assert.strictEqual(report.code, 0, report.stderr)
+      assert.match(report.stdout, /off-by-one\s+train\s+1\s+75\.0%/)
+      assert.match(report.stdout, /qa\/validation\s+non_viewable\s+\[#+\.+\] 2 of 3 runs left/)
+      const page = readFileSync(html, "utf8")
+      assert.include(page, "<svg")
+      assert.include(page, "slow-exact")
+      assert.notMatch(page, /<script|src="http/, "the report is not self-contained")
+    }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  }, 120_000)
+
+  it.live("failures are one line on stderr and exit code 1, never a stack trace", () => {
+    const { dir, file } = makeConfig()
+    const broken = join(dir, "broken.yaml")
+    writeFileSync(broken, readFileSync(file, "utf8").replace("budgets:", "budgets_typo: 1\nbudgets:"))
+    return Effect.gen(function*() {
+      const denied = yield* holdout(["run", "-c", file, "--dataset", "qa", "--split", "test", "--candidate", "exact"])
+      assert.strictEqual(denied.code, 1)
+      assert.match(denied.stderr, /^error: AccessDenied: Split "test" of dataset "qa" is no_access/m)
+      const config = yield* holdout(["run", "-c", broken, "--dataset", "qa", "--split", "train", "--candidate", "exact"])
+      assert.strictEqual(config.code, 1)
+      assert.include(config.stderr, "error: ConfigError")
+      assert.include(config.stderr, "budgets_typo")
+      const both = yield* holdout(["run", "-c", file, "--stack", join(fixture, "stack.ts"), "--dataset", "qa", "--split", "train", "--candidate", "x"])
+      assert.strictEqual(both.code, 1)
+      assert.include(both.stderr, "Give either --config <file> or --stack <module>.")
+      const offline = yield* holdout(["status", "--url", "http://127.0.0.1:9"])
+      assert.strictEqual(offline.code, 1)
+      assert.match(offline.stderr, /^error: /m)
+      for (const outcome of [denied, config, both, offline]) assert.notMatch(outcome.stderr, /\n\s+at /)
+    }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  }, 120_000)
+})
+
+describe("holdout serve: restart safety", () => {
+  it.live("killed with SIGKILL mid-evaluation and restarted (on Node, then on Deno): budgets, runs and the finalize answer survive", () => {
+    const { dir, file } = makeConfig()
+    const token = () => readFileSync(join(dir, "state", "admin.token"), "utf8").trim()
+    return Effect.gen(function*() {
+      const first = yield* serve(file)
+      const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: first.url })
+      const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "validation", "--candidate", "exact"])
+      assert.strictEqual(evaluated.code, 0, evaluated.stderr)
+      assert.include(evaluated.stdout, "(non_viewable): mean 100.0% over 12 samples")
+      // a slow evaluation, cut short by SIGKILL
+      const pending = call(first.url, "POST", "/eval", {
+        body: { datasetId: "qa", split: "validation", candidate: { id: "slow-off-by-one" } }
+      }).pipe(Effect.either, Effect.fork)
+      yield* pending
+      yield* Effect.sleep("800 millis")
+      yield* kill(first, "SIGKILL")
+      const before = { validation: 2, train: 0 }
+
+      // the same store, a new process
+      const second = yield* serve(file)
+      assert.deepStrictEqual(yield* spentRuns(second.url), before, "the charges did not survive")
+      const listed = yield* call(second.url, "GET", "/experiments", { token: token() })
+      const experiments = listed.json["experiments"] as ReadonlyArray<{ candidateId: string; status: string; runId: string }>
+      assert.deepStrictEqual(
+        experiments.map((entry) => [entry.candidateId, entry.status]),
+        [["exact", "completed"], ["slow-off-by-one", "running"]]
+      )
+      const answer = yield* call(second.url, "POST", "/finalize", { token: token() })
+      assert.strictEqual(answer.status, 200)
+      assert.strictEqual(answer.json["candidate"], "exact")
+      yield* kill(second, "SIGKILL")
+
+      // resume finishes the interrupted run without a new charge
+      const resumed = yield* holdout(["resume", "-c", file, experiments[1]!.runId])
+      assert.strictEqual(resumed.code, 0, resumed.stderr)
+      assert.include(resumed.stdout, "slow-off-by-one on qa/validation completed")
+
+      // and under Deno, on the same database: same budgets, same answer, even from a new token
+      const third = yield* serve(file, "deno")
+      assert.deepStrictEqual(yield* spentRuns(third.url), before)
+      const again = yield* call(third.url, "POST", "/finalize", { token: token() })
+      assert.deepStrictEqual(again.json, answer.json)
+      yield* kill(third, "SIGTERM")
+      const reward = join(dir, "reward.json")
+      const fourth = yield* serve(file)
+      const finalized = yield* holdout(
+        ["finalize", "--token-file", join(dir, "state", "admin.token"), "--output", reward],
+        { HOLDOUT_URL: fourth.url }
+      )
+      yield* kill(fourth, "SIGTERM")
+      assert.strictEqual(finalized.code, 0, finalized.stderr)
+      assert.deepStrictEqual(JSON.parse(readFileSync(reward, "utf8")), answer.json["rewards"])
+    }).pipe(Effect.ensuring(Effect.zipRight(stopAll, Effect.sync(() => rmSync(dir, { recursive: true, force: true })))))
+  }, 240_000)
+})
