@@ -47,12 +47,24 @@ const strategy = Layer.effect(
   }))
 ).pipe(Layer.provide(LocalStrategy.layer(task)))
 
+/** The memory store, except that it cannot store a run of candidate "store-down". */
+const store = Layer.effect(
+  TaskStore.TaskStore,
+  Effect.map(TaskStore.TaskStore, (memory) => ({
+    ...memory,
+    createRun: (run: Parameters<typeof memory.createRun>[0]) =>
+      run.candidate.id === "store-down"
+        ? Effect.fail(new HoldoutError.StoreError({ op: "createRun", message: "the disk is full" }))
+        : memory.createRun(run)
+  }))
+).pipe(Layer.provide(TaskStore.layerMemory))
+
 const stack = () =>
   Stack.layerWith({
     budgets,
     policy: { train: "viewable", validation: "non_viewable", "holdout-secret": "no_access", ghost: "viewable", open: "viewable" },
     ledger: Ledger.layerMemory,
-    store: TaskStore.layerMemory,
+    store,
     datasets: DatasetSource.layerRecords({
       ds: { train: rows(8), validation: rows(12), "holdout-secret": rows(6), open: rows(4) }
     }),
@@ -193,7 +205,8 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
         [{ split: "unlisted" }, 403, "AccessDenied"],
         [{ split: "open" }, 403, "SplitNotBudgeted"],
         [{ split: "train", candidate: { id: "broken" } }, 500, "StrategyError"],
-        [{ split: "train", candidate: { id: "empty" } }, 500, "RunFailed"]
+        [{ split: "train", candidate: { id: "empty" } }, 500, "RunFailed"],
+        [{ split: "train", candidate: { id: "store-down" } }, 500, "StoreError"]
       ]
       for (const [body, status, tag] of cases) {
         const reply = yield* evaluate(server, body)
