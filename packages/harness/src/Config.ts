@@ -261,8 +261,12 @@ export const stack = (
             ...(strategyConfig.timeoutSeconds === undefined ? {} : { timeout: `${strategyConfig.timeoutSeconds} seconds` as const })
           })
       ))
-      : Layer.unwrapEffect(Effect.map(HarborConfig.decode(strategyConfig.harbor), (harbor) => {
-        const taskSource = harbor.taskSource.startsWith(".") || harbor.taskSource.startsWith("/") ? at(harbor.taskSource) : harbor.taskSource
+      : Layer.unwrapEffect(Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const harbor = yield* HarborConfig.decode(strategyConfig.harbor)
+        // a local task directory is relative to the configuration; anything else is a registry reference
+        const local = yield* fs.exists(at(harbor.taskSource)).pipe(Effect.orElseSucceed(() => false))
+        const taskSource = local ? at(harbor.taskSource) : harbor.taskSource
         return HarborStrategy.layer({ config: { ...harbor, taskSource }, dir: at(strategyConfig.dir) })
       }))
 

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -10,6 +10,7 @@ const root = fileURLToPath(new URL("../../..", import.meta.url))
 const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
 const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
 const deno = join(root, "node_modules", ".bin", "deno")
+const fakeHarbor = join(root, "packages", "strategy-harbor", "testing", "fake-harbor.mjs")
 
 /** A fresh stack configuration (YAML) in a temporary directory; its state lives there too. */
 const makeConfig = (extra = "") => {
@@ -172,6 +173,37 @@ describe("holdout CLI", () => {
       assert.include(page, "<svg")
       assert.include(page, "slow-exact")
       assert.notMatch(page, /<script|src="http/, "the report is not self-contained")
+    }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  }, 120_000)
+
+  it.live("a Harbor stack from YAML: a partition of tasks run by nested `harbor run`, paths relative to the file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "holdout-cli-harbor-"))
+    symlinkSync(join(root, "examples", "harbor", "tasks"), join(dir, "tasks"))
+    const file = join(dir, "harbor.yaml")
+    writeFileSync(
+      file,
+      `store: { kind: memory }
+datasets:
+  kind: harbor
+  datasetId: tasks
+  partition:
+    train:
+      - { include: hello-file, resultKey: holdout-examples/hello-file }
+      - { include: sum-numbers, resultKey: holdout-examples/sum-numbers }
+strategy:
+  kind: harbor
+  dir: jobs
+  harbor: { taskSource: tasks, agent: oracle, launcher: [${JSON.stringify(fakeHarbor)}], timeoutSeconds: 120 }
+budgets: [{ datasetId: tasks, split: train, runs: 1 }]
+policy: { train: viewable }
+`
+    )
+    return Effect.gen(function*() {
+      const outcome = yield* holdout(["run", "-c", file, "--dataset", "tasks", "--split", "train", "--candidate", "oracle"])
+      assert.strictEqual(outcome.code, 0, outcome.stderr)
+      assert.include(outcome.stdout, "oracle on tasks/train completed, mean 100.0% over 2 samples")
+      // the nested run got the task directory resolved against the configuration's directory
+      assert.isTrue(readdirSync(join(dir, "jobs", "runs")).length === 1)
     }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
   }, 120_000)
 
