@@ -90,15 +90,15 @@ const stackModuleOption = Options.file("stack").pipe(
 /** The stack of a configuration file (with its verifier), or the Layer a module exports. */
 const stackOf = (config: Option.Option<string>, module: Option.Option<string>) =>
   Layer.unwrapEffect(Effect.gen(function*() {
-    if (Option.isSome(config) === Option.isSome(module)) {
-      return yield* Effect.fail(new HoldoutError.ConfigError({ message: "Give either --config <file> or --stack <module>." }))
-    }
-    if (Option.isSome(config)) {
+    if (Option.isSome(config) && Option.isNone(module)) {
       const loaded = yield* Config.load(config.value)
       return Config.stack(loaded)
     }
+    if (Option.isSome(config) || Option.isNone(module)) {
+      return yield* Effect.fail(new HoldoutError.ConfigError({ message: "Give either --config <file> or --stack <module>." }))
+    }
     const path = yield* Path.Path
-    const file = path.resolve(Option.getOrThrow(module))
+    const file = path.resolve(module.value)
     const exported = yield* Effect.tryPromise({
       try: () => import(file) as Promise<{ readonly default?: unknown }>,
       catch: (error) => new HoldoutError.ConfigError({ message: `Cannot load the stack module ${file}: ${String(error)}` })
