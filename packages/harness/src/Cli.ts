@@ -140,7 +140,8 @@ const showProgress = (runId: string) =>
           process.stderr.write(`progress: ${done}/${total} samples after ${seconds} s\n`)
         }
       }
-      yield* Effect.sleep(tty ? "200 millis" : "1 second")
+      // each look lists the run's samples: often enough for a live bar, rarely enough to cost the run nothing
+      yield* Effect.sleep(tty ? "500 millis" : "1 second")
     }
   })
 

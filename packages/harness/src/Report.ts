@@ -49,13 +49,12 @@ export const collect: Effect.Effect<Data, HoldoutError.StoreError, Engine.Engine
     const store = yield* TaskStore.TaskStore
     const groups = new Map<string, { row: Omit<Row, "runs" | "mean" | "best">; scores: Array<number> }>()
     for (const run of yield* store.listRuns()) {
-      if (isVerifierRecord(run) || run.status !== "completed") continue
-      const experiment = yield* Effect.either(engine.experiment(run.runId))
-      if (experiment._tag === "Left") continue
+      // a finished run carries its metrics: no sample is read
+      if (isVerifierRecord(run) || run.status !== "completed" || run.metrics === undefined) continue
       const key = JSON.stringify([run.candidate.id, run.datasetId, run.split, run.admin])
       const group = groups.get(key) ??
         { row: { candidate: run.candidate.id, datasetId: run.datasetId, split: run.split, admin: run.admin }, scores: [] }
-      group.scores.push(experiment.right.metrics.avgFilledScore)
+      group.scores.push(run.metrics.avgFilledScore)
       groups.set(key, group)
     }
     const rows = [...groups.values()].map(({ row, scores }) => ({

@@ -21,7 +21,7 @@ import type * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
-import { Engine, HoldoutError, Metrics, type SplitAccess, TaskStore, View } from "@holdout/core"
+import { Engine, HoldoutError, type SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -136,25 +136,23 @@ const agentHandlers = (resultsDir: string | undefined) =>
 
 const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function*() {
-    const engine = yield* Engine.Engine
     const store = yield* TaskStore.TaskStore
     const verifier = yield* Verifier.Verifier
     return handlers
       .handle("finalize", () => verifier.finalize())
       .handle("experiments", () =>
         Effect.gen(function*() {
-          const runs = (yield* store.listRuns()).filter((run) => !Verifier.isVerifierRecord(run))
-          const experiments = yield* Effect.forEach(runs, (run) =>
-            Effect.map(Effect.option(engine.experiment(run.runId)), (experiment) => ({
-              runId: run.runId,
-              candidateId: run.candidate.id,
-              datasetId: run.datasetId,
-              split: run.split,
-              admin: run.admin,
-              status: run.status,
-              createdAt: run.createdAt,
-              metrics: Option.match(experiment, { onNone: () => null, onSome: (value) => Metrics.compute(value.samples) })
-            })))
+          // a finished run carries its metrics: no sample is read
+          const experiments = (yield* store.listRuns()).filter((run) => !Verifier.isVerifierRecord(run)).map((run) => ({
+            runId: run.runId,
+            candidateId: run.candidate.id,
+            datasetId: run.datasetId,
+            split: run.split,
+            admin: run.admin,
+            status: run.status,
+            createdAt: run.createdAt,
+            metrics: run.metrics ?? null
+          }))
           return { experiments }
         }))
   }))

@@ -229,10 +229,10 @@ export const make = (
       const ranked = whole.length > 0 ? whole : runs
       const pools = new Map<string, { candidate: Model.Candidate; scores: Array<number>; newest: number }>()
       for (const run of ranked) {
-        const experiment = yield* Effect.either(engine.experiment(run.runId))
-        if (experiment._tag === "Left") continue
+        // a completed run carries its metrics: no sample is read
+        if (run.metrics === undefined) continue
         const pool = pools.get(run.candidate.id) ?? { candidate: run.candidate, scores: [], newest: 0 }
-        pool.scores.push(experiment.right.metrics.avgFilledScore)
+        pool.scores.push(run.metrics.avgFilledScore)
         if (run.createdAt >= pool.newest) {
           pool.newest = run.createdAt
           pool.candidate = run.candidate
