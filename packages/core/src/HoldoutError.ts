@@ -194,3 +194,17 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
     return "This operation needs the verifier's token: send it as \"Authorization: Bearer <token>\"."
   }
 }
+
+/**
+ * An idempotency key or reservation id was reused for a different request. Nothing was charged or
+ * run; the message names nothing of the first request.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()("IdempotencyConflict", {}) {
+  override get message(): string {
+    return "This idempotency key was already used for a different request: nothing was charged or run. " +
+      "Use a new key for a new request, or repeat the first request exactly to get its result."
+  }
+}
