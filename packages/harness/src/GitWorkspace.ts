@@ -1,12 +1,22 @@
 /**
- * A `Workspace` whose candidates are commits of a git repository (the optimizer's). A candidate's
- * id names the commit: a full or abbreviated hash, a branch, a tag or `HEAD`.
+ * A `Workspace` whose candidates are commits of a git repository (the optimizer's).
  *
- * The optimizer's repository is never operated on: its commit is fetched (`file://`, no tags, no
- * submodules) into a private bare clone, and checked out there in a worktree of its own that is
- * removed when the checkout's scope closes. Hooks are disabled for every git command, so what is
- * evaluated is exactly the committed tree: uncommitted changes, hooks and the working copy of the
- * optimizer's repository play no part.
+ * A candidate id names one commit: a full or abbreviated hash, a branch, a tag or `HEAD`, written
+ * with ASCII letters, digits, `.`, `_`, `/` and `-` and starting with a letter, digit or `_`.
+ * Everything else is refused before git sees it: refspecs (`:`), globs, ranges (`..`), option-like
+ * names, whitespace, NUL and other control characters, and revision expressions (`HEAD~1`,
+ * `main^`, `@{-1}`, `:/text`), whose meaning moves with the repository. `resolve` asks git for the
+ * commit a name points at, reading the optimizer's repository and writing nothing, and the run is
+ * recorded under that full hash (the name given is kept as the label).
+ *
+ * The optimizer's repository is never operated on: a checkout fetches exactly that hash (`file://`,
+ * no tags, no submodules, no refspec, so no ref is written) into a private bare clone, and checks it
+ * out there in a worktree of its own that is removed when the checkout's scope closes. Hooks are
+ * disabled for every git command, so what is evaluated is exactly the committed tree: uncommitted
+ * changes, hooks and the working copy of the optimizer's repository play no part.
+ *
+ * What git prints, and the paths of this machine, stay in the log: the errors an optimizer can see
+ * say only what was wrong with its request.
  *
  * @since 0.1.0
  */
@@ -14,7 +24,7 @@ import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { HoldoutError, Workspace } from "@holdout/core"
+import { HoldoutError, type Model, Workspace } from "@holdout/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -42,6 +52,40 @@ const gitConfig = ["-c", "core.hooksPath=/dev/null", "-c", "protocol.file.allow=
 const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
   stream.pipe(Stream.decodeText(), Stream.runFold("", (all, chunk) => all + chunk), Effect.orElseSucceed(() => ""))
 
+const longestName = 255
+
+/**
+ * Whether `id` may name a commit: one hash, branch or tag name, and nothing git would read as a
+ * refspec, glob, option, range or revision expression.
+ */
+const isCommitName = (id: string): boolean =>
+  id.length <= longestName &&
+  /^[A-Za-z0-9_][A-Za-z0-9._/-]*$/.test(id) &&
+  !id.includes("..") &&
+  !id.includes("//") &&
+  !id.includes("/.") &&
+  !id.endsWith("/") &&
+  !id.endsWith(".") &&
+  !id.endsWith(".lock")
+
+/** A full commit hash (SHA-1 or SHA-256 repositories). */
+const isFullHash = (id: string): boolean => /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(id)
+
+/** The id as it may appear in a message: quoted, escaped and cut short. */
+const shown = (id: string): string => JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)
+
+const malformed = (id: string) =>
+  new HoldoutError.InvalidRequest({
+    message: `Candidate ${shown(id)} is not a commit name. Give a commit hash, branch or tag (letters, digits, ` +
+      `".", "_", "/" and "-"; no refspecs, globs, ranges, options or expressions such as HEAD~1).`
+  })
+
+const notACommit = (id: string) =>
+  new HoldoutError.InvalidRequest({
+    message: `Candidate ${shown(id)} does not name a commit of the optimizer's repository. Give a commit hash, ` +
+      `branch or tag.`
+  })
+
 /**
  * Builds the workspace.
  *
@@ -60,7 +104,8 @@ export const make = (
     const path = yield* Path.Path
     const context = yield* Effect.context<CommandExecutor.CommandExecutor>()
     const timeout = Duration.decode(options.timeout ?? "120 seconds")
-    const source = `file://${path.resolve(options.repo)}`
+    const repo = path.resolve(options.repo)
+    const source = `file://${repo}`
     const root = options.dir === undefined
       ? yield* fs.makeTempDirectoryScoped({ prefix: "holdout-git-" }).pipe(
         Effect.mapError((error) => failure(`Could not create a directory for the private clone: ${error.message}`))
@@ -69,31 +114,49 @@ export const make = (
     const clone = path.join(root, "clone.git")
     const worktrees = path.join(root, "worktrees")
 
-    /** Runs git; a non-zero exit is a `StrategyError` carrying git's error output. */
-    const git = (args: ReadonlyArray<string>) =>
+    /**
+     * Runs git and returns its exit code and output. Only running git at all can fail (a
+     * `StrategyError` whose message names no path: the details go to the log).
+     */
+    const run = (action: string, args: ReadonlyArray<string>) =>
       Effect.scoped(Effect.gen(function*() {
         const process = yield* Command.start(
-          Command.make("git", ...gitConfig, ...args).pipe(Command.env({ GIT_TERMINAL_PROMPT: "0" }))
+          Command.make("git", ...gitConfig, ...args).pipe(
+            Command.env({ GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0" })
+          )
         )
         const [stdout, stderr, code] = yield* Effect.all([text(process.stdout), text(process.stderr), process.exitCode], {
           concurrency: 3
         })
-        if (code !== 0) {
-          return yield* Effect.fail(failure(`git ${args.join(" ")} failed (exit code ${code}): ${stderr.trim()}`))
-        }
-        return stdout.trim()
+        return { code: Number(code), stdout: stdout.trim(), stderr: stderr.trim() }
       })).pipe(
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => failure(`git ${args.join(" ")} took longer than ${Duration.format(timeout)}`) }),
-        Effect.catchTag("SystemError", "BadArgument", (error) => Effect.fail(failure(`Could not run git: ${error.message}`))),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => failure(`git took longer than ${Duration.format(timeout)} to ${action}.`)
+        }),
+        Effect.tapError((error) => Effect.logWarning(`git ${args.join(" ")}: ${error.message}`)),
+        Effect.catchTag("SystemError", "BadArgument", () => Effect.fail(failure(`Could not run git to ${action}.`))),
         Effect.provide(context)
       )
 
+    /** Runs git; a non-zero exit is a `StrategyError` saying what failed, with git's output in the log. */
+    const git = (action: string, args: ReadonlyArray<string>) =>
+      Effect.flatMap(run(action, args), (result) =>
+        result.code === 0
+          ? Effect.succeed(result.stdout)
+          : Effect.zipRight(
+            Effect.logWarning(`git ${args.join(" ")} failed (exit code ${result.code}): ${result.stderr}`),
+            Effect.fail(
+              failure(`git could not ${action} (exit code ${result.code}); the harness log has git's output.`)
+            )
+          ))
+
     if (!(yield* fs.exists(path.join(clone, "HEAD")).pipe(Effect.orElseSucceed(() => false)))) {
-      yield* git(["init", "--quiet", "--bare", clone])
+      yield* git("create the private clone", ["init", "--quiet", "--bare", clone])
     }
     // worktrees left by an earlier process are stale: remove them
     yield* fs.remove(worktrees, { recursive: true }).pipe(Effect.ignore)
-    yield* git(["-C", clone, "worktree", "prune"])
+    yield* git("prune stale worktrees", ["-C", clone, "worktree", "prune"])
     yield* fs.makeDirectory(worktrees, { recursive: true }).pipe(
       Effect.mapError((error) => failure(`Could not create ${worktrees}: ${error.message}`))
     )
@@ -101,41 +164,72 @@ export const make = (
     const lock = yield* Effect.makeSemaphore(1)
     let counter = 0
 
-    /** Fetches the candidate's commit into the private clone and returns its full hash. */
-    const resolve = (ref: string) =>
+    /**
+     * The full hash of the commit `id` names in the optimizer's repository. Only `rev-parse` runs
+     * there: it reads refs and objects and writes nothing (no optional locks, no hooks).
+     */
+    const commitOf = (id: string) =>
       Effect.gen(function*() {
-        if (ref.length === 0 || ref.startsWith("-") || /\s/.test(ref)) {
-          return yield* Effect.fail(failure(`"${ref}" is not a commit, branch or tag name.`))
+        if (!isCommitName(id)) return yield* malformed(id)
+        const result = yield* run("resolve a candidate", [
+          "-C",
+          repo,
+          "rev-parse",
+          "--verify",
+          "--quiet",
+          "--end-of-options",
+          `${id}^{commit}`
+        ])
+        if (result.code !== 0 || !isFullHash(result.stdout)) {
+          yield* Effect.logDebug(
+            `git rev-parse of candidate ${shown(id)} in ${repo}: exit code ${result.code}, ` +
+              (result.stderr || "no output")
+          )
+          return yield* notACommit(id)
         }
-        const fetch = ["-C", clone, "fetch", "--quiet", "--no-tags", "--no-recurse-submodules", source]
-        const direct = yield* Effect.either(git([...fetch, ref]))
-        if (direct._tag === "Right") return yield* git(["-C", clone, "rev-parse", "--verify", "FETCH_HEAD^{commit}"])
-        if (!/^[0-9a-f]{4,39}$/i.test(ref)) return yield* Effect.fail(direct.left)
-        // an abbreviated hash cannot be fetched: fetch the branches and tags, then resolve it here
-        yield* git([...fetch, "+refs/heads/*:refs/holdout/heads/*", "+refs/tags/*:refs/holdout/tags/*"])
-        return yield* git(["-C", clone, "rev-parse", "--verify", "--quiet", `${ref}^{commit}`]).pipe(
-          Effect.mapError(() => failure(`No commit "${ref}" in ${options.repo}.`))
-        )
+        return result.stdout
       })
 
-    const checkout = (candidate: { readonly id: string }) =>
+    const resolve = (candidate: Model.Candidate) =>
+      Effect.map(commitOf(candidate.id), (hash): Model.Candidate =>
+        hash === candidate.id
+          ? candidate
+          : { ...candidate, id: hash, label: candidate.label ?? candidate.id })
+
+    const checkout = (candidate: Model.Candidate) =>
       Effect.acquireRelease(
-        lock.withPermits(1)(Effect.gen(function*() {
-          const sha = yield* resolve(candidate.id)
-          const dir = path.join(worktrees, `${sha.slice(0, 12)}-${++counter}`)
-          yield* git(["-C", clone, "worktree", "add", "--quiet", "--detach", dir, sha])
-          return dir
-        })),
+        Effect.gen(function*() {
+          const hash = yield* commitOf(candidate.id).pipe(
+            Effect.catchTag("InvalidRequest", (error) => Effect.fail(failure(error.message)))
+          )
+          return yield* lock.withPermits(1)(Effect.gen(function*() {
+            // exactly this commit: no refspec, so nothing is written under refs/, nor FETCH_HEAD
+            yield* git("fetch the candidate's commit", [
+              "-C",
+              clone,
+              "fetch",
+              "--quiet",
+              "--no-tags",
+              "--no-recurse-submodules",
+              "--no-write-fetch-head",
+              source,
+              hash
+            ])
+            const dir = path.join(worktrees, `${hash.slice(0, 12)}-${++counter}`)
+            yield* git("check the candidate out", ["-C", clone, "worktree", "add", "--quiet", "--detach", dir, hash])
+            return dir
+          }))
+        }),
         (dir) =>
           lock.withPermits(1)(
             Effect.zipRight(
-              Effect.ignore(git(["-C", clone, "worktree", "remove", "--force", dir])),
+              Effect.ignore(git("remove a worktree", ["-C", clone, "worktree", "remove", "--force", dir])),
               Effect.ignore(fs.remove(dir, { recursive: true }))
             )
           )
       )
 
-    return { checkout }
+    return { resolve, checkout }
   })
 
 /**

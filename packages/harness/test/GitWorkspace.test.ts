@@ -106,6 +106,92 @@ describe("GitWorkspace", () => {
       }))
   })
 
+  it.live("resolve turns a name into the full hash it points at, keeping the name as the label", () => {
+    const { repo, first, second } = makeRepo()
+    git(repo, "tag", "v1", first)
+    git(repo, "tag", "-a", "-m", "annotated", "v2", second)
+    return withWorkspace({ repo }, (workspace) =>
+      Effect.gen(function*() {
+        const cases = [
+          ["HEAD", second],
+          ["old", first],
+          ["refs/heads/old", first],
+          ["v1", first],
+          ["v2", second],
+          [first.slice(0, 7), first],
+          [second.toUpperCase(), second]
+        ] as const
+        for (const [id, hash] of cases) {
+          const resolved = yield* workspace.resolve({ id })
+          assert.deepStrictEqual(resolved, { id: hash, label: id }, id)
+          // a resolved candidate resolves to itself
+          assert.deepStrictEqual(yield* workspace.resolve(resolved), resolved, id)
+        }
+        assert.deepStrictEqual(yield* workspace.resolve({ id: first }), { id: first })
+        assert.deepStrictEqual(
+          yield* workspace.resolve({ id: "old", label: "mine", metadata: { k: 1 } }),
+          { id: first, label: "mine", metadata: { k: 1 } }
+        )
+      }))
+  })
+
+  it.live("resolve refuses refspecs, globs, options and control characters, and reads the repository only", () => {
+    const { repo, root } = makeRepo()
+    const dir = join(root, "workspace")
+    const refsOf = (at: string) => git(at, "for-each-ref", "--format=%(refname) %(objectname)")
+    const before = refsOf(repo)
+    return withWorkspace({ repo, dir }, (workspace) =>
+      Effect.gen(function*() {
+        const ids = [
+          "old:refs/heads/evil",
+          "old:HEAD",
+          "refs/*:refs/*",
+          "refs/heads/*",
+          "ol?",
+          "[o]ld",
+          "old\0",
+          "old\u0000:refs/heads/nul",
+          "old\r",
+          "-h",
+          "--output=x",
+          "HEAD~1",
+          "HEAD^",
+          "old..HEAD",
+          "old lock",
+          "@{-1}",
+          ":/first",
+          "",
+          "no-such-branch",
+          "deadbeef"
+        ]
+        for (const id of ids) {
+          const error = yield* expectFailure(workspace.resolve({ id }))
+          assert.strictEqual(error._tag, "InvalidRequest", JSON.stringify(id))
+          assert.notInclude(error.message, root, JSON.stringify(id))
+          assert.notInclude(error.message.toLowerCase(), "fatal", JSON.stringify(id))
+        }
+        assert.strictEqual(refsOf(repo), before, "the optimizer's refs changed")
+        assert.strictEqual(refsOf(join(dir, "clone.git")), "", "a ref was written into the private clone")
+      }))
+  })
+
+  it.live("a checkout fetches the commit alone: no ref and no FETCH_HEAD in the private clone", () => {
+    const { repo, root, first } = makeRepo()
+    const dir = join(root, "workspace")
+    return withWorkspace({ repo, dir }, (workspace) =>
+      Effect.gen(function*() {
+        for (const id of ["HEAD", "old", first.slice(0, 8)]) {
+          yield* Effect.scoped(workspace.checkout({ id }))
+        }
+        assert.strictEqual(git(join(dir, "clone.git"), "for-each-ref"), "")
+        assert.isFalse(existsSync(join(dir, "clone.git", "FETCH_HEAD")))
+        const error = yield* expectFailure(Effect.scoped(workspace.checkout({ id: "old:refs/heads/evil" })))
+        assert.strictEqual(error._tag, "StrategyError")
+        assert.notInclude(error.message, root)
+        assert.strictEqual(git(join(dir, "clone.git"), "for-each-ref"), "")
+      }))
+  })
+
   it.live("a persistent directory is reused after a restart; worktrees a crash left behind are cleared", () => {
     const { root, repo, second } = makeRepo()
     const dir = join(root, "workspace")
