@@ -30,6 +30,7 @@ import * as Metrics from "./Metrics.js"
 import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
 import { SplitAccess } from "./SplitAccess.js"
 import { TaskStore } from "./TaskStore.js"
+import { Workspace } from "./Workspace.js"
 
 /**
  * Everything `evaluate` can fail with.
@@ -145,6 +146,8 @@ export const make = (
     const store = yield* TaskStore
     const strategy = yield* EvalStrategy
     const datasets = yield* DatasetSource
+    // optional: with a workspace, a candidate id is made exact (a git name becomes its full hash)
+    const workspace = yield* Effect.serviceOption(Workspace)
 
     // One lock per run id in this process, so that repeats of one idempotency key and resumes of one
     // run never produce the same run twice at once.
@@ -289,6 +292,10 @@ export const make = (
         if (!admin && tier === "non_viewable" && sampleIds.length < size && sampleIds.length < subsetFloor) {
           return yield* new SubsetTooSmall({ split, requested: sampleIds.length, minimum: subsetFloor })
         }
+        // 5b. the candidate resolves to what the run is recorded under, before any lookup or charge
+        const candidate = Option.isSome(workspace)
+          ? yield* workspace.value.resolve(request.candidate)
+          : request.candidate
         const keyed = request.idempotencyKey
         const runId = keyed === undefined ? newRunId() : runIdForKey(keyed)
         const start = Effect.gen(function*() {
@@ -297,7 +304,7 @@ export const make = (
             if (Option.isSome(existing)) {
               const run = existing.value
               if (
-                run.candidate.id !== request.candidate.id || run.datasetId !== datasetId || run.split !== split ||
+                run.candidate.id !== candidate.id || run.datasetId !== datasetId || run.split !== split ||
                 run.admin !== admin || !sameIds(run.sampleIds, sampleIds)
               ) {
                 return yield* new InvalidRequest({
@@ -320,7 +327,7 @@ export const make = (
           // 7. run
           const run: RunRecord = {
             runId,
-            candidate: request.candidate,
+            candidate,
             datasetId,
             split,
             sampleIds,
@@ -332,7 +339,7 @@ export const make = (
           }
           yield* store.createRun(run)
           yield* Effect.logInfo(
-            `Run ${runId} started: candidate "${request.candidate.id}", ${sampleIds.length} samples` +
+            `Run ${runId} started: candidate "${candidate.id}", ${sampleIds.length} samples` +
               (admin ? " (verifier)" : "")
           )
           return yield* finish(run)

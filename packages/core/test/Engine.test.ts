@@ -4,11 +4,14 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Engine from "../src/Engine.js"
+import { InvalidRequest } from "../src/HoldoutError.js"
 import * as Ledger from "../src/Ledger.js"
 import type { EvalRequest } from "../src/Model.js"
 import * as TaskStore from "../src/TaskStore.js"
+import * as Workspace from "../src/Workspace.js"
 import { candidate, stack } from "./fixtures.js"
 
 /** Runs `evaluate` and returns the error's tag, failing the test when it succeeds. */
@@ -171,6 +174,71 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         assert.deepInclude(error, { _tag: "SubsetTooSmall", minimum: 8 })
         yield* assertNothingCharged
       }).pipe(Effect.provide(stack({ engine: { subsetFloor: 8 } }).layer)))
+  })
+
+  describe("step 5b: the candidate, through the workspace", () => {
+    const hash = "f".repeat(40)
+    /** A workspace that knows one name, "abc123", and counts what it was asked to resolve. */
+    const withWorkspace = () => {
+      const asked: Array<string> = []
+      const layer = Layer.succeed(Workspace.Workspace, {
+        resolve: (candidate) =>
+          Effect.suspend(() => {
+            asked.push(candidate.id)
+            return candidate.id === "abc123" || candidate.id === hash
+              ? Effect.succeed({ ...candidate, id: hash })
+              : Effect.fail(new InvalidRequest({ message: `Candidate "${candidate.id}" names no commit.` }))
+          }),
+        checkout: () => Effect.succeed("/nowhere")
+      })
+      return { asked, provide: layer }
+    }
+
+    it.effect("a refused candidate is InvalidRequest before anything is charged, for admin calls too", () => {
+      const workspace = withWorkspace()
+      return Effect.gen(function*() {
+        const error = yield* failureTag({ datasetId: "qa", split: "train", candidate: { id: "main:refs/x" } })
+        assert.strictEqual(error._tag, "InvalidRequest")
+        const admin = yield* failureTag({ datasetId: "qa", split: "test", candidate: { id: "main:refs/x" } }, {
+          admin: true
+        })
+        assert.strictEqual(admin._tag, "InvalidRequest")
+        // the earlier steps still come first
+        const small = yield* failureTag({
+          datasetId: "qa",
+          split: "validation",
+          candidate: { id: "nope" },
+          numSamples: 1
+        })
+        assert.strictEqual(small._tag, "SubsetTooSmall")
+        assert.deepStrictEqual(workspace.asked, ["main:refs/x", "main:refs/x"])
+        yield* assertNothingCharged
+      }).pipe(Effect.provide(stack().layer.pipe(Layer.provide(workspace.provide))))
+    })
+
+    it.effect("the run is recorded, planned and keyed under the resolved candidate", () => {
+      const workspace = withWorkspace()
+      const built = stack()
+      return Effect.gen(function*() {
+        const engine = yield* Engine.Engine
+        const first = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, idempotencyKey: "k" })
+        assert.deepStrictEqual(first.run.candidate, { ...candidate, id: hash })
+        assert.strictEqual(built.fake.calls[0]!.candidate.id, hash)
+        // the same request again, and the resolved id itself, repeat the run under the key
+        const again = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, idempotencyKey: "k" })
+        const byHash = yield* engine.evaluate({
+          datasetId: "qa",
+          split: "train",
+          candidate: { id: hash },
+          idempotencyKey: "k"
+        })
+        assert.strictEqual(again.run.runId, first.run.runId)
+        assert.strictEqual(byHash.run.runId, first.run.runId)
+        assert.deepStrictEqual(yield* spentOn("train"), { runs: 1, samples: 20 })
+        const admin = yield* engine.evaluate({ datasetId: "qa", split: "test", candidate }, { admin: true })
+        assert.strictEqual(admin.run.candidate.id, hash)
+      }).pipe(Effect.provide(built.layer.pipe(Layer.provide(workspace.provide))))
+    })
   })
 
   describe("step 6: the ledger", () => {
