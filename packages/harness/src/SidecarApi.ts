@@ -122,6 +122,7 @@ export const AgentGroup = HttpApiGroup.make("agent")
       .addSuccess(Schema.Struct({ submitted: Model.Candidate }))
       .addError(HoldoutError.InvalidRequest, bad)
       .addError(HoldoutError.StoreError, failed)
+      .addError(HoldoutError.StrategyError, failed)
   )
 
 /**

@@ -3,7 +3,8 @@
  * (usually hidden ones), as admin: no tier gate, no charge.
  *
  * - `submit`: the candidate the optimizer submitted. A submission is final (a second one is
- *   refused) and must name a candidate that was evaluated.
+ *   refused) and must name a candidate that was evaluated. With a `Workspace`, the candidate is
+ *   resolved first (a git name becomes its full hash), as the engine resolves what it evaluates.
  * - `auto_best`: the optimizer's evaluations on the selection split are pooled per candidate (the
  *   mean of its runs; when any run covers the whole split, only whole-split runs count), the top
  *   `topK` are re-scored as admin on the whole selection split, and the best re-score wins (ties go
@@ -22,7 +23,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { DatasetSource, Engine, HoldoutError, type Model, TaskStore } from "@holdout/core"
+import { DatasetSource, Engine, HoldoutError, type Model, TaskStore, Workspace } from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -108,7 +109,12 @@ export const isVerifierRecord = (run: Model.RunRecord): boolean => run.runId.sta
 export class Verifier extends Context.Tag("@holdout/harness/Verifier")<Verifier, {
   readonly mode: "submit" | "auto_best"
   /** Records the final submission: a candidate that was evaluated; a second submission is refused. */
-  readonly submit: (candidate: Model.Candidate) => Effect.Effect<Model.Candidate, HoldoutError.InvalidRequest | HoldoutError.StoreError>
+  readonly submit: (
+    candidate: Model.Candidate
+  ) => Effect.Effect<
+    Model.Candidate,
+    HoldoutError.InvalidRequest | HoldoutError.StoreError | HoldoutError.StrategyError
+  >
   /** The submission, if there is one. */
   readonly submission: () => Effect.Effect<Option.Option<Model.Candidate>, HoldoutError.StoreError>
   /** Chooses and scores the candidate once; every later call returns the same answer. */
@@ -145,6 +151,7 @@ export const make = (
     const engine = yield* Engine.Engine
     const store = yield* TaskStore.TaskStore
     const source = yield* DatasetSource.DatasetSource
+    const workspace = yield* Effect.serviceOption(Workspace.Workspace)
     const lock = yield* Effect.makeSemaphore(1)
 
     const record = (runId: string, candidate: Model.Candidate): Effect.Effect<Model.RunRecord> =>
@@ -165,7 +172,7 @@ export const make = (
     const submission = () =>
       Effect.map(store.getRun(submissionRun), Option.map((run) => run.candidate))
 
-    const submit = (candidate: Model.Candidate) =>
+    const recordSubmission = (candidate: Model.Candidate) =>
       lock.withPermits(1)(Effect.gen(function*() {
         const earlier = yield* submission()
         if (Option.isSome(earlier)) {
@@ -182,6 +189,12 @@ export const make = (
         yield* store.createRun(yield* record(submissionRun, candidate))
         return candidate
       }))
+
+    // resolved as the engine resolves what it evaluates, so the id matches the runs it recorded
+    const submit = (candidate: Model.Candidate) =>
+      Option.isSome(workspace)
+        ? Effect.flatMap(workspace.value.resolve(candidate), recordSubmission)
+        : recordSubmission(candidate)
 
     /** An admin evaluation, idempotent under `key`; its mean score (errors count 0), or why it failed. */
     const adminScore = (

@@ -1,5 +1,16 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { DatasetSource, Engine, Ledger, LocalStrategy, type Model, Stack, Task, TaskStore } from "@holdout/core"
+import {
+  DatasetSource,
+  Engine,
+  HoldoutError,
+  Ledger,
+  LocalStrategy,
+  type Model,
+  Stack,
+  Task,
+  TaskStore,
+  Workspace
+} from "@holdout/core"
 import { Verifier } from "@holdout/harness"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure } from "@holdout/testkit"
@@ -166,6 +177,34 @@ describe("Verifier — submit", () => {
       assert.strictEqual(answer.candidate, "mine")
       assert.deepStrictEqual(answer.rewards, { accuracy: 0.6, first_ten: 0.6 })
     })))
+
+  it.effect("with a workspace, a submission is stored as the candidate the engine resolved", () => {
+    // a workspace that knows the name "mine" as commit "c0ffee"
+    const names = Layer.succeed(Workspace.Workspace, {
+      resolve: (given) =>
+        given.id === "mine" || given.id === "c0ffee"
+          ? Effect.succeed({ ...given, id: "c0ffee", label: given.label ?? given.id })
+          : Effect.fail(new HoldoutError.InvalidRequest({ message: `Candidate "${given.id}" names no commit.` })),
+      checkout: () => Effect.succeed(".")
+    })
+    return withVerifier(
+      submitMode,
+      memoryStack.pipe(Layer.provideMerge(names)),
+      Effect.gen(function*() {
+        const verifier = yield* Verifier.Verifier
+        const refused = yield* expectFailure(verifier.submit(candidate("main:refs/x", 6)))
+        assert.strictEqual(refused._tag, "InvalidRequest")
+        const run = yield* evaluate(candidate("mine", 6))
+        assert.strictEqual(run.run.candidate.id, "c0ffee")
+        const submitted = yield* verifier.submit(candidate("mine", 6))
+        assert.strictEqual(submitted.id, "c0ffee")
+        assert.strictEqual(submitted.label, "mine")
+        const stored = yield* verifier.submission()
+        assert.strictEqual(stored._tag === "Some" ? stored.value.id : null, "c0ffee")
+        assert.strictEqual((yield* verifier.finalize()).candidate, "c0ffee")
+      })
+    )
+  })
 
   it.effect("nothing submitted: every reward is 0", () =>
     withVerifier(submitMode, memoryStack, Effect.gen(function*() {
