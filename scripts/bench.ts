@@ -214,7 +214,7 @@ const benchLedgerSqlite = (clients: number, total: number) =>
         value: Math.round((perClient * clients) / seconds),
         unit: "durable reserves/s"
       }
-    }).pipe(Effect.provide(SqliteStore.layer({ filename: `${dir}/bench.db`, budgets: sqliteBudgets })), Effect.orDie)
+    }).pipe(Effect.provide(SqliteStore.layer({ filename: `${dir}/bench.db`, budgets: sqliteBudgets })), Effect.orDie, Effect.provide(NodeContext.layer))
   )
 
 const reserveLoop = (ledger: Ledger.Ledger["Type"], clients: number, perClient: number, prefix: string) =>
@@ -237,14 +237,14 @@ const reserveChild = (filename: string, index: string) =>
     const started = Date.now()
     yield* reserveLoop(ledger, 16, 500, `p${index}-`)
     process.stdout.write(`${started} ${Date.now()}\n`)
-  }).pipe(Effect.provide(SqliteStore.layer({ filename, budgets: sqliteBudgets })), Effect.orDie)
+  }).pipe(Effect.provide(SqliteStore.layer({ filename, budgets: sqliteBudgets })), Effect.orDie, Effect.provide(NodeContext.layer))
 
 /** Total durable reserves per second of 4 processes sharing one SQLite database. */
 const benchLedgerSqlite4 = inTempDir((dir) =>
   Effect.gen(function*() {
     const filename = `${dir}/bench.db`
     // create the schema first, so the children measure reserving, not migrating
-    yield* Effect.scoped(Layer.build(SqliteStore.layer({ filename, budgets: sqliteBudgets })))
+    yield* Effect.scoped(Layer.build(SqliteStore.layer({ filename, budgets: sqliteBudgets }).pipe(Layer.provide(NodeContext.layer))))
     const spans = yield* Effect.all(
       [0, 1, 2, 3].map((index) =>
         Effect.async<readonly [number, number]>((resume) => {
@@ -287,7 +287,8 @@ const benchPipelineSqlite = (client: "sqlite" | "libsql") =>
       const filename = `${dir}/bench.db`
       const budgets = [{ datasetId: "bench", split: "train", runs: 10 }]
       const open = () =>
-        client === "sqlite" ? SqliteStore.layer({ filename, budgets }) : SqliteStore.layerLibsql({ filename, budgets })
+        (client === "sqlite" ? SqliteStore.layer({ filename, budgets }) : SqliteStore.layerLibsql({ filename, budgets }))
+          .pipe(Layer.provide(NodeContext.layer))
       const started = performance.now()
       const runId = yield* Effect.flatMap(Engine.Engine, (engine) =>
         engine.evaluate({ datasetId: "bench", split: "train", candidate: { id: "bench" } })).pipe(

@@ -73,7 +73,7 @@ describe.each(["runs", "samples"] as const)("SQLite ledger shared by 4 processes
         assert.deepStrictEqual(yield* sql`PRAGMA integrity_check`, [{ integrity_check: "ok" }])
       })
       yield* Effect.scoped(check).pipe(
-        Effect.provide(Layer.merge(SqliteStore.layerLibsql({ filename, budgets: multiProcessBudgets }), libsql(filename)))
+        Effect.provide(Layer.merge(SqliteStore.layerLibsql({ filename, budgets: multiProcessBudgets }).pipe(Layer.provide(NodeContext.layer)), libsql(filename)))
       )
     }).pipe(Effect.provide(NodeContext.layer))), 120_000)
 })

@@ -4,8 +4,10 @@
  * every acknowledged reservation id. Usage: reserver.ts <database file> <process index> <runs|samples>
  */
 import { Ledger } from "@holdout/core"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { SqliteStore } from "@holdout/store-sqlite"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { multiProcessBudgets } from "./stack.js"
 
 const [filename, index, mode] = process.argv.slice(2) as [string, string, "runs" | "samples"]
@@ -31,7 +33,7 @@ const program = Effect.gen(function*() {
   process.stdout.write(accepted.join("\n") + "\n")
 })
 
-Effect.runPromise(Effect.provide(program, SqliteStore.layer({ filename, budgets: multiProcessBudgets }))).catch(
+Effect.runPromise(Effect.provide(program, SqliteStore.layer({ filename, budgets: multiProcessBudgets }).pipe(Layer.provide(NodeContext.layer)))).catch(
   (error: unknown) => {
     process.stderr.write(`reserver failed: ${String(error)}\n`)
     process.exitCode = 1

@@ -36,9 +36,9 @@ export const storeLayer = (kind: StoreKind, dir: string): Layer.Layer<Ledger.Led
     case "fs":
       return FsStore.layer({ dir, budgets, compactAfterBytes: 256 * 1024 }).pipe(Layer.provide(NodeContext.layer))
     case "sqlite":
-      return SqliteStore.layer({ filename: databaseFile(dir), budgets })
+      return SqliteStore.layer({ filename: databaseFile(dir), budgets }).pipe(Layer.provide(NodeContext.layer))
     case "libsql":
-      return SqliteStore.layerLibsql({ filename: databaseFile(dir), budgets })
+      return SqliteStore.layerLibsql({ filename: databaseFile(dir), budgets }).pipe(Layer.provide(NodeContext.layer))
   }
 }
 

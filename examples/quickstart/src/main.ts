@@ -10,8 +10,10 @@
  *
  * Delete `.holdout/quickstart.db` to start over (`HOLDOUT_DIR` moves `.holdout`).
  */
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { SqliteStore } from "@holdout/store-sqlite"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { mkdirSync } from "node:fs"
@@ -23,9 +25,9 @@ const filename = `${dir}/quickstart.db`
 mkdirSync(dir, { recursive: true })
 
 // better-sqlite3 is the embedded default on Node; it does not load under Deno, libsql does
-const stores = "Deno" in globalThis
+const stores = ("Deno" in globalThis
   ? SqliteStore.layerLibsql({ filename, budgets })
-  : SqliteStore.layer({ filename, budgets })
+  : SqliteStore.layer({ filename, budgets })).pipe(Layer.provide(NodeContext.layer))
 
 const program = Effect.gen(function*() {
   process.stdout.write(

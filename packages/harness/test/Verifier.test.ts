@@ -233,7 +233,9 @@ describe("Verifier — submit", () => {
 describe("Verifier — durable", () => {
   it.effect("the submission and the answer survive a restart on the same store; reward.json is flat", () => {
     const dir = mkdtempSync(join(tmpdir(), "holdout-verifier-"))
-    const stack = () => stackOn(SqliteStore.layerLibsql({ filename: join(dir, "holdout.db"), budgets }))
+    const stack = () => stackOn(
+      SqliteStore.layerLibsql({ filename: join(dir, "holdout.db"), budgets }).pipe(Layer.provide(NodeContext.layer))
+    )
     const options: Verifier.Options = { ...autoBest, mode: "submit" }
     return Effect.gen(function*() {
       const first = yield* withVerifier(options, stack(), Effect.gen(function*() {

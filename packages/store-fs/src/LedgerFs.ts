@@ -2,7 +2,9 @@
  * A durable `Ledger` on a file system: an append-only journal of reservations, one JSON line each.
  * A reservation is acknowledged only after its line is fsync'd; concurrent reservations share one
  * fsync (group commit). Opening replays the journal to learn what was spent; limits always come
- * from the configured budgets. One process at a time holds a journal (a lock file with its pid).
+ * from the configured budgets. One process at a time holds a journal (a lock file naming its holder).
+ * A journal that is empty, missing beside a lock that shows it existed, or not a Holdout ledger
+ * journal refuses to open (`LedgerCorrupt`) instead of opening as fresh budgets.
  *
  * @since 0.1.0
  */
@@ -48,6 +50,15 @@ export interface Options {
  * @category constants
  */
 export const defaultCompactAfterBytes = 64 * 1024 * 1024
+
+/**
+ * The first line of a ledger journal. A journal without it is one written before headers existed:
+ * its first line is a reservation, and it opens as before.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const journalHeader = { t: "holdout-ledger", version: 1 } as const
 
 const ReservationLine = Schema.Struct({ t: Schema.Literal("reservation"), ...Model.Reservation.fields })
 const ExhaustedLine = Schema.Struct({ t: Schema.Literal("exhausted"), at: Schema.Number, reason: Schema.String })
@@ -122,7 +133,7 @@ export const make = (
     yield* fs.makeDirectory(path.dirname(location), { recursive: true }).pipe(
       Effect.mapError((error) => corrupt(`cannot create its directory: ${error.message}`))
     )
-    yield* Lock.acquire(fs, location, options.isAlive).pipe(
+    const lock = yield* Lock.acquire(fs, path, location, options.isAlive).pipe(
       Effect.mapError((failure) =>
         failure._tag === "Held"
           ? new HoldoutError.LedgerLocked({ location })
@@ -130,7 +141,22 @@ export const make = (
       )
     )
 
-    const replayed = yield* Journal.replay(fs, location).pipe(Effect.mapError((error) => corrupt(error.message)))
+    const replayed = yield* Journal.replay(fs, path, location, {
+      header: journalHeader,
+      existed: lock.previous?.store === true
+    }).pipe(Effect.mapError((error) => corrupt(error.message)))
+    if (replayed.unusable !== undefined) {
+      // keep the evidence: the next opener must find the same
+      yield* lock.keepOnRelease
+      return yield* corrupt(
+        `The ledger journal is not usable: ${replayed.unusable}. Nothing was changed. Restore it from a backup, or ` +
+          `to start over with fresh budgets, move it and its lock file (${location}.lock) aside.`
+      )
+    }
+    yield* lock.markStoreExists.pipe(Effect.mapError((failure) => corrupt(`cannot update its lock: ${failure.message}`)))
+    if (replayed.completedTail === true) {
+      yield* Effect.logWarning(`Ledger ${location}: completed the newline of its last line (the line is kept)`)
+    }
     if (replayed.repairedTail) {
       yield* Effect.logWarning(`Ledger ${location}: discarded a torn last line (an append that was never acknowledged)`)
     }
@@ -163,7 +189,7 @@ export const make = (
         for (const reservation of state.journal) lines.push({ t: "reservation", ...reservation })
         return lines
       }
-    }).pipe(Effect.mapError((error) => corrupt(error.message)))
+    }, journalHeader).pipe(Effect.mapError((error) => corrupt(error.message)))
     if (exhaustReason !== undefined) {
       yield* journal.append({ t: "exhausted", at: yield* Clock.currentTimeMillis, reason: exhaustReason }).pipe(
         Effect.mapError((error) => corrupt(error.message))

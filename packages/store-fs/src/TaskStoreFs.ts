@@ -44,6 +44,14 @@ export interface Options {
  */
 export const logFile = "tasks.jsonl"
 
+/**
+ * The first line of a task log; a log without it was written before headers existed.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const logHeader = { t: "holdout-tasks", version: 1 } as const
+
 const RunLine = Schema.Struct({ t: Schema.Literal("run"), run: Model.RunRecord })
 const UpdateLine = Schema.Struct({
   t: Schema.Literal("update"),
@@ -110,7 +118,7 @@ export const make = (
     const openError = (message: string) => new HoldoutError.StoreError({ op: "open", message: `${file}: ${message}` })
 
     yield* fs.makeDirectory(options.dir, { recursive: true }).pipe(Effect.mapError((error) => openError(error.message)))
-    yield* Lock.acquire(fs, file, options.isAlive).pipe(
+    const lock = yield* Lock.acquire(fs, path, file, options.isAlive).pipe(
       Effect.mapError((failure) =>
         openError(
           failure._tag === "Held"
@@ -119,7 +127,16 @@ export const make = (
         )
       )
     )
-    const replayed = yield* Journal.replay(fs, file).pipe(Effect.mapError((error) => openError(error.message)))
+    const replayed = yield* Journal.replay(fs, path, file, { header: logHeader, existed: lock.previous?.store === true })
+      .pipe(Effect.mapError((error) => openError(error.message)))
+    if (replayed.unusable !== undefined) {
+      yield* lock.keepOnRelease
+      return yield* openError(
+        `the log is not usable: ${replayed.unusable}. Nothing was changed; restore it from a backup, or to start ` +
+          `over, move it and its lock file aside.`
+      )
+    }
+    yield* lock.markStoreExists.pipe(Effect.mapError((failure) => openError(`cannot update its lock: ${failure.message}`)))
     if (replayed.repairedTail) {
       yield* Effect.logWarning(`Task store ${file}: discarded a torn last line (a write that was never acknowledged)`)
     }
@@ -140,7 +157,7 @@ export const make = (
         }
         return lines
       }
-    }).pipe(Effect.mapError((error) => openError(error.message)))
+    }, logHeader).pipe(Effect.mapError((error) => openError(error.message)))
 
     const durable = (op: string, done: Deferred.Deferred<void, Journal.JournalError>) =>
       Deferred.await(done).pipe(

@@ -60,7 +60,7 @@ export const make = (options: {
   Effect.gen(function*() {
     const budgets = yield* Ledger.validateBudgets(options.budgets)
     const sql = yield* SqlClient.SqlClient
-    yield* storeOp("open")(Transaction.exclusive(sql, Effect.zipRight(Tables.configure, Effect.orDie(Tables.migrate))))
+    yield* storeOp("open")(Transaction.exclusive(sql, Effect.zipRight(Tables.configure, Tables.migrate)))
     const limits = new Map(budgets.map((budget) => [Ledger.keyString(budget), budget] as const))
 
     const spentByKey = Effect.map(

@@ -40,7 +40,7 @@ export const make: Effect.Effect<
   SqlClient.SqlClient | Scope.Scope
 > = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  yield* storeOp("open")(Transaction.exclusive(sql, Effect.zipRight(Tables.configure, Effect.orDie(Tables.migrate))))
+  yield* storeOp("open")(Transaction.exclusive(sql, Effect.zipRight(Tables.configure, Tables.migrate)))
   const read = <A>(statement: Effect.Effect<A, SqlError>) => Transaction.exclusive(sql, statement)
 
   const getRun = (runId: string) =>

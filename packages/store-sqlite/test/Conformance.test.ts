@@ -3,6 +3,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { ledgerConformance, taskStoreConformance } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 
 // better-sqlite3 is a native Node addon that does not load under Deno (DESIGN §1): under Deno the
 // libsql client runs the same suites.
@@ -13,9 +14,12 @@ const tempFile = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirect
   Effect.provide(NodeContext.layer)
 )
 
+const onNode = (open: typeof SqliteStore.layer) => (options: SqliteStore.Options) =>
+  open(options).pipe(Layer.provide(NodeContext.layer))
+
 const clients = [
-  ...(isDeno ? [] : [["better-sqlite3", SqliteStore.layer] as const]),
-  ["libsql", SqliteStore.layerLibsql] as const
+  ...(isDeno ? [] : [["better-sqlite3", onNode(SqliteStore.layer)] as const]),
+  ["libsql", onNode(SqliteStore.layerLibsql)] as const
 ]
 
 for (const [name, open] of clients) {

@@ -3,6 +3,12 @@
  * flush is in progress are written and fsync'd together by the next flush, and each `append` is
  * acknowledged only after its line is on disk. Opening replays the lines; a torn last line (a
  * crash mid-append, never acknowledged) is cut off, anything else unreadable is reported.
+ *
+ * A journal starts with a header line (`{"t":"holdout-ledger","version":1}`), written with the
+ * file itself: the header is written to a file beside it, fsync'd and renamed into place, and the
+ * directory fsync'd. An existing journal is therefore never legitimately empty, and one whose first
+ * line is neither its header nor an entry is not a Holdout journal. Journals written before headers
+ * existed start with an entry; they still open, and get their header at their next compaction.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
@@ -28,6 +34,26 @@ export interface Replay {
   readonly corrupt: BadLine | undefined
   /** Whether a torn last line was cut off. */
   readonly repairedTail: boolean
+  /** Why the whole file is not a usable journal (empty, missing, another format), if it is not. */
+  readonly unusable?: string | undefined
+  /** Whether a complete last line had lost only its newline (kept, and the newline completed). */
+  readonly completedTail?: boolean
+}
+
+/** The first line of a journal: which kind of journal it is, and its format version. */
+export interface Header {
+  readonly t: string
+  readonly version: number
+}
+
+/** What opening a journal knows beyond the file itself. */
+export interface ReplayOptions {
+  readonly header: Header
+  /**
+   * Whether other evidence (the lock left by a previous holder) shows that the journal was
+   * created: then a missing journal was deleted, not never written.
+   */
+  readonly existed: boolean
 }
 
 /** An open journal. */
@@ -71,30 +97,109 @@ export const parse = (text: string): Replay => {
       if (!terminated) return { values, corrupt: undefined, repairedTail: true }
       return { values, corrupt: { line: lineNumber, reason: "not valid JSON" }, repairedTail: false }
     }
-    // A complete JSON value without its newline was never acknowledged either: drop it.
-    if (!terminated) return { values, corrupt: undefined, repairedTail: true }
     values.push(value)
+    // A line is a JSON object, and no proper prefix of one parses: an unterminated line that parses
+    // is complete (its newline was lost, or was not yet written when it was acknowledged).
+    if (!terminated) return { values, corrupt: undefined, repairedTail: false, completedTail: true }
   }
   return { values, corrupt: undefined, repairedTail: false }
 }
 
+/** The temporary file a new journal is written to before it is renamed into place. */
+export const creationFile = (file: string): string => `${file}.init`
+
+const ioError = (op: string) => (error: { readonly message: string }) => new JournalError(op, error.message)
+
+const headerLine = (header: Header) => JSON.stringify({ t: header.t, version: header.version }) + "\n"
+
 /**
- * Reads a journal file (absent = empty). A torn tail is cut off on disk so later appends start on
- * a line of their own.
+ * Writes `text` to `file` atomically: to a file beside it, fsync'd, renamed over it, and the
+ * directory fsync'd. A crash leaves either no file (or the old one) or the whole new one.
  */
-export const replay = (fs: FileSystem.FileSystem, path: string): Effect.Effect<Replay, JournalError> =>
+const writeAtomically = (fs: FileSystem.FileSystem, path: Path.Path, file: string, aside: string, text: string) =>
   Effect.gen(function*() {
-    const exists = yield* fs.exists(path).pipe(Effect.mapError((error) => new JournalError("open", error.message)))
-    if (!exists) return { values: [], corrupt: undefined, repairedTail: false }
-    const text = yield* fs.readFileString(path).pipe(Effect.mapError((error) => new JournalError("open", error.message)))
-    const result = parse(text)
+    yield* Effect.scoped(Effect.gen(function*() {
+      const handle = yield* fs.open(aside, { flag: "w" })
+      yield* handle.writeAll(encoder.encode(text))
+      yield* handle.sync
+    })).pipe(Effect.mapError(ioError("create")))
+    yield* Effect.mapError(fs.rename(aside, file), ioError("create"))
+    yield* syncDirectory(fs, path.dirname(file))
+  })
+
+/** Creates a new, empty journal: its header line, written atomically. */
+export const create = (
+  fs: FileSystem.FileSystem,
+  path: Path.Path,
+  file: string,
+  header: Header
+): Effect.Effect<void, JournalError> =>
+  writeAtomically(fs, path, file, creationFile(file), headerLine(header))
+
+/** Whether a replayed value is a journal header (of any kind). */
+const headerKind = (value: unknown): string | undefined => {
+  if (typeof value !== "object" || value === null || !("t" in value) || !("version" in value)) return undefined
+  return typeof value.t === "string" && value.t.startsWith("holdout-") ? value.t : undefined
+}
+
+/** Checks and strips the header of replayed values; see `Header`. */
+const checkHeader = (result: Replay, header: Header): Replay => {
+  const [first, ...rest] = result.values
+  const kind = headerKind(first)
+  if (kind === undefined) {
+    // no header: a journal of the previous format, whose first line is an entry (checked by the caller)
+    if (result.values.length === 0 && result.corrupt === undefined) {
+      return { ...result, unusable: "it holds no journal header and no entry" }
+    }
+    return result
+  }
+  if (kind !== header.t) return { ...result, values: [], unusable: `it is a "${kind}" file, not a "${header.t}" journal` }
+  const version = (first as { readonly version: unknown }).version
+  if (version !== header.version) {
+    return { ...result, values: [], unusable: `its format version ${String(version)} is not supported` }
+  }
+  return { ...result, values: rest }
+}
+
+/**
+ * Reads a journal file. A missing file is created (with its header) unless `existed` says it was
+ * deleted; an empty file or one that is not this kind of journal is `unusable`. A torn tail is cut
+ * off on disk so later appends start on a line of their own; a complete last line that lost its
+ * newline gets it back.
+ */
+export const replay = (
+  fs: FileSystem.FileSystem,
+  path: Path.Path,
+  file: string,
+  options: ReplayOptions
+): Effect.Effect<Replay, JournalError> =>
+  Effect.gen(function*() {
+    // a creation that crashed before its rename: nothing was ever written to the journal
+    yield* fs.remove(creationFile(file)).pipe(Effect.catchAll(() => Effect.void))
+    const exists = yield* fs.exists(file).pipe(Effect.mapError(ioError("open")))
+    if (!exists) {
+      if (options.existed) {
+        return { values: [], corrupt: undefined, repairedTail: false, unusable: "it is missing, though its lock shows it existed" }
+      }
+      yield* create(fs, path, file, options.header)
+      return { values: [], corrupt: undefined, repairedTail: false }
+    }
+    const text = yield* fs.readFileString(file).pipe(Effect.mapError(ioError("open")))
+    if (text.length === 0) return { values: [], corrupt: undefined, repairedTail: false, unusable: "it is empty (0 bytes)" }
+    const result = checkHeader(parse(text), options.header)
+    if (result.unusable !== undefined || result.corrupt !== undefined) return result
     if (result.repairedTail) {
       const cut = text.lastIndexOf("\n") + 1
-      yield* fs.truncate(path, encoder.encode(text.slice(0, cut)).length).pipe(
-        Effect.mapError((error) => new JournalError("repair", error.message))
-      )
+      yield* fs.truncate(file, encoder.encode(text.slice(0, cut)).length).pipe(Effect.mapError(ioError("repair")))
     }
-    return { values: result.values, corrupt: result.corrupt, repairedTail: result.repairedTail }
+    if (result.completedTail === true) {
+      yield* Effect.scoped(Effect.gen(function*() {
+        const handle = yield* fs.open(file, { flag: "a" })
+        yield* handle.writeAll(encoder.encode("\n"))
+        yield* handle.sync
+      })).pipe(Effect.mapError(ioError("repair")))
+    }
+    return result
   })
 
 interface Pending {
@@ -115,8 +220,6 @@ export interface Compaction {
   readonly snapshot: () => ReadonlyArray<unknown>
 }
 
-const ioError = (op: string) => (error: { readonly message: string }) => new JournalError(op, error.message)
-
 /** The temporary file a compaction writes before renaming it over the journal. */
 export const compactionFile = (file: string): string => `${file}.compact`
 
@@ -130,7 +233,8 @@ export const open = (
   fs: FileSystem.FileSystem,
   path: Path.Path,
   file: string,
-  compaction?: Compaction
+  compaction?: Compaction,
+  header?: Header
 ): Effect.Effect<Journal, JournalError, Scope.Scope> =>
   Effect.gen(function*() {
     const dir = path.dirname(file)
@@ -138,6 +242,7 @@ export const open = (
     // a compaction that crashed before its rename: the journal itself is intact
     yield* fs.remove(temporary).pipe(Effect.catchAll(() => Effect.void))
     const existed = yield* fs.exists(file).pipe(Effect.orElseSucceed(() => false))
+    if (!existed && header !== undefined) yield* create(fs, path, file, header)
 
     const openHandle = Effect.gen(function*() {
       const scope = yield* Scope.make()
@@ -179,7 +284,7 @@ export const open = (
 
     const compact = (settings: Compaction) =>
       Effect.gen(function*() {
-        let text = ""
+        let text = header === undefined ? "" : headerLine(header)
         for (const value of settings.snapshot()) text += JSON.stringify(value) + "\n"
         yield* Effect.scoped(Effect.gen(function*() {
           const handle = yield* fs.open(temporary, { flag: "w" })
@@ -214,7 +319,8 @@ export const open = (
         Effect.zipRight(
           flush(batch),
           compaction !== undefined && broken === undefined && current.size > compactAt
-            ? compact(compaction)
+            // a compaction runs to its end: closing the journal waits rather than leave its temporary file
+            ? Effect.uninterruptible(compact(compaction))
             : Effect.void
         ))
     )

@@ -3,7 +3,7 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 
 /** The column type of an auto-incrementing sequence key, per dialect. */
@@ -73,12 +73,17 @@ export const configure = Effect.gen(function*() {
   })
 })
 
-/** Brings the database to the current schema. Safe to run from several processes at once. */
-export const migrate: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlClient.SqlClient> = Migrator.make({})({
+/**
+ * Brings the database to the current schema. Safe to run from several processes at once. A failed
+ * migration is a `SqlError` (in the error channel, for the store to map), never a defect.
+ */
+export const migrate: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Migrator.make({})({
   loader: Migrator.fromRecord({ "0001_holdout": createTables, "0002_spent": addSpent }),
   table: "holdout_migrations"
 }).pipe(
   // two processes migrating at once: the loser finds the schema in place on its second try
   Effect.retry({ times: 5 }),
+  Effect.catchTag("MigrationError", (error) =>
+    Effect.fail(new SqlError({ cause: error, message: `Migration failed: ${error.message}` }))),
   Effect.asVoid
 )
