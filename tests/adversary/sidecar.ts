@@ -27,7 +27,10 @@ const task = Task.make<Row, number, "answer">({
   score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
 })
 
-/** The local strategy, except for candidate "broken" (a StrategyError) and "empty" (no sample at all). */
+/**
+ * The local strategy, except for candidate "broken" (a StrategyError), "empty" (no sample at all) and
+ * "defect" (a bug: the strategy dies with a message the optimizer must not see).
+ */
 const strategy = Layer.effect(
   EvalStrategy.EvalStrategy,
   Effect.map(EvalStrategy.EvalStrategy, (local) => ({
@@ -37,6 +40,8 @@ const strategy = Layer.effect(
         ? Effect.fail(new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" }))
         : plan.candidate.id === "empty"
         ? Effect.void
+        : plan.candidate.id === "defect"
+        ? Effect.die(new Error("internal detail /srv/holdout/secret"))
         : local.produce(plan)
   }))
 ).pipe(Layer.provide(LocalStrategy.layer(task)))

@@ -70,7 +70,7 @@ describe("strict bodies", () => {
 
   it.scoped("every error status answers a JSON body with _tag and message", () =>
     Effect.gen(function*() {
-      const server = yield* serve({ maxBodyBytes: 1024 })
+      const server = yield* serve({ maxBodyBytes: 1024, budgets: { train: 10, validation: 2 } })
       const cases: ReadonlyArray<readonly [Record<string, unknown>, number, string]> = [
         [{ split: "train", sampleIds: [99] }, 400, "InvalidRequest"],
         [{ split: "train", sampleIds: "all" }, 400, "InvalidRequest"],
@@ -88,6 +88,10 @@ describe("strict bodies", () => {
         assert.deepStrictEqual([reply.status, at(reply.json, "_tag")], [status, tag], `${JSON.stringify(body).slice(0, 80)}: ${reply.text}`)
         assertErrorBody(reply, tag)
       }
+      const defect = yield* evaluate(server, { split: "train", candidate: { id: "defect" } })
+      assert.strictEqual(defect.status, 500, defect.text)
+      assertErrorBody(defect, "a defect")
+      assert.notInclude(defect.text, "/srv/holdout")
       const missing = yield* request(server, "POST", "/eval", { body: { split: "train" } })
       assert.deepStrictEqual([missing.status, at(missing.json, "_tag")], [400, "InvalidRequest"], missing.text)
       assertErrorBody(missing, "missing fields")
