@@ -4,9 +4,13 @@
  * `non_viewable`: `summary.json` only (no sample id, nothing per sample); `no_access` and admin
  * (verifier) runs: nothing at all.
  *
- * Directories are named `<split>__<candidate>__e<N>`, N counting up past the highest already
- * there, so a re-evaluation never overwrites earlier evidence. A directory is written under a
- * hidden temporary name and renamed into place, so a reader never sees a partial one.
+ * A directory belongs to one run: `<split>__<candidate>__<created>__<run>`, where `<created>` is the
+ * run's creation time (UTC, `20250102T030405678Z`, so that a listing sorts by time) and `<run>` is
+ * derived from the run id. The same run always maps to the same directory, and it is written once:
+ * a replay of an idempotency key (which returns the same run) finds its directory there and writes
+ * nothing; two runs never share a directory, so concurrent evaluations never collide and nothing is
+ * overwritten. A directory is written under a hidden `.partial-*` name and renamed into place, so a
+ * reader never sees a partial one; the partial one is removed when the write fails.
  *
  * @since 0.1.0
  */
@@ -19,9 +23,34 @@ import * as Random from "effect/Random"
 
 const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 40)
 
+/** `2025-01-02T03:04:05.678Z` as `20250102T030405678Z`. */
+const compactTime = (millis: number) => new Date(millis).toISOString().replace(/[-:.]/g, "")
+
 /**
- * Writes the optimizer's view of an experiment under `dir`; returns the directory written, or
- * nothing when the optimizer may see nothing of it.
+ * The first 16 hex digits of the SHA-256 of the run id: a fixed-length name part, distinct for
+ * distinct runs (the run id itself may be long or hold any character).
+ */
+const runDigest = (runId: string) =>
+  Effect.map(
+    Effect.promise(() => globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(runId))),
+    (digest) => Array.from(new Uint8Array(digest).slice(0, 8), (byte) => byte.toString(16).padStart(2, "0")).join("")
+  )
+
+/**
+ * The name of a run's results directory (inside the results directory).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const directoryName = (run: Model.RunRecord): Effect.Effect<string> =>
+  Effect.map(
+    runDigest(run.runId),
+    (digest) => `${safe(run.split)}__${safe(run.candidate.id)}__${compactTime(run.createdAt)}__${digest}`
+  )
+
+/**
+ * Writes the optimizer's view of an experiment under `dir`, once per run; returns the run's
+ * directory (also when it was already there), or nothing when the optimizer may see nothing of it.
  *
  * @since 0.1.0
  * @category combinators
@@ -36,31 +65,28 @@ export const write = (
     if (Option.isNone(view)) return Option.none()
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
+    const name = yield* directoryName(experiment.run)
+    const target = path.join(dir, name)
+    // only whole directories are ever renamed into place: one that exists is this run's, complete
+    if (yield* fs.exists(target)) return Option.some(target)
     yield* fs.makeDirectory(dir, { recursive: true })
-    const prefix = `${safe(experiment.run.split)}__${safe(experiment.run.candidate.id)}__e`
-    const partial = path.join(dir, `.partial-${safe(experiment.run.runId)}-${yield* Random.nextIntBetween(0, 1_000_000_000)}`)
-    yield* fs.remove(partial, { recursive: true }).pipe(Effect.ignore)
-    yield* fs.makeDirectory(partial)
-    yield* fs.writeFileString(path.join(partial, "summary.json"), JSON.stringify(view.value.summary, null, 2) + "\n")
-    if (view.value._tag === "viewable") {
-      for (const sample of view.value.samples) {
-        yield* fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n")
+    const partial = path.join(dir, `.partial-${name}-${yield* Random.nextIntBetween(0, 1_000_000_000)}`)
+    const written = Effect.gen(function*() {
+      yield* fs.makeDirectory(partial)
+      yield* fs.writeFileString(path.join(partial, "summary.json"), JSON.stringify(view.value.summary, null, 2) + "\n")
+      if (view.value._tag === "viewable") {
+        for (const sample of view.value.samples) {
+          yield* fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n")
+        }
       }
-    }
-    // the next free number; a concurrent writer that took it makes the rename fail: take the next
-    for (let tries = 0; tries < 100; tries++) {
-      let last = 0
-      for (const entry of yield* fs.readDirectory(dir)) {
-        if (!entry.startsWith(prefix)) continue
-        const number = Number(entry.slice(prefix.length))
-        if (Number.isInteger(number)) last = Math.max(last, number)
-      }
-      const target = path.join(dir, `${prefix}${last + 1}`)
-      if (yield* fs.exists(target)) continue
       const moved = yield* Effect.either(fs.rename(partial, target))
       if (moved._tag === "Right") return Option.some(target)
-    }
-    return yield* Effect.fail(new HoldoutError.StoreError({ op: "writeResults", message: `No free directory name under ${dir}.` }))
+      // a concurrent writer of the same run was first (its directory cannot be replaced: it is not empty)
+      if (yield* fs.exists(target)) return Option.some(target)
+      return yield* Effect.fail(moved.left)
+    })
+    // gone after a successful rename; what a failed or interrupted write left is removed
+    return yield* Effect.ensuring(written, fs.remove(partial, { recursive: true, force: true }).pipe(Effect.ignore))
   }).pipe(
     Effect.catchTags({
       BadArgument: (error) => Effect.fail(new HoldoutError.StoreError({ op: "writeResults", message: error.message })),

@@ -4,7 +4,11 @@
  *
  * - The token is random (32 bytes), written to `tokenFile` with mode 0600 when the sidecar starts,
  *   and compared in constant time.
- * - Bodies are decoded by schema; a body over `maxBodyBytes` is refused with 413 before it is read.
+ * - Bodies are decoded by schema, strictly: malformed JSON, a missing or mistyped field and a field
+ *   the API does not know (at any depth) are 400 `InvalidRequest` naming the field, before anything
+ *   is charged. A body over `maxBodyBytes` is refused with 413 before it is read.
+ * - Every error is a JSON body with `_tag` and `message`, also for unknown routes (404) and for
+ *   defects (500 `InternalError`, whose cause goes to the log, not to the caller).
  * - Responses are projected by tier (`View`); `/status` never lists a `no_access` split.
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
  * - All state lives in the stack's `Ledger` and `TaskStore`: a restarted sidecar on the same store
@@ -17,17 +21,21 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
-import type * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
 import { Engine, HoldoutError, type SplitAccess, TaskStore, View } from "@holdout/core"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as Results from "./Results.js"
-import { Api, Authorization } from "./SidecarApi.js"
+import { Api, Authorization, EvalPayload, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
 
 /**
@@ -87,6 +95,53 @@ const authorization = (token: string) =>
           : Effect.fail(new HoldoutError.Unauthorized()))
   })
 
+/** One line per offending field: unknown fields by name, other problems with the schema's message. */
+const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): string => {
+  const seen = new Set<string>()
+  const parts: Array<string> = []
+  for (const issue of issues) {
+    const field = issue.path.map(String).join(".")
+    if (seen.has(field)) continue
+    seen.add(field)
+    parts.push(
+      issue._tag === "Unexpected"
+        ? `unknown field "${field}" (${issue.message.replace(/^is unexpected, e/, "e")})`
+        : field === ""
+        ? issue.message
+        : `"${field}": ${issue.message}`
+    )
+  }
+  return parts.join("; ")
+}
+
+/**
+ * Reads and decodes a request body as JSON, strictly (the payload schemas refuse unknown fields).
+ * The endpoints that use it are served with `handleRaw`, so that malformed JSON and schema errors
+ * are `InvalidRequest`s with a message, like every other refusal, instead of the builder's defaults.
+ */
+const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknown(Schema.parseJson(schema), { errors: "all", onExcessProperty: "error" })
+  return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<A, HoldoutError.InvalidRequest> =>
+    request.text.pipe(
+      Effect.mapError(() =>
+        new HoldoutError.InvalidRequest({ message: "The request body could not be read; send it again as JSON." })
+      ),
+      Effect.flatMap((text) =>
+        decode(text).pipe(
+          Effect.mapError((error) =>
+            new HoldoutError.InvalidRequest({
+              message: `The request body is not valid: ${describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))}. ` +
+                `Fix it and send it again; nothing was charged or recorded.`
+            })
+          )
+        )
+      )
+    )
+}
+
+const decodeEval = decodeBody(EvalPayload)
+const decodeSubmit = decodeBody(SubmitRequest)
+
 const agentHandlers = (resultsDir: string | undefined) =>
   HttpApiBuilder.group(Api, "agent", (handlers) =>
     Effect.gen(function*() {
@@ -96,8 +151,9 @@ const agentHandlers = (resultsDir: string | undefined) =>
       const submitEnabled = verifier.mode === "submit"
       return handlers
         .handle("health", () => Effect.succeed({ ok: true }))
-        .handle("eval", ({ payload }) =>
+        .handleRaw("eval", ({ request }) =>
           Effect.gen(function*() {
+            const payload = yield* decodeEval(request)
             const experiment = yield* engine.evaluate(payload)
             const view = yield* View.experiment(experiment).pipe(Effect.provide(context))
             const resultPath = resultsDir === undefined
@@ -126,12 +182,16 @@ const agentHandlers = (resultsDir: string | undefined) =>
               }]
             )
           })))
-        .handle("submit", ({ payload }) =>
-          submitEnabled
-            ? Effect.map(verifier.submit(payload.candidate), (submitted) => ({ submitted }))
-            : Effect.fail(new HoldoutError.InvalidRequest({
-              message: "Submissions are disabled: the verifier picks the best candidate itself (auto_best)."
-            })))
+        .handleRaw("submit", ({ request }) =>
+          Effect.gen(function*() {
+            const payload = yield* decodeSubmit(request)
+            if (!submitEnabled) {
+              return yield* new HoldoutError.InvalidRequest({
+                message: "Submissions are disabled: the verifier picks the best candidate itself (auto_best)."
+              })
+            }
+            return { submitted: yield* verifier.submit(payload.candidate) }
+          }))
     }))
 
 const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
@@ -171,6 +231,37 @@ const limitBody = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): Http
     return yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
   })
 
+const routes = "GET /health, POST /eval, GET /status, POST /submit, POST /finalize, GET /experiments, GET /openapi.json"
+
+/**
+ * What the API's own error encoding leaves over, as JSON with `_tag` and `message`: an unknown route
+ * (404), a body the platform could not read (400), and defects (500, the cause logged and not shown).
+ */
+const jsonErrors = <R>(app: HttpApp.Default<never, R>): HttpApp.Default<never, R> =>
+  Effect.catchAllCause(app, (cause) =>
+    Effect.gen(function*() {
+      if (Cause.isInterruptedOnly(cause)) return yield* Effect.failCause(cause)
+      const error = Cause.squash(cause)
+      if (HttpServerError.isServerError(error) && error._tag === "RouteNotFound") {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        return HttpServerResponse.unsafeJson({
+          _tag: "RouteNotFound",
+          message: `No route ${request.method} ${request.url.split("?")[0]}. The sidecar serves ${routes}.`
+        }, { status: 404 })
+      }
+      if (HttpServerError.isServerError(error) && error._tag === "RequestError") {
+        return HttpServerResponse.unsafeJson({
+          _tag: "InvalidRequest",
+          message: "The request could not be read; send it again (JSON bodies, at most the size limit)."
+        }, { status: 400 })
+      }
+      yield* Effect.logError("Sidecar: a request failed unexpectedly", cause)
+      return HttpServerResponse.unsafeJson({
+        _tag: "InternalError",
+        message: "The sidecar failed unexpectedly; the cause is in its log. Retry later or tell the operator."
+      }, { status: 500 })
+    }))
+
 /**
  * The sidecar, served on the `HttpServer` it is given.
  *
@@ -199,7 +290,14 @@ export const layer = (
       Layer.provide(adminHandlers),
       Layer.provide(authorization(token))
     )
-    return HttpApiBuilder.serve(limitBody(options.maxBodyBytes ?? 64 * 1024)).pipe(
+    // `HttpApiBuilder.serve`, except that `jsonErrors` wraps the API's app itself: a middleware given
+    // to `serve` runs after the platform has already answered what the API left unanswered
+    const served = HttpApiBuilder.httpApp.pipe(
+      Effect.map((app) => HttpServer.serve(jsonErrors(app), limitBody(options.maxBodyBytes ?? 64 * 1024))),
+      Layer.unwrapEffect,
+      Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+    )
+    return served.pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(api)
     )

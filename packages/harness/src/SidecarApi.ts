@@ -2,9 +2,13 @@
  * The sidecar's HTTP API, as an `HttpApi` definition: the server implements it, clients derive
  * from it, and it yields the OpenAPI document served at `GET /openapi.json`.
  *
- * Every error is JSON carrying its tag: 400 `InvalidRequest` / `UnknownSplit` / `SubsetTooSmall`
- * (and malformed bodies), 401 `Unauthorized`, 403 `AccessDenied` / `SplitNotBudgeted`, 413 for
- * oversized bodies, 429 `BudgetExhausted`, 500 for the rest.
+ * Every error is a JSON body carrying `_tag` and `message`: 400 `InvalidRequest` / `UnknownSplit` /
+ * `SubsetTooSmall` (and malformed or unknown-field bodies, as `InvalidRequest`), 401 `Unauthorized`,
+ * 403 `AccessDenied` / `SplitNotBudgeted`, 404 for unknown routes, 409 `IdempotencyConflict`, 413
+ * for oversized bodies, 429 `BudgetExhausted`, 500 for the rest.
+ *
+ * Bodies are strict: the payload schemas carry `onExcessProperty: "error"`, so a field the API does
+ * not know (at any depth) is refused rather than dropped.
  *
  * @since 0.1.0
  */
@@ -15,6 +19,7 @@ import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import { HoldoutError, Model, View } from "@holdout/core"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { Answer } from "./Verifier.js"
 
@@ -55,11 +60,24 @@ export const EvalResponse = Schema.Struct({
   remaining: Schema.NullOr(Model.BudgetSnapshot.fields.remaining)
 })
 
+/** Decoding refuses a field the schema does not declare, at any depth, instead of dropping it. */
+const strict = { parseOptions: { onExcessProperty: "error" } } as const
+
 /**
+ * The body of `POST /eval`: `Model.EvalRequest`, strict (an unknown field is an error).
+ *
  * @since 0.1.0
  * @category models
  */
-export const SubmitRequest = Schema.Struct({ candidate: Model.Candidate })
+export const EvalPayload = Model.EvalRequest.annotations(strict)
+
+/**
+ * The body of `POST /submit`, strict (an unknown field is an error).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SubmitRequest = Schema.Struct({ candidate: Model.Candidate }).annotations(strict)
 
 /**
  * One evaluation in the verifier's listing (unredacted).
@@ -78,6 +96,40 @@ export const ExperimentEntry = Schema.Struct({
   metrics: Schema.NullOr(Model.Metrics)
 })
 
+/**
+ * An error schema whose encoded form also carries the error's `message`. Most errors compute their
+ * message from their fields (a getter), which the class schema does not encode; with this, the body
+ * of every error has `_tag` and `message`. Decoding drops the extra `message` again (unless it is
+ * one of the error's fields). The errors' fields encode to themselves, so checking them on both
+ * sides of the transformation is harmless.
+ */
+const withoutMessage = (encoded: object): object =>
+  Object.fromEntries(Object.entries(encoded).filter(([key]) => key !== "message"))
+
+const withMessage = <A extends { readonly message: string }, I, R, Fields extends Schema.Struct.Fields>(
+  error: Schema.Schema<A, I, R> & { readonly fields: Fields }
+) => {
+  const messageIsField = "message" in error.fields
+  return Schema.transformOrFail(Schema.Struct({ ...error.fields, message: Schema.String }), error, {
+    strict: false,
+    decode: (_, __, ___, encoded) => ParseResult.succeed(messageIsField ? encoded : withoutMessage(encoded)),
+    encode: (encoded, _, __, value) =>
+      ParseResult.succeed({ ...(encoded as object), message: value.message })
+  })
+}
+
+const InvalidRequest = withMessage(HoldoutError.InvalidRequest)
+const UnknownSplit = withMessage(HoldoutError.UnknownSplit)
+const SubsetTooSmall = withMessage(HoldoutError.SubsetTooSmall)
+const AccessDenied = withMessage(HoldoutError.AccessDenied)
+const SplitNotBudgeted = withMessage(HoldoutError.SplitNotBudgeted)
+const IdempotencyConflict = withMessage(HoldoutError.IdempotencyConflict)
+const BudgetExhausted = withMessage(HoldoutError.BudgetExhausted)
+const StoreError = withMessage(HoldoutError.StoreError)
+const StrategyError = withMessage(HoldoutError.StrategyError)
+const RunFailed = withMessage(HoldoutError.RunFailed)
+const Unauthorized = withMessage(HoldoutError.Unauthorized)
+
 const bad = { status: 400 } as const
 const forbidden = { status: 403 } as const
 const failed = { status: 500 } as const
@@ -89,7 +141,7 @@ const failed = { status: 500 } as const
  * @category middleware
  */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
-  failure: HoldoutError.Unauthorized.annotations(HttpApiSchema.annotations({ status: 401 })),
+  failure: Unauthorized.annotations(HttpApiSchema.annotations({ status: 401 })),
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
@@ -103,26 +155,27 @@ export const AgentGroup = HttpApiGroup.make("agent")
   .add(HttpApiEndpoint.get("health", "/health").addSuccess(Schema.Struct({ ok: Schema.Boolean })))
   .add(
     HttpApiEndpoint.post("eval", "/eval")
-      .setPayload(Model.EvalRequest)
+      .setPayload(EvalPayload)
       .addSuccess(EvalResponse)
-      .addError(HoldoutError.InvalidRequest, bad)
-      .addError(HoldoutError.UnknownSplit, bad)
-      .addError(HoldoutError.SubsetTooSmall, bad)
-      .addError(HoldoutError.AccessDenied, forbidden)
-      .addError(HoldoutError.SplitNotBudgeted, forbidden)
-      .addError(HoldoutError.BudgetExhausted, { status: 429 })
-      .addError(HoldoutError.StoreError, failed)
-      .addError(HoldoutError.StrategyError, failed)
-      .addError(HoldoutError.RunFailed, failed)
+      .addError(InvalidRequest, bad)
+      .addError(UnknownSplit, bad)
+      .addError(SubsetTooSmall, bad)
+      .addError(AccessDenied, forbidden)
+      .addError(SplitNotBudgeted, forbidden)
+      .addError(IdempotencyConflict, { status: 409 })
+      .addError(BudgetExhausted, { status: 429 })
+      .addError(StoreError, failed)
+      .addError(StrategyError, failed)
+      .addError(RunFailed, failed)
   )
-  .add(HttpApiEndpoint.get("status", "/status").addSuccess(Status).addError(HoldoutError.StoreError, failed))
+  .add(HttpApiEndpoint.get("status", "/status").addSuccess(Status).addError(StoreError, failed))
   .add(
     HttpApiEndpoint.post("submit", "/submit")
       .setPayload(SubmitRequest)
       .addSuccess(Schema.Struct({ submitted: Model.Candidate }))
-      .addError(HoldoutError.InvalidRequest, bad)
-      .addError(HoldoutError.StoreError, failed)
-      .addError(HoldoutError.StrategyError, failed)
+      .addError(InvalidRequest, bad)
+      .addError(StoreError, failed)
+      .addError(StrategyError, failed)
   )
 
 /**
@@ -132,11 +185,11 @@ export const AgentGroup = HttpApiGroup.make("agent")
  * @category groups
  */
 export const AdminGroup = HttpApiGroup.make("admin")
-  .add(HttpApiEndpoint.post("finalize", "/finalize").addSuccess(Answer).addError(HoldoutError.StoreError, failed))
+  .add(HttpApiEndpoint.post("finalize", "/finalize").addSuccess(Answer).addError(StoreError, failed))
   .add(
     HttpApiEndpoint.get("experiments", "/experiments")
       .addSuccess(Schema.Struct({ experiments: Schema.Array(ExperimentEntry) }))
-      .addError(HoldoutError.StoreError, failed)
+      .addError(StoreError, failed)
   )
   .middleware(Authorization)
 

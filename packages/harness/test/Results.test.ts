@@ -1,8 +1,11 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as PlatformError from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Engine, Stack, Task } from "@holdout/core"
 import { Results } from "@holdout/harness"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -29,10 +32,12 @@ describe("Results: the optimizer's results directory, by tier", () => {
   it.effect("viewable: summary and per-sample files; non_viewable: a summary naming no sample; no_access and admin: nothing", () => {
     const dir = mkdtempSync(join(tmpdir(), "holdout-results-"))
     return Effect.gen(function*() {
-      const viewable = yield* Results.write(dir, yield* evaluate("train"))
+      const experiment = yield* evaluate("train")
+      const viewable = yield* Results.write(dir, experiment)
       assert.isTrue(Option.isSome(viewable))
       const train = Option.getOrThrow(viewable)
-      assert.strictEqual(train, join(dir, "train__c_1__e1"))
+      assert.strictEqual(train, join(dir, yield* Results.directoryName(experiment.run)))
+      assert.match(train, /\/train__c_1__\d{8}T\d{9}Z__[0-9a-f]{16}$/)
       assert.sameMembers(readdirSync(train), ["summary.json", ...rows.map((row) => `${row.index}.json`)])
       assert.strictEqual(JSON.parse(readFileSync(join(train, "3.json"), "utf8")).score, 0)
 
@@ -52,15 +57,51 @@ describe("Results: the optimizer's results directory, by tier", () => {
     }).pipe(Effect.provide(stack), Effect.provide(NodeContext.layer), Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
   })
 
-  it.effect("every evaluation gets a new directory, numbered past the highest one there; no partial directory stays", () => {
+  it.effect("every run gets a directory of its own, written once: a repeat of the run returns it and writes nothing; no partial directory stays", () => {
     const dir = mkdtempSync(join(tmpdir(), "holdout-results-"))
     mkdirSync(join(dir, "train__c_1__e7"))
     return Effect.gen(function*() {
       const experiments = yield* Effect.all([evaluate("train"), evaluate("train"), evaluate("train")])
       const written = yield* Effect.forEach(experiments, (experiment) => Results.write(dir, experiment), { concurrency: 3 })
-      assert.sameMembers(written.map(Option.getOrThrow), ["e8", "e9", "e10"].map((suffix) => join(dir, `train__c_1__${suffix}`)))
-      assert.isFalse(readdirSync(dir).some((entry) => entry.startsWith(".")))
+      const paths = written.map(Option.getOrThrow)
+      assert.strictEqual(new Set(paths).size, 3)
+      assert.sameMembers(readdirSync(dir), ["train__c_1__e7", ...paths.map((path) => path.slice(dir.length + 1))])
       assert.isTrue(existsSync(join(dir, "train__c_1__e7")))
+
+      // the same run again, also many times at once: the same directory, nothing new, nothing rewritten
+      const before = readFileSync(join(paths[0]!, "summary.json"), "utf8")
+      const again = yield* Effect.forEach(Array.from({ length: 20 }, () => experiments[0]!), (experiment) =>
+        Results.write(dir, experiment), { concurrency: 20 })
+      assert.deepStrictEqual(again.map(Option.getOrThrow), Array.from({ length: 20 }, () => paths[0]))
+      assert.strictEqual(readdirSync(dir).length, 4)
+      assert.strictEqual(readFileSync(join(paths[0]!, "summary.json"), "utf8"), before)
+      assert.isFalse(readdirSync(dir).some((entry) => entry.startsWith(".")))
+    }).pipe(Effect.provide(stack), Effect.provide(NodeContext.layer), Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  })
+
+  it.effect("a write that fails removes its partial directory and leaves no directory for the run; a later write succeeds", () => {
+    const dir = mkdtempSync(join(tmpdir(), "holdout-results-"))
+    let failing = true
+    // the file system, except that writing sample 3 fails while `failing` holds
+    const flaky = Layer.effect(
+      FileSystem.FileSystem,
+      Effect.map(FileSystem.FileSystem, (fs) => ({
+        ...fs,
+        writeFileString: (path: string, data: string, options?: FileSystem.WriteFileStringOptions) =>
+          failing && path.endsWith("/3.json")
+            ? Effect.fail(new PlatformError.SystemError({ reason: "Unknown", module: "FileSystem", method: "writeFileString", description: "the disk is full" }))
+            : fs.writeFileString(path, data, options)
+      }))
+    ).pipe(Layer.provide(NodeContext.layer))
+    return Effect.gen(function*() {
+      const experiment = yield* evaluate("train")
+      const failed = yield* Effect.flip(Results.write(dir, experiment).pipe(Effect.provide(flaky)))
+      assert.strictEqual(failed._tag, "StoreError")
+      assert.deepStrictEqual(readdirSync(dir), [])
+      failing = false
+      const written = Option.getOrThrow(yield* Results.write(dir, experiment).pipe(Effect.provide(flaky)))
+      assert.deepStrictEqual(readdirSync(dir), [written.slice(dir.length + 1)])
+      assert.strictEqual(readdirSync(written).length, rows.length + 1)
     }).pipe(Effect.provide(stack), Effect.provide(NodeContext.layer), Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
   })
 })
