@@ -29,6 +29,12 @@ export class TaskStore extends Context.Tag("@holdout/core/TaskStore")<TaskStore,
   readonly getSample: (runId: string, sampleId: number) => Effect.Effect<Option.Option<SampleRecord>, StoreError>
   /** The samples of a run, by ascending sample id. */
   readonly listSamples: (runId: string) => Effect.Effect<ReadonlyArray<SampleRecord>, StoreError>
+  /**
+   * Stores `value` under `key` unless a value is stored there already, and returns the stored one:
+   * the first writer wins, also across processes sharing the store. For the store's own state
+   * (the secret of the `non_viewable` blocks); values are never changed or removed.
+   */
+  readonly putMetaIfAbsent: (key: string, value: string) => Effect.Effect<string, StoreError>
 }>() {}
 
 /**
@@ -72,6 +78,7 @@ export const applyUpdate = (run: RunRecord, update: RunUpdate): RunRecord => {
 export const makeMemory = (): TaskStore["Type"] => {
   const runs = new Map<string, RunRecord>()
   const samples = new Map<string, Map<number, SampleRecord>>()
+  const meta = new Map<string, string>()
   return {
     createRun: (run) =>
       Effect.suspend(() => {
@@ -103,6 +110,13 @@ export const makeMemory = (): TaskStore["Type"] => {
       Effect.sync(() => {
         const byId = samples.get(runId)
         return byId === undefined ? [] : Array.from(byId.values()).sort((a, b) => a.sampleId - b.sampleId)
+      }),
+    putMetaIfAbsent: (key, value) =>
+      Effect.sync(() => {
+        const stored = meta.get(key)
+        if (stored !== undefined) return stored
+        meta.set(key, value)
+        return value
       })
   }
 }

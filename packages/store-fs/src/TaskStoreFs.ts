@@ -61,11 +61,13 @@ const UpdateLine = Schema.Struct({
   metrics: Schema.optionalWith(Model.Metrics, { exact: true })
 })
 const SampleLine = Schema.Struct({ t: Schema.Literal("sample"), sample: Model.SampleRecord })
-const decodeLine = Schema.decodeUnknownEither(Schema.Union(RunLine, UpdateLine, SampleLine))
+const MetaLine = Schema.Struct({ t: Schema.Literal("meta"), key: Schema.String, value: Schema.String })
+const decodeLine = Schema.decodeUnknownEither(Schema.Union(RunLine, UpdateLine, SampleLine, MetaLine))
 
 interface State {
   readonly runs: Map<string, Model.RunRecord>
   readonly samples: Map<string, Map<number, Model.SampleRecord>>
+  readonly meta: Map<string, string>
 }
 
 const putInMemory = (state: State, sample: Model.SampleRecord) => {
@@ -78,7 +80,7 @@ const putInMemory = (state: State, sample: Model.SampleRecord) => {
 }
 
 const rebuild = (values: ReadonlyArray<unknown>): Either.Either<State, string> => {
-  const state: State = { runs: new Map(), samples: new Map() }
+  const state: State = { runs: new Map(), samples: new Map(), meta: new Map() }
   for (let index = 0; index < values.length; index++) {
     const decoded = decodeLine(values[index])
     if (Either.isLeft(decoded)) return Either.left(`entry ${index + 1} is not a log entry of a known shape`)
@@ -96,6 +98,9 @@ const rebuild = (values: ReadonlyArray<unknown>): Either.Either<State, string> =
       }
       case "sample":
         putInMemory(state, line.sample)
+        break
+      case "meta":
+        if (!state.meta.has(line.key)) state.meta.set(line.key, line.value)
         break
     }
   }
@@ -151,6 +156,7 @@ export const make = (
       afterBytes: options.compactAfterBytes ?? 64 * 1024 * 1024,
       snapshot: () => {
         const lines: Array<unknown> = []
+        for (const [key, value] of state.meta) lines.push({ t: "meta", key, value })
         for (const run of state.runs.values()) lines.push({ t: "run", run })
         for (const byId of state.samples.values()) {
           for (const sample of byId.values()) lines.push({ t: "sample", sample })
@@ -193,6 +199,13 @@ export const make = (
         Effect.sync(() => {
           const byId = state.samples.get(runId)
           return byId === undefined ? [] : Array.from(byId.values()).sort((a, b) => a.sampleId - b.sampleId)
+        }),
+      putMetaIfAbsent: (key, value) =>
+        Effect.suspend(() => {
+          const stored = state.meta.get(key)
+          if (stored !== undefined) return Effect.succeed(stored)
+          state.meta.set(key, value)
+          return Effect.as(durable("putMetaIfAbsent", journal.unsafeEnqueue({ t: "meta", key, value })), value)
         })
     } satisfies TaskStore.TaskStore["Type"]
   })

@@ -119,7 +119,13 @@ export const make: Effect.Effect<
           sql<{ record: string }>`SELECT record FROM holdout_samples WHERE run_id = ${runId} ORDER BY sample_id`
         )),
         (rows) => Effect.forEach(rows, (row) => decoded("listSamples", "sample", decodeSample(row.record)))
-      )
+      ),
+    putMetaIfAbsent: (key, value) =>
+      Transaction.write(sql, Effect.gen(function*() {
+        yield* sql`INSERT INTO holdout_meta ${sql.insert({ key, value })} ON CONFLICT (key) DO NOTHING`
+        const [row] = yield* sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`
+        return row?.value ?? value
+      })).pipe(storeOp("putMetaIfAbsent"))
   } satisfies TaskStore.TaskStore["Type"]
 })
 

@@ -244,7 +244,30 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           assertWhole(listed[0]!)
         })))
 
+    it.effect("putMetaIfAbsent: the first value written under a key wins, also among concurrent writers", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          assert.strictEqual(yield* store.putMetaIfAbsent("secret", "first"), "first")
+          assert.strictEqual(yield* store.putMetaIfAbsent("secret", "second"), "first")
+          const raced = yield* Effect.forEach(
+            Array.from({ length: 50 }, (_, index) => `v${index}`),
+            (value) => store.putMetaIfAbsent("raced", value),
+            { concurrency: "unbounded" }
+          )
+          for (const value of raced) assert.strictEqual(value, raced[0])
+          assert.strictEqual(yield* store.putMetaIfAbsent("raced", "late"), raced[0])
+          assert.deepStrictEqual(yield* store.listRuns(), [], "meta values are not runs")
+        })))
+
     if (backend.persistent) {
+      it.effect("reopening keeps meta values", () =>
+        Effect.scoped(Effect.gen(function*() {
+          const open = yield* backend.makeLocation
+          yield* using(open, (store) => store.putMetaIfAbsent("secret", "kept"))
+          yield* using(open, (store) =>
+            Effect.map(store.putMetaIfAbsent("secret", "other"), (value) => assert.strictEqual(value, "kept")))
+        })))
+
       it.effect("reopening keeps runs and samples", () =>
         Effect.scoped(Effect.gen(function*() {
           const open = yield* backend.makeLocation

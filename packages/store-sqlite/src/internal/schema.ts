@@ -59,6 +59,12 @@ const addSpent = Effect.gen(function*() {
     ON CONFLICT DO NOTHING`)
 })
 
+// The store's own state (the secret of the non_viewable blocks): one value per key, never changed.
+const addMeta = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS holdout_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`)
+})
+
 /** Durability settings of the connection: SQLite waits for busy locks and syncs every commit. */
 export const configure = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -78,7 +84,7 @@ export const configure = Effect.gen(function*() {
  * migration is a `SqlError` (in the error channel, for the store to map), never a defect.
  */
 export const migrate: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Migrator.make({})({
-  loader: Migrator.fromRecord({ "0001_holdout": createTables, "0002_spent": addSpent }),
+  loader: Migrator.fromRecord({ "0001_holdout": createTables, "0002_spent": addSpent, "0003_meta": addMeta }),
   table: "holdout_migrations"
 }).pipe(
   // two processes migrating at once: the loser finds the schema in place on its second try
