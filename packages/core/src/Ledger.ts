@@ -9,10 +9,11 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { BudgetExhausted, ConfigError, SplitNotBudgeted, type StoreError } from "./HoldoutError.js"
+import { BudgetExhausted, ConfigError, IdempotencyConflict, SplitNotBudgeted, type StoreError } from "./HoldoutError.js"
 import { type BudgetKey, type BudgetSnapshot, type Reservation, SplitBudget } from "./Model.js"
 
 /**
@@ -42,7 +43,8 @@ export interface Spent {
  * The ledger service. `reserve` checks, in order, that the key is budgeted, that a run is left,
  * that enough samples are left and that the per-run cap holds, then debits — as one atomic step.
  * A rejected call changes nothing; a repeated `reservationId` returns the first reservation and
- * charges nothing.
+ * charges nothing — if it repeats the first request's binding `(datasetId, split, samples, runId)`;
+ * any other binding is an `IdempotencyConflict`.
  *
  * @since 0.1.0
  * @category tags
@@ -50,7 +52,7 @@ export interface Spent {
 export class Ledger extends Context.Tag("@holdout/core/Ledger")<Ledger, {
   readonly reserve: (
     request: ReserveRequest
-  ) => Effect.Effect<Reservation, SplitNotBudgeted | BudgetExhausted | StoreError>
+  ) => Effect.Effect<Reservation, ReserveError>
   /** Would a reservation of `samples` pass now? Returns the snapshot; debits nothing. */
   readonly check: (
     key: BudgetKey,
@@ -62,6 +64,32 @@ export class Ledger extends Context.Tag("@holdout/core/Ledger")<Ledger, {
   /** The journal, oldest first, optionally for one key. */
   readonly reservations: (key?: BudgetKey) => Effect.Effect<ReadonlyArray<Reservation>, StoreError>
 }>() {}
+
+/**
+ * Everything `reserve` can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ReserveError = SplitNotBudgeted | BudgetExhausted | IdempotencyConflict | StoreError
+
+/**
+ * The answer to a repeated reservation id: the stored reservation when the request repeats its
+ * binding `(datasetId, split, samples, runId)`, else `IdempotencyConflict` — one rule for every
+ * backend, so a key can never charge one split and run another. (An `Exit`, so batching backends
+ * can use it as an outcome.)
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const repeated = (
+  stored: Reservation,
+  request: ReserveRequest
+): Exit.Exit<Reservation, IdempotencyConflict> =>
+  stored.datasetId === request.datasetId && stored.split === request.split && stored.samples === request.samples &&
+    stored.runId === request.runId
+    ? Exit.succeed(stored)
+    : Exit.fail(new IdempotencyConflict())
 
 /**
  * A string that identifies a key, for maps.
@@ -266,10 +294,10 @@ export const makeMemory = (budgets: ReadonlyArray<SplitBudget>): Ledger["Type"] 
 
   return {
     reserve: (request) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<Reservation, SplitNotBudgeted | BudgetExhausted> => {
+      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<Reservation, Exclude<ReserveError, StoreError>> => {
         // One synchronous block: nothing else runs between the check and the debit.
         const existing = byId.get(request.reservationId)
-        if (existing !== undefined) return Effect.succeed(existing)
+        if (existing !== undefined) return repeated(existing, request)
         if (!isSampleCount(request.samples)) return invalidSampleCount(request.samples)
         const entry = lookup(request)
         if (entry === undefined) return Effect.fail(notBudgeted(request))

@@ -219,16 +219,13 @@ export const make = (
       new HoldoutError.StoreError({ op: "reserve", message: `Ledger ${location}: ${error.op} failed: ${error.message}` })
 
     const reserve = (request: Ledger.ReserveRequest) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<
-        Model.Reservation,
-        HoldoutError.SplitNotBudgeted | HoldoutError.BudgetExhausted | HoldoutError.StoreError
-      > => {
+      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<Model.Reservation, Ledger.ReserveError> => {
         const existing = state.byId.get(request.reservationId)
         if (existing !== undefined) {
           const inFlight = durable.get(existing.id)
           return inFlight === undefined
-            ? Effect.succeed(existing)
-            : Effect.as(Effect.mapError(Deferred.await(inFlight), storeError), existing)
+            ? Ledger.repeated(existing, request)
+            : Effect.zipRight(Effect.mapError(Deferred.await(inFlight), storeError), Ledger.repeated(existing, request))
         }
         if (!Ledger.isSampleCount(request.samples)) return Ledger.invalidSampleCount(request.samples)
         const budget = limits.get(Ledger.keyString(request))

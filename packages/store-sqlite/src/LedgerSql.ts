@@ -42,7 +42,7 @@ const fromRow = (row: ReservationRow): Model.Reservation => ({
   at: Number(row.at)
 })
 
-type ReserveError = HoldoutError.SplitNotBudgeted | HoldoutError.BudgetExhausted | HoldoutError.StoreError
+type ReserveError = Ledger.ReserveError
 
 /**
  * Builds the ledger over the `SqlClient` in context, migrating the schema first.
@@ -87,7 +87,7 @@ export const make = (options: {
         for (const request of requests) {
           const seen = existing.get(request.reservationId)
           if (seen !== undefined) {
-            outcomes.push(Exit.succeed(seen))
+            outcomes.push(Ledger.repeated(seen, request))
             continue
           }
           const key = Ledger.keyString(request)

@@ -203,11 +203,56 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
         Effect.gen(function*() {
           const first = yield* ledger.reserve({ ...key, samples: 4, runId: "run-a", reservationId: "same" })
           const again = yield* ledger.reserve({ ...key, samples: 4, runId: "run-a", reservationId: "same" })
-          const different = yield* ledger.reserve({ ...key, samples: 50, runId: "run-b", reservationId: "same" })
           assert.deepStrictEqual(again, first)
-          assert.deepStrictEqual(different, first)
           assert.deepStrictEqual(yield* spentOf(ledger), { runs: 1, samples: 4 })
           assert.deepStrictEqual(yield* ledger.reservations(), [first])
+        })))
+
+    it.effect("a reservationId is bound to (datasetId, split, samples, runId): any other binding is IdempotencyConflict", () =>
+      withLedger([{ ...key, runs: 5, samples: 100 }, { ...other, runs: 5 }], (ledger) =>
+        Effect.gen(function*() {
+          const first = yield* ledger.reserve({ ...key, samples: 4, runId: "run-a", reservationId: "bound" })
+          for (
+            const rebound of [
+              { ...other, samples: 4, runId: "run-a" },
+              { ...key, samples: 5, runId: "run-a" },
+              { ...key, samples: 4, runId: "run-b" },
+              { datasetId: "elsewhere", split: "train", samples: 4, runId: "run-a" }
+            ]
+          ) {
+            yield* refused(ledger, ledger.reserve({ ...rebound, reservationId: "bound" }), { _tag: "IdempotencyConflict" })
+          }
+          // the error names nothing of the first request
+          const error = yield* expectFailure(ledger.reserve({ ...other, samples: 4, runId: "run-a", reservationId: "bound" }))
+          assert.notInclude(error.message, "train")
+          assert.notInclude(error.message, "run-a")
+          assert.deepStrictEqual(yield* ledger.reserve({ ...key, samples: 4, runId: "run-a", reservationId: "bound" }), first)
+        })))
+
+    it.effect("concurrent reservations of one id with different bindings: one binding is charged, the others conflict", () =>
+      withLedger([{ ...key, runs: 50, samples: 500 }, { ...other, runs: 50, samples: 500 }], (ledger) =>
+        Effect.gen(function*() {
+          const outcomes = yield* Effect.forEach(
+            Array.from({ length: 200 }, (_, index) => index),
+            (index) =>
+              Effect.either(ledger.reserve({
+                ...(index % 2 === 0 ? key : other),
+                samples: 1 + (index % 3),
+                runId: "run-race",
+                reservationId: "race"
+              })),
+            { concurrency: "unbounded" }
+          )
+          const won = outcomes.flatMap((outcome) => outcome._tag === "Right" ? [outcome.right] : [])
+          const lost = outcomes.flatMap((outcome) => outcome._tag === "Left" ? [outcome.left] : [])
+          assert.isAbove(won.length, 0)
+          for (const reservation of won) assert.deepStrictEqual(reservation, won[0])
+          for (const error of lost) assert.strictEqual(error._tag, "IdempotencyConflict")
+          const journal = yield* ledger.reservations()
+          assert.deepStrictEqual(journal, [won[0]])
+          const spentKey = yield* spentOf(ledger, key)
+          const spentOther = yield* spentOf(ledger, other)
+          assert.strictEqual(spentKey.runs + spentOther.runs, 1)
         })))
 
     it.effect("concurrent repeats of one reservationId charge once and all get the same reservation", () =>
@@ -215,7 +260,7 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
         Effect.gen(function*() {
           const outcomes = yield* Effect.forEach(
             Array.from({ length: 200 }, (_, index) => index),
-            (index) => ledger.reserve({ ...key, samples: 1 + (index % 5), runId: "run-once", reservationId: "once" }),
+            () => ledger.reserve({ ...key, samples: 3, runId: "run-once", reservationId: "once" }),
             { concurrency: "unbounded" }
           )
           const first = outcomes[0]!
