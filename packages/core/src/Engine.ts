@@ -16,6 +16,7 @@ import {
   AccessDenied,
   type BudgetExhausted,
   ConfigError,
+  IdempotencyConflict,
   InvalidRequest,
   RunFailed,
   type SplitNotBudgeted,
@@ -24,6 +25,7 @@ import {
   SubsetTooSmall,
   UnknownSplit
 } from "./HoldoutError.js"
+import * as Blocks from "./internal/blocks.js"
 import * as requests from "./internal/requests.js"
 import { Ledger } from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
@@ -45,6 +47,7 @@ export type EvaluateError =
   | SubsetTooSmall
   | SplitNotBudgeted
   | BudgetExhausted
+  | IdempotencyConflict
   | StoreError
   | StrategyError
   | RunFailed
@@ -110,11 +113,22 @@ export interface EngineOptions {
 
 /**
  * The run id of a request that carries an idempotency key: the same key always names the same run.
+ * Keys live in their caller's namespace (DESIGN §10): an optimizer's key can never name a verifier's
+ * run, so the verifier's evaluations cannot be pre-empted, read or probed through optimizer keys.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const runIdForKey = (idempotencyKey: string): string => `key:${idempotencyKey}`
+export const runIdForKey = (idempotencyKey: string, options: EvaluateOptions = {}): string =>
+  options.admin === true ? `admin:${idempotencyKey}` : `key:${idempotencyKey}`
+
+/**
+ * The store key of the secret that draws the blocks of `non_viewable` splits.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const blockSecretKey = "holdout:block-secret"
 
 const newRunId = (): string => globalThis.crypto.randomUUID()
 
@@ -170,6 +184,35 @@ export const make = (
             if (lock.users === 0) locks.delete(runId)
           })
       )
+
+    // The secret blocks of non_viewable splits (DESIGN §10), drawn once per split and size.
+    const blockCache = new Map<string, Blocks.Blocks>()
+    const blocksOf = (datasetId: string, split: string, size: number) =>
+      Effect.gen(function*() {
+        const cacheKey = JSON.stringify([datasetId, split, size])
+        const cached = blockCache.get(cacheKey)
+        if (cached !== undefined) return cached
+        const secret = yield* store.putMetaIfAbsent(blockSecretKey, Blocks.newSecret())
+        const blocks = yield* Blocks.partition(secret, datasetId, split, size, subsetFloor)
+        blockCache.set(cacheKey, blocks)
+        return blocks
+      })
+    const blockSampleIds = (request: EvalRequest, size: number) =>
+      Effect.gen(function*() {
+        if (request.sampleIds !== undefined) {
+          return yield* new InvalidRequest({
+            message: `Split "${request.split}" is non_viewable: its samples cannot be chosen by id. Give numSamples ` +
+              `(whole secret blocks of at least ${subsetFloor} samples are evaluated), or neither for the whole split.`
+          })
+        }
+        // numSamples (and an empty split) are checked as on any split
+        const first = yield* requests.resolveSampleIds(request, size)
+        if (first.length === size) return first
+        if (first.length < subsetFloor) {
+          return yield* new SubsetTooSmall({ split: request.split, requested: first.length, minimum: subsetFloor })
+        }
+        return Blocks.take(yield* blocksOf(request.datasetId, request.split, size), first.length)
+      })
 
     const tagged = (tag: string) => Metric.tagged(Metrics.requestsRejected, "error", tag)
     const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
@@ -286,35 +329,27 @@ export const make = (
             Effect.map(access.tier(name), (t) => t !== "no_access"))
           return yield* new UnknownSplit({ datasetId, split, known: shown })
         }
-        // 4. samples
-        const sampleIds = yield* requests.resolveSampleIds(request, size)
-        // 5. subset floor of non_viewable splits
-        if (!admin && tier === "non_viewable" && sampleIds.length < size && sampleIds.length < subsetFloor) {
-          return yield* new SubsetTooSmall({ split, requested: sampleIds.length, minimum: subsetFloor })
-        }
+        // 4. samples; 5. on a non_viewable split, whole secret blocks of at least the floor
+        const sampleIds = !admin && tier === "non_viewable"
+          ? yield* blockSampleIds(request, size)
+          : yield* requests.resolveSampleIds(request, size)
         // 5b. the candidate resolves to what the run is recorded under, before any lookup or charge
         const candidate = Option.isSome(workspace)
           ? yield* workspace.value.resolve(request.candidate)
           : request.candidate
         const keyed = request.idempotencyKey
-        const runId = keyed === undefined ? newRunId() : runIdForKey(keyed)
+        const runId = keyed === undefined ? newRunId() : runIdForKey(keyed, { admin })
+        // the same request: a replay of its key, never a different request under an old key
+        const sameRequest = (run: RunRecord) =>
+          run.candidate.id === candidate.id && run.datasetId === datasetId && run.split === split &&
+          run.admin === admin && sameIds(run.sampleIds, sampleIds)
         const start = Effect.gen(function*() {
           if (keyed !== undefined) {
             const existing = yield* store.getRun(runId)
             if (Option.isSome(existing)) {
-              const run = existing.value
-              if (
-                run.candidate.id !== candidate.id || run.datasetId !== datasetId || run.split !== split ||
-                run.admin !== admin || !sameIds(run.sampleIds, sampleIds)
-              ) {
-                return yield* new InvalidRequest({
-                  message: `idempotencyKey "${keyed}" was already used for a different request (candidate ` +
-                    `"${run.candidate.id}", split "${run.split}" of dataset "${run.datasetId}", ` +
-                    `${run.sampleIds.length} samples). Use a new key for a new request.`
-                })
-              }
+              if (!sameRequest(existing.value)) return yield* new IdempotencyConflict()
               yield* Effect.logDebug(`idempotencyKey "${keyed}" repeats run ${runId}: nothing charged`)
-              return yield* complete(run)
+              return yield* complete(existing.value)
             }
           }
           // 6. charge
@@ -337,7 +372,14 @@ export const make = (
             ...(reservationId === undefined ? {} : { reservationId }),
             ...(keyed === undefined ? {} : { idempotencyKey: keyed })
           }
-          yield* store.createRun(run)
+          const created = yield* Effect.either(store.createRun(run))
+          if (created._tag === "Left") {
+            // another process sharing the store created this keyed run first: join it
+            const raced = keyed === undefined ? Option.none<RunRecord>() : yield* store.getRun(runId)
+            if (Option.isNone(raced)) return yield* created.left
+            if (!sameRequest(raced.value)) return yield* new IdempotencyConflict()
+            return yield* complete(raced.value)
+          }
           yield* Effect.logInfo(
             `Run ${runId} started: candidate "${candidate.id}", ${sampleIds.length} samples` +
               (admin ? " (verifier)" : "")

@@ -149,10 +149,13 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
   })
 
   describe("step 5: subset floor of non_viewable splits", () => {
-    it.effect("a proper subset smaller than the floor is SubsetTooSmall", () =>
+    it.effect("a proper subset smaller than the floor is SubsetTooSmall; sampleIds are refused on non_viewable", () =>
       Effect.gen(function*() {
-        const error = yield* failureTag({ datasetId: "qa", split: "validation", candidate, sampleIds: [3] })
-        assert.strictEqual(error._tag, "SubsetTooSmall")
+        for (const sampleIds of [[3], [0, 1, 2, 3, 4, 5]]) {
+          const chosen = yield* failureTag({ datasetId: "qa", split: "validation", candidate, sampleIds })
+          assert.strictEqual(chosen._tag, "InvalidRequest")
+          assert.include(chosen.message, "numSamples")
+        }
         const four = yield* failureTag({ datasetId: "qa", split: "validation", candidate, numSamples: 4 })
         assert.deepInclude(four, { _tag: "SubsetTooSmall", requested: 4, minimum: 5 })
         yield* assertNothingCharged
@@ -255,7 +258,8 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate, numSamples: 10 })
         yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate, numSamples: 10 })
         const samples = yield* failureTag({ datasetId: "qa", split: "validation", candidate, numSamples: 6 })
-        assert.deepInclude(samples, { _tag: "BudgetExhausted", reason: "samples", requested: 6, remaining: 5 })
+        // 6 samples of a non_viewable split are the fewest whole blocks holding 6: two blocks of 5
+        assert.deepInclude(samples, { _tag: "BudgetExhausted", reason: "samples", requested: 10, remaining: 5 })
         yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate, numSamples: 5 })
         const runs = yield* failureTag({ datasetId: "qa", split: "validation", candidate, numSamples: 5 })
         assert.deepInclude(runs, { _tag: "BudgetExhausted", reason: "runs" })
@@ -308,7 +312,7 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         assert.strictEqual((yield* store.listRuns()).length, 1)
       }).pipe(Effect.provide(stack().layer)))
 
-    it.effect("the same idempotencyKey with a different request is InvalidRequest and charges nothing", () =>
+    it.effect("the same idempotencyKey with a different request is IdempotencyConflict and charges nothing", () =>
       Effect.gen(function*() {
         const engine = yield* Engine.Engine
         yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, numSamples: 4, idempotencyKey: "k3" })
@@ -327,8 +331,10 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
             idempotencyKey: "k3",
             ...changed
           })
-          assert.strictEqual(error._tag, "InvalidRequest")
-          assert.include(error.message, "k3")
+          assert.strictEqual(error._tag, "IdempotencyConflict")
+          // it names nothing of the first request
+          assert.notInclude(error.message, "train")
+          assert.notInclude(error.message, candidate.id)
         }
         assert.deepStrictEqual(yield* spentOn("train"), { runs: 1, samples: 4 })
         assert.deepStrictEqual(yield* spentOn("validation"), { runs: 0, samples: 0 })

@@ -41,7 +41,7 @@ const evaluateOn = (split: string, numSamples: number) =>
 describe("View", () => {
   it.effect("non_viewable: the projected JSON holds no sample id and no per-sample field", () =>
     Effect.gen(function*() {
-      const experiment = yield* evaluateOn("validation", 7)
+      const experiment = yield* evaluateOn("validation", 5)
       const view = yield* View.experiment(experiment)
       assert.strictEqual(view._tag, "non_viewable")
       const json: unknown = JSON.parse(JSON.stringify(view))
@@ -71,7 +71,7 @@ describe("View", () => {
         "split",
         "status"
       ])
-      assert.strictEqual(sampleIds.size, 7)
+      assert.strictEqual(sampleIds.size, 5)
     }).pipe(Effect.provide(stack().layer)))
 
   it.effect("viewable: the summary, the run and every per-sample record", () =>

@@ -199,7 +199,7 @@ const run = Command.make(
     handled(Effect.gen(function*() {
       const engine = yield* Engine.Engine
       const key = Option.getOrElse(options.key, () => `cli-${crypto.randomUUID()}`)
-      const progress = yield* Effect.fork(showProgress(Engine.runIdForKey(key)))
+      const progress = yield* Effect.fork(showProgress(Engine.runIdForKey(key, { admin: options.admin })))
       const experiment = yield* engine.evaluate({
         datasetId: options.dataset,
         split: options.split,

@@ -200,7 +200,8 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       const cases: ReadonlyArray<readonly [Record<string, unknown>, number, string]> = [
         [{ split: "train", sampleIds: [99] }, 400, "InvalidRequest"],
         [{ split: "ghost" }, 400, "UnknownSplit"],
-        [{ split: "validation", sampleIds: [0, 1] }, 400, "SubsetTooSmall"],
+        [{ split: "validation", numSamples: 2 }, 400, "SubsetTooSmall"],
+        [{ split: "validation", sampleIds: [0, 1, 2, 3, 4] }, 400, "InvalidRequest"],
         [{ split: "holdout-secret" }, 403, "AccessDenied"],
         [{ split: "unlisted" }, 403, "AccessDenied"],
         [{ split: "open" }, 403, "SplitNotBudgeted"],

@@ -78,9 +78,9 @@ const withVerifier = <A, E, S extends Stack.Services | Verifier.Verifier>(
 ) => effect.pipe(Effect.provide(Verifier.layer(options).pipe(Layer.provideMerge(stack))))
 
 /** The optimizer's side: an evaluation on the selection split. */
-const evaluate = (who: Model.Candidate, sampleIds?: ReadonlyArray<number>) =>
+const evaluate = (who: Model.Candidate, numSamples?: number) =>
   Effect.flatMap(Engine.Engine, (engine) =>
-    engine.evaluate({ datasetId: "ds", split: "validation", candidate: who, ...(sampleIds === undefined ? {} : { sampleIds }) }))
+    engine.evaluate({ datasetId: "ds", split: "validation", candidate: who, ...(numSamples === undefined ? {} : { numSamples }) }))
 
 const adminRuns = Effect.map(
   Effect.flatMap(TaskStore.TaskStore, (store) => store.listRuns()),
@@ -114,7 +114,7 @@ describe("Verifier — auto_best", () => {
   it.effect("pools a candidate's runs; whole-split runs outrank lucky subsets", () =>
     withVerifier(autoBest, memoryStack, Effect.gen(function*() {
       // a lucky subset (all its samples score) and a full run
-      yield* evaluate(candidate("lucky", 5), [0, 1, 2, 3, 4])
+      yield* evaluate(candidate("lucky", 5), 5)
       yield* evaluate(candidate("steady", 7))
       yield* evaluate(candidate("steady", 7))
       const answer = yield* (yield* Verifier.Verifier).finalize()

@@ -1,0 +1,83 @@
+/**
+ * Secret blocks of `non_viewable` splits (DESIGN §10). A split of `size` samples is cut into blocks
+ * of at least `floor` samples by a secret random permutation: the permutation is drawn from a
+ * seed derived (SHA-256) from the store's secret, the split and its size, so every process sharing
+ * the store computes the same blocks, a restart keeps them, and a new size gets a new partition.
+ * Without the secret the blocks cannot be predicted; every answer is a sum over whole blocks.
+ */
+import * as Effect from "effect/Effect"
+
+/** The blocks of a split: sample ids, each block ascending, blocks in their secret order. */
+export type Blocks = ReadonlyArray<ReadonlyArray<number>>
+
+const seedOf = (secret: string, datasetId: string, split: string, size: number, floor: number) =>
+  Effect.promise(async () => {
+    const text = JSON.stringify(["holdout-blocks-v1", secret, datasetId, split, size, floor])
+    const digest = await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))
+    return new Uint32Array(digest.slice(0, 16))
+  })
+
+/** sfc32: a small, fast generator of uniform 32-bit words from a 128-bit seed. */
+const generator = (seed: Uint32Array) => {
+  let a = seed[0]! | 0
+  let b = seed[1]! | 0
+  let c = seed[2]! | 0
+  let d = seed[3]! | 0
+  return (): number => {
+    const t = (((a + b) | 0) + d) | 0
+    d = (d + 1) | 0
+    a = b ^ (b >>> 9)
+    b = (c + (c << 3)) | 0
+    c = (c << 21) | (c >>> 11)
+    c = (c + t) | 0
+    return (t >>> 0) / 4294967296
+  }
+}
+
+/** Cuts a permutation into chunks of `floor`; a short last chunk joins the one before. */
+export const chunk = (permutation: ReadonlyArray<number>, floor: number): Blocks => {
+  const count = Math.max(1, Math.floor(permutation.length / floor))
+  const blocks: Array<Array<number>> = []
+  for (let index = 0; index < count; index++) {
+    const end = index === count - 1 ? permutation.length : (index + 1) * floor
+    blocks.push(permutation.slice(index * floor, end).sort((x, y) => x - y))
+  }
+  return blocks
+}
+
+/** The secret blocks of a split of `size` samples. */
+export const partition = (
+  secret: string,
+  datasetId: string,
+  split: string,
+  size: number,
+  floor: number
+): Effect.Effect<Blocks> =>
+  Effect.map(seedOf(secret, datasetId, split, size, floor), (seed) => {
+    const random = generator(seed)
+    for (let warm = 0; warm < 12; warm++) random()
+    const permutation = Array.from({ length: size }, (_, index) => index)
+    for (let index = size - 1; index > 0; index--) {
+      const other = Math.floor(random() * (index + 1))
+      const held = permutation[index]!
+      permutation[index] = permutation[other]!
+      permutation[other] = held
+    }
+    return chunk(permutation, floor)
+  })
+
+/** The sample ids of the fewest leading blocks holding at least `count` samples, ascending. */
+export const take = (blocks: Blocks, count: number): ReadonlyArray<number> => {
+  const ids: Array<number> = []
+  for (const block of blocks) {
+    if (ids.length >= count) break
+    for (const id of block) ids.push(id)
+  }
+  return ids.sort((x, y) => x - y)
+}
+
+/** A fresh store secret: 32 random bytes, hex. */
+export const newSecret = (): string =>
+  Array.from(globalThis.crypto.getRandomValues(new Uint8Array(32)), (byte) => byte.toString(16).padStart(2, "0")).join(
+    ""
+  )
