@@ -27,6 +27,7 @@ import { DatasetSource, Engine, HoldoutError, type Model, TaskStore, Workspace }
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -235,8 +236,17 @@ export const make = (
       const selection = options.selection!
       const size = (yield* source.info(selection.datasetId).pipe(Effect.orElseSucceed(() => ({ splits: {} as Record<string, number> }))))
         .splits[selection.split]
+      // the baseline's runs are recorded under its resolved id, as the engine records every run
+      const baselineId = options.baseline === undefined
+        ? undefined
+        : Option.isSome(workspace)
+        ? Either.match(yield* Effect.either(workspace.value.resolve(options.baseline)), {
+          onLeft: () => options.baseline?.id,
+          onRight: (resolved) => resolved.id
+        })
+        : options.baseline.id
       const runs = (yield* evaluations).filter((run) =>
-        run.datasetId === selection.datasetId && run.split === selection.split && run.candidate.id !== options.baseline?.id
+        run.datasetId === selection.datasetId && run.split === selection.split && run.candidate.id !== baselineId
       )
       const whole = runs.filter((run) => run.sampleIds.length === size)
       const ranked = whole.length > 0 ? whole : runs

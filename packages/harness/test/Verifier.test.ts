@@ -206,6 +206,29 @@ describe("Verifier — submit", () => {
     )
   })
 
+  it.effect("with a workspace, a baseline given by name is kept out of the shortlist by its resolved id", () => {
+    // a workspace that knows the branch "base-branch" as commit "base"
+    const names = Layer.succeed(Workspace.Workspace, {
+      resolve: (given) =>
+        Effect.succeed(given.id === "base-branch" ? { ...given, id: "base", label: given.label ?? given.id } : given),
+      checkout: () => Effect.succeed(".")
+    })
+    const byName: Verifier.Options = { ...autoBest, baseline: candidate("base-branch", 5) }
+    return withVerifier(
+      byName,
+      memoryStack.pipe(Layer.provideMerge(names)),
+      Effect.gen(function*() {
+        // the optimizer evaluates the baseline (recorded as "base") and a better candidate
+        const base = yield* evaluate(candidate("base-branch", 5))
+        assert.strictEqual(base.run.candidate.id, "base")
+        yield* evaluate(candidate("good", 8))
+        const answer = yield* (yield* Verifier.Verifier).finalize()
+        assert.deepStrictEqual(answer.shortlist.map((entry) => entry.candidate), ["good"])
+        assert.strictEqual(answer.candidate, "good")
+      })
+    )
+  })
+
   it.effect("nothing submitted: every reward is 0", () =>
     withVerifier(submitMode, memoryStack, Effect.gen(function*() {
       const answer = yield* (yield* Verifier.Verifier).finalize()
