@@ -5,7 +5,6 @@
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -13,7 +12,8 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { BudgetExhausted, ConfigError, IdempotencyConflict, SplitNotBudgeted, type StoreError } from "./HoldoutError.js"
+import { type BudgetExhausted, ConfigError, type IdempotencyConflict, SplitNotBudgeted, type StoreError } from "./HoldoutError.js"
+import * as Rules from "./internal/ledgerRules.js"
 import { type BudgetKey, type BudgetSnapshot, type Reservation, SplitBudget } from "./Model.js"
 
 /**
@@ -74,30 +74,12 @@ export class Ledger extends Context.Tag("@holdout/core/Ledger")<Ledger, {
 export type ReserveError = SplitNotBudgeted | BudgetExhausted | IdempotencyConflict | StoreError
 
 /**
- * The answer to a repeated reservation id: the stored reservation when the request repeats its
- * binding `(datasetId, split, samples, runId)`, else `IdempotencyConflict` — one rule for every
- * backend, so a key can never charge one split and run another. (An `Exit`, so batching backends
- * can use it as an outcome.)
- *
- * @since 0.1.0
- * @category combinators
- */
-export const repeated = (
-  stored: Reservation,
-  request: ReserveRequest
-): Exit.Exit<Reservation, IdempotencyConflict> =>
-  stored.datasetId === request.datasetId && stored.split === request.split && stored.samples === request.samples &&
-    stored.runId === request.runId
-    ? Exit.succeed(stored)
-    : Exit.fail(new IdempotencyConflict())
-
-/**
  * A string that identifies a key, for maps.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const keyString = (key: BudgetKey): string => JSON.stringify([key.datasetId, key.split])
+export const keyString: (key: BudgetKey) => string = Rules.keyString
 
 /**
  * The nothing-spent value.
@@ -106,9 +88,6 @@ export const keyString = (key: BudgetKey): string => JSON.stringify([key.dataset
  * @category constructors
  */
 export const nothingSpent: Spent = { runs: 0, samples: 0 }
-
-const remainingOf = (limit: number | undefined, spent: number): number | null =>
-  limit === undefined ? null : Math.max(0, limit - spent)
 
 /**
  * The snapshot of a split from its limits and what was spent.
@@ -125,102 +104,8 @@ export const snapshot = (budget: SplitBudget, spent: Spent): BudgetSnapshot => (
     maxSamplesPerRun: budget.maxSamplesPerRun ?? null
   },
   spent: { runs: spent.runs, samples: spent.samples },
-  remaining: { runs: remainingOf(budget.runs, spent.runs), samples: remainingOf(budget.samples, spent.samples) }
+  remaining: { runs: Rules.remainingOf(budget.runs, spent.runs), samples: Rules.remainingOf(budget.samples, spent.samples) }
 })
-
-/**
- * Whether a sample count can be charged: a non-negative integer. Anything else is a bug in the
- * caller (the engine resolves counts before it reserves), so backends treat it as a defect.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const isSampleCount = (samples: number): boolean => Number.isSafeInteger(samples) && samples >= 0
-
-/**
- * The defect for a sample count that is not a non-negative integer.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const invalidSampleCount = (samples: number): Effect.Effect<never> =>
-  Effect.dieMessage(`A reservation must charge a non-negative integer number of samples, got ${samples}.`)
-
-/**
- * The ledger's decision for a reservation of `samples`: `undefined` when it may pass, else the
- * `BudgetExhausted` to fail with. Checks runs, then samples, then the per-run cap. Every backend
- * uses this one function, so they all decide alike.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const decide = (budget: SplitBudget, spent: Spent, samples: number): BudgetExhausted | undefined => {
-  const remainingRuns = remainingOf(budget.runs, spent.runs)
-  if (remainingRuns !== null && remainingRuns <= 0) {
-    return new BudgetExhausted({
-      datasetId: budget.datasetId,
-      split: budget.split,
-      reason: "runs",
-      requested: 1,
-      remaining: remainingRuns
-    })
-  }
-  const remainingSamples = remainingOf(budget.samples, spent.samples)
-  if (remainingSamples !== null && remainingSamples < samples) {
-    return new BudgetExhausted({
-      datasetId: budget.datasetId,
-      split: budget.split,
-      reason: "samples",
-      requested: samples,
-      remaining: remainingSamples
-    })
-  }
-  if (budget.maxSamplesPerRun !== undefined && samples > budget.maxSamplesPerRun) {
-    return new BudgetExhausted({
-      datasetId: budget.datasetId,
-      split: budget.split,
-      reason: "per_run_cap",
-      requested: samples,
-      remaining: budget.maxSamplesPerRun
-    })
-  }
-  return undefined
-}
-
-/**
- * The reservation a request makes, charged at `at`.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const reservationOf = (request: ReserveRequest, at: number): Reservation => ({
-  id: request.reservationId,
-  datasetId: request.datasetId,
-  split: request.split,
-  samples: request.samples,
-  runId: request.runId,
-  at
-})
-
-/**
- * Finds the configured budget of a key, or fails with `SplitNotBudgeted`: the allow-list check
- * every backend makes first.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const budgetLookup = (
-  budgets: ReadonlyArray<SplitBudget>
-): (key: BudgetKey) => Effect.Effect<SplitBudget, SplitNotBudgeted> => {
-  const limits = new Map(budgets.map((budget) => [keyString(budget), budget] as const))
-  return (key) =>
-    Effect.suspend(() => {
-      const budget = limits.get(keyString(key))
-      return budget === undefined
-        ? Effect.fail(new SplitNotBudgeted({ datasetId: key.datasetId, split: key.split }))
-        : Effect.succeed(budget)
-    })
-}
 
 const decodeBudget = Schema.decodeUnknownEither(SplitBudget, { onExcessProperty: "error" })
 
@@ -269,60 +154,143 @@ export const validateBudgets = (
   })
 
 /**
- * The ledger kept in memory: fast, for tests and single-process stacks that need no durability.
+ * What a driver shows the ledger's rules inside one atomic step: the store as it is, plus what
+ * this step appended so far.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DriverView {
+  /** The reservation stored under this id, if any. */
+  readonly find: (reservationId: string) => Reservation | undefined
+  /** What has been spent on a key (`keyString`), counting what this step appended. */
+  readonly spent: (key: string) => Spent
+  /** Appends a reservation: debited in this view at once, stored atomically with the step. */
+  readonly append: (reservation: Reservation) => void
+}
+
+/**
+ * The storage primitives of a ledger backend. The rules (idempotency, allow-list, runs, samples,
+ * cap, debit) live once, in `make`; a driver only reads what is spent, finds an id and appends
+ * atomically. Memory, file, SQL and third-party ledgers are drivers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Driver {
+  /**
+   * Runs `step` against a consistent view of the store and stores what it appends, as one atomic
+   * step against every other writer (fibers, and processes for a shared store). Succeeds with the
+   * step's outcome once its appends are durable, and once a reservation it found is durable too.
+   * A driver may batch steps and may run a step again (a retried transaction): a step acts only
+   * through its view. `reservationId` is the id the step looks up, for drivers that prefetch.
+   */
+  readonly transact: (
+    reservationId: string,
+    step: (view: DriverView) => Exit.Exit<Reservation, ReserveError>
+  ) => Effect.Effect<Reservation, ReserveError>
+  /** What has been spent, by `keyString`; keys never charged may be absent. */
+  readonly spent: Effect.Effect<ReadonlyMap<string, Spent>, StoreError>
+  /** The journal, oldest first, optionally for one key. */
+  readonly reservations: (key?: BudgetKey) => Effect.Effect<ReadonlyArray<Reservation>, StoreError>
+  /** A store opened in place of a corrupt one (`onCorrupt: "exhaust"`): every budget reads 0 left. */
+  readonly exhausted?: boolean
+}
+
+/**
+ * The ledger over a driver, for budgets already checked by `validateBudgets`; see `make`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory = (budgets: ReadonlyArray<SplitBudget>): Ledger["Type"] => {
-  const limits = new Map<string, SplitBudget>()
-  const spentByKey = new Map<string, { runs: number; samples: number }>()
-  for (const budget of budgets) {
-    const key = keyString(budget)
-    limits.set(key, budget)
-    spentByKey.set(key, { runs: 0, samples: 0 })
+export const unsafeMake = (budgets: ReadonlyArray<SplitBudget>, driver: Driver): Ledger["Type"] => {
+  const limits = new Map(budgets.map((budget) => [keyString(budget), budget] as const))
+  const exhausted = driver.exhausted === true
+  const lookup = Rules.budgetLookup(budgets)
+  const refusalOf = (budget: SplitBudget, spent: Spent, samples: number) =>
+    exhausted ? Rules.exhaustedRefusal(budget) : Rules.decide(budget, spent, samples)
+  const snapshotOf = (budget: SplitBudget, spent: ReadonlyMap<string, Spent>): BudgetSnapshot => {
+    const result = snapshot(budget, spent.get(keyString(budget)) ?? nothingSpent)
+    return exhausted ? { ...result, remaining: { runs: 0, samples: 0 } } : result
   }
-  const journal: Array<Reservation> = []
-  const byId = new Map<string, Reservation>()
 
-  const lookup = (key: BudgetKey) => {
-    const id = keyString(key)
-    const budget = limits.get(id)
-    return budget === undefined ? undefined : { budget, spent: spentByKey.get(id)! }
+  // The rule, in order: idempotency (bound to its request), allow-list, runs, samples, cap, debit.
+  const step = (request: ReserveRequest, at: number) => (view: DriverView): Exit.Exit<Reservation, ReserveError> => {
+    const existing = view.find(request.reservationId)
+    if (existing !== undefined) return Rules.repeated(existing, request)
+    const key = keyString(request)
+    const budget = limits.get(key)
+    if (budget === undefined) {
+      return Exit.fail(new SplitNotBudgeted({ datasetId: request.datasetId, split: request.split }))
+    }
+    const refusal = refusalOf(budget, view.spent(key), request.samples)
+    if (refusal !== undefined) return Exit.fail(refusal)
+    const reservation = Rules.reservationOf(request, at)
+    view.append(reservation)
+    return Exit.succeed(reservation)
   }
-  const notBudgeted = (key: BudgetKey) => new SplitNotBudgeted({ datasetId: key.datasetId, split: key.split })
 
   return {
     reserve: (request) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<Reservation, Exclude<ReserveError, StoreError>> => {
-        // One synchronous block: nothing else runs between the check and the debit.
-        const existing = byId.get(request.reservationId)
-        if (existing !== undefined) return repeated(existing, request)
-        if (!isSampleCount(request.samples)) return invalidSampleCount(request.samples)
-        const entry = lookup(request)
-        if (entry === undefined) return Effect.fail(notBudgeted(request))
-        const refusal = decide(entry.budget, entry.spent, request.samples)
-        if (refusal !== undefined) return Effect.fail(refusal)
-        entry.spent.runs += 1
-        entry.spent.samples += request.samples
-        const reservation = reservationOf(request, now)
-        journal.push(reservation)
-        byId.set(reservation.id, reservation)
-        return Effect.succeed(reservation)
-      }),
+      Rules.isSampleCount(request.samples)
+        ? Effect.clockWith((clock) =>
+          driver.transact(request.reservationId, step(request, clock.unsafeCurrentTimeMillis()))
+        )
+        : Rules.invalidSampleCount(request.samples),
     check: (key, samples) =>
-      Effect.suspend((): Effect.Effect<BudgetSnapshot, SplitNotBudgeted | BudgetExhausted> => {
-        const entry = lookup(key)
-        if (entry === undefined) return Effect.fail(notBudgeted(key))
-        const refusal = decide(entry.budget, entry.spent, samples)
-        return refusal === undefined ? Effect.succeed(snapshot(entry.budget, entry.spent)) : Effect.fail(refusal)
-      }),
-    get: (key) =>
-      Effect.suspend(() => {
-        const entry = lookup(key)
-        return entry === undefined ? Effect.fail(notBudgeted(key)) : Effect.succeed(snapshot(entry.budget, entry.spent))
-      }),
-    status: () => Effect.sync(() => budgets.map((budget) => snapshot(budget, spentByKey.get(keyString(budget))!))),
+      Effect.flatMap(lookup(key), (budget) =>
+        Effect.flatMap(driver.spent, (spent) => {
+          const refusal = refusalOf(budget, spent.get(keyString(budget)) ?? nothingSpent, samples)
+          return refusal === undefined ? Effect.succeed(snapshotOf(budget, spent)) : Effect.fail(refusal)
+        })),
+    get: (key) => Effect.flatMap(lookup(key), (budget) => Effect.map(driver.spent, (spent) => snapshotOf(budget, spent))),
+    status: () => Effect.map(driver.spent, (spent) => budgets.map((budget) => snapshotOf(budget, spent))),
+    reservations: driver.reservations
+  }
+}
+
+/**
+ * The ledger over a driver: checks the budget configuration, then applies the ledger's rules to
+ * the driver's storage. Every backend, ours and third parties', is built this way.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: {
+  readonly budgets: ReadonlyArray<unknown>
+  readonly driver: Driver
+}): Effect.Effect<Ledger["Type"], ConfigError> =>
+  Effect.map(validateBudgets(options.budgets), (budgets) => unsafeMake(budgets, options.driver))
+
+/**
+ * A driver that keeps the journal in memory. Its steps run synchronously, so nothing else runs
+ * between a step's reads and its appends.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const driverMemory = (): Driver => {
+  const spentByKey = new Map<string, { runs: number; samples: number }>()
+  const journal: Array<Reservation> = []
+  const byId = new Map<string, Reservation>()
+  const view: DriverView = {
+    find: (reservationId) => byId.get(reservationId),
+    spent: (key) => spentByKey.get(key) ?? nothingSpent,
+    append: (reservation) => {
+      const key = keyString(reservation)
+      const spent = spentByKey.get(key)
+      if (spent === undefined) spentByKey.set(key, { runs: 1, samples: reservation.samples })
+      else {
+        spent.runs += 1
+        spent.samples += reservation.samples
+      }
+      journal.push(reservation)
+      byId.set(reservation.id, reservation)
+    }
+  }
+  return {
+    transact: (_reservationId, step) => Effect.suspend(() => step(view)),
+    spent: Effect.sync(() => spentByKey),
     reservations: (key) =>
       Effect.sync(() =>
         key === undefined
@@ -331,6 +299,15 @@ export const makeMemory = (budgets: ReadonlyArray<SplitBudget>): Ledger["Type"] 
       )
   }
 }
+
+/**
+ * The ledger kept in memory: fast, for tests and single-process stacks that need no durability.
+ * The budgets must already be valid (`validateBudgets`); `layerMemory` checks them.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (budgets: ReadonlyArray<SplitBudget>): Ledger["Type"] => unsafeMake(budgets, driverMemory())
 
 /**
  * The in-memory ledger for a budget configuration.

@@ -196,72 +196,58 @@ export const make = (
       )
     }
 
-    const limits = new Map(budgets.map((budget) => [Ledger.keyString(budget), budget] as const))
-    const spentOf = (key: string) => state.spent.get(key) ?? Ledger.nothingSpent
-    const snapshotOf = (budget: Model.SplitBudget): Model.BudgetSnapshot => {
-      const snapshot = Ledger.snapshot(budget, spentOf(Ledger.keyString(budget)))
-      return state.exhausted ? { ...snapshot, remaining: { runs: 0, samples: 0 } } : snapshot
-    }
-    const decide = (budget: Model.SplitBudget, samples: number) =>
-      state.exhausted
-        ? new HoldoutError.BudgetExhausted({
-          datasetId: budget.datasetId,
-          split: budget.split,
-          reason: "runs",
-          requested: 1,
-          remaining: 0
-        })
-        : Ledger.decide(budget, spentOf(Ledger.keyString(budget)), samples)
-    const lookup = Ledger.budgetLookup(budgets)
     // A reservation is acknowledged once durable; a repeat of one still in flight waits for it.
     const durable = new Map<string, Deferred.Deferred<void, Journal.JournalError>>()
     const storeError = (error: Journal.JournalError) =>
       new HoldoutError.StoreError({ op: "reserve", message: `Ledger ${location}: ${error.op} failed: ${error.message}` })
-
-    const reserve = (request: Ledger.ReserveRequest) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<Model.Reservation, Ledger.ReserveError> => {
-        const existing = state.byId.get(request.reservationId)
-        if (existing !== undefined) {
-          const inFlight = durable.get(existing.id)
-          return inFlight === undefined
-            ? Ledger.repeated(existing, request)
-            : Effect.zipRight(Effect.mapError(Deferred.await(inFlight), storeError), Ledger.repeated(existing, request))
-        }
-        if (!Ledger.isSampleCount(request.samples)) return Ledger.invalidSampleCount(request.samples)
-        const budget = limits.get(Ledger.keyString(request))
-        if (budget === undefined) {
-          return Effect.fail(new HoldoutError.SplitNotBudgeted({ datasetId: request.datasetId, split: request.split }))
-        }
-        const refusal = decide(budget, request.samples)
-        if (refusal !== undefined) return Effect.fail(refusal)
-        // Check and debit in one synchronous step; then wait until the line is on disk.
-        const reservation = Ledger.reservationOf(request, now)
+    // what the running step must wait for before its outcome is acknowledged
+    let awaited: Deferred.Deferred<void, Journal.JournalError> | undefined
+    let appended: string | undefined
+    const takePending = (): readonly [Deferred.Deferred<void, Journal.JournalError> | undefined, string | undefined] => {
+      const pending = [awaited, appended] as const
+      awaited = undefined
+      appended = undefined
+      return pending
+    }
+    const view: Ledger.DriverView = {
+      find: (reservationId) => {
+        const found = state.byId.get(reservationId)
+        if (found !== undefined) awaited = durable.get(reservationId) ?? awaited
+        return found
+      },
+      spent: (key) => state.spent.get(key) ?? Ledger.nothingSpent,
+      append: (reservation) => {
         apply(state, reservation)
         const done = journal.unsafeEnqueue({ t: "reservation", ...reservation })
         durable.set(reservation.id, done)
-        return Deferred.await(done).pipe(
-          Effect.ensuring(Effect.sync(() => durable.delete(reservation.id))),
-          Effect.mapError(storeError),
-          Effect.as(reservation)
-        )
-      })
+        awaited = done
+        appended = reservation.id
+      }
+    }
 
-    return {
-      reserve,
-      check: (key, samples) =>
-        Effect.flatMap(lookup(key), (budget) => {
-          const refusal = decide(budget, samples)
-          return refusal === undefined ? Effect.succeed(snapshotOf(budget)) : Effect.fail(refusal)
+    const driver: Ledger.Driver = {
+      // The step and the in-memory debit are one synchronous block; then the line is awaited on disk.
+      transact: (_reservationId, step) =>
+        Effect.suspend(() => {
+          const outcome = step(view)
+          const [wait, written] = takePending()
+          if (wait === undefined) return outcome
+          return Deferred.await(wait).pipe(
+            Effect.ensuring(Effect.sync(() => written !== undefined && durable.delete(written))),
+            Effect.mapError(storeError),
+            Effect.zipRight(outcome)
+          )
         }),
-      get: (key) => Effect.map(lookup(key), snapshotOf),
-      status: () => Effect.sync(() => budgets.map(snapshotOf)),
+      spent: Effect.sync(() => state.spent),
       reservations: (key) =>
         Effect.sync(() =>
           key === undefined
             ? state.journal.slice()
             : state.journal.filter((entry) => entry.datasetId === key.datasetId && entry.split === key.split)
-        )
-    } satisfies Ledger.Ledger["Type"]
+        ),
+      exhausted: state.exhausted
+    }
+    return Ledger.unsafeMake(budgets, driver)
   })
 
 /**
