@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { DatasetSource } from "./DatasetSource.js"
 import { EvalStrategy, type RunPlan } from "./EvalStrategy.js"
 import {
@@ -31,7 +32,8 @@ import { Ledger } from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
 import { SplitAccess } from "./SplitAccess.js"
-import { TaskStore } from "./TaskStore.js"
+import * as RunEvents from "./RunEvents.js"
+import * as TaskStore from "./TaskStore.js"
 import { Workspace } from "./Workspace.js"
 
 /**
@@ -95,6 +97,14 @@ export class Engine extends Context.Tag("@holdout/core/Engine")<Engine, {
   readonly resume: (runId: string) => Effect.Effect<Experiment, ResumeError>
   /** The stored experiment of a run, full and unredacted, without running anything. */
   readonly experiment: (runId: string) => Effect.Effect<Experiment, InvalidRequest | StoreError | RunFailed>
+  /**
+   * One page of a run's samples, unredacted, by ascending sample id (an unknown run is an
+   * `InvalidRequest`); `streamSamples` reads them all.
+   */
+  readonly samples: (
+    runId: string,
+    page: TaskStore.SamplePage
+  ) => Effect.Effect<ReadonlyArray<SampleRecord>, InvalidRequest | StoreError>
   /** Every budgeted split with its budget and tier, in configured order. */
   readonly status: () => Effect.Effect<ReadonlyArray<SplitStatus>, StoreError>
 }>() {}
@@ -143,7 +153,7 @@ const sameIds = (left: ReadonlyArray<number>, right: ReadonlyArray<number>): boo
  */
 export const make = (
   options: EngineOptions = {}
-): Effect.Effect<Engine["Type"], ConfigError, SplitAccess | Ledger | TaskStore | EvalStrategy | DatasetSource> =>
+): Effect.Effect<Engine["Type"], ConfigError, SplitAccess | Ledger | TaskStore.TaskStore | EvalStrategy | DatasetSource> =>
   Effect.gen(function*() {
     const subsetFloor = options.subsetFloor ?? 5
     const errorRateThreshold = options.errorRateThreshold ?? Metrics.defaultErrorRateThreshold
@@ -157,7 +167,7 @@ export const make = (
     }
     const access = yield* SplitAccess
     const ledger = yield* Ledger
-    const store = yield* TaskStore
+    const store = yield* TaskStore.TaskStore
     const strategy = yield* EvalStrategy
     const datasets = yield* DatasetSource
     // optional: with a workspace, a candidate id is made exact (a git name becomes its full hash)
@@ -218,16 +228,28 @@ export const make = (
     const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.tapError(effect, (error) => Metric.increment(tagged(error._tag)))
 
+    const events = yield* Effect.serviceOption(RunEvents.RunEvents)
+    const publish = (event: RunEvents.RunEvent) => Option.isSome(events) ? events.value.publish(event) : Effect.void
+
     // Missing records are a broken strategy contract: record them as errors, so the run's numbers
-    // stay honest and nothing planned silently disappears.
-    const fillMissing = (run: RunRecord, present: ReadonlyArray<SampleRecord>) =>
+    // stay honest and nothing planned silently disappears. Reads the stored ids page by page.
+    const fillMissing = (run: RunRecord) =>
       Effect.gen(function*() {
-        const have = new Set(present.map((sample) => sample.sampleId))
-        const missing = run.sampleIds.filter((id) => !have.has(id))
-        if (missing.length === 0) return present
+        let largest = -1
+        for (const id of run.sampleIds) if (id > largest) largest = id
+        const present = new Uint8Array(largest + 1)
+        yield* Stream.runForEach(
+          TaskStore.streamSamples(store, run.runId),
+          (sample) =>
+            Effect.sync(() => {
+              if (sample.sampleId <= largest) present[sample.sampleId] = 1
+            })
+        )
         const now = yield* Clock.currentTimeMillis
-        yield* Effect.logWarning(`Strategy "${strategy.name}" left ${missing.length} planned samples without a record`)
-        for (const sampleId of missing) {
+        let missing = 0
+        for (const sampleId of run.sampleIds) {
+          if (present[sampleId] === 1) continue
+          missing++
           yield* store.putSample({
             runId: run.runId,
             sampleId,
@@ -242,13 +264,8 @@ export const make = (
             finishedAt: now
           })
         }
-        return yield* store.listSamples(run.runId)
+        yield* Effect.logWarning(`Strategy "${strategy.name}" left ${missing} planned samples without a record`)
       })
-
-    const planned = (run: RunRecord, samples: ReadonlyArray<SampleRecord>) => {
-      const ids = new Set(run.sampleIds)
-      return samples.filter((sample) => ids.has(sample.sampleId))
-    }
 
     const noSamples = (run: RunRecord) =>
       new RunFailed({
@@ -257,7 +274,11 @@ export const make = (
           `Check the strategy's logs, then resume the run or start a new one.`
       })
 
-    // Produces the samples of an unfinished run and records the outcome.
+    const progressOf = (run: RunRecord) => run.progress ?? Metrics.emptyProgress
+    const reread = (run: RunRecord) => Effect.map(store.getRun(run.runId), Option.getOrElse(() => run))
+
+    // Produces the samples of an unfinished run and records the outcome. Its metrics come from the
+    // progress the store keeps: no sample is read back unless the strategy left some out.
     const finish = (run: RunRecord) =>
       Effect.gen(function*() {
         const plan: RunPlan = {
@@ -267,33 +288,49 @@ export const make = (
           split: run.split,
           sampleIds: run.sampleIds
         }
+        yield* publish(
+          new RunEvents.RunStarted({
+            runId: run.runId,
+            datasetId: run.datasetId,
+            split: run.split,
+            candidateId: run.candidate.id,
+            admin: run.admin,
+            samples: run.sampleIds.length,
+            done: Math.min(progressOf(run).samples, run.sampleIds.length)
+          })
+        )
         yield* strategy.produce(plan)
-        const produced = planned(run, yield* store.listSamples(run.runId))
+        let produced = progressOf(yield* reread(run))
         const now = yield* Clock.currentTimeMillis
-        if (produced.length === 0) {
-          yield* store.updateRun(run.runId, { status: "failed", finishedAt: now, metrics: Metrics.compute([]) })
+        if (produced.samples === 0) {
+          const metrics = Metrics.fromProgress(produced)
+          yield* store.updateRun(run.runId, { status: "failed", finishedAt: now, metrics })
           yield* Metric.increment(Metric.tagged(Metrics.runsFinished, "status", "failed"))
+          yield* publish(new RunEvents.RunFinished({ runId: run.runId, status: "failed", metrics }))
           return yield* noSamples(run)
         }
-        const samples = planned(run, yield* fillMissing(run, produced))
-        const metrics = Metrics.compute(samples)
+        if (produced.samples < run.sampleIds.length) {
+          yield* fillMissing(run)
+          produced = progressOf(yield* reread(run))
+        }
+        const metrics = Metrics.fromProgress(produced)
         const status = Metrics.status(metrics, errorRateThreshold)
         const updated = yield* store.updateRun(run.runId, { status, finishedAt: now, metrics })
-        yield* Metric.incrementBy(Metrics.samplesEvaluated, samples.length)
+        yield* Metric.incrementBy(Metrics.samplesEvaluated, metrics.numSamples)
         yield* Metric.increment(Metric.tagged(Metrics.runsFinished, "status", status))
+        yield* publish(new RunEvents.RunFinished({ runId: run.runId, status, metrics }))
         yield* Effect.logInfo(
           `Run ${run.runId} ${status}: ${metrics.numSamples} samples, ${metrics.numErrors} errors, ` +
             `avgFilledScore ${metrics.avgFilledScore.toFixed(4)}`
         )
-        return { run: updated, samples, metrics } satisfies Experiment
+        return { run: updated, metrics } satisfies Experiment
       }).pipe(Effect.annotateLogs({ runId: run.runId, split: run.split, datasetId: run.datasetId }))
 
-    // The experiment of a finished run, straight from the store.
+    // The experiment of a finished run, from its record alone.
     const assemble = (run: RunRecord) =>
-      Effect.gen(function*() {
-        const samples = planned(run, yield* store.listSamples(run.runId))
-        if (samples.length === 0) return yield* noSamples(run)
-        return { run, samples, metrics: run.metrics ?? Metrics.compute(samples) } satisfies Experiment
+      Effect.suspend(() => {
+        const metrics = run.metrics ?? Metrics.fromProgress(progressOf(run))
+        return metrics.numSamples === 0 ? Effect.fail(noSamples(run)) : Effect.succeed({ run, metrics } satisfies Experiment)
       })
 
     const complete = (run: RunRecord) =>
@@ -394,6 +431,9 @@ export const make = (
 
     const experiment = (runId: string) => Effect.flatMap(getRun(runId), assemble)
 
+    const samples = (runId: string, page: TaskStore.SamplePage) =>
+      Effect.zipRight(getRun(runId), store.listSamples(runId, page))
+
     const status = () =>
       Effect.flatMap(ledger.status(), (snapshots) =>
         Effect.forEach(snapshots, (snapshot) =>
@@ -403,7 +443,7 @@ export const make = (
             evaluable: tier !== "no_access"
           }))))
 
-    return { evaluate, resume, experiment, status }
+    return { evaluate, resume, experiment, samples, status }
   })
 
 /**
@@ -414,5 +454,5 @@ export const make = (
  */
 export const layer = (
   options: EngineOptions = {}
-): Layer.Layer<Engine, ConfigError, SplitAccess | Ledger | TaskStore | EvalStrategy | DatasetSource> =>
+): Layer.Layer<Engine, ConfigError, SplitAccess | Ledger | TaskStore.TaskStore | EvalStrategy | DatasetSource> =>
   Layer.effect(Engine, make(options))

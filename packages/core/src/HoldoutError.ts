@@ -132,7 +132,9 @@ export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError"
  */
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   op: Schema.String,
-  message: Schema.String
+  message: Schema.String,
+  /** The underlying failure (a driver's or file system's error), for logs; never shown to an optimizer. */
+  cause: Schema.optional(Schema.Defect)
 }) {}
 
 /**

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import * as Metric from "effect/Metric"
-import type { Metrics, RunStatus, TaskResult } from "./Model.js"
+import type { Metrics, RunProgress, RunStatus, TaskResult } from "./Model.js"
 
 /**
  * The error rate at or above which a run is `failed`, unless configured otherwise.
@@ -49,6 +49,69 @@ export const compute = (samples: Iterable<Pick<TaskResult, "error" | "evalError"
     avgScore: numSuccesses === 0 ? null : scoreSum / numSuccesses,
     avgFilledScore: numSamples === 0 ? 0 : scoreSum / numSamples,
     errorRate: numSamples === 0 ? 1 : numErrors / numSamples
+  }
+}
+
+/**
+ * The progress of a run with no sample stored.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const emptyProgress: RunProgress = { samples: 0, errors: 0, scored: 0, scoreSum: 0, scoreSquares: 0 }
+
+/**
+ * What one sample adds to its run's progress: whether it is an error, and its score when it is a
+ * success with one (else null). Stores keep these beside each record, so that replacing a record
+ * takes back exactly what it added.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const contribution = (
+  sample: Pick<TaskResult, "error" | "evalError" | "score">
+): { readonly error: boolean; readonly score: number | null } =>
+  isError(sample)
+    ? { error: true, score: null }
+    : { error: false, score: sample.score === undefined ? null : sample.score }
+
+/**
+ * The progress after a record is added (`sign` 1) or taken back (`sign` -1).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const addToProgress = (
+  progress: RunProgress,
+  sample: Pick<TaskResult, "error" | "evalError" | "score">,
+  sign: 1 | -1 = 1
+): RunProgress => {
+  const { error, score } = contribution(sample)
+  return {
+    samples: progress.samples + sign,
+    errors: progress.errors + (error ? sign : 0),
+    scored: progress.scored + (score === null ? 0 : sign),
+    scoreSum: progress.scoreSum + (score === null ? 0 : sign * score),
+    scoreSquares: progress.scoreSquares + (score === null ? 0 : sign * score * score)
+  }
+}
+
+/**
+ * The metrics of a run from its progress; the same numbers `compute` gives for its samples.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromProgress = (progress: RunProgress): Metrics => {
+  const numSamples = progress.samples
+  const numSuccesses = numSamples - progress.errors
+  return {
+    numSamples,
+    numErrors: progress.errors,
+    numSuccesses,
+    avgScore: numSuccesses === 0 ? null : progress.scoreSum / numSuccesses,
+    avgFilledScore: numSamples === 0 ? 0 : progress.scoreSum / numSamples,
+    errorRate: numSamples === 0 ? 1 : progress.errors / numSamples
   }
 }
 

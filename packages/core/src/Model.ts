@@ -272,6 +272,29 @@ export const Metrics = Schema.Struct({
 export type Metrics = typeof Metrics.Type
 
 /**
+ * What a store holds of a run's samples, kept up to date as samples land: the records stored,
+ * the errors among them, the successes with a score, and the sum and sum of squares of those
+ * scores. The run's metrics derive from it (`Metrics.fromProgress`), so reading or resuming a run
+ * never re-reads its samples.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunProgress = Schema.Struct({
+  samples: Count,
+  errors: Count,
+  scored: Count,
+  scoreSum: Schema.Number,
+  scoreSquares: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type RunProgress = typeof RunProgress.Type
+
+/**
  * The record of one evaluation run. `idempotencyKey` is kept when the request carried one.
  *
  * @since 0.1.0
@@ -289,7 +312,9 @@ export const RunRecord = Schema.Struct({
   admin: Schema.Boolean,
   createdAt: Schema.Number,
   finishedAt: Schema.optional(Schema.Number),
-  metrics: Schema.optional(Metrics)
+  metrics: Schema.optional(Metrics),
+  /** Filled in by the store when it is read: what it holds of the run's samples now. */
+  progress: Schema.optional(RunProgress)
 })
 
 /**
@@ -311,14 +336,15 @@ export type RunUpdate = {
 }
 
 /**
- * The engine's full, unredacted result of one run. Frontends project it by tier (see `View`).
+ * The engine's result of one run: the run and its metrics, unredacted. Its samples are read apart,
+ * in pages or as a stream (`Engine.samples`, `TaskStore.streamSamples`), so a result costs the
+ * same whatever the run's size. Frontends project it by tier (see `View`).
  *
  * @since 0.1.0
  * @category models
  */
 export const Experiment = Schema.Struct({
   run: RunRecord,
-  samples: Schema.Array(SampleRecord),
   metrics: Metrics
 })
 

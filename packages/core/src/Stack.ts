@@ -12,6 +12,7 @@ import { ConfigError } from "./HoldoutError.js"
 import * as Ledger from "./Ledger.js"
 import * as LocalStrategy from "./LocalStrategy.js"
 import type { SplitBudget, SplitTier } from "./Model.js"
+import * as RunEvents from "./RunEvents.js"
 import * as SplitAccess from "./SplitAccess.js"
 import type * as Task from "./Task.js"
 import * as TaskStore from "./TaskStore.js"
@@ -79,10 +80,12 @@ export type Services =
   | SplitAccess.SplitAccess
   | DatasetSource.DatasetSource
   | EvalStrategy
+  | RunEvents.RunEvents
 
 /**
  * Assembles a stack from its parts after reconciling budgets with the policy: the ledger is
- * opened with the reconciled budgets, the strategy gets the store and the datasets.
+ * opened with the reconciled budgets, the strategy gets the store, the datasets and the stack's
+ * event hub (`RunEvents`).
  *
  * @since 0.1.0
  * @category layers
@@ -93,12 +96,22 @@ export const layerWith = <E1, R1, E2, R2, E3, R3, E4, R4>(options: {
   readonly ledger: (budgets: ReadonlyArray<SplitBudget>) => Layer.Layer<Ledger.Ledger, E1, R1>
   readonly store: Layer.Layer<TaskStore.TaskStore, E2, R2>
   readonly datasets: Layer.Layer<DatasetSource.DatasetSource, E3, R3>
-  readonly strategy: Layer.Layer<EvalStrategy, E4, R4 | TaskStore.TaskStore | DatasetSource.DatasetSource>
+  readonly strategy: Layer.Layer<
+    EvalStrategy,
+    E4,
+    R4 | TaskStore.TaskStore | DatasetSource.DatasetSource | RunEvents.RunEvents
+  >
   readonly engine?: Engine.EngineOptions
 }): Layer.Layer<
   Services,
   ConfigError | E1 | E2 | E3 | E4,
-  R1 | R2 | R3 | Exclude<R4, Ledger.Ledger | TaskStore.TaskStore | DatasetSource.DatasetSource | SplitAccess.SplitAccess>
+  | R1
+  | R2
+  | R3
+  | Exclude<
+    R4,
+    Ledger.Ledger | TaskStore.TaskStore | DatasetSource.DatasetSource | SplitAccess.SplitAccess | RunEvents.RunEvents
+  >
 > =>
   Layer.unwrapEffect(
     Effect.map(reconcile(options.budgets, options.policy), (reconciled) => {
@@ -106,7 +119,8 @@ export const layerWith = <E1, R1, E2, R2, E3, R3, E4, R4>(options: {
         SplitAccess.layer(reconciled.policy),
         options.ledger(reconciled.budgets),
         options.store,
-        options.datasets
+        options.datasets,
+        RunEvents.layer
       )
       const withStrategy = Layer.provideMerge(options.strategy, base)
       return Layer.provideMerge(Engine.layer(options.engine), withStrategy)

@@ -1,6 +1,6 @@
 /**
  * Tier projections for frontends. The engine returns full experiments; whatever reaches an
- * optimizer goes through these: `viewable` → the run with its per-sample records, `non_viewable` →
+ * optimizer goes through these: `viewable` → the run, and its per-sample records in pages, `non_viewable` →
  * an aggregate summary with no sample id and no per-sample data, `no_access` → `AccessDenied`.
  *
  * @since 0.1.0
@@ -8,7 +8,15 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { AccessDenied } from "./HoldoutError.js"
-import { type AccessTier, type DatasetInfo, type Experiment, Metrics, RunRecord, RunStatus, SampleRecord } from "./Model.js"
+import {
+  type AccessTier,
+  type DatasetInfo,
+  type Experiment,
+  Metrics,
+  RunRecord,
+  RunStatus,
+  SampleRecord
+} from "./Model.js"
 import { SplitAccess } from "./SplitAccess.js"
 
 /**
@@ -37,16 +45,35 @@ export const ExperimentSummary = Schema.Struct({
 export type ExperimentSummary = typeof ExperimentSummary.Type
 
 /**
- * A `viewable` split's experiment: the summary, the run and every per-sample record.
+ * A `viewable` split's experiment: the summary and the run. Its per-sample records are read in
+ * pages (`SamplePageView`).
  *
  * @since 0.1.0
  * @category models
  */
 export const FullView = Schema.TaggedStruct("viewable", {
   summary: ExperimentSummary,
-  run: RunRecord,
-  samples: Schema.Array(SampleRecord)
+  run: RunRecord
 })
+
+/**
+ * A page of a `viewable` run's per-sample records, by ascending sample id; `next` is the cursor
+ * of the following page (pass it as `after`), null on the last page.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SamplePageView = Schema.Struct({
+  runId: Schema.String,
+  samples: Schema.Array(SampleRecord),
+  next: Schema.NullOr(Schema.Int)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SamplePageView = typeof SamplePageView.Type
 
 /**
  * A `non_viewable` split's experiment: the summary only.
@@ -112,8 +139,7 @@ export const project = (experiment: Experiment, tier: AccessTier): Effect.Effect
       return Effect.succeed({
         _tag: "viewable",
         summary: summarize(experiment),
-        run: experiment.run,
-        samples: experiment.samples
+        run: experiment.run
       })
     case "non_viewable":
       return Effect.succeed({ _tag: "non_viewable", summary: summarize(experiment) })
@@ -121,6 +147,27 @@ export const project = (experiment: Experiment, tier: AccessTier): Effect.Effect
       return Effect.fail(new AccessDenied({ datasetId: experiment.run.datasetId, split: experiment.run.split }))
   }
 }
+
+/**
+ * A page of a run's samples as a caller of `tier` may see it: only a `viewable` split shows
+ * per-sample records; any other tier is `AccessDenied`. `samples` is the page read with `limit`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const samplePage = (
+  run: RunRecord,
+  tier: AccessTier,
+  samples: ReadonlyArray<SampleRecord>,
+  limit: number
+): Effect.Effect<SamplePageView, AccessDenied> =>
+  tier === "viewable"
+    ? Effect.succeed({
+      runId: run.runId,
+      samples,
+      next: samples.length < limit ? null : samples[samples.length - 1]!.sampleId
+    })
+    : Effect.fail(new AccessDenied({ datasetId: run.datasetId, split: run.split }))
 
 /**
  * The projection of an experiment for the tier its split has under the stack's policy.

@@ -18,12 +18,13 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Random from "effect/Random"
 import * as Runtime from "effect/Runtime"
+import * as Stream from "effect/Stream"
 import type { DatasetSource } from "../DatasetSource.js"
 import type { RunPlan } from "../EvalStrategy.js"
 import { type StoreError, StrategyError } from "../HoldoutError.js"
 import type { SampleRecord } from "../Model.js"
 import * as Task from "../Task.js"
-import type { TaskStore } from "../TaskStore.js"
+import { streamSamples, type TaskStore } from "../TaskStore.js"
 
 /** @internal */
 export const strategyName = "local"
@@ -607,7 +608,7 @@ export const produce = (
 ): Effect.Effect<void, StrategyError | StoreError> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    const stored = yield* store.listSamples(plan.runId)
+    const stored = yield* Stream.runCollect(streamSamples(store, plan.runId))
     const byId = new Map<number, SampleRecord>()
     for (const record of stored) byId.set(record.sampleId, record)
 
