@@ -195,6 +195,12 @@ export interface Driver {
   readonly reservations: (key?: BudgetKey) => Effect.Effect<ReadonlyArray<Reservation>, StoreError>
   /** A store opened in place of a corrupt one (`onCorrupt: "exhaust"`): every budget reads 0 left. */
   readonly exhausted?: boolean
+  /**
+   * For a driver whose storage is this process's memory: a view whose appends are stored at once
+   * and need no wait. The rules then run on it directly, in one synchronous step, with no
+   * `transact` around them.
+   */
+  readonly unsafeView?: DriverView
 }
 
 /**
@@ -215,7 +221,7 @@ export const unsafeMake = (budgets: ReadonlyArray<SplitBudget>, driver: Driver):
   }
 
   // The rule, in order: idempotency (bound to its request), allow-list, runs, samples, cap, debit.
-  const step = (request: ReserveRequest, at: number) => (view: DriverView): Exit.Exit<Reservation, ReserveError> => {
+  const apply = (view: DriverView, request: ReserveRequest, at: number): Exit.Exit<Reservation, ReserveError> => {
     const existing = view.find(request.reservationId)
     if (existing !== undefined) return Rules.repeated(existing, request)
     const key = keyString(request)
@@ -231,12 +237,15 @@ export const unsafeMake = (budgets: ReadonlyArray<SplitBudget>, driver: Driver):
   }
 
   return {
-    reserve: (request) =>
-      Rules.isSampleCount(request.samples)
+    reserve: (request) => {
+      if (!Rules.isSampleCount(request.samples)) return Rules.invalidSampleCount(request.samples)
+      const view = driver.unsafeView
+      return view === undefined
         ? Effect.clockWith((clock) =>
-          driver.transact(request.reservationId, step(request, clock.unsafeCurrentTimeMillis()))
+          driver.transact(request.reservationId, (view) => apply(view, request, clock.unsafeCurrentTimeMillis()))
         )
-        : Rules.invalidSampleCount(request.samples),
+        : Effect.clockWith((clock) => apply(view, request, clock.unsafeCurrentTimeMillis()))
+    },
     check: (key, samples) =>
       Effect.flatMap(lookup(key), (budget) =>
         Effect.flatMap(driver.spent, (spent) => {
@@ -289,6 +298,7 @@ export const driverMemory = (): Driver => {
     }
   }
   return {
+    unsafeView: view,
     transact: (_reservationId, step) => Effect.suspend(() => step(view)),
     spent: Effect.sync(() => spentByKey),
     reservations: (key) =>
