@@ -5,7 +5,7 @@
  * `withTransaction` is not used: libsql opens a new connection for each of its transactions and
  * never closes them, which loses the connection's settings and leaks file handles.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
