@@ -7,17 +7,17 @@
  * Figures depend on the machine and on what else runs on it; compare runs on one machine only.
  * Memory figures come from a child process of their own, so earlier benchmarks do not inflate them.
  */
-import { execFileSync, spawn } from "node:child_process"
-import { existsSync, readFileSync, writeFileSync } from "node:fs"
-import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { DatasetSource, Engine, Ledger, LocalStrategy, SplitAccess, Stack, Task, TaskStore } from "@holdout/core"
 import { FsStore, LedgerFs } from "@holdout/store-fs"
 import { SqliteStore } from "@holdout/store-sqlite"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import { execFileSync, spawn } from "node:child_process"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 
 interface Result {
   readonly name: string
@@ -68,10 +68,20 @@ const benchLedger = Effect.gen(function*() {
   // warm up on a ledger of its own
   const warm = Ledger.makeMemory([{ datasetId: "bench", split: "train", runs: total }])
   yield* Effect.orDie(
-    Effect.forEach(Array.from({ length: 20_000 }, (_, index) => index), (index) =>
-      warm.reserve({ datasetId: "bench", split: "train", samples: 1, runId: `w${index}`, reservationId: `w${index}` }), {
-      discard: true
-    })
+    Effect.forEach(
+      Array.from({ length: 20_000 }, (_, index) => index),
+      (index) =>
+        warm.reserve({
+          datasetId: "bench",
+          split: "train",
+          samples: 1,
+          runId: `w${index}`,
+          reservationId: `w${index}`
+        }),
+      {
+        discard: true
+      }
+    )
   )
   const started = performance.now()
   yield* Effect.orDie(run(1))
@@ -161,7 +171,10 @@ const benchLedgerFs = (clients: number, total: number) =>
       }
     }).pipe(
       Effect.provide(
-        LedgerFs.layer({ path: `${dir}/ledger.jsonl`, budgets: [{ datasetId: "bench", split: "train", runs: 10_000_000 }] })
+        LedgerFs.layer({
+          path: `${dir}/ledger.jsonl`,
+          budgets: [{ datasetId: "bench", split: "train", runs: 10_000_000 }]
+        })
           .pipe(Layer.provide(NodeContext.layer))
       ),
       Effect.orDie
@@ -214,7 +227,11 @@ const benchLedgerSqlite = (clients: number, total: number) =>
         value: Math.round((perClient * clients) / seconds),
         unit: "durable reserves/s"
       }
-    }).pipe(Effect.provide(SqliteStore.layer({ filename: `${dir}/bench.db`, budgets: sqliteBudgets })), Effect.orDie, Effect.provide(NodeContext.layer))
+    }).pipe(
+      Effect.provide(SqliteStore.layer({ filename: `${dir}/bench.db`, budgets: sqliteBudgets })),
+      Effect.orDie,
+      Effect.provide(NodeContext.layer)
+    )
   )
 
 const reserveLoop = (ledger: Ledger.Ledger["Type"], clients: number, perClient: number, prefix: string) =>
@@ -237,18 +254,30 @@ const reserveChild = (filename: string, index: string) =>
     const started = Date.now()
     yield* reserveLoop(ledger, 16, 500, `p${index}-`)
     process.stdout.write(`${started} ${Date.now()}\n`)
-  }).pipe(Effect.provide(SqliteStore.layer({ filename, budgets: sqliteBudgets })), Effect.orDie, Effect.provide(NodeContext.layer))
+  }).pipe(
+    Effect.provide(SqliteStore.layer({ filename, budgets: sqliteBudgets })),
+    Effect.orDie,
+    Effect.provide(NodeContext.layer)
+  )
 
 /** Total durable reserves per second of 4 processes sharing one SQLite database. */
 const benchLedgerSqlite4 = inTempDir((dir) =>
   Effect.gen(function*() {
     const filename = `${dir}/bench.db`
     // create the schema first, so the children measure reserving, not migrating
-    yield* Effect.scoped(Layer.build(SqliteStore.layer({ filename, budgets: sqliteBudgets }).pipe(Layer.provide(NodeContext.layer))))
+    yield* Effect.scoped(
+      Layer.build(SqliteStore.layer({ filename, budgets: sqliteBudgets }).pipe(Layer.provide(NodeContext.layer)))
+    )
     const spans = yield* Effect.all(
       [0, 1, 2, 3].map((index) =>
         Effect.async<readonly [number, number]>((resume) => {
-          const child = spawn(process.execPath, [...process.execArgv, scriptPath, "--reserve-child", filename, String(index)], {
+          const child = spawn(process.execPath, [
+            ...process.execArgv,
+            scriptPath,
+            "--reserve-child",
+            filename,
+            String(index)
+          ], {
             stdio: ["ignore", "pipe", "inherit"]
           })
           let out = ""
@@ -262,7 +291,11 @@ const benchLedgerSqlite4 = inTempDir((dir) =>
       { concurrency: "unbounded" }
     )
     const seconds = (Math.max(...spans.map(([, end]) => end)) - Math.min(...spans.map(([start]) => start))) / 1000
-    return { name: "ledger/sqlite/reserve/4proc", value: Math.round((4 * 16 * 500) / seconds), unit: "durable reserves/s" }
+    return {
+      name: "ledger/sqlite/reserve/4proc",
+      value: Math.round((4 * 16 * 500) / seconds),
+      unit: "durable reserves/s"
+    }
   }).pipe(Effect.orDie)
 )
 
@@ -287,14 +320,18 @@ const benchPipelineSqlite = (client: "sqlite" | "libsql") =>
       const filename = `${dir}/bench.db`
       const budgets = [{ datasetId: "bench", split: "train", runs: 10 }]
       const open = () =>
-        (client === "sqlite" ? SqliteStore.layer({ filename, budgets }) : SqliteStore.layerLibsql({ filename, budgets }))
+        (client === "sqlite"
+          ? SqliteStore.layer({ filename, budgets })
+          : SqliteStore.layerLibsql({ filename, budgets }))
           .pipe(Layer.provide(NodeContext.layer))
       const started = performance.now()
-      const runId = yield* Effect.flatMap(Engine.Engine, (engine) =>
-        engine.evaluate({ datasetId: "bench", split: "train", candidate: { id: "bench" } })).pipe(
-          Effect.map((experiment) => experiment.run.runId),
-          Effect.provide(storeStack(open(), samples))
-        )
+      const runId = yield* Effect.flatMap(
+        Engine.Engine,
+        (engine) => engine.evaluate({ datasetId: "bench", split: "train", candidate: { id: "bench" } })
+      ).pipe(
+        Effect.map((experiment) => experiment.run.runId),
+        Effect.provide(storeStack(open(), samples))
+      )
       const samplesPerSecond = samples / ((performance.now() - started) / 1000)
       const results: Array<Result> = [
         { name: `pipeline/${client}/samples`, value: Math.round(samplesPerSecond), unit: "samples/s" }

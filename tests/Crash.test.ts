@@ -1,14 +1,14 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Engine, Ledger, TaskStore } from "@holdout/core"
+import * as LibsqlClient from "@effect/sql-libsql/LibsqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
+import { Engine, Ledger, TaskStore } from "@holdout/core"
+import { createClient } from "@libsql/client/node"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as LibsqlClient from "@effect/sql-libsql/LibsqlClient"
-import { createClient } from "@libsql/client/node"
-import * as Layer from "effect/Layer"
 import { databaseFile, datasetId, layer, samplesInRun, smallRunLimit, type StoreKind } from "./crash/stack.js"
 
 const child = fileURLToPath(new URL("./crash/child.ts", import.meta.url))
@@ -59,16 +59,20 @@ const runAndKill = (kind: StoreKind, dir: string, runKey: string, delayMs: numbe
 
 /** `PRAGMA integrity_check` of a SQLite database, through libsql (which loads under Node and Deno). */
 const integrity = (filename: string) =>
-  Effect.scoped(Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    return yield* sql<{ integrity_check: string }>`PRAGMA integrity_check`
-  }).pipe(
-    Effect.provide(Layer.unwrapScoped(Effect.map(
-      Effect.acquireRelease(Effect.sync(() => createClient({ url: `file:${filename}` })), (client) =>
-        Effect.sync(() => client.close())),
-      (liveClient) => LibsqlClient.layer({ liveClient })
-    )))
-  ))
+  Effect.scoped(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      return yield* sql<{ integrity_check: string }>`PRAGMA integrity_check`
+    }).pipe(
+      Effect.provide(Layer.unwrapScoped(Effect.map(
+        Effect.acquireRelease(
+          Effect.sync(() => createClient({ url: `file:${filename}` })),
+          (client) => Effect.sync(() => client.close())
+        ),
+        (liveClient) => LibsqlClient.layer({ liveClient })
+      )))
+    )
+  )
 
 // The child writes with the store's own client; the parent reopens with one that loads in its
 // runtime (better-sqlite3 does not load under Deno; libsql reads the same file).
@@ -78,64 +82,74 @@ const cases: ReadonlyArray<readonly [string, StoreKind, StoreKind]> = [
 ]
 
 describe.each(cases)("crash safety: %s", (_name, kind, reopenKind) => {
-  it.effect("SIGKILL at random moments loses no acknowledged write, never overspends, and resume completes", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const dir = yield* fs.makeTempDirectoryScoped()
-      const acknowledged = new Set<string>()
-      let kills = 0
-      let resumed = 0
-      let midRun = 0
-      for (let round = 0; round < 22; round++) {
-        const runKey = `round-${round}`
-        const outcome = yield* runAndKill(kind, dir, runKey, Math.floor(Math.random() * 600))
-        assert.isTrue(outcome.killed, `the child ended on its own: ${outcome.stderr}`)
-        kills++
-        for (const id of outcome.reserved) acknowledged.add(id)
+  it.effect(
+    "SIGKILL at random moments loses no acknowledged write, never overspends, and resume completes",
+    () =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const fs = yield* FileSystem.FileSystem
+          const dir = yield* fs.makeTempDirectoryScoped()
+          const acknowledged = new Set<string>()
+          let kills = 0
+          let resumed = 0
+          let midRun = 0
+          for (let round = 0; round < 22; round++) {
+            const runKey = `round-${round}`
+            const outcome = yield* runAndKill(kind, dir, runKey, Math.floor(Math.random() * 600))
+            assert.isTrue(outcome.killed, `the child ended on its own: ${outcome.stderr}`)
+            kills++
+            for (const id of outcome.reserved) acknowledged.add(id)
 
-        // no temp file and no torn line is visible after the crash is repaired by a reopen
-        yield* Effect.scoped(Effect.gen(function*() {
-          const engine = yield* Engine.Engine
-          const ledger = yield* Ledger.Ledger
-          const store = yield* TaskStore.TaskStore
+            // no temp file and no torn line is visible after the crash is repaired by a reopen
+            yield* Effect.scoped(
+              Effect.gen(function*() {
+                const engine = yield* Engine.Engine
+                const ledger = yield* Ledger.Ledger
+                const store = yield* TaskStore.TaskStore
 
-          const journal = new Set((yield* ledger.reservations()).map((reservation) => reservation.id))
-          for (const id of acknowledged) assert.isTrue(journal.has(id), `acknowledged reservation ${id} is missing`)
-          const small = yield* ledger.get({ datasetId, split: "small" })
-          assert.isAtMost(small.spent.runs, smallRunLimit)
-          assert.strictEqual(small.spent.runs, (yield* ledger.reservations({ datasetId, split: "small" })).length)
+                const journal = new Set((yield* ledger.reservations()).map((reservation) => reservation.id))
+                for (const id of acknowledged) {
+                  assert.isTrue(journal.has(id), `acknowledged reservation ${id} is missing`)
+                }
+                const small = yield* ledger.get({ datasetId, split: "small" })
+                assert.isAtMost(small.spent.runs, smallRunLimit)
+                assert.strictEqual(small.spent.runs, (yield* ledger.reservations({ datasetId, split: "small" })).length)
 
-          const runId = Engine.runIdForKey(runKey)
-          const stored = new Set((yield* store.listSamples(runId)).map((sample) => sample.sampleId))
-          for (const [sampleRun, sampleId] of outcome.samples) {
-            assert.strictEqual(sampleRun, runId)
-            assert.isTrue(stored.has(sampleId), `acknowledged sample ${sampleId} of ${runId} is missing`)
+                const runId = Engine.runIdForKey(runKey)
+                const stored = new Set((yield* store.listSamples(runId)).map((sample) => sample.sampleId))
+                for (const [sampleRun, sampleId] of outcome.samples) {
+                  assert.strictEqual(sampleRun, runId)
+                  assert.isTrue(stored.has(sampleId), `acknowledged sample ${sampleId} of ${runId} is missing`)
+                }
+
+                const run = yield* store.getRun(runId)
+                if (run._tag === "Some") {
+                  if (!outcome.completed) midRun++
+                  const before = yield* ledger.get({ datasetId, split: "train" })
+                  const experiment = yield* engine.resume(runId)
+                  assert.strictEqual(experiment.run.status, "completed")
+                  assert.strictEqual(experiment.samples.length, samplesInRun)
+                  assert.deepStrictEqual((yield* ledger.get({ datasetId, split: "train" })).spent, before.spent)
+                  resumed++
+                }
+              }).pipe(Effect.provide(layer(reopenKind, dir)))
+            )
+
+            if (kind === "fs") {
+              for (const name of yield* fs.readDirectory(dir)) {
+                assert.include(["ledger.jsonl", "tasks.jsonl"], name, `unexpected file ${name} after a reopen`)
+                const text = yield* fs.readFileString(`${dir}/${name}`)
+                assert.isTrue(text.length === 0 || text.endsWith("\n"), `${name} ends with a torn line`)
+              }
+            } else {
+              assert.deepStrictEqual(yield* integrity(databaseFile(dir)), [{ integrity_check: "ok" }])
+            }
           }
-
-          const run = yield* store.getRun(runId)
-          if (run._tag === "Some") {
-            if (!outcome.completed) midRun++
-            const before = yield* ledger.get({ datasetId, split: "train" })
-            const experiment = yield* engine.resume(runId)
-            assert.strictEqual(experiment.run.status, "completed")
-            assert.strictEqual(experiment.samples.length, samplesInRun)
-            assert.deepStrictEqual((yield* ledger.get({ datasetId, split: "train" })).spent, before.spent)
-            resumed++
-          }
-        }).pipe(Effect.provide(layer(reopenKind, dir))))
-
-        if (kind === "fs") {
-          for (const name of yield* fs.readDirectory(dir)) {
-            assert.include(["ledger.jsonl", "tasks.jsonl"], name, `unexpected file ${name} after a reopen`)
-            const text = yield* fs.readFileString(`${dir}/${name}`)
-            assert.isTrue(text.length === 0 || text.endsWith("\n"), `${name} ends with a torn line`)
-          }
-        } else {
-          assert.deepStrictEqual(yield* integrity(databaseFile(dir)), [{ integrity_check: "ok" }])
-        }
-      }
-      assert.isAtLeast(kills, 20)
-      assert.isAtLeast(resumed, 10, "too few kills landed after the run was created")
-      assert.isAtLeast(midRun, 5, "too few kills landed in the middle of a run")
-    }).pipe(Effect.provide(NodeContext.layer))), 300_000)
+          assert.isAtLeast(kills, 20)
+          assert.isAtLeast(resumed, 10, "too few kills landed after the run was created")
+          assert.isAtLeast(midRun, 5, "too few kills landed in the middle of a run")
+        }).pipe(Effect.provide(NodeContext.layer))
+      ),
+    300_000
+  )
 })

@@ -1,9 +1,9 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
+import { assert, describe, it } from "@effect/vitest"
 import { Ledger } from "@holdout/core"
 import { LedgerFs } from "@holdout/store-fs"
 import { expectFailure } from "@holdout/testkit"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -43,20 +43,26 @@ const open = (path: string) =>
   )
 
 describe("LedgerFs lock across processes", () => {
-  it.effect("a second process gets LedgerLocked; the lock of a killed process is taken over", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const dir = yield* fs.makeTempDirectoryScoped()
-      const path = `${dir}/ledger.jsonl`
-      const child = yield* startHolder(path)
-      const error = yield* expectFailure(open(path))
-      assert.strictEqual(error._tag, "LedgerLocked")
-      assert.isTrue(yield* fs.exists(`${path}.lock`))
-      yield* killed(child)
-      // the dead holder's lock is still on disk, and is taken over
-      assert.isTrue(yield* fs.exists(`${path}.lock`))
-      const reservation = yield* open(path)
-      assert.strictEqual(reservation.id, "r")
-      assert.isFalse(yield* fs.exists(`${path}.lock`))
-    }).pipe(Effect.provide(NodeContext.layer))), 60_000)
+  it.effect(
+    "a second process gets LedgerLocked; the lock of a killed process is taken over",
+    () =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const fs = yield* FileSystem.FileSystem
+          const dir = yield* fs.makeTempDirectoryScoped()
+          const path = `${dir}/ledger.jsonl`
+          const child = yield* startHolder(path)
+          const error = yield* expectFailure(open(path))
+          assert.strictEqual(error._tag, "LedgerLocked")
+          assert.isTrue(yield* fs.exists(`${path}.lock`))
+          yield* killed(child)
+          // the dead holder's lock is still on disk, and is taken over
+          assert.isTrue(yield* fs.exists(`${path}.lock`))
+          const reservation = yield* open(path)
+          assert.strictEqual(reservation.id, "r")
+          assert.isFalse(yield* fs.exists(`${path}.lock`))
+        }).pipe(Effect.provide(NodeContext.layer))
+      ),
+    60_000
+  )
 })

@@ -5,10 +5,10 @@
  * the message names neither a path of this machine nor anything git printed.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { DatasetSource, Engine, EvalStrategy, Ledger, Stack, TaskStore, Workspace } from "@holdout/core"
 import { GitWorkspace } from "@holdout/harness"
 import { expectFailure } from "@holdout/testkit"
-import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

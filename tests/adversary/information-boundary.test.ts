@@ -4,11 +4,11 @@
  * another split.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { assert, describe, it } from "@effect/vitest"
 import { DatasetSource, Engine, Ledger, LocalStrategy, type Model, Stack, Task, TaskStore } from "@holdout/core"
 import { Verifier } from "@holdout/harness"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure } from "@holdout/testkit"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -63,7 +63,10 @@ describe("adversary: differencing on a non_viewable split", () => {
       // sampleIds are refused outright, and charge nothing
       const refused = yield* expectFailure(evaluate({ split: "validation", candidate, sampleIds: [1, 2, 3, 4, 5] }))
       assert.strictEqual(refused._tag, "InvalidRequest")
-      assert.strictEqual((yield* expectFailure(evaluate({ split: "validation", candidate, numSamples: 4 })))._tag, "SubsetTooSmall")
+      assert.strictEqual(
+        (yield* expectFailure(evaluate({ split: "validation", candidate, numSamples: 4 })))._tag,
+        "SubsetTooSmall"
+      )
       // the classic attack: P(k+1)·(k+1) − P(k)·k is sample k's score — for every k the budget allows
       const sums: Array<number> = []
       const sets: Array<ReadonlyArray<number>> = []
@@ -72,7 +75,10 @@ describe("adversary: differencing on a non_viewable split", () => {
         sums[count] = revealedSum(experiment)
         sets[count] = experiment.run.sampleIds
       }
-      const spent = yield* Effect.flatMap(Ledger.Ledger, (ledger) => ledger.get({ datasetId: "ds", split: "validation" }))
+      const spent = yield* Effect.flatMap(
+        Ledger.Ledger,
+        (ledger) => ledger.get({ datasetId: "ds", split: "validation" })
+      )
       assert.strictEqual(spent.spent.runs, size - 4)
       // the attacker's guess for the sample its k-th difference names (on today's engine: exact)
       const guesses = new Map<number, number>()

@@ -4,9 +4,9 @@
  * answered with a reservation of the other split.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { assert, describe, it } from "@effect/vitest"
 import { Ledger } from "@holdout/core"
 import { SqliteStore } from "@holdout/store-sqlite"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { spawn } from "node:child_process"
@@ -37,27 +37,31 @@ const race = (filename: string, split: string) =>
   })
 
 describe.skipIf("Deno" in globalThis)("adversary: one key raced on two splits by two processes", () => {
-  it.effect("each id is charged once, to one split; the other process gets IdempotencyConflict", () =>
-    Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "holdout-key-race-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-      const filename = join(dir, "holdout.db")
-      const [train, validation] = yield* Effect.all([race(filename, "train"), race(filename, "validation")], {
-        concurrency: 2
-      })
-      const budgets = [
-        { datasetId: "ds", split: "train", runs: 1000 },
-        { datasetId: "ds", split: "validation", runs: 1000 }
-      ]
-      const journal = yield* Effect.flatMap(Ledger.Ledger, (ledger) => ledger.reservations()).pipe(
-        Effect.provide(SqliteStore.layer({ filename, budgets }).pipe(Layer.provide(NodeContext.layer)))
-      )
-      assert.strictEqual(journal.length, count, "every id is charged exactly once")
-      for (const reservation of journal) {
-        const mine = reservation.split === "train" ? train : validation
-        const theirs = reservation.split === "train" ? validation : train
-        assert.strictEqual(mine.get(reservation.id), "ok")
-        assert.strictEqual(theirs.get(reservation.id), "IdempotencyConflict", `${reservation.id} was misattributed`)
-      }
-    }).pipe(Effect.scoped), 120_000)
+  it.effect(
+    "each id is charged once, to one split; the other process gets IdempotencyConflict",
+    () =>
+      Effect.gen(function*() {
+        const dir = mkdtempSync(join(tmpdir(), "holdout-key-race-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+        const filename = join(dir, "holdout.db")
+        const [train, validation] = yield* Effect.all([race(filename, "train"), race(filename, "validation")], {
+          concurrency: 2
+        })
+        const budgets = [
+          { datasetId: "ds", split: "train", runs: 1000 },
+          { datasetId: "ds", split: "validation", runs: 1000 }
+        ]
+        const journal = yield* Effect.flatMap(Ledger.Ledger, (ledger) => ledger.reservations()).pipe(
+          Effect.provide(SqliteStore.layer({ filename, budgets }).pipe(Layer.provide(NodeContext.layer)))
+        )
+        assert.strictEqual(journal.length, count, "every id is charged exactly once")
+        for (const reservation of journal) {
+          const mine = reservation.split === "train" ? train : validation
+          const theirs = reservation.split === "train" ? validation : train
+          assert.strictEqual(mine.get(reservation.id), "ok")
+          assert.strictEqual(theirs.get(reservation.id), "IdempotencyConflict", `${reservation.id} was misattributed`)
+        }
+      }).pipe(Effect.scoped),
+    120_000
+  )
 })

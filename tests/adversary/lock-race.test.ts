@@ -71,48 +71,54 @@ const hasProc = (() => {
 })()
 
 describe("lock takeover races", () => {
-  it.effect.skipIf(!hasProc)("50 trials of 2-4 processes racing for one stale lock: never two holders", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const racers = yield* Effect.acquireRelease(
-        Effect.promise(() => Promise.all([startRacer(), startRacer(), startRacer(), startRacer()])),
-        (started) => Effect.sync(() => started.forEach((one) => one.child.kill("SIGKILL")))
-      )
-      const self = { pid: process.pid, start: startTime("self") }
-      const tallies = new Map<Kind, number>()
-      for (let trial = 0; trial < 50; trial++) {
-        const kind = kinds[trial % kinds.length]!
-        const dir = yield* fs.makeTempDirectoryScoped()
-        const racing = racers.slice(0, 2 + (trial % 3))
-        const record = kind === "dead pid"
-          ? { pid: 4_194_304 + 1000 + trial, start: "12345", token: `dead-${trial}` }
-          : kind === "reused pid"
-          // a pid now used by one of the racers, which started later than the recorded holder
-          ? { pid: racing[trial % racing.length]!.child.pid, start: "1", token: `reused-${trial}` }
-          : kind === "pid 1 restarted"
-          ? { pid: 1, start: `${startTime(1)}0`, token: `init-${trial}` }
-          : { ...self, token: `live-${trial}` }
-        yield* fs.writeFileString(`${dir}/ledger.jsonl.lock`, JSON.stringify(record) + "\n")
+  it.effect.skipIf(!hasProc)(
+    "50 trials of 2-4 processes racing for one stale lock: never two holders",
+    () =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const fs = yield* FileSystem.FileSystem
+          const racers = yield* Effect.acquireRelease(
+            Effect.promise(() => Promise.all([startRacer(), startRacer(), startRacer(), startRacer()])),
+            (started) => Effect.sync(() => started.forEach((one) => one.child.kill("SIGKILL")))
+          )
+          const self = { pid: process.pid, start: startTime("self") }
+          const tallies = new Map<Kind, number>()
+          for (let trial = 0; trial < 50; trial++) {
+            const kind = kinds[trial % kinds.length]!
+            const dir = yield* fs.makeTempDirectoryScoped()
+            const racing = racers.slice(0, 2 + (trial % 3))
+            const record = kind === "dead pid"
+              ? { pid: 4_194_304 + 1000 + trial, start: "12345", token: `dead-${trial}` }
+              : kind === "reused pid"
+              // a pid now used by one of the racers, which started later than the recorded holder
+              ? { pid: racing[trial % racing.length]!.child.pid, start: "1", token: `reused-${trial}` }
+              : kind === "pid 1 restarted"
+              ? { pid: 1, start: `${startTime(1)}0`, token: `init-${trial}` }
+              : { ...self, token: `live-${trial}` }
+            yield* fs.writeFileString(`${dir}/ledger.jsonl.lock`, JSON.stringify(record) + "\n")
 
-        const answers = yield* Effect.promise(() => {
-          const replies = racing.map((one) => one.next())
-          for (const one of racing) one.send(`go ${dir}`)
-          return Promise.all(replies)
-        })
-        const holders = racing.filter((_, index) => answers[index] !== "locked LedgerLocked")
-        assert.notInclude(answers, "double", `trial ${trial} (${kind}): two holders at once: ${answers}`)
-        for (const answer of answers) assert.include(["held", "locked LedgerLocked"], answer, `trial ${trial}`)
-        assert.strictEqual(holders.length, kind === "live holder" ? 0 : 1, `trial ${trial} (${kind}): ${answers}`)
-        const log = (yield* fs.readFileString(`${dir}/holders.log`).pipe(Effect.orElseSucceed(() => ""))).trim()
-        assert.strictEqual(log.length === 0 ? 0 : log.split("\n").length, holders.length)
-        yield* Effect.promise(() => {
-          const released = holders.map((one) => one.next())
-          for (const one of holders) one.send("release")
-          return Promise.all(released)
-        })
-        if (kind !== "live holder") assert.isFalse(yield* fs.exists(`${dir}/ledger.jsonl.lock`))
-        tallies.set(kind, (tallies.get(kind) ?? 0) + 1)
-      }
-      assert.strictEqual([...tallies.values()].reduce((sum, count) => sum + count, 0), 50)
-    }).pipe(Effect.provide(NodeContext.layer))), 60_000)
+            const answers = yield* Effect.promise(() => {
+              const replies = racing.map((one) => one.next())
+              for (const one of racing) one.send(`go ${dir}`)
+              return Promise.all(replies)
+            })
+            const holders = racing.filter((_, index) => answers[index] !== "locked LedgerLocked")
+            assert.notInclude(answers, "double", `trial ${trial} (${kind}): two holders at once: ${answers}`)
+            for (const answer of answers) assert.include(["held", "locked LedgerLocked"], answer, `trial ${trial}`)
+            assert.strictEqual(holders.length, kind === "live holder" ? 0 : 1, `trial ${trial} (${kind}): ${answers}`)
+            const log = (yield* fs.readFileString(`${dir}/holders.log`).pipe(Effect.orElseSucceed(() => ""))).trim()
+            assert.strictEqual(log.length === 0 ? 0 : log.split("\n").length, holders.length)
+            yield* Effect.promise(() => {
+              const released = holders.map((one) => one.next())
+              for (const one of holders) one.send("release")
+              return Promise.all(released)
+            })
+            if (kind !== "live holder") assert.isFalse(yield* fs.exists(`${dir}/ledger.jsonl.lock`))
+            tallies.set(kind, (tallies.get(kind) ?? 0) + 1)
+          }
+          assert.strictEqual([...tallies.values()].reduce((sum, count) => sum + count, 0), 50)
+        }).pipe(Effect.provide(NodeContext.layer))
+      ),
+    60_000
+  )
 })

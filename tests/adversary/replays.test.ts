@@ -29,7 +29,10 @@ describe("replays", () => {
       const entries = readdirSync(server.resultsDir)
       assert.strictEqual(entries.length, 1, entries.join(" "))
       assert.strictEqual(join(server.resultsDir, entries[0]!), at(first.json, "resultPath"))
-      assert.sameMembers(readdirSync(join(server.resultsDir, entries[0]!)), ["summary.json", ...rows(8).map((row) => `${row.index}.json`)])
+      assert.sameMembers(readdirSync(join(server.resultsDir, entries[0]!)), [
+        "summary.json",
+        ...rows(8).map((row) => `${row.index}.json`)
+      ])
 
       // a replay after the fact answers the same and still writes nothing
       const later = yield* evaluate(server, { split: "train", idempotencyKey: "replay-1" })
@@ -59,7 +62,8 @@ describe("replays", () => {
       const server = yield* serve({ budgets: { train: runs, validation: 2 } })
       const all = yield* Effect.forEach(
         Array.from({ length: runs }, (_, index) => index),
-        (index) => evaluate(server, index % 2 === 0 ? { split: "train" } : { split: "train", idempotencyKey: `key-${index}` }),
+        (index) =>
+          evaluate(server, index % 2 === 0 ? { split: "train" } : { split: "train", idempotencyKey: `key-${index}` }),
         { concurrency: runs }
       )
       for (const reply of all) assert.strictEqual(reply.status, 200, reply.text)

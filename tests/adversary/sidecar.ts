@@ -71,7 +71,13 @@ const stack = (budgets: Budgets) =>
       { datasetId: "ds", split: "validation", runs: budgets.validation },
       { datasetId: "ds", split: "ghost", runs: 1 }
     ],
-    policy: { train: "viewable", validation: "non_viewable", "holdout-secret": "no_access", ghost: "viewable", open: "viewable" },
+    policy: {
+      train: "viewable",
+      validation: "non_viewable",
+      "holdout-secret": "no_access",
+      ghost: "viewable",
+      open: "viewable"
+    },
     ledger: Ledger.layerMemory,
     store,
     datasets: DatasetSource.layerRecords({
@@ -119,7 +125,12 @@ export const serve = (options: ServeOptions = {}) =>
     const context = yield* Layer.build(layer)
     const address = Context.get(context, HttpServer.HttpServer).address
     const port = address._tag === "TcpAddress" ? address.port : 0
-    return { url: `http://127.0.0.1:${port}`, dir, resultsDir, token: readFileSync(tokenFile, "utf8").trim() } satisfies Server
+    return {
+      url: `http://127.0.0.1:${port}`,
+      dir,
+      resultsDir,
+      token: readFileSync(tokenFile, "utf8").trim()
+    } satisfies Server
   })
 
 export interface Reply {
@@ -131,7 +142,10 @@ export interface Reply {
 /** The value at a dotted path of a decoded JSON document (undefined when absent). */
 export const at = (value: unknown, path: string): unknown =>
   path.split(".").reduce<unknown>(
-    (current, key) => (typeof current === "object" && current !== null ? (current as Record<string, unknown>)[key] : undefined),
+    (
+      current,
+      key
+    ) => (typeof current === "object" && current !== null ? (current as Record<string, unknown>)[key] : undefined),
     value
   )
 

@@ -48,7 +48,10 @@ describe("strict bodies", () => {
     Effect.gen(function*() {
       const server = yield* serve({ mode: "submit" })
       assert.strictEqual((yield* evaluate(server, { split: "train", candidate: { id: "c" } })).status, 200)
-      assertRefusal(yield* request(server, "POST", "/submit", { body: { candidate: { id: "c" }, force: true } }), "force")
+      assertRefusal(
+        yield* request(server, "POST", "/submit", { body: { candidate: { id: "c" }, force: true } }),
+        "force"
+      )
       assertRefusal(yield* request(server, "POST", "/submit", { body: { candidate: { id: "c", sha: "abc" } } }), "sha")
       // a submission is final: this one is accepted only if none of the refused ones was taken
       const submitted = yield* request(server, "POST", "/submit", { body: { candidate: { id: "c" } } })
@@ -61,7 +64,11 @@ describe("strict bodies", () => {
       for (const path of ["/eval", "/submit"]) {
         for (const raw of ["{ not json", "", "[1, 2", "{\"datasetId\": \"ds\",}"]) {
           const reply = yield* request(server, "POST", path, { raw, headers: { "content-type": "application/json" } })
-          assert.deepStrictEqual([reply.status, at(reply.json, "_tag")], [400, "InvalidRequest"], `${path} ${raw}: ${reply.text}`)
+          assert.deepStrictEqual(
+            [reply.status, at(reply.json, "_tag")],
+            [400, "InvalidRequest"],
+            `${path} ${raw}: ${reply.text}`
+          )
           assertErrorBody(reply, `${path} ${raw}`)
         }
       }
@@ -86,7 +93,11 @@ describe("strict bodies", () => {
       ]
       for (const [body, status, tag] of cases) {
         const reply = yield* evaluate(server, body)
-        assert.deepStrictEqual([reply.status, at(reply.json, "_tag")], [status, tag], `${JSON.stringify(body).slice(0, 80)}: ${reply.text}`)
+        assert.deepStrictEqual(
+          [reply.status, at(reply.json, "_tag")],
+          [status, tag],
+          `${JSON.stringify(body).slice(0, 80)}: ${reply.text}`
+        )
         assertErrorBody(reply, tag)
       }
       const defect = yield* evaluate(server, { split: "train", candidate: { id: "defect" } })
@@ -110,7 +121,9 @@ describe("strict bodies", () => {
       const submit = yield* request(server, "POST", "/submit", { body: { candidate: { id: "cand-1" } } })
       assert.deepStrictEqual([submit.status, at(submit.json, "_tag")], [400, "InvalidRequest"])
       assertErrorBody(submit, "submit disabled")
-      for (let run = 0; run < 2; run++) assert.strictEqual((yield* evaluate(server, { split: "validation" })).status, 200)
+      for (let run = 0; run < 2; run++) {
+        assert.strictEqual((yield* evaluate(server, { split: "validation" })).status, 200)
+      }
       const exhausted = yield* evaluate(server, { split: "validation" })
       assert.deepStrictEqual([exhausted.status, at(exhausted.json, "_tag")], [429, "BudgetExhausted"], exhausted.text)
       assertErrorBody(exhausted, "BudgetExhausted")

@@ -4,11 +4,11 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
+import { assert, describe, it } from "@effect/vitest"
 import { Ledger, TaskStore } from "@holdout/core"
 import { LedgerFs, TaskStoreFs } from "@holdout/store-fs"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure, makeRun } from "@holdout/testkit"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -34,8 +34,7 @@ const withDir = <A, E>(f: (fs: FileSystem.FileSystem, dir: string) => Effect.Eff
 const useLedger = <A, E, LE>(
   layer: Layer.Layer<Ledger.Ledger, LE>,
   f: (ledger: Ledger.Ledger["Type"]) => Effect.Effect<A, E>
-) =>
-  Effect.scoped(Effect.flatMap(Ledger.Ledger, f).pipe(Effect.provide(layer)))
+) => Effect.scoped(Effect.flatMap(Ledger.Ledger, f).pipe(Effect.provide(layer)))
 
 const fsLedger = (path: string) => LedgerFs.layer({ path, budgets }).pipe(Layer.provide(NodeContext.layer))
 
@@ -80,7 +79,8 @@ describe("tampering with a file store", () => {
           assert.include(error.message, "empty")
         }
         assert.strictEqual((yield* fs.stat(path)).size, FileSystem.Size(0))
-      })))
+      })
+    ))
 
   it.effect("a journal whose first line is not a Holdout journal is LedgerCorrupt", () =>
     withDir((fs, dir) =>
@@ -90,7 +90,8 @@ describe("tampering with a file store", () => {
         const error = yield* expectFailure(useLedger(fsLedger(path), () => Effect.void))
         assert.strictEqual(error._tag, "LedgerCorrupt")
         assertOneLine(error.message)
-      })))
+      })
+    ))
 
   it.effect("a new journal starts with a header line, so it is never legitimately empty", () =>
     withDir((fs, dir) =>
@@ -102,7 +103,8 @@ describe("tampering with a file store", () => {
         yield* useLedger(fsLedger(path), (ledger) => reserve(ledger, "a"))
         yield* useLedger(fsLedger(path), (ledger) =>
           Effect.map(ledger.get(key), (snapshot) => assert.strictEqual(snapshot.spent.runs, 1)))
-      })))
+      })
+    ))
 
   it.effect("a journal written before headers existed still opens", () =>
     withDir((fs, dir) =>
@@ -110,27 +112,35 @@ describe("tampering with a file store", () => {
         const path = `${dir}/ledger.jsonl`
         const line = { t: "reservation", id: "old", ...key, samples: 1, runId: "run-old", at: 1 }
         yield* fs.writeFileString(path, JSON.stringify(line) + "\n")
-        yield* useLedger(fsLedger(path), (ledger) =>
-          Effect.map(ledger.get(key), (snapshot) => assert.strictEqual(snapshot.spent.runs, 1)))
-      })))
+        yield* useLedger(
+          fsLedger(path),
+          (ledger) => Effect.map(ledger.get(key), (snapshot) => assert.strictEqual(snapshot.spent.runs, 1))
+        )
+      })
+    ))
 
-  it.effect("a journal deleted beside the lock of a killed holder is LedgerCorrupt, and stays so", () =>
-    withDir((fs, dir) =>
-      Effect.gen(function*() {
-        const path = `${dir}/ledger.jsonl`
-        yield* useLedger(fsLedger(path), (ledger) => reserve(ledger, "a"))
-        const child = yield* startHolder(path)
-        yield* killed(child)
-        assert.isTrue(yield* fs.exists(`${path}.lock`))
-        yield* fs.remove(path)
-        for (let attempt = 0; attempt < 2; attempt++) {
-          const error = yield* expectFailure(useLedger(fsLedger(path), () => Effect.void))
-          assert.strictEqual(error._tag, "LedgerCorrupt")
-          assertOneLine(error.message)
-          assert.include(error.message, "missing")
-        }
-        assert.isFalse(yield* fs.exists(path))
-      })), 30_000)
+  it.effect(
+    "a journal deleted beside the lock of a killed holder is LedgerCorrupt, and stays so",
+    () =>
+      withDir((fs, dir) =>
+        Effect.gen(function*() {
+          const path = `${dir}/ledger.jsonl`
+          yield* useLedger(fsLedger(path), (ledger) => reserve(ledger, "a"))
+          const child = yield* startHolder(path)
+          yield* killed(child)
+          assert.isTrue(yield* fs.exists(`${path}.lock`))
+          yield* fs.remove(path)
+          for (let attempt = 0; attempt < 2; attempt++) {
+            const error = yield* expectFailure(useLedger(fsLedger(path), () => Effect.void))
+            assert.strictEqual(error._tag, "LedgerCorrupt")
+            assertOneLine(error.message)
+            assert.include(error.message, "missing")
+          }
+          assert.isFalse(yield* fs.exists(path))
+        })
+      ),
+    30_000
+  )
 
   it.effect("a killed holder's lock without a journal is a fresh ledger (it died before creating it)", () =>
     withDir((fs, dir) =>
@@ -140,7 +150,8 @@ describe("tampering with a file store", () => {
         yield* fs.writeFileString(`${path}.lock`, JSON.stringify({ pid: 999_999_999, token: "dead" }) + "\n")
         yield* useLedger(fsLedger(path), (ledger) => reserve(ledger, "a"))
         assert.isFalse(yield* fs.exists(`${path}.lock`))
-      })))
+      })
+    ))
 
   it.effect("a complete last line without its newline is kept, and the newline completed", () =>
     withDir((fs, dir) =>
@@ -157,21 +168,31 @@ describe("tampering with a file store", () => {
           }))
         assert.isTrue((yield* fs.readFileString(path)).endsWith("\n"))
         yield* useLedger(fsLedger(path), (ledger) =>
-          Effect.map(ledger.reservations(), (entries) => assert.deepStrictEqual(entries.map((entry) => entry.id), ["a", "b", "c"])))
-      })))
+          Effect.map(ledger.reservations(), (entries) =>
+            assert.deepStrictEqual(
+              entries.map((entry) =>
+                entry.id
+              ),
+              ["a", "b", "c"]
+            )))
+      })
+    ))
 
   it.effect("a task log truncated to 0 bytes refuses to open", () =>
     withDir((fs, dir) =>
       Effect.gen(function*() {
         const open = TaskStoreFs.layer({ dir }).pipe(Layer.provide(NodeContext.layer))
-        yield* Effect.scoped(Effect.flatMap(TaskStore.TaskStore, (store) => store.createRun(makeRun("r1"))).pipe(
-          Effect.provide(open)
-        ))
+        yield* Effect.scoped(
+          Effect.flatMap(TaskStore.TaskStore, (store) => store.createRun(makeRun("r1"))).pipe(
+            Effect.provide(open)
+          )
+        )
         yield* fs.truncate(`${dir}/${TaskStoreFs.logFile}`, 0)
         const error = yield* expectFailure(Effect.scoped(Effect.provide(TaskStore.TaskStore, open)))
         assert.strictEqual(error._tag, "StoreError")
         assertOneLine(error.message)
-      })))
+      })
+    ))
 })
 
 // better-sqlite3 does not load under Deno; libsql reads and writes the same files
@@ -190,15 +211,18 @@ for (const [name, open] of sqliteClients) {
           const filename = `${dir}/holdout.db`
           yield* useLedger(sqliteLedger(filename), (ledger) => reserve(ledger, "a"))
           // a clean close leaves the main file complete: no write-ahead log to lose
-          yield* useLedger(sqliteLedger(filename), (ledger) =>
-            Effect.map(ledger.get(key), (snapshot) => assert.strictEqual(snapshot.spent.runs, 1)))
+          yield* useLedger(
+            sqliteLedger(filename),
+            (ledger) => Effect.map(ledger.get(key), (snapshot) => assert.strictEqual(snapshot.spent.runs, 1))
+          )
           for (const suffix of ["-wal", "-shm"]) yield* fs.remove(`${filename}${suffix}`).pipe(Effect.ignore)
           yield* fs.truncate(filename, 0)
           const error = yield* expectFailure(useLedger(sqliteLedger(filename), () => Effect.void))
           assert.strictEqual(error._tag, "LedgerCorrupt")
           assertOneLine(error.message)
           assert.strictEqual((yield* fs.stat(filename)).size, FileSystem.Size(0))
-        })))
+        })
+      ))
 
     it.effect("a database with a garbage header is LedgerCorrupt", () =>
       withDir((fs, dir) =>
@@ -208,7 +232,8 @@ for (const [name, open] of sqliteClients) {
           const error = yield* expectFailure(useLedger(sqliteLedger(filename), () => Effect.void))
           assert.strictEqual(error._tag, "LedgerCorrupt")
           assertOneLine(error.message)
-        })))
+        })
+      ))
 
     it.effect("a SQLite database of another application is LedgerCorrupt", () =>
       withDir((_fs, dir) =>
@@ -229,14 +254,16 @@ for (const [name, open] of sqliteClients) {
           const error = yield* expectFailure(useLedger(sqliteLedger(filename), () => Effect.void))
           assert.strictEqual(error._tag, "LedgerCorrupt")
           assertOneLine(error.message)
-        })))
+        })
+      ))
 
     it.effect("a missing database is created fresh", () =>
       withDir((_fs, dir) =>
         useLedger(sqliteLedger(`${dir}/new/holdout.db`).pipe(Layer.orDie), (ledger) => reserve(ledger, "a")).pipe(
           Effect.flatMap(() => useLedger(sqliteLedger(`${dir}/new/holdout.db`), (ledger) => ledger.get(key))),
           Effect.map((snapshot) => assert.strictEqual(snapshot.spent.runs, 1))
-        )))
+        )
+      ))
   })
 }
 
@@ -262,15 +289,17 @@ const holdout = (args: ReadonlyArray<string>, timeoutMs = 20_000) =>
   })
 
 describe("tampering seen through the CLI", () => {
-  it.effect("a SQLite store with a garbage header: serve and run print one error line and exit 1", () =>
-    withDir((fs, dir) =>
-      Effect.gen(function*() {
-        const config = `${dir}/holdout.yaml`
-        yield* fs.makeDirectory(`${dir}/state`)
-        yield* fs.writeFileString(`${dir}/state/holdout.db`, "garbage header, not SQLite\n".repeat(100))
-        yield* fs.writeFileString(
-          config,
-          `store: { kind: sqlite, filename: state/holdout.db }
+  it.effect(
+    "a SQLite store with a garbage header: serve and run print one error line and exit 1",
+    () =>
+      withDir((fs, dir) =>
+        Effect.gen(function*() {
+          const config = `${dir}/holdout.yaml`
+          yield* fs.makeDirectory(`${dir}/state`)
+          yield* fs.writeFileString(`${dir}/state/holdout.db`, "garbage header, not SQLite\n".repeat(100))
+          yield* fs.writeFileString(
+            config,
+            `store: { kind: sqlite, filename: state/holdout.db }
 datasets: { kind: jsonl, dir: ${JSON.stringify(`${fixture}/data`)} }
 strategy: { kind: task, module: ${JSON.stringify(`${fixture}/task.ts`)}, concurrency: 2 }
 budgets:
@@ -278,16 +307,19 @@ budgets:
 policy: { train: viewable }
 sidecar: { tokenFile: state/admin.token, resultsDir: state/results, port: 0 }
 `
-        )
-        const outcomes = yield* Effect.all([
-          holdout(["run", "-c", config, "--dataset", "qa", "--split", "train", "--candidate", "exact"]),
-          holdout(["serve", "-c", config])
-        ], { concurrency: 2 })
-        for (const outcome of outcomes) {
-          assert.strictEqual(outcome.code, 1, outcome.stderr)
-          const lines = outcome.stderr.trim().split("\n")
-          assert.strictEqual(lines.length, 1, outcome.stderr)
-          assert.match(lines[0]!, /^error: LedgerCorrupt: /)
-        }
-      })), 60_000)
+          )
+          const outcomes = yield* Effect.all([
+            holdout(["run", "-c", config, "--dataset", "qa", "--split", "train", "--candidate", "exact"]),
+            holdout(["serve", "-c", config])
+          ], { concurrency: 2 })
+          for (const outcome of outcomes) {
+            assert.strictEqual(outcome.code, 1, outcome.stderr)
+            const lines = outcome.stderr.trim().split("\n")
+            assert.strictEqual(lines.length, 1, outcome.stderr)
+            assert.match(lines[0]!, /^error: LedgerCorrupt: /)
+          }
+        })
+      ),
+    60_000
+  )
 })

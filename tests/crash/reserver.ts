@@ -3,8 +3,8 @@
  * fibers, repeating some of its own ids and sharing some ids with the other processes, and prints
  * every acknowledged reservation id. Usage: reserver.ts <database file> <process index> <runs|samples>
  */
-import { Ledger } from "@holdout/core"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { Ledger } from "@holdout/core"
 import { SqliteStore } from "@holdout/store-sqlite"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -12,8 +12,11 @@ import { multiProcessBudgets } from "./stack.js"
 
 const [filename, index, mode] = process.argv.slice(2) as [string, string, "runs" | "samples"]
 
-const ids = Array.from({ length: 600 }, (_, attempt) =>
-  attempt % 3 === 0 ? `shared-${attempt}` : attempt % 3 === 1 ? `p${index}-${attempt}` : `p${index}-${attempt - 1}`)
+const ids = Array.from(
+  { length: 600 },
+  (_, attempt) =>
+    attempt % 3 === 0 ? `shared-${attempt}` : attempt % 3 === 1 ? `p${index}-${attempt}` : `p${index}-${attempt - 1}`
+)
 
 const program = Effect.gen(function*() {
   const ledger = yield* Ledger.Ledger
@@ -33,7 +36,12 @@ const program = Effect.gen(function*() {
   process.stdout.write(accepted.join("\n") + "\n")
 })
 
-Effect.runPromise(Effect.provide(program, SqliteStore.layer({ filename, budgets: multiProcessBudgets }).pipe(Layer.provide(NodeContext.layer)))).catch(
+Effect.runPromise(
+  Effect.provide(
+    program,
+    SqliteStore.layer({ filename, budgets: multiProcessBudgets }).pipe(Layer.provide(NodeContext.layer))
+  )
+).catch(
   (error: unknown) => {
     process.stderr.write(`reserver failed: ${String(error)}\n`)
     process.exitCode = 1

@@ -30,7 +30,11 @@ export type Worker = (row: unknown) => number | Promise<number>
  */
 export const layer = (
   workers: ReadonlyArray<Worker>
-): Layer.Layer<EvalStrategy.EvalStrategy, HoldoutError.ConfigError, TaskStore.TaskStore | DatasetSource.DatasetSource> =>
+): Layer.Layer<
+  EvalStrategy.EvalStrategy,
+  HoldoutError.ConfigError,
+  TaskStore.TaskStore | DatasetSource.DatasetSource
+> =>
   Layer.effect(
     EvalStrategy.EvalStrategy,
     Effect.gen(function*() {
@@ -51,8 +55,10 @@ export const layer = (
           if (pending.length === 0) return
           const rows = yield* datasets.rows(plan.datasetId, plan.split, pending).pipe(
             Effect.catchTags({
-              InvalidRequest: (error) => new HoldoutError.StrategyError({ strategy: "function-pool", message: error.message }),
-              UnknownSplit: (error) => new HoldoutError.StrategyError({ strategy: "function-pool", message: error.message })
+              InvalidRequest: (error) =>
+                new HoldoutError.StrategyError({ strategy: "function-pool", message: error.message }),
+              UnknownSplit: (error) =>
+                new HoldoutError.StrategyError({ strategy: "function-pool", message: error.message })
             })
           )
           yield* Effect.forEach(pending, (sampleId, index) =>

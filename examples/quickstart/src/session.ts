@@ -63,7 +63,10 @@ export const session = (
         const experiment = yield* engine.evaluate({ datasetId, split, candidate: candidate(settings), idempotencyKey })
         return { view: yield* View.experiment(experiment), replayed }
       }).pipe(
-        Effect.catchTag("BudgetExhausted", (error) => Effect.as(Effect.sync(() => exhausted.push(error.message)), undefined))
+        Effect.catchTag(
+          "BudgetExhausted",
+          (error) => Effect.as(Effect.sync(() => exhausted.push(error.message)), undefined)
+        )
       )
 
     let tried = 0
@@ -92,7 +95,11 @@ export const session = (
       rows.get(candidate(settings).id)!.validation = result.view.summary.metrics.avgFilledScore
     }
 
-    const testRefusal = yield* engine.evaluate({ datasetId, split: "test", candidate: candidate(ranked[0] ?? grid[0]!) })
+    const testRefusal = yield* engine.evaluate({
+      datasetId,
+      split: "test",
+      candidate: candidate(ranked[0] ?? grid[0]!)
+    })
       .pipe(
         Effect.as("evaluated (a leak!)"),
         Effect.catchAll((error) => Effect.succeed(error._tag))
@@ -108,7 +115,11 @@ export const session = (
         { datasetId, split: "test", candidate: chosen, idempotencyKey: `test:${chosen.id}` },
         { admin: true }
       )
-      verifier = { candidate: chosen.id, score: experiment.metrics.avgFilledScore, samples: experiment.metrics.numSamples }
+      verifier = {
+        candidate: chosen.id,
+        score: experiment.metrics.avgFilledScore,
+        samples: experiment.metrics.numSamples
+      }
     }
 
     const report: Report = {
@@ -128,16 +139,22 @@ const percent = (value: number | undefined) => value === undefined ? "—" : `${
 export const render = (report: Report): string => {
   const lines: Array<string> = []
   const width = Math.max(...report.rows.map((row) => row.candidate.length), 9)
-  lines.push(`${"candidate".padEnd(width)}  ${"train (viewable)".padEnd(32)}  validation (non_viewable)  test (no_access)`)
+  lines.push(
+    `${"candidate".padEnd(width)}  ${"train (viewable)".padEnd(32)}  validation (non_viewable)  test (no_access)`
+  )
   for (const row of report.rows) {
-    const wrong = row.wrong.length === 0 ? "none wrong" : `wrong: ${row.wrong.slice(0, 4).join(", ")}${row.wrong.length > 4 ? ", …" : ""}`
+    const wrong = row.wrong.length === 0
+      ? "none wrong"
+      : `wrong: ${row.wrong.slice(0, 4).join(", ")}${row.wrong.length > 4 ? ", …" : ""}`
     lines.push(
       `${row.candidate.padEnd(width)}  ${percent(row.train).padStart(6)}  ${wrong.padEnd(24)}  ` +
         `${percent(row.validation).padStart(6)}${" ".repeat(21)}hidden`
     )
   }
-  lines.push(`\nthis session charged ${report.charged.train} train and ${report.charged.validation} validation evaluation(s); ` +
-    `an evaluation on test was refused: ${report.testRefusal}`)
+  lines.push(
+    `\nthis session charged ${report.charged.train} train and ${report.charged.validation} validation evaluation(s); ` +
+      `an evaluation on test was refused: ${report.testRefusal}`
+  )
   lines.push("\nbudget left")
   for (const split of report.budgets) {
     lines.push(

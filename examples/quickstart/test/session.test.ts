@@ -1,5 +1,5 @@
-import { Ledger, TaskStore } from "@holdout/core"
 import { assert, describe, it } from "@effect/vitest"
+import { Ledger, TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { spawn } from "node:child_process"
@@ -7,13 +7,14 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { type Report, render, session } from "../src/session.js"
+import { render, type Report, session } from "../src/session.js"
 import { budgets, classify, make, type Settings, splits } from "../src/stack.js"
 
 // the stack the quickstart runs on SQLite, here on memory layers
 const memory = make(Layer.merge(Ledger.layerMemory(budgets), TaskStore.layerMemory))
 
-const remaining = (report: Report) => Object.fromEntries(report.budgets.map((split) => [split.split, split.remaining.runs]))
+const remaining = (report: Report) =>
+  Object.fromEntries(report.budgets.map((split) => [split.split, split.remaining.runs]))
 
 describe("quickstart: the search on memory layers", () => {
   it.effect("spends the budgets over sessions, replays earlier work for free, and ends with budget-exhausted messages", () =>
@@ -74,30 +75,34 @@ const run = (runtime: "node" | "deno", dir: string) =>
   })
 
 describe("quickstart: the program on its embedded SQLite store", () => {
-  it.live("prints the table, the budget left and the final score; runs again on Node and Deno until the budgets are spent", () => {
-    const dir = mkdtempSync(join(tmpdir(), "holdout-quickstart-"))
-    return Effect.gen(function*() {
-      const first = yield* run("node", dir)
-      assert.strictEqual(first.code, 0, first.output)
-      assert.include(first.output, "train (viewable)")
-      assert.include(first.output, "this session charged 10 train and 3 validation evaluation(s)")
-      assert.match(first.output, /train\s+6 of 16 runs/)
-      assert.match(first.output, /verifier: knn-\S+ scores \d+\.\d% on the hidden test split/)
-      assert.notInclude(first.output, "budget exhausted")
+  it.live(
+    "prints the table, the budget left and the final score; runs again on Node and Deno until the budgets are spent",
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "holdout-quickstart-"))
+      return Effect.gen(function*() {
+        const first = yield* run("node", dir)
+        assert.strictEqual(first.code, 0, first.output)
+        assert.include(first.output, "train (viewable)")
+        assert.include(first.output, "this session charged 10 train and 3 validation evaluation(s)")
+        assert.match(first.output, /train\s+6 of 16 runs/)
+        assert.match(first.output, /verifier: knn-\S+ scores \d+\.\d% on the hidden test split/)
+        assert.notInclude(first.output, "budget exhausted")
 
-      const second = yield* run("node", dir)
-      assert.strictEqual(second.code, 0, second.output)
-      assert.include(second.output, "this session charged 6 train and 1 validation evaluation(s)")
-      assert.include(second.output, `budget exhausted: No runs left for the "train" split`)
+        const second = yield* run("node", dir)
+        assert.strictEqual(second.code, 0, second.output)
+        assert.include(second.output, "this session charged 6 train and 1 validation evaluation(s)")
+        assert.include(second.output, `budget exhausted: No runs left for the "train" split`)
 
-      // Deno opens the same database through libsql
-      const third = yield* run("deno", dir)
-      assert.strictEqual(third.code, 0, third.output)
-      assert.include(third.output, "this session charged 0 train and 0 validation evaluation(s)")
-      assert.include(third.output, `budget exhausted: No runs left for the "validation" split`)
-      for (const output of [first.output, second.output, third.output]) {
-        assert.notMatch(output, /quickstart failed|\n\s+at /, "a stack trace was printed")
-      }
-    }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
-  }, 120_000)
+        // Deno opens the same database through libsql
+        const third = yield* run("deno", dir)
+        assert.strictEqual(third.code, 0, third.output)
+        assert.include(third.output, "this session charged 0 train and 0 validation evaluation(s)")
+        assert.include(third.output, `budget exhausted: No runs left for the "validation" split`)
+        for (const output of [first.output, second.output, third.output]) {
+          assert.notMatch(output, /quickstart failed|\n\s+at /, "a stack trace was printed")
+        }
+      }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    },
+    120_000
+  )
 })

@@ -82,10 +82,13 @@ export const makeRecords = (
         splits: Object.fromEntries(Object.entries(splits).map(([split, rows]) => [split, rows.length]))
       })),
     rows: (datasetId, split, ids) =>
-      Effect.flatMap(dataset(datasetId), (splits): Effect.Effect<ReadonlyArray<unknown>, InvalidRequest | UnknownSplit> =>
-        Object.prototype.hasOwnProperty.call(splits, split)
-          ? pick(datasetId, split, splits[split]!, ids)
-          : Effect.fail(new UnknownSplit({ datasetId, split, known: Object.keys(splits) })))
+      Effect.flatMap(
+        dataset(datasetId),
+        (splits): Effect.Effect<ReadonlyArray<unknown>, InvalidRequest | UnknownSplit> =>
+          Object.prototype.hasOwnProperty.call(splits, split)
+            ? pick(datasetId, split, splits[split]!, ids)
+            : Effect.fail(new UnknownSplit({ datasetId, split, known: Object.keys(splits) }))
+      )
   }
 }
 
@@ -189,7 +192,8 @@ export const layerJsonlDir = (options: {
             }
             return { datasetId, splits: sizes }
           }),
-        rows: (datasetId, split, ids) => Effect.flatMap(load(datasetId, split), (rows) => pick(datasetId, split, rows, ids))
+        rows: (datasetId, split, ids) =>
+          Effect.flatMap(load(datasetId, split), (rows) => pick(datasetId, split, rows, ids))
       }
     })
   )

@@ -31,8 +31,8 @@ import * as requests from "./internal/requests.js"
 import { Ledger } from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
-import { SplitAccess } from "./SplitAccess.js"
 import * as RunEvents from "./RunEvents.js"
+import { SplitAccess } from "./SplitAccess.js"
 import * as TaskStore from "./TaskStore.js"
 import { Workspace } from "./Workspace.js"
 
@@ -153,7 +153,11 @@ const sameIds = (left: ReadonlyArray<number>, right: ReadonlyArray<number>): boo
  */
 export const make = (
   options: EngineOptions = {}
-): Effect.Effect<Engine["Type"], ConfigError, SplitAccess | Ledger | TaskStore.TaskStore | EvalStrategy | DatasetSource> =>
+): Effect.Effect<
+  Engine["Type"],
+  ConfigError,
+  SplitAccess | Ledger | TaskStore.TaskStore | EvalStrategy | DatasetSource
+> =>
   Effect.gen(function*() {
     const subsetFloor = options.subsetFloor ?? 5
     const errorRateThreshold = options.errorRateThreshold ?? Metrics.defaultErrorRateThreshold
@@ -330,7 +334,9 @@ export const make = (
     const assemble = (run: RunRecord) =>
       Effect.suspend(() => {
         const metrics = run.metrics ?? Metrics.fromProgress(progressOf(run))
-        return metrics.numSamples === 0 ? Effect.fail(noSamples(run)) : Effect.succeed({ run, metrics } satisfies Experiment)
+        return metrics.numSamples === 0
+          ? Effect.fail(noSamples(run))
+          : Effect.succeed({ run, metrics } satisfies Experiment)
       })
 
     const complete = (run: RunRecord) =>
@@ -362,8 +368,9 @@ export const make = (
         const size = info.splits[split]
         if (size === undefined) {
           const known = Object.keys(info.splits)
-          const shown = admin ? known : yield* Effect.filter(known, (name) =>
-            Effect.map(access.tier(name), (t) => t !== "no_access"))
+          const shown = admin ?
+            known :
+            yield* Effect.filter(known, (name) => Effect.map(access.tier(name), (t) => t !== "no_access"))
           return yield* new UnknownSplit({ datasetId, split, known: shown })
         }
         // 4. samples; 5. on a non_viewable split, whole secret blocks of at least the floor
@@ -392,7 +399,13 @@ export const make = (
           // 6. charge
           let reservationId: string | undefined
           if (!admin) {
-            const reservation = yield* ledger.reserve({ datasetId, split, samples: sampleIds.length, runId, reservationId: runId })
+            const reservation = yield* ledger.reserve({
+              datasetId,
+              split,
+              samples: sampleIds.length,
+              runId,
+              reservationId: runId
+            })
             reservationId = reservation.id
             yield* Metric.increment(Metrics.reservationsAccepted)
           }

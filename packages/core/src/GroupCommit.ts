@@ -75,7 +75,10 @@ export const make = <I, O, E, R>(
       Effect.sync(() => {
         if (Exit.isSuccess(exit)) {
           for (let index = 0; index < entries.length; index++) {
-            Deferred.unsafeDone(entries[index]!.done, exit.value[index] ?? Exit.die("a commit returned too few outcomes"))
+            Deferred.unsafeDone(
+              entries[index]!.done,
+              exit.value[index] ?? Exit.die("a commit returned too few outcomes")
+            )
           }
         } else {
           const failed = Exit.failCause(exit.cause)

@@ -12,7 +12,13 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { type BudgetExhausted, ConfigError, type IdempotencyConflict, SplitNotBudgeted, type StoreError } from "./HoldoutError.js"
+import {
+  type BudgetExhausted,
+  ConfigError,
+  type IdempotencyConflict,
+  SplitNotBudgeted,
+  type StoreError
+} from "./HoldoutError.js"
 import * as Rules from "./internal/ledgerRules.js"
 import { type BudgetKey, type BudgetSnapshot, type Reservation, SplitBudget } from "./Model.js"
 
@@ -104,7 +110,10 @@ export const snapshot = (budget: SplitBudget, spent: Spent): BudgetSnapshot => (
     maxSamplesPerRun: budget.maxSamplesPerRun ?? null
   },
   spent: { runs: spent.runs, samples: spent.samples },
-  remaining: { runs: Rules.remainingOf(budget.runs, spent.runs), samples: Rules.remainingOf(budget.samples, spent.samples) }
+  remaining: {
+    runs: Rules.remainingOf(budget.runs, spent.runs),
+    samples: Rules.remainingOf(budget.samples, spent.samples)
+  }
 })
 
 const decodeBudget = Schema.decodeUnknownEither(SplitBudget, { onExcessProperty: "error" })
@@ -252,7 +261,8 @@ export const unsafeMake = (budgets: ReadonlyArray<SplitBudget>, driver: Driver):
           const refusal = refusalOf(budget, spent.get(keyString(budget)) ?? nothingSpent, samples)
           return refusal === undefined ? Effect.succeed(snapshotOf(budget, spent)) : Effect.fail(refusal)
         })),
-    get: (key) => Effect.flatMap(lookup(key), (budget) => Effect.map(driver.spent, (spent) => snapshotOf(budget, spent))),
+    get: (key) =>
+      Effect.flatMap(lookup(key), (budget) => Effect.map(driver.spent, (spent) => snapshotOf(budget, spent))),
     status: () => Effect.map(driver.spent, (spent) => budgets.map((budget) => snapshotOf(budget, spent))),
     reservations: driver.reservations
   }

@@ -90,8 +90,7 @@ export const output = <A>(
  * @since 0.1.0
  * @category guards
  */
-export const isOutput = (u: unknown): u is Output<unknown> =>
-  typeof u === "object" && u !== null && OutputTypeId in u
+export const isOutput = (u: unknown): u is Output<unknown> => typeof u === "object" && u !== null && OutputTypeId in u
 
 /**
  * The stored inference result a scoring function receives: the output and the trace, if any.
@@ -284,4 +283,3 @@ export const validate = <Row, Out, Input>(
   const found = problems(task)
   return found.length === 0 ? Effect.succeed(task) : Effect.fail(new ConfigError({ message: found.join(" ") }))
 }
-

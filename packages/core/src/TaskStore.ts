@@ -4,9 +4,9 @@
  *
  * @since 0.1.0
  */
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Chunk from "effect/Chunk"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -184,7 +184,12 @@ export const makeMemoryState = (): MemoryState => {
       const entry = runs.get(run.runId)
       if (entry?.run !== undefined) return false
       if (entry === undefined) {
-        runs.set(run.runId, { run: withoutProgress(run), progress: Metrics.emptyProgress, samples: new Map(), maxSampleId: -1 })
+        runs.set(run.runId, {
+          run: withoutProgress(run),
+          progress: Metrics.emptyProgress,
+          samples: new Map(),
+          maxSampleId: -1
+        })
       } else entry.run = withoutProgress(run)
       return true
     },
@@ -232,7 +237,7 @@ export const makeMemoryState = (): MemoryState => {
       meta.set(key, value)
       return value
     },
-    entries: function*() {
+    *entries() {
       for (const [key, value] of meta) yield { t: "meta" as const, key, value }
       for (const { run } of runs.values()) if (run !== undefined) yield { t: "run" as const, run }
       for (const entry of runs.values()) {

@@ -178,8 +178,10 @@ export const samplePage = (
 export const experiment = (
   experiment: Experiment
 ): Effect.Effect<ExperimentView, AccessDenied, SplitAccess> =>
-  Effect.flatMap(SplitAccess, (access) =>
-    Effect.flatMap(access.tier(experiment.run.split), (tier) => project(experiment, tier)))
+  Effect.flatMap(
+    SplitAccess,
+    (access) => Effect.flatMap(access.tier(experiment.run.split), (tier) => project(experiment, tier))
+  )
 
 /**
  * A dataset's description as an optimizer may see it: `no_access` splits are left out, so not even

@@ -1,8 +1,8 @@
+import { SystemError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { SystemError } from "@effect/platform/Error"
-import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
+import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as DatasetSource from "../src/DatasetSource.js"
@@ -17,9 +17,11 @@ const memoryFs = (files: Record<string, string>) => {
     readDirectory: (path) =>
       isDir(path)
         ? Effect.succeed([
-          ...new Set(Object.keys(files).filter((file) => file.startsWith(`${path}/`)).map((file) =>
-            file.slice(path.length + 1).split("/")[0]!
-          ))
+          ...new Set(
+            Object.keys(files).filter((file) => file.startsWith(`${path}/`)).map((file) =>
+              file.slice(path.length + 1).split("/")[0]!
+            )
+          )
         ])
         : Effect.fail(notFound("readDirectory", path)),
     stat: (path) =>
@@ -32,7 +34,10 @@ const memoryFs = (files: Record<string, string>) => {
       return content === undefined ? Effect.fail(notFound("readFileString", path)) : Effect.succeed(content)
     }
   })
-  return { reads, layer: DatasetSource.layerJsonlDir({ dir: "/data" }).pipe(Layer.provide(Layer.merge(layer, Path.layer))) }
+  return {
+    reads,
+    layer: DatasetSource.layerJsonlDir({ dir: "/data" }).pipe(Layer.provide(Layer.merge(layer, Path.layer)))
+  }
 }
 
 const source = DatasetSource.DatasetSource
@@ -54,8 +59,8 @@ describe("DatasetSource.layerRecords", () => {
 describe("DatasetSource.layerJsonlDir", () => {
   it.effect("reads <dir>/<dataset>/<split>.jsonl once, skipping blank lines", () => {
     const { layer, reads } = memoryFs({
-      "/data/qa/train.jsonl": '{"q":"a"}\n\n{"q":"b"}\n{"q":"c"}\n',
-      "/data/qa/test.jsonl": '{"q":"t"}\n',
+      "/data/qa/train.jsonl": "{\"q\":\"a\"}\n\n{\"q\":\"b\"}\n{\"q\":\"c\"}\n",
+      "/data/qa/test.jsonl": "{\"q\":\"t\"}\n",
       "/data/qa/notes.txt": "ignored"
     })
     return Effect.gen(function*() {
@@ -78,5 +83,5 @@ describe("DatasetSource.layerJsonlDir", () => {
       const error = yield* expectFailure(datasets.rows("qa", "train", [0]))
       assert.strictEqual(error._tag, "StoreError")
       assert.include(error.message, "/data/qa/train.jsonl:2")
-    }).pipe(Effect.provide(memoryFs({ "/data/qa/train.jsonl": '{"q":"a"}\n{"q": oops}\n' }).layer)))
+    }).pipe(Effect.provide(memoryFs({ "/data/qa/train.jsonl": "{\"q\":\"a\"}\n{\"q\": oops}\n" }).layer)))
 })

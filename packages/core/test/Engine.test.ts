@@ -1,5 +1,5 @@
-import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
+import { expectFailure } from "@holdout/testkit"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -275,8 +275,10 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         assert.deepInclude(error, { _tag: "BudgetExhausted", reason: "per_run_cap", requested: 10, remaining: 6 })
         yield* assertNothingCharged
       }).pipe(
-        Effect.provide(stack({ budgets: [{ datasetId: "qa", split: "validation", samples: 100, maxSamplesPerRun: 6 }] })
-          .layer)
+        Effect.provide(
+          stack({ budgets: [{ datasetId: "qa", split: "validation", samples: 100, maxSamplesPerRun: 6 }] })
+            .layer
+        )
       ))
 
     it.effect("an ill-formed request that is also over budget reports the ill-formed error", () =>
@@ -516,7 +518,11 @@ describe("Engine.status and construction", () => {
 
   it.effect("rejects a bad subset floor or error-rate threshold with ConfigError", () =>
     Effect.gen(function*() {
-      for (const options of [{ subsetFloor: 0 }, { subsetFloor: 2.5 }, { errorRateThreshold: 0 }, { errorRateThreshold: 2 }]) {
+      for (
+        const options of [{ subsetFloor: 0 }, { subsetFloor: 2.5 }, { errorRateThreshold: 0 }, {
+          errorRateThreshold: 2
+        }]
+      ) {
         const error = yield* expectFailure(Effect.provide(Engine.Engine, stack({ engine: options }).unsafeLayer))
         assert.strictEqual(error._tag, "ConfigError")
       }

@@ -56,7 +56,9 @@ const driverOptimistic = () => {
     spent: Effect.sync(() => store.spent),
     reservations: (key) =>
       Effect.sync(() =>
-        store.journal.filter((entry) => key === undefined || (entry.datasetId === key.datasetId && entry.split === key.split))
+        store.journal.filter((entry) =>
+          key === undefined || (entry.datasetId === key.datasetId && entry.split === key.split)
+        )
       )
   }
   return { driver, counters }
@@ -78,7 +80,13 @@ describe("Ledger.make", () => {
         Array.from({ length: 100 }, (_, index) => index % 50),
         (index) =>
           Effect.either(
-            ledger.reserve({ datasetId: "ds", split: "train", samples: 1, runId: `run-${index}`, reservationId: `r${index}` })
+            ledger.reserve({
+              datasetId: "ds",
+              split: "train",
+              samples: 1,
+              runId: `run-${index}`,
+              reservationId: `r${index}`
+            })
           ),
         { concurrency: "unbounded" }
       )

@@ -1,5 +1,5 @@
-import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
+import { expectFailure } from "@holdout/testkit"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -106,7 +106,8 @@ const adjust = (duration: Duration.DurationInput) =>
   Effect.zipRight(
     TestClock.adjust(duration),
     // generous on purpose: on a loaded machine real promise callbacks can take several turns
-    Effect.forEach(Array.from({ length: 20 }), () => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5))), {
+    Effect.forEach(Array.from({ length: 20 }), () =>
+      Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5))), {
       discard: true
     })
   )
@@ -766,7 +767,12 @@ describe("LocalStrategy — configuration", () => {
       /both score and scoreBatch/
     ],
     ["an empty name", Task.make({ name: "", infer, score }), {}, /non-empty name/],
-    ["batchSize 0 on the task", Task.make({ name: "t", infer, score, batchSize: 0 }), {}, /batchSize must be an integer/],
+    [
+      "batchSize 0 on the task",
+      Task.make({ name: "t", infer, score, batchSize: 0 }),
+      {},
+      /batchSize must be an integer/
+    ],
     ["a fractional batchSize", Task.make({ name: "t", infer, score }), { batchSize: 1.5 }, /batchSize must be an/],
     ["concurrency 0", Task.make({ name: "t", infer, score }), { concurrency: 0 }, /concurrency must be an integer/],
     ["maxAttempts 0", Task.make({ name: "t", infer, score }), { retry: { maxAttempts: 0 } }, /maxAttempts must be/],
@@ -795,6 +801,9 @@ describe("LocalStrategy — configuration", () => {
     }))
 
   it.effect("the strategy is named local", () =>
-    withStrategy(Task.make({ name: "t", infer: () => 1, score: () => 1 }), {}, ({ strategy }) =>
-      Effect.sync(() => assert.strictEqual(strategy.name, "local"))))
+    withStrategy(
+      Task.make({ name: "t", infer: () => 1, score: () => 1 }),
+      {},
+      ({ strategy }) => Effect.sync(() => assert.strictEqual(strategy.name, "local"))
+    ))
 })

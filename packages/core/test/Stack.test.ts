@@ -1,5 +1,5 @@
-import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
+import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Engine from "../src/Engine.js"
@@ -62,7 +62,13 @@ describe("Stack.layerMemory", () => {
       const engine = yield* Engine.Engine
       const left = yield* engine.evaluate({ datasetId: "d", split: "dev", candidate: { id: "left" } })
       const right = yield* engine.evaluate({ datasetId: "d", split: "dev", candidate: { id: "right" } })
-      assert.deepStrictEqual(left.samples.map((sample) => sample.output), ["left:0", "left:1", "left:2", "left:3", "left:4"])
+      assert.deepStrictEqual(left.samples.map((sample) => sample.output), [
+        "left:0",
+        "left:1",
+        "left:2",
+        "left:3",
+        "left:4"
+      ])
       assert.strictEqual(right.samples[0]!.output, "right:0")
       // "dev" had no tier: reconciliation made it non_viewable
       const view = yield* View.experiment(left)

@@ -1,5 +1,5 @@
-import { expectFailure } from "@holdout/testkit"
 import { assert, describe, it } from "@effect/vitest"
+import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Engine from "../src/Engine.js"
@@ -108,7 +108,10 @@ describe("View", () => {
 
 describe("SplitAccess", () => {
   it("resolves exact, case-sensitive names and fails closed", () => {
-    const entries = [{ split: "train", tier: "viewable" as const }, { split: "validation", tier: "non_viewable" as const }]
+    const entries = [{ split: "train", tier: "viewable" as const }, {
+      split: "validation",
+      tier: "non_viewable" as const
+    }]
     assert.strictEqual(SplitAccess.resolve(entries, "train"), "viewable")
     assert.strictEqual(SplitAccess.resolve(entries, "Train"), "no_access")
     assert.strictEqual(SplitAccess.resolve(entries, "train "), "no_access")

@@ -95,18 +95,24 @@ const stackOf = (config: Option.Option<string>, module: Option.Option<string>) =
       return Config.stack(loaded)
     }
     if (Option.isSome(config) || Option.isNone(module)) {
-      return yield* Effect.fail(new HoldoutError.ConfigError({ message: "Give either --config <file> or --stack <module>." }))
+      return yield* Effect.fail(
+        new HoldoutError.ConfigError({ message: "Give either --config <file> or --stack <module>." })
+      )
     }
     const path = yield* Path.Path
     const file = path.resolve(module.value)
     const exported = yield* Effect.tryPromise({
       try: () => import(file) as Promise<{ readonly default?: unknown }>,
-      catch: (error) => new HoldoutError.ConfigError({ message: `Cannot load the stack module ${file}: ${String(error)}` })
+      catch: (error) =>
+        new HoldoutError.ConfigError({ message: `Cannot load the stack module ${file}: ${String(error)}` })
     })
     if (!Layer.isLayer(exported.default)) {
-      return yield* Effect.fail(new HoldoutError.ConfigError({
-        message: `${file} must export a Layer of the stack's services as its default export (e.g. Stack.layerWith(…)).`
-      }))
+      return yield* Effect.fail(
+        new HoldoutError.ConfigError({
+          message:
+            `${file} must export a Layer of the stack's services as its default export (e.g. Stack.layerWith(…)).`
+        })
+      )
     }
     // a module's layer is checked when it is built: a missing service is reported then
     return exported.default as Layer.Layer<Stack.Services, unknown>
@@ -134,7 +140,9 @@ const showProgress = (runId: string) =>
         if (tty) {
           const width = 30
           const filled = total === 0 ? width : Math.round((done / total) * width)
-          process.stderr.write(`\r[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total} samples, ${seconds} s `)
+          process.stderr.write(
+            `\r[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total} samples, ${seconds} s `
+          )
         } else if (Date.now() - lastLine >= 5000) {
           lastLine = Date.now()
           process.stderr.write(`progress: ${done}/${total} samples after ${seconds} s\n`)
@@ -186,7 +194,9 @@ const run = Command.make(
     stack: stackModuleOption,
     dataset: Options.text("dataset").pipe(Options.withDescription("The dataset id.")),
     split: Options.text("split").pipe(Options.withDescription("The split to evaluate.")),
-    candidate: Options.text("candidate").pipe(Options.withDescription("The candidate's id (a commit for git workspaces).")),
+    candidate: Options.text("candidate").pipe(
+      Options.withDescription("The candidate's id (a commit for git workspaces).")
+    ),
     sampleIds: sampleIdsOption,
     numSamples: numSamplesOption,
     key: Options.text("key").pipe(
@@ -196,21 +206,23 @@ const run = Command.make(
     admin: Options.boolean("admin").pipe(Options.withDescription("Evaluate as the verifier: no tier gate, no charge."))
   },
   (options) =>
-    handled(Effect.gen(function*() {
-      const engine = yield* Engine.Engine
-      const key = Option.getOrElse(options.key, () => `cli-${crypto.randomUUID()}`)
-      const progress = yield* Effect.fork(showProgress(Engine.runIdForKey(key, { admin: options.admin })))
-      const experiment = yield* engine.evaluate({
-        datasetId: options.dataset,
-        split: options.split,
-        candidate: { id: options.candidate },
-        idempotencyKey: key,
-        ...Option.match(parseIds(options.sampleIds), { onNone: () => ({}), onSome: (sampleIds) => ({ sampleIds }) }),
-        ...Option.match(options.numSamples, { onNone: () => ({}), onSome: (numSamples) => ({ numSamples }) })
-      }, { admin: options.admin }).pipe(Effect.ensuring(Fiber.interrupt(progress)))
-      if (process.stderr.isTTY === true) process.stderr.write("\n")
-      yield* printExperiment(experiment, options.admin)
-    }).pipe(Effect.provide(stackOf(options.config, options.stack))))
+    handled(
+      Effect.gen(function*() {
+        const engine = yield* Engine.Engine
+        const key = Option.getOrElse(options.key, () => `cli-${crypto.randomUUID()}`)
+        const progress = yield* Effect.fork(showProgress(Engine.runIdForKey(key, { admin: options.admin })))
+        const experiment = yield* engine.evaluate({
+          datasetId: options.dataset,
+          split: options.split,
+          candidate: { id: options.candidate },
+          idempotencyKey: key,
+          ...Option.match(parseIds(options.sampleIds), { onNone: () => ({}), onSome: (sampleIds) => ({ sampleIds }) }),
+          ...Option.match(options.numSamples, { onNone: () => ({}), onSome: (numSamples) => ({ numSamples }) })
+        }, { admin: options.admin }).pipe(Effect.ensuring(Fiber.interrupt(progress)))
+        if (process.stderr.isTTY === true) process.stderr.write("\n")
+        yield* printExperiment(experiment, options.admin)
+      }).pipe(Effect.provide(stackOf(options.config, options.stack)))
+    )
 ).pipe(Command.withDescription("Evaluate a candidate on a split of the configured stack, charging its budget."))
 
 const resume = Command.make(
@@ -221,12 +233,14 @@ const resume = Command.make(
     runId: Args.text({ name: "run-id" }).pipe(Args.withDescription("The run to finish."))
   },
   (options) =>
-    handled(Effect.gen(function*() {
-      const engine = yield* Engine.Engine
-      const progress = yield* Effect.fork(showProgress(options.runId))
-      const experiment = yield* engine.resume(options.runId).pipe(Effect.ensuring(Fiber.interrupt(progress)))
-      yield* printExperiment(experiment, false)
-    }).pipe(Effect.provide(stackOf(options.config, options.stack))))
+    handled(
+      Effect.gen(function*() {
+        const engine = yield* Engine.Engine
+        const progress = yield* Effect.fork(showProgress(options.runId))
+        const experiment = yield* engine.resume(options.runId).pipe(Effect.ensuring(Fiber.interrupt(progress)))
+        yield* printExperiment(experiment, false)
+      }).pipe(Effect.provide(stackOf(options.config, options.stack)))
+    )
 ).pipe(Command.withDescription("Finish an interrupted run without a new charge."))
 
 const serve = Command.make(
@@ -273,13 +287,14 @@ const client = (url: Option.Option<string>, token?: string) =>
 
 /** A commit of the repository in the working directory, as a full hash. */
 const resolveCommit = (ref: string) =>
-  PlatformCommand.string(PlatformCommand.make("git", "rev-parse", "--verify", "--end-of-options", `${ref}^{commit}`)).pipe(
-    Effect.map((text) => text.trim()),
-    Effect.filterOrFail(
-      (sha) => /^[0-9a-f]{40,64}$/.test(sha),
-      () => new Error(`"${ref}" is not a commit of the repository here; pass --candidate <id> instead.`)
+  PlatformCommand.string(PlatformCommand.make("git", "rev-parse", "--verify", "--end-of-options", `${ref}^{commit}`))
+    .pipe(
+      Effect.map((text) => text.trim()),
+      Effect.filterOrFail(
+        (sha) => /^[0-9a-f]{40,64}$/.test(sha),
+        () => new Error(`"${ref}" is not a commit of the repository here; pass --candidate <id> instead.`)
+      )
     )
-  )
 
 /** The candidate of a client command: `--candidate` as given, else `--commit` (default HEAD) resolved by git. */
 const candidateOf = (
@@ -310,61 +325,78 @@ const evalCommand = Command.make(
     ...candidateOptions
   },
   (options) =>
-    handled(Effect.gen(function*() {
-      const api = yield* client(options.url)
-      const candidate = yield* candidateOf(options.candidate, options.commit)
-      const waiting = yield* Effect.fork(showWaiting)
-      const reply = yield* api.agent.eval({
-        payload: {
-          datasetId: options.dataset,
-          split: options.split,
-          candidate,
-          ...Option.match(parseIds(options.sampleIds), { onNone: () => ({}), onSome: (sampleIds) => ({ sampleIds }) }),
-          ...Option.match(options.numSamples, { onNone: () => ({}), onSome: (numSamples) => ({ numSamples }) })
+    handled(
+      Effect.gen(function*() {
+        const api = yield* client(options.url)
+        const candidate = yield* candidateOf(options.candidate, options.commit)
+        const waiting = yield* Effect.fork(showWaiting)
+        const reply = yield* api.agent.eval({
+          payload: {
+            datasetId: options.dataset,
+            split: options.split,
+            candidate,
+            ...Option.match(parseIds(options.sampleIds), {
+              onNone: () => ({}),
+              onSome: (sampleIds) => ({ sampleIds })
+            }),
+            ...Option.match(options.numSamples, { onNone: () => ({}), onSome: (numSamples) => ({ numSamples }) })
+          }
+        }).pipe(Effect.ensuring(Fiber.interrupt(waiting)))
+        if (process.stderr.isTTY === true) process.stderr.write("\n")
+        const { summary } = reply.experiment
+        yield* Console.log(
+          `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag}): ` +
+            `mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
+            `${summary.metrics.numErrors} errors`
+        )
+        if (reply.experiment._tag === "viewable") {
+          const wrong = reply.experiment.samples.filter((sample) => sample.score !== 1).map((sample) => sample.sampleId)
+          yield* Console.log(`  samples not fully right: ${wrong.length === 0 ? "none" : wrong.join(", ")}`)
         }
-      }).pipe(Effect.ensuring(Fiber.interrupt(waiting)))
-      if (process.stderr.isTTY === true) process.stderr.write("\n")
-      const { summary } = reply.experiment
-      yield* Console.log(
-        `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag}): ` +
-          `mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
-          `${summary.metrics.numErrors} errors`
-      )
-      if (reply.experiment._tag === "viewable") {
-        const wrong = reply.experiment.samples.filter((sample) => sample.score !== 1).map((sample) => sample.sampleId)
-        yield* Console.log(`  samples not fully right: ${wrong.length === 0 ? "none" : wrong.join(", ")}`)
-      }
-      if (reply.remaining !== null) {
-        yield* Console.log(`  budget left: ${reply.remaining.runs ?? "unlimited"} runs, ${reply.remaining.samples ?? "unlimited"} samples`)
-      }
-      if (reply.resultPath !== null) yield* Console.log(`  results: ${reply.resultPath}`)
-    }).pipe(Effect.provide(FetchHttpClient.layer)))
+        if (reply.remaining !== null) {
+          yield* Console.log(
+            `  budget left: ${reply.remaining.runs ?? "unlimited"} runs, ${
+              reply.remaining.samples ?? "unlimited"
+            } samples`
+          )
+        }
+        if (reply.resultPath !== null) yield* Console.log(`  results: ${reply.resultPath}`)
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+    )
 ).pipe(Command.withDescription("Evaluate a candidate through the sidecar (charges the split's budget)."))
 
 const status = Command.make("status", { url: urlOption }, (options) =>
-  handled(Effect.gen(function*() {
-    const api = yield* client(options.url)
-    const reply = yield* api.agent.status()
-    for (const split of reply.splits) {
-      yield* Console.log(
-        `${split.datasetId}/${split.split}  ${split.tier.padEnd(12)}  ` +
-          `${split.remaining.runs ?? "unlimited"} runs, ${split.remaining.samples ?? "unlimited"} samples left`
-      )
-    }
-    yield* Console.log(`submissions ${reply.submitEnabled ? "enabled" : "disabled"}`)
-  }).pipe(Effect.provide(FetchHttpClient.layer)))).pipe(
+  handled(
+    Effect.gen(function*() {
+      const api = yield* client(options.url)
+      const reply = yield* api.agent.status()
+      for (const split of reply.splits) {
+        yield* Console.log(
+          `${split.datasetId}/${split.split}  ${split.tier.padEnd(12)}  ` +
+            `${split.remaining.runs ?? "unlimited"} runs, ${split.remaining.samples ?? "unlimited"} samples left`
+        )
+      }
+      yield* Console.log(`submissions ${reply.submitEnabled ? "enabled" : "disabled"}`)
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+  )).pipe(
     Command.withDescription("The splits the optimizer may evaluate, with their budgets left.")
   )
 
-const submit = Command.make("submit", { url: urlOption, ...candidateOptions }, (options) =>
-  handled(Effect.gen(function*() {
-    const api = yield* client(options.url)
-    const candidate = yield* candidateOf(options.candidate, options.commit)
-    const reply = yield* api.agent.submit({ payload: { candidate } })
-    yield* Console.log(`submitted ${reply.submitted.id} (final)`)
-  }).pipe(Effect.provide(FetchHttpClient.layer)))).pipe(
-    Command.withDescription("Submit the final candidate (it must have been evaluated; a submission is final).")
-  )
+const submit = Command.make(
+  "submit",
+  { url: urlOption, ...candidateOptions },
+  (options) =>
+    handled(
+      Effect.gen(function*() {
+        const api = yield* client(options.url)
+        const candidate = yield* candidateOf(options.candidate, options.commit)
+        const reply = yield* api.agent.submit({ payload: { candidate } })
+        yield* Console.log(`submitted ${reply.submitted.id} (final)`)
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+    )
+).pipe(
+  Command.withDescription("Submit the final candidate (it must have been evaluated; a submission is final).")
+)
 
 const finalize = Command.make(
   "finalize",
@@ -374,14 +406,16 @@ const finalize = Command.make(
     output: Options.file("output").pipe(Options.optional, Options.withDescription("Where to write reward.json."))
   },
   (options) =>
-    handled(Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const token = (yield* fs.readFileString(options.tokenFile)).trim()
-      const api = yield* client(options.url, token)
-      const answer = yield* api.admin.finalize()
-      yield* Console.log(JSON.stringify(answer, null, 2))
-      if (Option.isSome(options.output)) yield* Verifier.writeRewards(options.output.value, answer.rewards)
-    }).pipe(Effect.provide(FetchHttpClient.layer)))
+    handled(
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const token = (yield* fs.readFileString(options.tokenFile)).trim()
+        const api = yield* client(options.url, token)
+        const answer = yield* api.admin.finalize()
+        yield* Console.log(JSON.stringify(answer, null, 2))
+        if (Option.isSome(options.output)) yield* Verifier.writeRewards(options.output.value, answer.rewards)
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+    )
 ).pipe(Command.withDescription("Choose and score the final candidate (verifier); the same answer on every call."))
 
 const report = Command.make(
@@ -389,18 +423,23 @@ const report = Command.make(
   {
     config: Options.optional(configOption),
     stack: stackModuleOption,
-    html: Options.file("html").pipe(Options.optional, Options.withDescription("Also write a self-contained HTML report."))
+    html: Options.file("html").pipe(
+      Options.optional,
+      Options.withDescription("Also write a self-contained HTML report.")
+    )
   },
   (options) =>
-    handled(Effect.gen(function*() {
-      const data = yield* Report.collect
-      yield* Console.log(Report.text(data))
-      if (Option.isSome(options.html)) {
-        const fs = yield* FileSystem.FileSystem
-        yield* fs.writeFileString(options.html.value, Report.html(data))
-        yield* Console.log(`\nHTML report: ${options.html.value}`)
-      }
-    }).pipe(Effect.provide(stackOf(options.config, options.stack))))
+    handled(
+      Effect.gen(function*() {
+        const data = yield* Report.collect
+        yield* Console.log(Report.text(data))
+        if (Option.isSome(options.html)) {
+          const fs = yield* FileSystem.FileSystem
+          yield* fs.writeFileString(options.html.value, Report.html(data))
+          yield* Console.log(`\nHTML report: ${options.html.value}`)
+        }
+      }).pipe(Effect.provide(stackOf(options.config, options.stack)))
+    )
 ).pipe(Command.withDescription("Scores per candidate and split, and the budgets left: a table, and optionally HTML."))
 
 /**

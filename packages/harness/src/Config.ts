@@ -20,7 +20,18 @@
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { DatasetSource, type Engine, HoldoutError, Ledger, LocalStrategy, Model, Stack, Task, TaskStore, Workspace } from "@holdout/core"
+import {
+  DatasetSource,
+  type Engine,
+  HoldoutError,
+  Ledger,
+  LocalStrategy,
+  Model,
+  Stack,
+  Task,
+  TaskStore,
+  Workspace
+} from "@holdout/core"
 import { FsStore } from "@holdout/store-fs"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { HarborConfig, HarborDataset, HarborStrategy } from "@holdout/strategy-harbor"
@@ -41,7 +52,10 @@ const Store = Schema.Union(
   Schema.Struct({ kind: Schema.Literal("memory") })
 )
 
-const HarborTaskEntry = Schema.Union(Schema.NonEmptyString, Schema.Struct({ include: Schema.NonEmptyString, resultKey: Schema.NonEmptyString }))
+const HarborTaskEntry = Schema.Union(
+  Schema.NonEmptyString,
+  Schema.Struct({ include: Schema.NonEmptyString, resultKey: Schema.NonEmptyString })
+)
 
 const Datasets = Schema.Union(
   Schema.Struct({ kind: Schema.Literal("jsonl"), dir: Schema.NonEmptyString }),
@@ -70,7 +84,11 @@ const Strategy = Schema.Union(
 )
 
 const WorkspaceConfig = Schema.Union(
-  Schema.Struct({ kind: Schema.Literal("git"), repo: Schema.NonEmptyString, dir: Schema.optional(Schema.NonEmptyString) }),
+  Schema.Struct({
+    kind: Schema.Literal("git"),
+    repo: Schema.NonEmptyString,
+    dir: Schema.optional(Schema.NonEmptyString)
+  }),
   Schema.Struct({ kind: Schema.Literal("static"), path: Schema.NonEmptyString })
 )
 
@@ -159,13 +177,17 @@ export const parse = (file: string, text: string): Either.Either<HoldoutConfig, 
  * @since 0.1.0
  * @category constructors
  */
-export const load = (file: string): Effect.Effect<Loaded, HoldoutError.ConfigError, FileSystem.FileSystem | Path.Path> =>
+export const load = (
+  file: string
+): Effect.Effect<Loaded, HoldoutError.ConfigError, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const absolute = path.resolve(file)
     const text = yield* fs.readFileString(absolute).pipe(
-      Effect.mapError((error) => new HoldoutError.ConfigError({ message: `Cannot read the configuration ${file}: ${error.message}` }))
+      Effect.mapError((error) =>
+        new HoldoutError.ConfigError({ message: `Cannot read the configuration ${file}: ${error.message}` })
+      )
     )
     const config = yield* parse(file, text)
     return { config, baseDir: path.dirname(absolute), file: absolute }
@@ -183,9 +205,13 @@ const loadTask = (file: string, name: string) =>
     Effect.flatMap((module) =>
       isTask(module[name])
         ? Effect.succeed(module[name])
-        : Effect.fail(new HoldoutError.ConfigError({
-          message: `${file} has no Task export "${name}" (made with Task.make); it exports: ${Object.keys(module).join(", ") || "nothing"}.`
-        }))
+        : Effect.fail(
+          new HoldoutError.ConfigError({
+            message: `${file} has no Task export "${name}" (made with Task.make); it exports: ${
+              Object.keys(module).join(", ") || "nothing"
+            }.`
+          })
+        )
     )
   )
 
@@ -232,7 +258,9 @@ export const stack = (
           const filename = at(config.store.kind === "sqlite" ? config.store.filename : "")
           yield* fs.makeDirectory(path.dirname(filename), { recursive: true }).pipe(Effect.ignore)
           // better-sqlite3 is the embedded default on Node; it does not load under Deno, libsql does
-          return "Deno" in globalThis ? SqliteStore.layerLibsql({ filename, budgets }) : SqliteStore.layer({ filename, budgets })
+          return "Deno" in globalThis
+            ? SqliteStore.layerLibsql({ filename, budgets })
+            : SqliteStore.layer({ filename, budgets })
         }))
         : config.store.kind === "fs"
         ? FsStore.layer({ dir: at(config.store.dir), budgets })
@@ -258,7 +286,9 @@ export const stack = (
         (task) =>
           LocalStrategy.layer(task, {
             ...(strategyConfig.concurrency === undefined ? {} : { concurrency: strategyConfig.concurrency }),
-            ...(strategyConfig.timeoutSeconds === undefined ? {} : { timeout: `${strategyConfig.timeoutSeconds} seconds` as const })
+            ...(strategyConfig.timeoutSeconds === undefined
+              ? {}
+              : { timeout: `${strategyConfig.timeoutSeconds} seconds` as const })
           })
       ))
       : Layer.unwrapEffect(Effect.gen(function*() {
@@ -289,7 +319,11 @@ export const stack = (
  */
 export const verifier = (
   loaded: Loaded
-): Layer.Layer<Verifier.Verifier, HoldoutError.ConfigError, Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource> =>
+): Layer.Layer<
+  Verifier.Verifier,
+  HoldoutError.ConfigError,
+  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource
+> =>
   Verifier.layer({
     mode: loaded.config.verifier?.mode ?? "submit",
     targets: loaded.config.verifier?.targets ?? [],

@@ -125,9 +125,12 @@ export const make = (
             Command.env({ GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0" })
           )
         )
-        const [stdout, stderr, code] = yield* Effect.all([text(process.stdout), text(process.stderr), process.exitCode], {
-          concurrency: 3
-        })
+        const [stdout, stderr, code] = yield* Effect.all(
+          [text(process.stdout), text(process.stderr), process.exitCode],
+          {
+            concurrency: 3
+          }
+        )
         return { code: Number(code), stdout: stdout.trim(), stderr: stderr.trim() }
       })).pipe(
         Effect.timeoutFail({
@@ -240,5 +243,8 @@ export const make = (
  */
 export const layer = (
   options: Options
-): Layer.Layer<Workspace.Workspace, HoldoutError.StrategyError, CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path> =>
-  Layer.scoped(Workspace.Workspace, make(options))
+): Layer.Layer<
+  Workspace.Workspace,
+  HoldoutError.StrategyError,
+  CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path
+> => Layer.scoped(Workspace.Workspace, make(options))

@@ -53,7 +53,10 @@ export const collect: Effect.Effect<Data, HoldoutError.StoreError, Engine.Engine
       if (isVerifierRecord(run) || run.status !== "completed" || run.metrics === undefined) continue
       const key = JSON.stringify([run.candidate.id, run.datasetId, run.split, run.admin])
       const group = groups.get(key) ??
-        { row: { candidate: run.candidate.id, datasetId: run.datasetId, split: run.split, admin: run.admin }, scores: [] }
+        {
+          row: { candidate: run.candidate.id, datasetId: run.datasetId, split: run.split, admin: run.admin },
+          scores: []
+        }
       group.scores.push(run.metrics.avgFilledScore)
       groups.set(key, group)
     }
@@ -106,7 +109,10 @@ export const text = (data: Data): string => {
 }
 
 const escape = (value: string) =>
-  value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;")
+  value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(
+    /'/g,
+    "&#39;"
+  )
 
 const colors = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2"]
 
@@ -126,18 +132,24 @@ export const html = (data: Data): string => {
   const plot = chartHeight - 60
   const bars = candidates.flatMap((candidate, group) =>
     series.flatMap((name, index) => {
-      const row = data.rows.find((entry) => entry.candidate === candidate && `${entry.split}${entry.admin ? " (verifier)" : ""}` === name)
+      const row = data.rows.find((entry) =>
+        entry.candidate === candidate && `${entry.split}${entry.admin ? " (verifier)" : ""}` === name
+      )
       if (row === undefined) return []
       const height = Math.round(row.mean * plot)
       const x = 50 + group * groupWidth + index * barWidth
       return [
-        `<rect x="${x}" y="${20 + plot - height}" width="${barWidth - 4}" height="${height}" fill="${colors[index % colors.length]}">` +
+        `<rect x="${x}" y="${20 + plot - height}" width="${barWidth - 4}" height="${height}" fill="${
+          colors[index % colors.length]
+        }">` +
         `<title>${escape(`${candidate} on ${name}: ${percent(row.mean)} over ${row.runs} run(s)`)}</title></rect>`
       ]
     })
   )
   const labels = candidates.map((candidate, group) =>
-    `<text x="${50 + group * groupWidth}" y="${chartHeight - 22}" font-size="11">${escape(candidate.slice(0, 24))}</text>`
+    `<text x="${50 + group * groupWidth}" y="${chartHeight - 22}" font-size="11">${
+      escape(candidate.slice(0, 24))
+    }</text>`
   )
   const axis = [0, 0.5, 1].map((tick) =>
     `<text x="4" y="${24 + plot - tick * plot}" font-size="10">${tick * 100}%</text>` +
@@ -152,10 +164,14 @@ export const html = (data: Data): string => {
     const fraction = limit === null || left === null ? 1 : left / Math.max(1, limit)
     const label = limit === null || left === null ? "unlimited runs" : `${left} of ${limit} runs left`
     return `<tr><td>${escape(`${split.datasetId}/${split.split}`)}</td><td>${escape(split.tier)}</td>` +
-      `<td><div class="meter"><div style="width:${(fraction * 100).toFixed(1)}%"></div></div></td><td>${escape(label)}</td></tr>`
+      `<td><div class="meter"><div style="width:${(fraction * 100).toFixed(1)}%"></div></div></td><td>${
+        escape(label)
+      }</td></tr>`
   })
   const tableRows = data.rows.map((row) =>
-    `<tr><td>${escape(row.candidate)}</td><td>${escape(row.datasetId)}/${escape(row.split)}${row.admin ? " (verifier)" : ""}</td>` +
+    `<tr><td>${escape(row.candidate)}</td><td>${escape(row.datasetId)}/${escape(row.split)}${
+      row.admin ? " (verifier)" : ""
+    }</td>` +
     `<td>${row.runs}</td><td>${percent(row.mean)}</td><td>${percent(row.best)}</td></tr>`
   )
   return `<!doctype html>
@@ -177,7 +193,9 @@ ${labels.join("\n")}
 <table><thead><tr><th>candidate</th><th>split</th><th>runs</th><th>mean</th><th>best</th></tr></thead>
 <tbody>${tableRows.join("\n")}</tbody></table>
 <h2>Budgets</h2>
-<table><thead><tr><th>split</th><th>tier</th><th>left</th><th></th></tr></thead><tbody>${budgetRows.join("\n")}</tbody></table>
+<table><thead><tr><th>split</th><th>tier</th><th>left</th><th></th></tr></thead><tbody>${
+    budgetRows.join("\n")
+  }</tbody></table>
 </body></html>
 `
 }

@@ -58,7 +58,11 @@ export const directoryName = (run: Model.RunRecord): Effect.Effect<string> =>
 export const write = (
   dir: string,
   experiment: Model.Experiment
-): Effect.Effect<Option.Option<string>, HoldoutError.StoreError, SplitAccess.SplitAccess | FileSystem.FileSystem | Path.Path> =>
+): Effect.Effect<
+  Option.Option<string>,
+  HoldoutError.StoreError,
+  SplitAccess.SplitAccess | FileSystem.FileSystem | Path.Path
+> =>
   Effect.gen(function*() {
     if (experiment.run.admin) return Option.none()
     const view = yield* Effect.option(View.experiment(experiment))
@@ -76,7 +80,10 @@ export const write = (
       yield* fs.writeFileString(path.join(partial, "summary.json"), JSON.stringify(view.value.summary, null, 2) + "\n")
       if (view.value._tag === "viewable") {
         for (const sample of view.value.samples) {
-          yield* fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n")
+          yield* fs.writeFileString(
+            path.join(partial, `${sample.sampleId}.json`),
+            JSON.stringify(sample, null, 2) + "\n"
+          )
         }
       }
       const moved = yield* Effect.either(fs.rename(partial, target))

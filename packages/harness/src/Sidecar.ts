@@ -22,8 +22,8 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
 import { Engine, HoldoutError, type SplitAccess, TaskStore, View } from "@holdout/core"
@@ -67,7 +67,9 @@ const constantTimeEquals = (left: string, right: string): boolean => {
  * @since 0.1.0
  * @category constructors
  */
-export const writeToken = (file: string): Effect.Effect<string, HoldoutError.StoreError, FileSystem.FileSystem | Path.Path> =>
+export const writeToken = (
+  file: string
+): Effect.Effect<string, HoldoutError.StoreError, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -81,7 +83,12 @@ export const writeToken = (file: string): Effect.Effect<string, HoldoutError.Sto
     yield* fs.rename(temp, file)
     return token
   }).pipe(
-    Effect.mapError((error) => new HoldoutError.StoreError({ op: "writeToken", message: `Could not write the token file ${file}: ${error.message}` }))
+    Effect.mapError((error) =>
+      new HoldoutError.StoreError({
+        op: "writeToken",
+        message: `Could not write the token file ${file}: ${error.message}`
+      })
+    )
   )
 
 /** The verifier's credentials: a well-formed `Bearer` header carrying the token. */
@@ -130,7 +137,10 @@ const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
         decode(text).pipe(
           Effect.mapError((error) =>
             new HoldoutError.InvalidRequest({
-              message: `The request body is not valid: ${describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))}. ` +
+              message:
+                `The request body is not valid: ${
+                  describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
+                }. ` +
                 `Fix it and send it again; nothing was charged or recorded.`
             })
           )

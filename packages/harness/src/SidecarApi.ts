@@ -113,8 +113,7 @@ const withMessage = <A extends { readonly message: string }, I, R, Fields extend
   return Schema.transformOrFail(Schema.Struct({ ...error.fields, message: Schema.String }), error, {
     strict: false,
     decode: (_, __, ___, encoded) => ParseResult.succeed(messageIsField ? encoded : withoutMessage(encoded)),
-    encode: (encoded, _, __, value) =>
-      ParseResult.succeed({ ...(encoded as object), message: value.message })
+    encode: (encoded, _, __, value) => ParseResult.succeed({ ...(encoded as object), message: value.message })
   })
 }
 

@@ -139,15 +139,21 @@ export const make = (
 > =>
   Effect.gen(function*() {
     if (options.mode === "auto_best" && options.selection === undefined) {
-      return yield* Effect.fail(new HoldoutError.ConfigError({ message: "auto_best needs a selection split: set `selection`." }))
+      return yield* Effect.fail(
+        new HoldoutError.ConfigError({ message: "auto_best needs a selection split: set `selection`." })
+      )
     }
     const rewardKeys = new Set(options.targets.map((target) => target.rewardKey))
     if (rewardKeys.size !== options.targets.length) {
-      return yield* Effect.fail(new HoldoutError.ConfigError({ message: "Every target needs a reward key of its own." }))
+      return yield* Effect.fail(
+        new HoldoutError.ConfigError({ message: "Every target needs a reward key of its own." })
+      )
     }
     const topK = options.topK ?? 3
     if (!Number.isInteger(topK) || topK < 1) {
-      return yield* Effect.fail(new HoldoutError.ConfigError({ message: `topK must be a positive integer, got ${topK}.` }))
+      return yield* Effect.fail(
+        new HoldoutError.ConfigError({ message: `topK must be a positive integer, got ${topK}.` })
+      )
     }
     const engine = yield* Engine.Engine
     const store = yield* TaskStore.TaskStore
@@ -167,25 +173,30 @@ export const make = (
         createdAt
       }))
 
-    const evaluations = Effect.map(store.listRuns(), (runs) =>
-      runs.filter((run) => !run.admin && !isVerifierRecord(run) && run.status === "completed"))
+    const evaluations = Effect.map(
+      store.listRuns(),
+      (runs) => runs.filter((run) => !run.admin && !isVerifierRecord(run) && run.status === "completed")
+    )
 
-    const submission = () =>
-      Effect.map(store.getRun(submissionRun), Option.map((run) => run.candidate))
+    const submission = () => Effect.map(store.getRun(submissionRun), Option.map((run) => run.candidate))
 
     const recordSubmission = (candidate: Model.Candidate) =>
       lock.withPermits(1)(Effect.gen(function*() {
         const earlier = yield* submission()
         if (Option.isSome(earlier)) {
-          return yield* Effect.fail(new HoldoutError.InvalidRequest({
-            message: `A candidate was already submitted (${earlier.value.id}); a submission is final.`
-          }))
+          return yield* Effect.fail(
+            new HoldoutError.InvalidRequest({
+              message: `A candidate was already submitted (${earlier.value.id}); a submission is final.`
+            })
+          )
         }
         const evaluated = (yield* evaluations).some((run) => run.candidate.id === candidate.id)
         if (!evaluated) {
-          return yield* Effect.fail(new HoldoutError.InvalidRequest({
-            message: `Candidate ${candidate.id} was never evaluated: evaluate it before submitting it.`
-          }))
+          return yield* Effect.fail(
+            new HoldoutError.InvalidRequest({
+              message: `Candidate ${candidate.id} was never evaluated: evaluate it before submitting it.`
+            })
+          )
         }
         yield* store.createRun(yield* record(submissionRun, candidate))
         return candidate
@@ -226,7 +237,9 @@ export const make = (
           const score = yield* adminScore(key, candidate, target)
           if (score._tag === "Right") return { score: score.right }
           cause = score.left.message
-          yield* Effect.logWarning(`Verifier: scoring ${candidate.id} on ${target.split} failed (attempt ${attempt}): ${cause}`)
+          yield* Effect.logWarning(
+            `Verifier: scoring ${candidate.id} on ${target.split} failed (attempt ${attempt}): ${cause}`
+          )
         }
         return { score: 0, error: `scoring failed after 2 attempts; reward floored, not measured; cause: ${cause}` }
       })
@@ -234,7 +247,9 @@ export const make = (
     /** The auto_best choice: the candidate (or null) and how it was reached. */
     const chooseBest = Effect.gen(function*() {
       const selection = options.selection!
-      const size = (yield* source.info(selection.datasetId).pipe(Effect.orElseSucceed(() => ({ splits: {} as Record<string, number> }))))
+      const size = (yield* source.info(selection.datasetId).pipe(
+        Effect.orElseSucceed(() => ({ splits: {} as Record<string, number> }))
+      ))
         .splits[selection.split]
       // the baseline's runs are recorded under its resolved id, as the engine records every run
       const baselineId = options.baseline === undefined
@@ -277,10 +292,20 @@ export const make = (
       if (options.baseline === undefined) {
         return best === undefined
           ? { candidate: null, shortlist, baseline: null, reason: "No candidate was evaluated on the selection split." }
-          : { candidate: best.candidate, shortlist, baseline: null, reason: `Best admin re-score of the shortlist (${best.score}).` }
+          : {
+            candidate: best.candidate,
+            shortlist,
+            baseline: null,
+            reason: `Best admin re-score of the shortlist (${best.score}).`
+          }
       }
       if (best === undefined) {
-        return { candidate: null, shortlist, baseline: null, reason: "No candidate was evaluated on the selection split." }
+        return {
+          candidate: null,
+          shortlist,
+          baseline: null,
+          reason: "No candidate was evaluated on the selection split."
+        }
       }
       const base = yield* adminScore(`holdout:finalize:rescore:${options.baseline.id}`, options.baseline, selection)
       if (base._tag === "Left") {
@@ -292,12 +317,18 @@ export const make = (
         }
       }
       return best.score > base.right
-        ? { candidate: best.candidate, shortlist, baseline: base.right, reason: `${best.candidate.id} beats the baseline (${best.score} > ${base.right}).` }
+        ? {
+          candidate: best.candidate,
+          shortlist,
+          baseline: base.right,
+          reason: `${best.candidate.id} beats the baseline (${best.score} > ${base.right}).`
+        }
         : {
           candidate: options.baseline,
           shortlist,
           baseline: base.right,
-          reason: `No candidate beats the baseline (best ${best.score}, baseline ${base.right}); the baseline wins ties.`
+          reason:
+            `No candidate beats the baseline (best ${best.score}, baseline ${base.right}); the baseline wins ties.`
         }
     })
 
@@ -306,7 +337,12 @@ export const make = (
         ? yield* Effect.map(submission(), (submitted) =>
           Option.match(submitted, {
             onNone: () => ({ candidate: null, shortlist: [], baseline: null, reason: "Nothing was submitted." }),
-            onSome: (candidate) => ({ candidate, shortlist: [], baseline: null, reason: `${candidate.id} was submitted.` })
+            onSome: (candidate) => ({
+              candidate,
+              shortlist: [],
+              baseline: null,
+              reason: `${candidate.id} was submitted.`
+            })
           }))
         : yield* chooseBest
       const rewards: Record<string, number> = {}
@@ -391,5 +427,7 @@ export const writeRewards = (
     yield* fs.writeFileString(temp, JSON.stringify(rewards) + "\n")
     yield* fs.rename(temp, file)
   }).pipe(
-    Effect.mapError((error) => new HoldoutError.StoreError({ op: "writeRewards", message: `Could not write ${file}: ${error.message}` }))
+    Effect.mapError((error) =>
+      new HoldoutError.StoreError({ op: "writeRewards", message: `Could not write ${file}: ${error.message}` })
+    )
   )

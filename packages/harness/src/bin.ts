@@ -12,7 +12,13 @@ import { main } from "./Cli.js"
 
 /** `HOLDOUT_LOG=debug|info|warning|error` (default warning). */
 const logLevel = (name: string | undefined): LogLevel.LogLevel =>
-  name === "debug" ? LogLevel.Debug : name === "info" ? LogLevel.Info : name === "error" ? LogLevel.Error : LogLevel.Warning
+  name === "debug"
+    ? LogLevel.Debug
+    : name === "info"
+    ? LogLevel.Info
+    : name === "error"
+    ? LogLevel.Error
+    : LogLevel.Warning
 
 Effect.runPromise(
   main(process.argv).pipe(

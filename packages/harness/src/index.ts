@@ -1,11 +1,11 @@
 /**
  * @since 0.1.0
  */
-export * as GitWorkspace from "./GitWorkspace.js"
-export * as Verifier from "./Verifier.js"
-export * as Results from "./Results.js"
-export * as SidecarApi from "./SidecarApi.js"
-export * as Sidecar from "./Sidecar.js"
-export * as Config from "./Config.js"
 export * as Cli from "./Cli.js"
+export * as Config from "./Config.js"
+export * as GitWorkspace from "./GitWorkspace.js"
 export * as Report from "./Report.js"
+export * as Results from "./Results.js"
+export * as Sidecar from "./Sidecar.js"
+export * as SidecarApi from "./SidecarApi.js"
+export * as Verifier from "./Verifier.js"

@@ -132,8 +132,13 @@ interface SplitState {
 }
 
 const spentRuns = (url: string) =>
-  Effect.map(call(url, "GET", "/status"), (reply) =>
-    Object.fromEntries((reply.json["splits"] as ReadonlyArray<SplitState>).map((split) => [split.split, split.spent.runs])))
+  Effect.map(
+    call(url, "GET", "/status"),
+    (reply) =>
+      Object.fromEntries(
+        (reply.json["splits"] as ReadonlyArray<SplitState>).map((split) => [split.split, split.spent.runs])
+      )
+  )
 
 describe("holdout CLI", () => {
   it.live("every command has --help", () =>
@@ -151,17 +156,47 @@ describe("holdout CLI", () => {
   it.live("run prints the samples of a viewable split, shows progress on long runs, and report renders", () => {
     const { dir, file } = makeConfig()
     return Effect.gen(function*() {
-      const train = yield* holdout(["run", "-c", file, "--dataset", "qa", "--split", "train", "--candidate", "off-by-one"])
+      const train = yield* holdout([
+        "run",
+        "-c",
+        file,
+        "--dataset",
+        "qa",
+        "--split",
+        "train",
+        "--candidate",
+        "off-by-one"
+      ])
       assert.strictEqual(train.code, 0, train.stderr)
       assert.include(train.stdout, "off-by-one on qa/train completed, mean 75.0% over 8 samples")
       assert.match(train.stdout, /\n\s+3\s+0\n/)
       // 12 samples of 400 ms at concurrency 4: longer than a second, so a progress line is shown
-      const slow = yield* holdout(["run", "-c", file, "--dataset", "qa", "--split", "validation", "--candidate", "slow-exact"])
+      const slow = yield* holdout([
+        "run",
+        "-c",
+        file,
+        "--dataset",
+        "qa",
+        "--split",
+        "validation",
+        "--candidate",
+        "slow-exact"
+      ])
       assert.strictEqual(slow.code, 0, slow.stderr)
       assert.match(slow.stderr, /progress: \d+\/12 samples after \d+ s/)
       assert.notMatch(slow.stdout, /\n\s+\d+\s+[01]\n/, "per-sample results of a non_viewable split were printed")
       // the same from a stack module instead of a configuration file
-      const fromModule = yield* holdout(["run", "--stack", join(fixture, "stack.ts"), "--dataset", "qa", "--split", "train", "--candidate", "exact"])
+      const fromModule = yield* holdout([
+        "run",
+        "--stack",
+        join(fixture, "stack.ts"),
+        "--dataset",
+        "qa",
+        "--split",
+        "train",
+        "--candidate",
+        "exact"
+      ])
       assert.strictEqual(fromModule.code, 0, fromModule.stderr)
       assert.include(fromModule.stdout, "exact on qa/train completed, mean 100.0% over 8 samples")
       const html = join(dir, "report.html")
@@ -176,13 +211,15 @@ describe("holdout CLI", () => {
     }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
   }, 120_000)
 
-  it.live("a Harbor stack from YAML: a partition of tasks run by nested `harbor run`, paths relative to the file", () => {
-    const dir = mkdtempSync(join(tmpdir(), "holdout-cli-harbor-"))
-    symlinkSync(join(root, "examples", "harbor", "tasks"), join(dir, "tasks"))
-    const file = join(dir, "harbor.yaml")
-    writeFileSync(
-      file,
-      `store: { kind: memory }
+  it.live(
+    "a Harbor stack from YAML: a partition of tasks run by nested `harbor run`, paths relative to the file",
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "holdout-cli-harbor-"))
+      symlinkSync(join(root, "examples", "harbor", "tasks"), join(dir, "tasks"))
+      const file = join(dir, "harbor.yaml")
+      writeFileSync(
+        file,
+        `store: { kind: memory }
 datasets:
   kind: harbor
   datasetId: tasks
@@ -197,15 +234,27 @@ strategy:
 budgets: [{ datasetId: tasks, split: train, runs: 1 }]
 policy: { train: viewable }
 `
-    )
-    return Effect.gen(function*() {
-      const outcome = yield* holdout(["run", "-c", file, "--dataset", "tasks", "--split", "train", "--candidate", "oracle"])
-      assert.strictEqual(outcome.code, 0, outcome.stderr)
-      assert.include(outcome.stdout, "oracle on tasks/train completed, mean 100.0% over 2 samples")
-      // the nested run got the task directory resolved against the configuration's directory
-      assert.isTrue(readdirSync(join(dir, "jobs", "runs")).length === 1)
-    }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
-  }, 120_000)
+      )
+      return Effect.gen(function*() {
+        const outcome = yield* holdout([
+          "run",
+          "-c",
+          file,
+          "--dataset",
+          "tasks",
+          "--split",
+          "train",
+          "--candidate",
+          "oracle"
+        ])
+        assert.strictEqual(outcome.code, 0, outcome.stderr)
+        assert.include(outcome.stdout, "oracle on tasks/train completed, mean 100.0% over 2 samples")
+        // the nested run got the task directory resolved against the configuration's directory
+        assert.isTrue(readdirSync(join(dir, "jobs", "runs")).length === 1)
+      }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    },
+    120_000
+  )
 
   it.live("failures are one line on stderr and exit code 1, never a stack trace", () => {
     const { dir, file } = makeConfig()
@@ -215,11 +264,33 @@ policy: { train: viewable }
       const denied = yield* holdout(["run", "-c", file, "--dataset", "qa", "--split", "test", "--candidate", "exact"])
       assert.strictEqual(denied.code, 1)
       assert.match(denied.stderr, /^error: AccessDenied: Split "test" of dataset "qa" is no_access/m)
-      const config = yield* holdout(["run", "-c", broken, "--dataset", "qa", "--split", "train", "--candidate", "exact"])
+      const config = yield* holdout([
+        "run",
+        "-c",
+        broken,
+        "--dataset",
+        "qa",
+        "--split",
+        "train",
+        "--candidate",
+        "exact"
+      ])
       assert.strictEqual(config.code, 1)
       assert.include(config.stderr, "error: ConfigError")
       assert.include(config.stderr, "budgets_typo")
-      const both = yield* holdout(["run", "-c", file, "--stack", join(fixture, "stack.ts"), "--dataset", "qa", "--split", "train", "--candidate", "x"])
+      const both = yield* holdout([
+        "run",
+        "-c",
+        file,
+        "--stack",
+        join(fixture, "stack.ts"),
+        "--dataset",
+        "qa",
+        "--split",
+        "train",
+        "--candidate",
+        "x"
+      ])
       assert.strictEqual(both.code, 1)
       assert.include(both.stderr, "Give either --config <file> or --stack <module>.")
       const offline = yield* holdout(["status", "--url", "http://127.0.0.1:9"])
@@ -231,58 +302,66 @@ policy: { train: viewable }
 })
 
 describe("holdout serve: restart safety", () => {
-  it.live("killed with SIGKILL mid-evaluation and restarted (on Node, then on Deno): budgets, runs and the finalize answer survive", () => {
-    const { dir, file } = makeConfig()
-    const token = () => readFileSync(join(dir, "state", "admin.token"), "utf8").trim()
-    return Effect.gen(function*() {
-      const first = yield* serve(file)
-      const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: first.url })
-      const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "validation", "--candidate", "exact"])
-      assert.strictEqual(evaluated.code, 0, evaluated.stderr)
-      assert.include(evaluated.stdout, "(non_viewable): mean 100.0% over 12 samples")
-      // a slow evaluation, cut short by SIGKILL
-      const pending = call(first.url, "POST", "/eval", {
-        body: { datasetId: "qa", split: "validation", candidate: { id: "slow-off-by-one" } }
-      }).pipe(Effect.either, Effect.fork)
-      yield* pending
-      yield* Effect.sleep("800 millis")
-      yield* kill(first, "SIGKILL")
-      const before = { validation: 2, train: 0 }
+  it.live(
+    "killed with SIGKILL mid-evaluation and restarted (on Node, then on Deno): budgets, runs and the finalize answer survive",
+    () => {
+      const { dir, file } = makeConfig()
+      const token = () => readFileSync(join(dir, "state", "admin.token"), "utf8").trim()
+      return Effect.gen(function*() {
+        const first = yield* serve(file)
+        const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: first.url })
+        const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "validation", "--candidate", "exact"])
+        assert.strictEqual(evaluated.code, 0, evaluated.stderr)
+        assert.include(evaluated.stdout, "(non_viewable): mean 100.0% over 12 samples")
+        // a slow evaluation, cut short by SIGKILL
+        const pending = call(first.url, "POST", "/eval", {
+          body: { datasetId: "qa", split: "validation", candidate: { id: "slow-off-by-one" } }
+        }).pipe(Effect.either, Effect.fork)
+        yield* pending
+        yield* Effect.sleep("800 millis")
+        yield* kill(first, "SIGKILL")
+        const before = { validation: 2, train: 0 }
 
-      // the same store, a new process
-      const second = yield* serve(file)
-      assert.deepStrictEqual(yield* spentRuns(second.url), before, "the charges did not survive")
-      const listed = yield* call(second.url, "GET", "/experiments", { token: token() })
-      const experiments = listed.json["experiments"] as ReadonlyArray<{ candidateId: string; status: string; runId: string }>
-      assert.deepStrictEqual(
-        experiments.map((entry) => [entry.candidateId, entry.status]),
-        [["exact", "completed"], ["slow-off-by-one", "running"]]
+        // the same store, a new process
+        const second = yield* serve(file)
+        assert.deepStrictEqual(yield* spentRuns(second.url), before, "the charges did not survive")
+        const listed = yield* call(second.url, "GET", "/experiments", { token: token() })
+        const experiments = listed.json["experiments"] as ReadonlyArray<
+          { candidateId: string; status: string; runId: string }
+        >
+        assert.deepStrictEqual(
+          experiments.map((entry) => [entry.candidateId, entry.status]),
+          [["exact", "completed"], ["slow-off-by-one", "running"]]
+        )
+        const answer = yield* call(second.url, "POST", "/finalize", { token: token() })
+        assert.strictEqual(answer.status, 200)
+        assert.strictEqual(answer.json["candidate"], "exact")
+        yield* kill(second, "SIGKILL")
+
+        // resume finishes the interrupted run without a new charge
+        const resumed = yield* holdout(["resume", "-c", file, experiments[1]!.runId])
+        assert.strictEqual(resumed.code, 0, resumed.stderr)
+        assert.include(resumed.stdout, "slow-off-by-one on qa/validation completed")
+
+        // and under Deno, on the same database: same budgets, same answer, even from a new token
+        const third = yield* serve(file, "deno")
+        assert.deepStrictEqual(yield* spentRuns(third.url), before)
+        const again = yield* call(third.url, "POST", "/finalize", { token: token() })
+        assert.deepStrictEqual(again.json, answer.json)
+        yield* kill(third, "SIGTERM")
+        const reward = join(dir, "reward.json")
+        const fourth = yield* serve(file)
+        const finalized = yield* holdout(
+          ["finalize", "--token-file", join(dir, "state", "admin.token"), "--output", reward],
+          { HOLDOUT_URL: fourth.url }
+        )
+        yield* kill(fourth, "SIGTERM")
+        assert.strictEqual(finalized.code, 0, finalized.stderr)
+        assert.deepStrictEqual(JSON.parse(readFileSync(reward, "utf8")), answer.json["rewards"])
+      }).pipe(
+        Effect.ensuring(Effect.zipRight(stopAll, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
       )
-      const answer = yield* call(second.url, "POST", "/finalize", { token: token() })
-      assert.strictEqual(answer.status, 200)
-      assert.strictEqual(answer.json["candidate"], "exact")
-      yield* kill(second, "SIGKILL")
-
-      // resume finishes the interrupted run without a new charge
-      const resumed = yield* holdout(["resume", "-c", file, experiments[1]!.runId])
-      assert.strictEqual(resumed.code, 0, resumed.stderr)
-      assert.include(resumed.stdout, "slow-off-by-one on qa/validation completed")
-
-      // and under Deno, on the same database: same budgets, same answer, even from a new token
-      const third = yield* serve(file, "deno")
-      assert.deepStrictEqual(yield* spentRuns(third.url), before)
-      const again = yield* call(third.url, "POST", "/finalize", { token: token() })
-      assert.deepStrictEqual(again.json, answer.json)
-      yield* kill(third, "SIGTERM")
-      const reward = join(dir, "reward.json")
-      const fourth = yield* serve(file)
-      const finalized = yield* holdout(
-        ["finalize", "--token-file", join(dir, "state", "admin.token"), "--output", reward],
-        { HOLDOUT_URL: fourth.url }
-      )
-      yield* kill(fourth, "SIGTERM")
-      assert.strictEqual(finalized.code, 0, finalized.stderr)
-      assert.deepStrictEqual(JSON.parse(readFileSync(reward, "utf8")), answer.json["rewards"])
-    }).pipe(Effect.ensuring(Effect.zipRight(stopAll, Effect.sync(() => rmSync(dir, { recursive: true, force: true })))))
-  }, 240_000)
+    },
+    240_000
+  )
 })

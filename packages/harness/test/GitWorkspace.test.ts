@@ -1,8 +1,8 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Workspace } from "@holdout/core"
 import { GitWorkspace } from "@holdout/harness"
 import { expectFailure } from "@holdout/testkit"
-import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
@@ -70,7 +70,9 @@ describe("GitWorkspace", () => {
           return dir
         }))
         assert.isFalse(existsSync(head), "the worktree outlived its scope")
-        for (const [ref, content] of [[first, "first\n"], [second.slice(0, 8), "second\n"], ["old", "first\n"]] as const) {
+        for (
+          const [ref, content] of [[first, "first\n"], [second.slice(0, 8), "second\n"], ["old", "first\n"]] as const
+        ) {
           yield* Effect.scoped(Effect.gen(function*() {
             const dir = yield* workspace.checkout({ id: ref })
             assert.strictEqual(readFileSync(join(dir, "agent.txt"), "utf8"), content, `checkout of ${ref}`)
@@ -198,7 +200,10 @@ describe("GitWorkspace", () => {
     return Effect.gen(function*() {
       // a checkout whose scope never closes: the worktree stays, as after a crash
       const leaked = yield* Scope.make()
-      const stale = yield* withWorkspace({ repo, dir }, (workspace) => Scope.extend(workspace.checkout({ id: second }), leaked))
+      const stale = yield* withWorkspace(
+        { repo, dir },
+        (workspace) => Scope.extend(workspace.checkout({ id: second }), leaked)
+      )
       assert.isTrue(existsSync(stale))
       yield* withWorkspace({ repo, dir }, (workspace) =>
         Effect.scoped(Effect.gen(function*() {

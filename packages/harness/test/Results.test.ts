@@ -1,9 +1,9 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
+import { assert, describe, it } from "@effect/vitest"
 import { Engine, Stack, Task } from "@holdout/core"
 import { Results } from "@holdout/harness"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -26,7 +26,10 @@ const stack = Stack.layerMemory({
 })
 
 const evaluate = (split: string, admin = false) =>
-  Effect.flatMap(Engine.Engine, (engine) => engine.evaluate({ datasetId: "ds", split, candidate: { id: "c/1" } }, { admin }))
+  Effect.flatMap(
+    Engine.Engine,
+    (engine) => engine.evaluate({ datasetId: "ds", split, candidate: { id: "c/1" } }, { admin })
+  )
 
 describe("Results: the optimizer's results directory, by tier", () => {
   it.effect("viewable: summary and per-sample files; non_viewable: a summary naming no sample; no_access and admin: nothing", () => {
@@ -54,7 +57,11 @@ describe("Results: the optimizer's results directory, by tier", () => {
       assert.isTrue(Option.isNone(yield* Results.write(dir, yield* evaluate("test", true))))
       assert.isTrue(Option.isNone(yield* Results.write(dir, yield* evaluate("train", true))))
       assert.notInclude(readdirSync(dir).join(" "), "test")
-    }).pipe(Effect.provide(stack), Effect.provide(NodeContext.layer), Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    }).pipe(
+      Effect.provide(stack),
+      Effect.provide(NodeContext.layer),
+      Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    )
   })
 
   it.effect("every run gets a directory of its own, written once: a repeat of the run returns it and writes nothing; no partial directory stays", () => {
@@ -62,7 +69,9 @@ describe("Results: the optimizer's results directory, by tier", () => {
     mkdirSync(join(dir, "train__c_1__e7"))
     return Effect.gen(function*() {
       const experiments = yield* Effect.all([evaluate("train"), evaluate("train"), evaluate("train")])
-      const written = yield* Effect.forEach(experiments, (experiment) => Results.write(dir, experiment), { concurrency: 3 })
+      const written = yield* Effect.forEach(experiments, (experiment) => Results.write(dir, experiment), {
+        concurrency: 3
+      })
       const paths = written.map(Option.getOrThrow)
       assert.strictEqual(new Set(paths).size, 3)
       assert.sameMembers(readdirSync(dir), ["train__c_1__e7", ...paths.map((path) => path.slice(dir.length + 1))])
@@ -70,13 +79,20 @@ describe("Results: the optimizer's results directory, by tier", () => {
 
       // the same run again, also many times at once: the same directory, nothing new, nothing rewritten
       const before = readFileSync(join(paths[0]!, "summary.json"), "utf8")
-      const again = yield* Effect.forEach(Array.from({ length: 20 }, () => experiments[0]!), (experiment) =>
-        Results.write(dir, experiment), { concurrency: 20 })
+      const again = yield* Effect.forEach(
+        Array.from({ length: 20 }, () => experiments[0]!),
+        (experiment) => Results.write(dir, experiment),
+        { concurrency: 20 }
+      )
       assert.deepStrictEqual(again.map(Option.getOrThrow), Array.from({ length: 20 }, () => paths[0]))
       assert.strictEqual(readdirSync(dir).length, 4)
       assert.strictEqual(readFileSync(join(paths[0]!, "summary.json"), "utf8"), before)
       assert.isFalse(readdirSync(dir).some((entry) => entry.startsWith(".")))
-    }).pipe(Effect.provide(stack), Effect.provide(NodeContext.layer), Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    }).pipe(
+      Effect.provide(stack),
+      Effect.provide(NodeContext.layer),
+      Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    )
   })
 
   it.effect("a write that fails removes its partial directory and leaves no directory for the run; a later write succeeds", () => {
@@ -89,7 +105,14 @@ describe("Results: the optimizer's results directory, by tier", () => {
         ...fs,
         writeFileString: (path: string, data: string, options?: FileSystem.WriteFileStringOptions) =>
           failing && path.endsWith("/3.json")
-            ? Effect.fail(new PlatformError.SystemError({ reason: "Unknown", module: "FileSystem", method: "writeFileString", description: "the disk is full" }))
+            ? Effect.fail(
+              new PlatformError.SystemError({
+                reason: "Unknown",
+                module: "FileSystem",
+                method: "writeFileString",
+                description: "the disk is full"
+              })
+            )
             : fs.writeFileString(path, data, options)
       }))
     ).pipe(Layer.provide(NodeContext.layer))
@@ -102,6 +125,10 @@ describe("Results: the optimizer's results directory, by tier", () => {
       const written = Option.getOrThrow(yield* Results.write(dir, experiment).pipe(Effect.provide(flaky)))
       assert.deepStrictEqual(readdirSync(dir), [written.slice(dir.length + 1)])
       assert.strictEqual(readdirSync(written).length, rows.length + 1)
-    }).pipe(Effect.provide(stack), Effect.provide(NodeContext.layer), Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    }).pipe(
+      Effect.provide(stack),
+      Effect.provide(NodeContext.layer),
+      Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    )
   })
 })

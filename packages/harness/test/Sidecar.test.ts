@@ -1,9 +1,9 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
+import { assert, describe, it } from "@effect/vitest"
 import { DatasetSource, EvalStrategy, HoldoutError, Ledger, LocalStrategy, Stack, Task, TaskStore } from "@holdout/core"
 import { Sidecar, Verifier } from "@holdout/harness"
-import { assert, describe, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -17,7 +17,8 @@ interface Row {
   readonly answer: number
 }
 
-const rows = (count: number): ReadonlyArray<Row> => Array.from({ length: count }, (_, index) => ({ index, answer: index * 2 }))
+const rows = (count: number): ReadonlyArray<Row> =>
+  Array.from({ length: count }, (_, index) => ({ index, answer: index * 2 }))
 
 const task = Task.make<Row, number, "answer">({
   name: "double",
@@ -62,7 +63,13 @@ const store = Layer.effect(
 const stack = () =>
   Stack.layerWith({
     budgets,
-    policy: { train: "viewable", validation: "non_viewable", "holdout-secret": "no_access", ghost: "viewable", open: "viewable" },
+    policy: {
+      train: "viewable",
+      validation: "non_viewable",
+      "holdout-secret": "no_access",
+      ghost: "viewable",
+      open: "viewable"
+    },
     ledger: Ledger.layerMemory,
     store,
     datasets: DatasetSource.layerRecords({
@@ -111,7 +118,10 @@ interface Reply {
 /** The value at a dotted path of a decoded JSON document (undefined when absent). */
 const at = (value: unknown, path: string): unknown =>
   path.split(".").reduce<unknown>(
-    (current, key) => (typeof current === "object" && current !== null ? (current as Record<string, unknown>)[key] : undefined),
+    (
+      current,
+      key
+    ) => (typeof current === "object" && current !== null ? (current as Record<string, unknown>)[key] : undefined),
     value
   )
 
@@ -187,11 +197,16 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       assert.strictEqual(status.status, 200)
       assert.notInclude(status.text, "holdout-secret")
       assert.deepStrictEqual(
-        (at(status.json, "splits") as ReadonlyArray<{ split: string; tier: string }>).map((split) => [split.split, split.tier]),
+        (at(status.json, "splits") as ReadonlyArray<{ split: string; tier: string }>).map((
+          split
+        ) => [split.split, split.tier]),
         [["train", "viewable"], ["validation", "non_viewable"], ["ghost", "viewable"]]
       )
       assert.strictEqual(at(status.json, "submitEnabled"), false)
-      assert.isFalse(existsSync(join(server.dir, "results")) && readdirSync(join(server.dir, "results")).some((entry) => entry.includes("secret")))
+      assert.isFalse(
+        existsSync(join(server.dir, "results")) &&
+          readdirSync(join(server.dir, "results")).some((entry) => entry.includes("secret"))
+      )
     }))
 
   it.scoped("every error tag has its status code", () =>
@@ -211,11 +226,21 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       ]
       for (const [body, status, tag] of cases) {
         const reply = yield* evaluate(server, body)
-        assert.deepStrictEqual([reply.status, at(reply.json, "_tag")], [status, tag], `${JSON.stringify(body)}: ${reply.text}`)
+        assert.deepStrictEqual(
+          [reply.status, at(reply.json, "_tag")],
+          [status, tag],
+          `${JSON.stringify(body)}: ${reply.text}`
+        )
       }
-      for (let run = 0; run < 2; run++) assert.strictEqual((yield* evaluate(server, { split: "validation" })).status, 200)
+      for (let run = 0; run < 2; run++) {
+        assert.strictEqual((yield* evaluate(server, { split: "validation" })).status, 200)
+      }
       const exhausted = yield* evaluate(server, { split: "validation" })
-      assert.deepStrictEqual([exhausted.status, at(exhausted.json, "_tag"), at(exhausted.json, "reason")], [429, "BudgetExhausted", "runs"])
+      assert.deepStrictEqual([exhausted.status, at(exhausted.json, "_tag"), at(exhausted.json, "reason")], [
+        429,
+        "BudgetExhausted",
+        "runs"
+      ])
       const submit = yield* request(server, "POST", "/submit", { body: { candidate: { id: "cand-1" } } })
       assert.deepStrictEqual([submit.status, at(submit.json, "_tag")], [400, "InvalidRequest"])
     }))
@@ -223,7 +248,10 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
   it.scoped("malformed bodies are 400, oversized ones 413, and nothing is charged for them", () =>
     Effect.gen(function*() {
       const server = yield* serve({ maxBodyBytes: 1024 })
-      const notJson = yield* request(server, "POST", "/eval", { raw: "{ not json", headers: { "content-type": "application/json" } })
+      const notJson = yield* request(server, "POST", "/eval", {
+        raw: "{ not json",
+        headers: { "content-type": "application/json" }
+      })
       assert.strictEqual(notJson.status, 400)
       const missing = yield* request(server, "POST", "/eval", { body: { split: "train" } })
       assert.strictEqual(missing.status, 400)
@@ -253,7 +281,11 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       for (const headers of refusals) {
         for (const [method, path] of [["POST", "/finalize"], ["GET", "/experiments"]] as const) {
           const reply = yield* request(server, method, path, { headers })
-          assert.deepStrictEqual([reply.status, at(reply.json, "_tag")], [401, "Unauthorized"], `${JSON.stringify(headers)} ${path}`)
+          assert.deepStrictEqual(
+            [reply.status, at(reply.json, "_tag")],
+            [401, "Unauthorized"],
+            `${JSON.stringify(headers)} ${path}`
+          )
         }
       }
       yield* evaluate(server, { split: "validation", candidate: { id: "good" } })

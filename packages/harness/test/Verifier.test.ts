@@ -1,4 +1,5 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { assert, describe, it } from "@effect/vitest"
 import {
   DatasetSource,
   Engine,
@@ -14,7 +15,6 @@ import {
 import { Verifier } from "@holdout/harness"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure } from "@holdout/testkit"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -79,8 +79,16 @@ const withVerifier = <A, E, S extends Stack.Services | Verifier.Verifier>(
 
 /** The optimizer's side: an evaluation on the selection split. */
 const evaluate = (who: Model.Candidate, numSamples?: number) =>
-  Effect.flatMap(Engine.Engine, (engine) =>
-    engine.evaluate({ datasetId: "ds", split: "validation", candidate: who, ...(numSamples === undefined ? {} : { numSamples }) }))
+  Effect.flatMap(
+    Engine.Engine,
+    (engine) =>
+      engine.evaluate({
+        datasetId: "ds",
+        split: "validation",
+        candidate: who,
+        ...(numSamples === undefined ? {} : { numSamples })
+      })
+  )
 
 const adminRuns = Effect.map(
   Effect.flatMap(TaskStore.TaskStore, (store) => store.listRuns()),
@@ -89,69 +97,89 @@ const adminRuns = Effect.map(
 
 describe("Verifier — auto_best", () => {
   it.effect("re-scores the shortlist as admin: the optimizer's own scores never decide", () =>
-    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
-      // "inflated" looks perfect to the optimizer but is the worst in truth
-      yield* evaluate(candidate("inflated", 2, { inflated: true }))
-      yield* evaluate(candidate("good", 8))
-      yield* evaluate(candidate("fair", 7))
-      yield* evaluate(candidate("weak", 6))
-      const verifier = yield* Verifier.Verifier
-      const answer = yield* verifier.finalize()
-      assert.strictEqual(answer.candidate, "good")
-      assert.deepStrictEqual(answer.rewards, { accuracy: 0.8 })
-      assert.deepStrictEqual(answer.targetErrors, {})
-      // top 3 by pooled mean: inflated (1.0), good (0.8), fair (0.7); weak is not re-scored
-      assert.deepStrictEqual(answer.shortlist.map((entry) => [entry.candidate, entry.pooled, entry.rescored]), [
-        ["inflated", 1, 0.2],
-        ["good", 0.8, 0.8],
-        ["fair", 0.7, 0.7]
-      ])
-      assert.strictEqual(answer.baseline, 0.5)
-      // 3 re-scores + the baseline + 1 target
-      assert.strictEqual(yield* adminRuns, 5)
-    })))
+    withVerifier(
+      autoBest,
+      memoryStack,
+      Effect.gen(function*() {
+        // "inflated" looks perfect to the optimizer but is the worst in truth
+        yield* evaluate(candidate("inflated", 2, { inflated: true }))
+        yield* evaluate(candidate("good", 8))
+        yield* evaluate(candidate("fair", 7))
+        yield* evaluate(candidate("weak", 6))
+        const verifier = yield* Verifier.Verifier
+        const answer = yield* verifier.finalize()
+        assert.strictEqual(answer.candidate, "good")
+        assert.deepStrictEqual(answer.rewards, { accuracy: 0.8 })
+        assert.deepStrictEqual(answer.targetErrors, {})
+        // top 3 by pooled mean: inflated (1.0), good (0.8), fair (0.7); weak is not re-scored
+        assert.deepStrictEqual(answer.shortlist.map((entry) => [entry.candidate, entry.pooled, entry.rescored]), [
+          ["inflated", 1, 0.2],
+          ["good", 0.8, 0.8],
+          ["fair", 0.7, 0.7]
+        ])
+        assert.strictEqual(answer.baseline, 0.5)
+        // 3 re-scores + the baseline + 1 target
+        assert.strictEqual(yield* adminRuns, 5)
+      })
+    ))
 
   it.effect("pools a candidate's runs; whole-split runs outrank lucky subsets", () =>
-    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
-      // a lucky subset (all its samples score) and a full run
-      yield* evaluate(candidate("lucky", 5), 5)
-      yield* evaluate(candidate("steady", 7))
-      yield* evaluate(candidate("steady", 7))
-      const answer = yield* (yield* Verifier.Verifier).finalize()
-      assert.deepStrictEqual(answer.shortlist.map((entry) => entry.candidate), ["steady"])
-      assert.strictEqual(answer.candidate, "steady")
-    })))
+    withVerifier(
+      autoBest,
+      memoryStack,
+      Effect.gen(function*() {
+        // a lucky subset (all its samples score) and a full run
+        yield* evaluate(candidate("lucky", 5), 5)
+        yield* evaluate(candidate("steady", 7))
+        yield* evaluate(candidate("steady", 7))
+        const answer = yield* (yield* Verifier.Verifier).finalize()
+        assert.deepStrictEqual(answer.shortlist.map((entry) => entry.candidate), ["steady"])
+        assert.strictEqual(answer.candidate, "steady")
+      })
+    ))
 
   it.effect("the baseline wins unless a candidate beats it strictly", () =>
-    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
-      yield* evaluate(candidate("tie", 5))
-      yield* evaluate(candidate("worse", 4))
-      const answer = yield* (yield* Verifier.Verifier).finalize()
-      assert.strictEqual(answer.candidate, "base")
-      assert.include(answer.reason, "baseline wins ties")
-      assert.deepStrictEqual(answer.rewards, { accuracy: 0.5 })
-    })))
+    withVerifier(
+      autoBest,
+      memoryStack,
+      Effect.gen(function*() {
+        yield* evaluate(candidate("tie", 5))
+        yield* evaluate(candidate("worse", 4))
+        const answer = yield* (yield* Verifier.Verifier).finalize()
+        assert.strictEqual(answer.candidate, "base")
+        assert.include(answer.reason, "baseline wins ties")
+        assert.deepStrictEqual(answer.rewards, { accuracy: 0.5 })
+      })
+    ))
 
   it.effect("no candidate: every reward is 0", () =>
-    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
-      yield* evaluate(baseline)
-      const answer = yield* (yield* Verifier.Verifier).finalize()
-      assert.isNull(answer.candidate)
-      assert.deepStrictEqual(answer.rewards, { accuracy: 0 })
-      assert.include(answer.reason, "Every reward is 0")
-    })))
+    withVerifier(
+      autoBest,
+      memoryStack,
+      Effect.gen(function*() {
+        yield* evaluate(baseline)
+        const answer = yield* (yield* Verifier.Verifier).finalize()
+        assert.isNull(answer.candidate)
+        assert.deepStrictEqual(answer.rewards, { accuracy: 0 })
+        assert.include(answer.reason, "Every reward is 0")
+      })
+    ))
 
   it.effect("finalize answers once: later calls return the same answer, whatever happened since", () =>
-    withVerifier(autoBest, memoryStack, Effect.gen(function*() {
-      yield* evaluate(candidate("first", 7))
-      const verifier = yield* Verifier.Verifier
-      const answer = yield* verifier.finalize()
-      yield* evaluate(candidate("later", 9))
-      const [again, concurrent] = yield* Effect.all([verifier.finalize(), verifier.finalize()], { concurrency: 2 })
-      assert.deepStrictEqual(again, answer)
-      assert.deepStrictEqual(concurrent, answer)
-      assert.strictEqual(answer.candidate, "first")
-    })))
+    withVerifier(
+      autoBest,
+      memoryStack,
+      Effect.gen(function*() {
+        yield* evaluate(candidate("first", 7))
+        const verifier = yield* Verifier.Verifier
+        const answer = yield* verifier.finalize()
+        yield* evaluate(candidate("later", 9))
+        const [again, concurrent] = yield* Effect.all([verifier.finalize(), verifier.finalize()], { concurrency: 2 })
+        assert.deepStrictEqual(again, answer)
+        assert.deepStrictEqual(concurrent, answer)
+        assert.strictEqual(answer.candidate, "first")
+      })
+    ))
 })
 
 describe("Verifier — submit", () => {
@@ -164,19 +192,23 @@ describe("Verifier — submit", () => {
   }
 
   it.effect("a submission must have been evaluated and is final; finalize scores it on every target", () =>
-    withVerifier(submitMode, memoryStack, Effect.gen(function*() {
-      const verifier = yield* Verifier.Verifier
-      const unevaluated = yield* expectFailure(verifier.submit(candidate("never-run", 9)))
-      assert.strictEqual(unevaluated._tag, "InvalidRequest")
-      assert.include(unevaluated.message, "never evaluated")
-      yield* evaluate(candidate("mine", 6))
-      yield* verifier.submit(candidate("mine", 6))
-      const twice = yield* expectFailure(verifier.submit(candidate("mine", 6)))
-      assert.include(twice.message, "already submitted")
-      const answer = yield* verifier.finalize()
-      assert.strictEqual(answer.candidate, "mine")
-      assert.deepStrictEqual(answer.rewards, { accuracy: 0.6, first_ten: 0.6 })
-    })))
+    withVerifier(
+      submitMode,
+      memoryStack,
+      Effect.gen(function*() {
+        const verifier = yield* Verifier.Verifier
+        const unevaluated = yield* expectFailure(verifier.submit(candidate("never-run", 9)))
+        assert.strictEqual(unevaluated._tag, "InvalidRequest")
+        assert.include(unevaluated.message, "never evaluated")
+        yield* evaluate(candidate("mine", 6))
+        yield* verifier.submit(candidate("mine", 6))
+        const twice = yield* expectFailure(verifier.submit(candidate("mine", 6)))
+        assert.include(twice.message, "already submitted")
+        const answer = yield* verifier.finalize()
+        assert.strictEqual(answer.candidate, "mine")
+        assert.deepStrictEqual(answer.rewards, { accuracy: 0.6, first_ten: 0.6 })
+      })
+    ))
 
   it.effect("with a workspace, a submission is stored as the candidate the engine resolved", () => {
     // a workspace that knows the name "mine" as commit "c0ffee"
@@ -230,11 +262,15 @@ describe("Verifier — submit", () => {
   })
 
   it.effect("nothing submitted: every reward is 0", () =>
-    withVerifier(submitMode, memoryStack, Effect.gen(function*() {
-      const answer = yield* (yield* Verifier.Verifier).finalize()
-      assert.isNull(answer.candidate)
-      assert.deepStrictEqual(answer.rewards, { accuracy: 0, first_ten: 0 })
-    })))
+    withVerifier(
+      submitMode,
+      memoryStack,
+      Effect.gen(function*() {
+        const answer = yield* (yield* Verifier.Verifier).finalize()
+        assert.isNull(answer.candidate)
+        assert.deepStrictEqual(answer.rewards, { accuracy: 0, first_ten: 0 })
+      })
+    ))
 
   it.effect("a configuration that cannot work is a ConfigError", () =>
     Effect.gen(function*() {
@@ -242,13 +278,17 @@ describe("Verifier — submit", () => {
         withVerifier({ mode: "auto_best", targets: [] }, memoryStack, Verifier.Verifier)
       )
       assert.strictEqual((missing as { _tag: string })._tag, "ConfigError")
-      const duplicate = yield* expectFailure(withVerifier({
-        mode: "submit",
-        targets: [
-          { datasetId: "ds", split: "test", rewardKey: "r" },
-          { datasetId: "ds", split: "validation", rewardKey: "r" }
-        ]
-      }, memoryStack, Verifier.Verifier))
+      const duplicate = yield* expectFailure(withVerifier(
+        {
+          mode: "submit",
+          targets: [
+            { datasetId: "ds", split: "test", rewardKey: "r" },
+            { datasetId: "ds", split: "validation", rewardKey: "r" }
+          ]
+        },
+        memoryStack,
+        Verifier.Verifier
+      ))
       assert.strictEqual((duplicate as { _tag: string })._tag, "ConfigError")
     }))
 })
@@ -256,26 +296,35 @@ describe("Verifier — submit", () => {
 describe("Verifier — durable", () => {
   it.effect("the submission and the answer survive a restart on the same store; reward.json is flat", () => {
     const dir = mkdtempSync(join(tmpdir(), "holdout-verifier-"))
-    const stack = () => stackOn(
-      SqliteStore.layerLibsql({ filename: join(dir, "holdout.db"), budgets }).pipe(Layer.provide(NodeContext.layer))
-    )
+    const stack = () =>
+      stackOn(
+        SqliteStore.layerLibsql({ filename: join(dir, "holdout.db"), budgets }).pipe(Layer.provide(NodeContext.layer))
+      )
     const options: Verifier.Options = { ...autoBest, mode: "submit" }
     return Effect.gen(function*() {
-      const first = yield* withVerifier(options, stack(), Effect.gen(function*() {
-        yield* evaluate(candidate("kept", 7))
-        yield* (yield* Verifier.Verifier).submit(candidate("kept", 7))
-        return yield* (yield* Verifier.Verifier).finalize()
-      }))
+      const first = yield* withVerifier(
+        options,
+        stack(),
+        Effect.gen(function*() {
+          yield* evaluate(candidate("kept", 7))
+          yield* (yield* Verifier.Verifier).submit(candidate("kept", 7))
+          return yield* (yield* Verifier.Verifier).finalize()
+        })
+      )
       // a new process: the submission stands and finalize returns the recorded answer, scoring nothing
-      const second = yield* withVerifier(options, stack(), Effect.gen(function*() {
-        const verifier = yield* Verifier.Verifier
-        const refused = yield* expectFailure(verifier.submit(candidate("kept", 7)))
-        assert.include(refused.message, "already submitted")
-        const before = yield* adminRuns
-        const answer = yield* verifier.finalize()
-        assert.strictEqual(yield* adminRuns, before)
-        return answer
-      }))
+      const second = yield* withVerifier(
+        options,
+        stack(),
+        Effect.gen(function*() {
+          const verifier = yield* Verifier.Verifier
+          const refused = yield* expectFailure(verifier.submit(candidate("kept", 7)))
+          assert.include(refused.message, "already submitted")
+          const before = yield* adminRuns
+          const answer = yield* verifier.finalize()
+          assert.strictEqual(yield* adminRuns, before)
+          return answer
+        })
+      )
       assert.deepStrictEqual(second, first)
       assert.deepStrictEqual(first.rewards, { accuracy: 0.7 })
       const file = join(dir, "out", "reward.json")

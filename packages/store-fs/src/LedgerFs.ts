@@ -153,7 +153,9 @@ export const make = (
           `to start over with fresh budgets, move it and its lock file (${location}.lock) aside.`
       )
     }
-    yield* lock.markStoreExists.pipe(Effect.mapError((failure) => corrupt(`cannot update its lock: ${failure.message}`)))
+    yield* lock.markStoreExists.pipe(
+      Effect.mapError((failure) => corrupt(`cannot update its lock: ${failure.message}`))
+    )
     if (replayed.completedTail === true) {
       yield* Effect.logWarning(`Ledger ${location}: completed the newline of its last line (the line is kept)`)
     }
@@ -167,12 +169,17 @@ export const make = (
     let state: State
     let exhaustReason: string | undefined
     if (Either.isLeft(rebuilt)) {
-      const message = `The ledger journal cannot be read: ${rebuilt.left}. Nothing was changed. Restore the file from ` +
+      const message =
+        `The ledger journal cannot be read: ${rebuilt.left}. Nothing was changed. Restore the file from ` +
         `a backup, or open it with onCorrupt: "exhaust" to set it aside and continue with every budget at 0.`
       if (options.onCorrupt !== "exhaust") return yield* corrupt(message)
       const aside = `${location}.corrupt-${yield* Clock.currentTimeMillis}`
-      yield* fs.rename(location, aside).pipe(Effect.mapError((error) => corrupt(`cannot move it aside: ${error.message}`)))
-      yield* Effect.logError(`Ledger ${location} is corrupt (${rebuilt.left}); moved to ${aside}; every budget is now 0`)
+      yield* fs.rename(location, aside).pipe(
+        Effect.mapError((error) => corrupt(`cannot move it aside: ${error.message}`))
+      )
+      yield* Effect.logError(
+        `Ledger ${location} is corrupt (${rebuilt.left}); moved to ${aside}; every budget is now 0`
+      )
       state = emptyState()
       state.exhausted = true
       exhaustReason = `journal corrupt (${rebuilt.left}); the old journal is at ${aside}`
@@ -199,11 +206,17 @@ export const make = (
     // A reservation is acknowledged once durable; a repeat of one still in flight waits for it.
     const durable = new Map<string, Deferred.Deferred<void, Journal.JournalError>>()
     const storeError = (error: Journal.JournalError) =>
-      new HoldoutError.StoreError({ op: "reserve", message: `Ledger ${location}: ${error.op} failed: ${error.message}` })
+      new HoldoutError.StoreError({
+        op: "reserve",
+        message: `Ledger ${location}: ${error.op} failed: ${error.message}`
+      })
     // what the running step must wait for before its outcome is acknowledged
     let awaited: Deferred.Deferred<void, Journal.JournalError> | undefined
     let appended: string | undefined
-    const takePending = (): readonly [Deferred.Deferred<void, Journal.JournalError> | undefined, string | undefined] => {
+    const takePending = (): readonly [
+      Deferred.Deferred<void, Journal.JournalError> | undefined,
+      string | undefined
+    ] => {
       const pending = [awaited, appended] as const
       awaited = undefined
       appended = undefined

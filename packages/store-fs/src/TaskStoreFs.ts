@@ -115,7 +115,11 @@ const rebuild = (values: ReadonlyArray<unknown>): Either.Either<State, string> =
  */
 export const make = (
   options: Options
-): Effect.Effect<TaskStore.TaskStore["Type"], HoldoutError.StoreError, FileSystem.FileSystem | Path.Path | Scope.Scope> =>
+): Effect.Effect<
+  TaskStore.TaskStore["Type"],
+  HoldoutError.StoreError,
+  FileSystem.FileSystem | Path.Path | Scope.Scope
+> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -132,7 +136,10 @@ export const make = (
         )
       )
     )
-    const replayed = yield* Journal.replay(fs, path, file, { header: logHeader, existed: lock.previous?.store === true })
+    const replayed = yield* Journal.replay(fs, path, file, {
+      header: logHeader,
+      existed: lock.previous?.store === true
+    })
       .pipe(Effect.mapError((error) => openError(error.message)))
     if (replayed.unusable !== undefined) {
       yield* lock.keepOnRelease
@@ -141,7 +148,9 @@ export const make = (
           `over, move it and its lock file aside.`
       )
     }
-    yield* lock.markStoreExists.pipe(Effect.mapError((failure) => openError(`cannot update its lock: ${failure.message}`)))
+    yield* lock.markStoreExists.pipe(
+      Effect.mapError((failure) => openError(`cannot update its lock: ${failure.message}`))
+    )
     if (replayed.repairedTail) {
       yield* Effect.logWarning(`Task store ${file}: discarded a torn last line (a write that was never acknowledged)`)
     }
@@ -167,7 +176,9 @@ export const make = (
 
     const durable = (op: string, done: Deferred.Deferred<void, Journal.JournalError>) =>
       Deferred.await(done).pipe(
-        Effect.mapError((error) => new HoldoutError.StoreError({ op, message: `${file}: ${error.op}: ${error.message}` }))
+        Effect.mapError((error) =>
+          new HoldoutError.StoreError({ op, message: `${file}: ${error.op}: ${error.message}` })
+        )
       )
 
     return {

@@ -1,9 +1,9 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
+import { assert, describe, it } from "@effect/vitest"
 import { Ledger } from "@holdout/core"
 import { LedgerFs } from "@holdout/store-fs"
 import { expectFailure, ledgerConformance } from "@holdout/testkit"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
@@ -12,8 +12,11 @@ const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirecto
 )
 
 ledgerConformance("file", {
-  makeLocation: Effect.map(tempDir, (dir) => (budgets) =>
-    LedgerFs.layer({ path: `${dir}/ledger.jsonl`, budgets }).pipe(Layer.provide(NodeContext.layer))),
+  makeLocation: Effect.map(
+    tempDir,
+    (dir) => (budgets) =>
+      LedgerFs.layer({ path: `${dir}/ledger.jsonl`, budgets }).pipe(Layer.provide(NodeContext.layer))
+  ),
   persistent: true
 })
 
@@ -43,11 +46,14 @@ describe("LedgerFs", () => {
         const path = `${dir}/ledger.jsonl`
         yield* useLedger(path, (ledger) =>
           Effect.forEach(["a", "b", "c"], (id) => reserve(ledger, id, 2), { concurrency: "unbounded" }))
-        const lines = (yield* fs.readFileString(path)).trim().split("\n").map((line) => JSON.parse(line))
+        const lines = (yield* fs.readFileString(path)).trim().split("\n").map((line) =>
+          JSON.parse(line)
+        )
           .filter((line) => line.t === "reservation")
         assert.deepStrictEqual(lines.map((line) => line.id).sort(), ["a", "b", "c"])
         assert.isFalse(yield* fs.exists(`${path}.lock`))
-      })))
+      })
+    ))
 
   it.effect("a compacted journal keeps every reservation and what was spent", () =>
     withFs((fs, dir) =>
@@ -56,10 +62,14 @@ describe("LedgerFs", () => {
         const options = { compactAfterBytes: 2048 }
         const journal = yield* useLedger(path, (ledger) =>
           Effect.gen(function*() {
-            yield* Effect.forEach(Array.from({ length: 90 }, (_, index) => `c${index}`), (id) => reserve(ledger, id, 2), {
-              concurrency: 16,
-              discard: true
-            })
+            yield* Effect.forEach(
+              Array.from({ length: 90 }, (_, index) => `c${index}`),
+              (id) => reserve(ledger, id, 2),
+              {
+                concurrency: 16,
+                discard: true
+              }
+            )
             return yield* ledger.reservations()
           }), options)
         assert.isFalse(yield* fs.exists(`${path}.compact`))
@@ -68,7 +78,8 @@ describe("LedgerFs", () => {
             assert.deepStrictEqual((yield* ledger.get(key)).spent, { runs: 90, samples: 180 })
             assert.sameDeepMembers([...(yield* ledger.reservations())], [...journal])
           }), options)
-      })))
+      })
+    ))
 
   it.effect("a torn last line is discarded; the ledger opens with what was acknowledged", () =>
     withFs((fs, dir) =>
@@ -76,7 +87,7 @@ describe("LedgerFs", () => {
         const path = `${dir}/ledger.jsonl`
         yield* useLedger(path, (ledger) => Effect.all([reserve(ledger, "a", 3), reserve(ledger, "b", 4)]))
         const text = yield* fs.readFileString(path)
-        yield* fs.writeFileString(path, text + '{"t":"reservation","id":"c","datasetId":"ds","spl')
+        yield* fs.writeFileString(path, text + "{\"t\":\"reservation\",\"id\":\"c\",\"datasetId\":\"ds\",\"spl")
         yield* useLedger(path, (ledger) =>
           Effect.gen(function*() {
             assert.deepStrictEqual((yield* ledger.get(key)).spent, { runs: 2, samples: 7 })
@@ -86,12 +97,13 @@ describe("LedgerFs", () => {
           Effect.gen(function*() {
             assert.deepStrictEqual((yield* ledger.reservations()).map((entry) => entry.id), ["a", "b", "d"])
           }))
-      })))
+      })
+    ))
 
   for (
     const [name, damage] of [
       ["garbage in the middle", (text: string) => text.replace("\n", "\n#garbage#\n")],
-      ["a line of the wrong schema", (text: string) => text + '{"t":"reservation","id":5}\n'],
+      ["a line of the wrong schema", (text: string) => text + "{\"t\":\"reservation\",\"id\":5}\n"],
       ["a terminated bad last line", (text: string) => text + "{not json\n"]
     ] as const
   ) {
@@ -106,7 +118,8 @@ describe("LedgerFs", () => {
           assert.strictEqual(error._tag, "LedgerCorrupt")
           assert.include(error.message, "onCorrupt")
           assert.strictEqual(yield* fs.readFileString(path), damaged)
-        })))
+        })
+      ))
   }
 
   it.effect("onCorrupt: exhaust sets the file aside and opens with every budget at 0, across reopens", () =>
@@ -129,7 +142,8 @@ describe("LedgerFs", () => {
           Effect.gen(function*() {
             assert.deepStrictEqual((yield* ledger.get(key)).remaining, { runs: 0, samples: 0 })
           }))
-      })))
+      })
+    ))
 
   it.effect("a second open of a held journal is LedgerLocked; a stale lock is taken over", () =>
     withFs((fs, dir) =>
@@ -147,5 +161,6 @@ describe("LedgerFs", () => {
         yield* fs.writeFileString(`${path}.lock`, JSON.stringify({ pid: 1, token: "init" }))
         const locked = yield* expectFailure(useLedger(path, () => Effect.void, { isAlive: () => true }))
         assert.strictEqual(locked._tag, "LedgerLocked")
-      })))
+      })
+    ))
 })

@@ -8,7 +8,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { type HoldoutError, Ledger, type Model } from "@holdout/core"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Batcher from "./internal/batcher.js"
@@ -75,48 +75,51 @@ export const make = (options: {
     // One transaction a batch: take the write lock, read the batch's ids and what was spent, run every
     // step in order against that view, insert what they appended.
     const commit = (steps: ReadonlyArray<Step>) =>
-      Transaction.write(sql, Effect.gen(function*() {
-        yield* sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`
-        const found = new Map(
-          (yield* sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at
+      Transaction.write(
+        sql,
+        Effect.gen(function*() {
+          yield* sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`
+          const found = new Map(
+            (yield* sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at
             FROM holdout_reservations WHERE ${sql.in("id", steps.map((entry) => entry.reservationId))}`).map((row) =>
               [row.id, fromRow(row)] as const
             )
-        )
-        const spent = yield* spentByKey
-        const inserts: Array<ReservationRow> = []
-        const changed = new Map<string, Model.BudgetKey>()
-        const view: Ledger.DriverView = {
-          find: (reservationId) => found.get(reservationId),
-          spent: (key) => spent.get(key) ?? Ledger.nothingSpent,
-          append: (reservation) => {
-            const key = Ledger.keyString(reservation)
-            const current = spent.get(key) ?? Ledger.nothingSpent
-            spent.set(key, { runs: current.runs + 1, samples: current.samples + reservation.samples })
-            found.set(reservation.id, reservation)
-            changed.set(key, reservation)
-            inserts.push({
-              id: reservation.id,
-              dataset_id: reservation.datasetId,
-              split: reservation.split,
-              samples: reservation.samples,
-              run_id: reservation.runId,
-              at: reservation.at
-            })
+          )
+          const spent = yield* spentByKey
+          const inserts: Array<ReservationRow> = []
+          const changed = new Map<string, Model.BudgetKey>()
+          const view: Ledger.DriverView = {
+            find: (reservationId) => found.get(reservationId),
+            spent: (key) => spent.get(key) ?? Ledger.nothingSpent,
+            append: (reservation) => {
+              const key = Ledger.keyString(reservation)
+              const current = spent.get(key) ?? Ledger.nothingSpent
+              spent.set(key, { runs: current.runs + 1, samples: current.samples + reservation.samples })
+              found.set(reservation.id, reservation)
+              changed.set(key, reservation)
+              inserts.push({
+                id: reservation.id,
+                dataset_id: reservation.datasetId,
+                split: reservation.split,
+                samples: reservation.samples,
+                run_id: reservation.runId,
+                at: reservation.at
+              })
+            }
           }
-        }
-        const outcomes = steps.map((entry) => entry.step(view))
-        if (inserts.length > 0) {
-          yield* sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`
-          const totals = [...changed].map(([key, { datasetId, split }]) => {
-            const { runs, samples } = spent.get(key)!
-            return { dataset_id: datasetId, split, runs, samples }
-          })
-          yield* sql`INSERT INTO holdout_spent ${sql.insert(totals)}
+          const outcomes = steps.map((entry) => entry.step(view))
+          if (inserts.length > 0) {
+            yield* sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`
+            const totals = [...changed].map(([key, { datasetId, split }]) => {
+              const { runs, samples } = spent.get(key)!
+              return { dataset_id: datasetId, split, runs, samples }
+            })
+            yield* sql`INSERT INTO holdout_spent ${sql.insert(totals)}
             ON CONFLICT (dataset_id, split) DO UPDATE SET runs = excluded.runs, samples = excluded.samples`
-        }
-        return outcomes
-      })).pipe(storeOp("reserve"))
+          }
+          return outcomes
+        })
+      ).pipe(storeOp("reserve"))
 
     const batcher = yield* Batcher.make(commit, 512)
 
@@ -125,10 +128,15 @@ export const make = (options: {
       spent: storeOp("status")(Transaction.exclusive(sql, spentByKey)),
       reservations: (key) =>
         Effect.map(
-          Transaction.exclusive(sql, key === undefined
-            ? sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations ORDER BY seq`
-            : sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations
-                WHERE dataset_id = ${key.datasetId} AND split = ${key.split} ORDER BY seq`),
+          Transaction.exclusive(
+            sql,
+            key === undefined
+              ? sql<
+                ReservationRow
+              >`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations ORDER BY seq`
+              : sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations
+                WHERE dataset_id = ${key.datasetId} AND split = ${key.split} ORDER BY seq`
+          ),
           (rows) => rows.map(fromRow)
         ).pipe(storeOp("reservations"))
     })

@@ -26,7 +26,9 @@ const decodeSample = Schema.decodeUnknownEither(Schema.parseJson(Model.SampleRec
 const decoded = <A>(op: string, what: string, result: Either.Either<A, unknown>) =>
   Either.isRight(result)
     ? Effect.succeed(result.right)
-    : Effect.fail(new HoldoutError.StoreError({ op, message: `A stored ${what} does not decode: ${String(result.left)}` }))
+    : Effect.fail(
+      new HoldoutError.StoreError({ op, message: `A stored ${what} does not decode: ${String(result.left)}` })
+    )
 
 /**
  * Builds the store over the `SqlClient` in context, migrating the schema first.
@@ -62,7 +64,8 @@ export const make: Effect.Effect<
         record: JSON.stringify(sample)
       })
     }
-    return Transaction.write(sql, 
+    return Transaction.write(
+      sql,
       sql`INSERT INTO holdout_samples ${sql.insert([...rows.values()])}
         ON CONFLICT (run_id, sample_id) DO UPDATE SET record = excluded.record`
     ).pipe(storeOp("putSample"), Effect.as(samples.map(() => Exit.void)))
@@ -71,26 +74,32 @@ export const make: Effect.Effect<
 
   return {
     createRun: (run) =>
-      Transaction.write(sql, Effect.gen(function*() {
-        const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
-        if (existing.length > 0) return false
-        yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: JSON.stringify(run) })}`
-        return true
-      })).pipe(
+      Transaction.write(
+        sql,
+        Effect.gen(function*() {
+          const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
+          if (existing.length > 0) return false
+          yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: JSON.stringify(run) })}`
+          return true
+        })
+      ).pipe(
         storeOp("createRun"),
         Effect.flatMap((created) => created ? Effect.void : Effect.fail(TaskStore.runExists(run.runId)))
       ),
     getRun,
     updateRun: (runId, update) =>
-      Transaction.write(sql, Effect.gen(function*() {
-        const [row] = yield* sql<{ record: string }>`SELECT record FROM holdout_runs WHERE run_id = ${runId}`
-        if (row === undefined) return Option.none<string>()
-        const run = decodeRun(row.record)
-        if (Either.isLeft(run)) return Option.some(row.record)
-        const next = TaskStore.applyUpdate(run.right, update)
-        yield* sql`UPDATE holdout_runs SET record = ${JSON.stringify(next)} WHERE run_id = ${runId}`
-        return Option.some(JSON.stringify(next))
-      })).pipe(
+      Transaction.write(
+        sql,
+        Effect.gen(function*() {
+          const [row] = yield* sql<{ record: string }>`SELECT record FROM holdout_runs WHERE run_id = ${runId}`
+          if (row === undefined) return Option.none<string>()
+          const run = decodeRun(row.record)
+          if (Either.isLeft(run)) return Option.some(row.record)
+          const next = TaskStore.applyUpdate(run.right, update)
+          yield* sql`UPDATE holdout_runs SET record = ${JSON.stringify(next)} WHERE run_id = ${runId}`
+          return Option.some(JSON.stringify(next))
+        })
+      ).pipe(
         storeOp("updateRun"),
         Effect.flatMap(Option.match({
           onNone: () => Effect.fail(TaskStore.runNotFound(runId)),
@@ -106,7 +115,9 @@ export const make: Effect.Effect<
     getSample: (runId, sampleId) =>
       Effect.flatMap(
         storeOp("getSample")(read(
-          sql<{ record: string }>`SELECT record FROM holdout_samples WHERE run_id = ${runId} AND sample_id = ${sampleId}`
+          sql<
+            { record: string }
+          >`SELECT record FROM holdout_samples WHERE run_id = ${runId} AND sample_id = ${sampleId}`
         )),
         ([row]) =>
           row === undefined
@@ -121,11 +132,14 @@ export const make: Effect.Effect<
         (rows) => Effect.forEach(rows, (row) => decoded("listSamples", "sample", decodeSample(row.record)))
       ),
     putMetaIfAbsent: (key, value) =>
-      Transaction.write(sql, Effect.gen(function*() {
-        yield* sql`INSERT INTO holdout_meta ${sql.insert({ key, value })} ON CONFLICT (key) DO NOTHING`
-        const [row] = yield* sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`
-        return row?.value ?? value
-      })).pipe(storeOp("putMetaIfAbsent"))
+      Transaction.write(
+        sql,
+        Effect.gen(function*() {
+          yield* sql`INSERT INTO holdout_meta ${sql.insert({ key, value })} ON CONFLICT (key) DO NOTHING`
+          const [row] = yield* sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`
+          return row?.value ?? value
+        })
+      ).pipe(storeOp("putMetaIfAbsent"))
   } satisfies TaskStore.TaskStore["Type"]
 })
 

@@ -80,7 +80,12 @@ const readRewardFile = (trialDir: string) =>
       const rewards = decode(text.value)
       return Either.isRight(rewards)
         ? { file, rewards: rewards.right }
-        : { file, reason: typeof rewards.left === "string" ? rewards.left : ParseResult.TreeFormatter.formatErrorSync(rewards.left) }
+        : {
+          file,
+          reason: typeof rewards.left === "string"
+            ? rewards.left
+            : ParseResult.TreeFormatter.formatErrorSync(rewards.left)
+        }
     }
     return undefined
   })
@@ -130,7 +135,9 @@ export const load = (jobsDir: string): Effect.Effect<Loaded, never, FileSystem.F
       const clean = trial.right.exception_info === null || trial.right.exception_info === undefined
       if ((recorded === null || recorded === undefined) && clean) {
         const fromFile = yield* readRewardFile(path.dirname(file))
-        if (fromFile !== undefined && "reason" in fromFile) invalid.push({ file: fromFile.file, reason: fromFile.reason })
+        if (fromFile !== undefined && "reason" in fromFile) {
+          invalid.push({ file: fromFile.file, reason: fromFile.reason })
+        }
         if (fromFile !== undefined && "rewards" in fromFile) {
           trials.push({ ...trial.right, verifier_result: { rewards: fromFile.rewards }, file })
           continue
@@ -313,7 +320,9 @@ export const collate = (
       const error = rewards !== null && rewards !== undefined && Object.keys(rewards).length > 0
         ? `Rewards for task "${taskName}" carry no usable metric (rewardKey ${options.rewardKey ?? "unset"}, keys ` +
           `${Object.keys(rewards).join(", ")}).`
-        : `No verifier rewards for task "${taskName}"${dead.length === 0 ? "" : ` (attempts died: ${dead.join(", ")})`}.`
+        : `No verifier rewards for task "${taskName}"${
+          dead.length === 0 ? "" : ` (attempts died: ${dead.join(", ")})`
+        }.`
       const traceback = best.exception_info?.exception_traceback
       outcomes.set(taskName, {
         error,

@@ -46,7 +46,9 @@ export const normalize = (
   Effect.suspend(() => {
     const splits = Object.entries(partition)
     if (splits.length === 0) {
-      return Effect.fail(new HoldoutError.ConfigError({ message: "The Harbor partition has no split; list the tasks of each split." }))
+      return Effect.fail(
+        new HoldoutError.ConfigError({ message: "The Harbor partition has no split; list the tasks of each split." })
+      )
     }
     const result: Record<string, ReadonlyArray<HarborTask>> = {}
     for (const [split, tasks] of splits) {

@@ -30,7 +30,9 @@ export const ExceptionInfo = Schema.Struct({
 export const TrialResult = Schema.Struct({
   task_name: Schema.String,
   trial_name: Optional(Schema.String),
-  verifier_result: Optional(Schema.Struct({ rewards: Optional(Schema.Record({ key: Schema.String, value: Schema.Number })) })),
+  verifier_result: Optional(
+    Schema.Struct({ rewards: Optional(Schema.Record({ key: Schema.String, value: Schema.Number })) })
+  ),
   exception_info: Optional(ExceptionInfo),
   started_at: Optional(Schema.String),
   finished_at: Optional(Schema.String)

@@ -280,7 +280,9 @@ export const make = (
         )
         yield* Effect.logDebug(`Harbor command: ${args.map((arg) => JSON.stringify(arg)).join(" ")}`)
         const log = yield* fs.open(logFile, { flag: "a" }).pipe(Effect.mapError(ioFailure(`open ${logFile}`)))
-        const process = yield* Command.start(Command.make(program, ...rest).pipe(Command.workingDirectory(candidatePath)))
+        const process = yield* Command.start(
+          Command.make(program, ...rest).pipe(Command.workingDirectory(candidatePath))
+        )
           .pipe(
             Effect.provide(context),
             Effect.mapError((error) =>
@@ -291,7 +293,10 @@ export const make = (
             )
           )
         const tail = makeTail(2000)
-        const drain = yield* Stream.merge(process.stdout, Stream.tap(process.stderr, (chunk) => Effect.sync(() => tail.push(chunk))))
+        const drain = yield* Stream.merge(
+          process.stdout,
+          Stream.tap(process.stderr, (chunk) => Effect.sync(() => tail.push(chunk)))
+        )
           .pipe(
             Stream.runForEach((chunk) => log.write(chunk)),
             Effect.ignore,
@@ -373,9 +378,11 @@ export const make = (
         })
         if (salvaged.length > 0) {
           const finishedAt = yield* Clock.currentTimeMillis
-          yield* putAll(salvaged.map((entry) =>
-            record(plan, entry, earlier.get(entry.task.resultKey)!, { startedAt, finishedAt }, "")
-          ))
+          yield* putAll(
+            salvaged.map((entry) =>
+              record(plan, entry, earlier.get(entry.task.resultKey)!, { startedAt, finishedAt }, "")
+            )
+          )
           yield* Effect.logInfo(
             `Harbor: ${salvaged.length} task(s) of run ${plan.runId} already had their trials; recorded without running again`
           )
@@ -384,8 +391,10 @@ export const make = (
         if (toRun.length === 0) return
 
         const round = yield* Effect.scoped(
-          Effect.flatMap(workspace.checkout(plan.candidate), (candidatePath) =>
-            runHarbor(plan, candidatePath, toRun, runDir, jobsDir))
+          Effect.flatMap(
+            workspace.checkout(plan.candidate),
+            (candidatePath) => runHarbor(plan, candidatePath, toRun, runDir, jobsDir)
+          )
         )
 
         const loaded = yield* loadTrials(jobsDir)
@@ -409,7 +418,9 @@ export const make = (
         }
         const outcomes = Collation.collate(loaded.trials, toRun.map((entry) => entry.task.resultKey), collateOptions)
         const finishedAt = yield* Clock.currentTimeMillis
-        const cut = round.ended._tag === "Exited" && round.ended.code === 0 ? "" : ` The nested run ${describeEnd(round.ended)}.`
+        const cut = round.ended._tag === "Exited" && round.ended.code === 0
+          ? ""
+          : ` The nested run ${describeEnd(round.ended)}.`
         yield* putAll(toRun.map((entry) => {
           const outcome = outcomes.get(entry.task.resultKey)!
           return record(plan, entry, outcome, { startedAt, finishedAt }, outcome.trials === 0 ? cut : "")
@@ -425,5 +436,7 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<EvalStrategy.EvalStrategy, HoldoutError.ConfigError, Requirements> =>
+export const layer = (
+  options: Options
+): Layer.Layer<EvalStrategy.EvalStrategy, HoldoutError.ConfigError, Requirements> =>
   Layer.effect(EvalStrategy.EvalStrategy, make(options))

@@ -1,7 +1,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Collation } from "@holdout/strategy-harbor"
 import { assert, describe, it } from "@effect/vitest"
+import { Collation } from "@holdout/strategy-harbor"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import { fileURLToPath } from "node:url"
@@ -58,20 +58,22 @@ describe("Harbor collation over real job directories", () => {
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.effect("a result file that does not decode is reported, not fatal", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const dir = yield* fs.makeTempDirectoryScoped()
-      yield* fs.copy(jobsDir, `${dir}/jobs`)
-      yield* fs.makeDirectory(`${dir}/jobs/broken/t1`, { recursive: true })
-      yield* fs.writeFileString(`${dir}/jobs/broken/t1/result.json`, "{ not json")
-      yield* fs.makeDirectory(`${dir}/jobs/broken/t2`, { recursive: true })
-      yield* fs.writeFileString(`${dir}/jobs/broken/t2/result.json`, JSON.stringify({ task_name: 7 }))
-      const before = (yield* Metric.value(Collation.invalidFiles)).count
-      const loaded = yield* Collation.load(`${dir}/jobs`)
-      assert.strictEqual(loaded.trials.length, 4)
-      assert.strictEqual(loaded.invalid.length, 2)
-      assert.strictEqual((yield* Metric.value(Collation.invalidFiles)).count - before, 2, "not counted")
-    }).pipe(Effect.provide(NodeContext.layer))))
+    Effect.scoped(
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const dir = yield* fs.makeTempDirectoryScoped()
+        yield* fs.copy(jobsDir, `${dir}/jobs`)
+        yield* fs.makeDirectory(`${dir}/jobs/broken/t1`, { recursive: true })
+        yield* fs.writeFileString(`${dir}/jobs/broken/t1/result.json`, "{ not json")
+        yield* fs.makeDirectory(`${dir}/jobs/broken/t2`, { recursive: true })
+        yield* fs.writeFileString(`${dir}/jobs/broken/t2/result.json`, JSON.stringify({ task_name: 7 }))
+        const before = (yield* Metric.value(Collation.invalidFiles)).count
+        const loaded = yield* Collation.load(`${dir}/jobs`)
+        assert.strictEqual(loaded.trials.length, 4)
+        assert.strictEqual(loaded.invalid.length, 2)
+        assert.strictEqual((yield* Metric.value(Collation.invalidFiles)).count - before, 2, "not counted")
+      }).pipe(Effect.provide(NodeContext.layer))
+    ))
 })
 
 describe("Harbor collation rules", () => {
@@ -86,26 +88,34 @@ describe("Harbor collation rules", () => {
   })
 
   it("best of attempts prefers clean, then scored, then the higher reward, then the later finish", () => {
-    const outcomes = Collation.collate([
-      trial("t", { verifier_result: { rewards: { reward: 1 } }, finished_at: "2026-01-01T00:00:00Z" }),
-      trial("t", { verifier_result: { rewards: { reward: 0 } }, finished_at: "2026-01-02T00:00:00Z" }),
-      trial("t", {
-        verifier_result: { rewards: { reward: 1 } },
-        exception_info: { exception_type: "AgentTimeoutError" },
-        finished_at: "2026-01-03T00:00:00Z"
-      })
-    ], ["t"], { aggregate: "best" })
+    const outcomes = Collation.collate(
+      [
+        trial("t", { verifier_result: { rewards: { reward: 1 } }, finished_at: "2026-01-01T00:00:00Z" }),
+        trial("t", { verifier_result: { rewards: { reward: 0 } }, finished_at: "2026-01-02T00:00:00Z" }),
+        trial("t", {
+          verifier_result: { rewards: { reward: 1 } },
+          exception_info: { exception_type: "AgentTimeoutError" },
+          finished_at: "2026-01-03T00:00:00Z"
+        })
+      ],
+      ["t"],
+      { aggregate: "best" }
+    )
     assert.strictEqual(outcomes.get("t")!.score, 1)
     assert.strictEqual(outcomes.get("t")!.output["trialName"], "t__x")
   })
 
   it("mean of attempts counts dead attempts as 0 and labels infrastructure failures", () => {
-    const outcomes = Collation.collate([
-      trial("t", { verifier_result: { rewards: { reward: 1 } } }),
-      trial("t", { verifier_result: { rewards: { reward: 0.5 } } }),
-      trial("t", { verifier_result: null, exception_info: { exception_type: "RateLimitError" } }),
-      trial("t", { verifier_result: null, exception_info: { exception_type: "RuntimeError" } })
-    ], ["t"], { aggregate: "mean" })
+    const outcomes = Collation.collate(
+      [
+        trial("t", { verifier_result: { rewards: { reward: 1 } } }),
+        trial("t", { verifier_result: { rewards: { reward: 0.5 } } }),
+        trial("t", { verifier_result: null, exception_info: { exception_type: "RateLimitError" } }),
+        trial("t", { verifier_result: null, exception_info: { exception_type: "RuntimeError" } })
+      ],
+      ["t"],
+      { aggregate: "mean" }
+    )
     const outcome = outcomes.get("t")!
     assert.strictEqual(outcome.score, 1.5 / 4)
     assert.deepInclude(outcome.metrics, { attempts: 4, scored: 2, dead: 2, deadInfra: 1 })
@@ -143,7 +153,13 @@ describe("Harbor collation: the verifier's reward files", () => {
       }
     })
   const result = (taskName: string, fields: Record<string, unknown> = {}) =>
-    JSON.stringify({ task_name: taskName, trial_name: `${taskName}__x`, verifier_result: null, exception_info: null, ...fields })
+    JSON.stringify({
+      task_name: taskName,
+      trial_name: `${taskName}__x`,
+      verifier_result: null,
+      exception_info: null,
+      ...fields
+    })
 
   it.scoped("a clean trial without rewards in result.json is read from reward.json, else reward.txt", () =>
     Effect.gen(function*() {
@@ -163,7 +179,9 @@ describe("Harbor collation: the verifier's reward files", () => {
         "job/recorded__x/verifier/reward.txt": "1"
       })
       const loaded = yield* Collation.load(dir)
-      const outcomes = Collation.collate(loaded.trials, ["json", "txt", "bad", "dead", "recorded"], { aggregate: "best" })
+      const outcomes = Collation.collate(loaded.trials, ["json", "txt", "bad", "dead", "recorded"], {
+        aggregate: "best"
+      })
       assert.strictEqual(outcomes.get("json")!.score, 0.75)
       assert.deepStrictEqual(outcomes.get("json")!.metrics, { reward: 0.75, style: 1 })
       assert.strictEqual(outcomes.get("txt")!.score, 0.25)

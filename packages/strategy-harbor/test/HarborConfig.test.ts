@@ -1,7 +1,7 @@
+import { assert, describe, it } from "@effect/vitest"
 import { DatasetSource } from "@holdout/core"
 import { HarborConfig, HarborDataset } from "@holdout/strategy-harbor"
 import { expectFailure } from "@holdout/testkit"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 
 describe("HarborConfig", () => {

@@ -1,8 +1,8 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { EvalStrategy, type Model, TaskStore } from "@holdout/core"
 import { TaskStoreFs } from "@holdout/store-fs"
 import { expectFailure, makeRun, strategyConformance } from "@holdout/testkit"
-import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -45,7 +45,9 @@ const produce = (runPlan: EvalStrategy.RunPlan) =>
     const strategy = yield* EvalStrategy.EvalStrategy
     const store = yield* TaskStore.TaskStore
     if ((yield* store.getRun(runPlan.runId))._tag === "None") {
-      yield* store.createRun(makeRun(runPlan.runId, { candidate, datasetId, split: "train", sampleIds: runPlan.sampleIds }))
+      yield* store.createRun(
+        makeRun(runPlan.runId, { candidate, datasetId, split: "train", sampleIds: runPlan.sampleIds })
+      )
     }
     yield* strategy.produce(runPlan)
     return new Map((yield* store.listSamples(runPlan.runId)).map((sample) => [sample.sampleId, sample] as const))
@@ -74,52 +76,56 @@ describe("HarborStrategy — one nested run per produce", () => {
       partition: { train: ["alpha", "beta", "gamma"] },
       config: { model: "m-1", attempts: 1, concurrency: 3, maxRetries: 0, environment: "modal" }
     }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const samples = yield* produce(plan([0, 1, 2]))
-      const [call] = invocations(fixture)
-      assert.isDefined(call)
-      assert.strictEqual(call!.cwd, fixture.candidateDir)
-      const jobsDir = join(fixture.strategyDir, "runs", "run-1", "jobs")
-      assert.deepStrictEqual(call!.argv, [
-        "run",
-        "-p",
-        fixture.tasksDir,
-        "--agent",
-        "candidate.agent:Agent",
-        "-e",
-        "modal",
-        "-n",
-        "3",
-        "--n-attempts",
-        "1",
-        "--max-retries",
-        "0",
-        "-m",
-        "m-1",
-        "-i",
-        "alpha",
-        "-i",
-        "beta",
-        "-i",
-        "gamma",
-        "--jobs-dir",
-        jobsDir,
-        "--job-name",
-        "holdout-1",
-        "--fake-log",
-        fixture.logFile
-      ])
-      const alpha = sampleOf(samples, 0)
-      assert.strictEqual(alpha.score, 1)
-      assert.deepStrictEqual(alpha.metrics, { reward: 1, style: 0.5 })
-      assert.deepStrictEqual(alpha.input, { include: "alpha", resultKey: "alpha" })
-      assert.strictEqual(alpha.candidateId, "cand-1")
-      assert.strictEqual(alpha.attempts, 1)
-      assert.isUndefined(alpha.error)
-      assert.strictEqual(sampleOf(samples, 1).score, 0.25, "reward.txt form")
-      assert.strictEqual(sampleOf(samples, 2).score, 0, "`pass` comes before `reward`")
-      assert.isTrue(existsSync(join(fixture.strategyDir, "runs", "run-1", "holdout-1.log")))
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const samples = yield* produce(plan([0, 1, 2]))
+        const [call] = invocations(fixture)
+        assert.isDefined(call)
+        assert.strictEqual(call!.cwd, fixture.candidateDir)
+        const jobsDir = join(fixture.strategyDir, "runs", "run-1", "jobs")
+        assert.deepStrictEqual(call!.argv, [
+          "run",
+          "-p",
+          fixture.tasksDir,
+          "--agent",
+          "candidate.agent:Agent",
+          "-e",
+          "modal",
+          "-n",
+          "3",
+          "--n-attempts",
+          "1",
+          "--max-retries",
+          "0",
+          "-m",
+          "m-1",
+          "-i",
+          "alpha",
+          "-i",
+          "beta",
+          "-i",
+          "gamma",
+          "--jobs-dir",
+          jobsDir,
+          "--job-name",
+          "holdout-1",
+          "--fake-log",
+          fixture.logFile
+        ])
+        const alpha = sampleOf(samples, 0)
+        assert.strictEqual(alpha.score, 1)
+        assert.deepStrictEqual(alpha.metrics, { reward: 1, style: 0.5 })
+        assert.deepStrictEqual(alpha.input, { include: "alpha", resultKey: "alpha" })
+        assert.strictEqual(alpha.candidateId, "cand-1")
+        assert.strictEqual(alpha.attempts, 1)
+        assert.isUndefined(alpha.error)
+        assert.strictEqual(sampleOf(samples, 1).score, 0.25, "reward.txt form")
+        assert.strictEqual(sampleOf(samples, 2).score, 0, "`pass` comes before `reward`")
+        assert.isTrue(existsSync(join(fixture.strategyDir, "runs", "run-1", "holdout-1.log")))
+      })
+    )
   })
 
   it.live("a registry source is passed with -d; the launcher and extra args get the candidate's path", () => {
@@ -133,15 +139,25 @@ describe("HarborStrategy — one nested run per produce", () => {
         extraArgs: ["--fake-registry", "{candidatePath}/.."]
       }
     }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const samples = yield* produce(plan([1]))
-      const [call] = invocations(fixture)
-      assert.deepStrictEqual(call!.argv.slice(0, 5), ["--fake-project", fixture.candidateDir, "run", "-d", "acme/tasks@2"])
-      assert.deepStrictEqual(includes(call!), ["acme/two"])
-      assert.deepStrictEqual(call!.argv.slice(-4, -2), ["--fake-registry", `${fixture.candidateDir}/..`])
-      assert.strictEqual(sampleOf(samples, 1).score, 1)
-      assert.deepStrictEqual([...samples.keys()], [1])
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const samples = yield* produce(plan([1]))
+        const [call] = invocations(fixture)
+        assert.deepStrictEqual(call!.argv.slice(0, 5), [
+          "--fake-project",
+          fixture.candidateDir,
+          "run",
+          "-d",
+          "acme/tasks@2"
+        ])
+        assert.deepStrictEqual(includes(call!), ["acme/two"])
+        assert.deepStrictEqual(call!.argv.slice(-4, -2), ["--fake-registry", `${fixture.candidateDir}/..`])
+        assert.strictEqual(sampleOf(samples, 1).score, 1)
+        assert.deepStrictEqual([...samples.keys()], [1])
+      })
+    )
   })
 })
 
@@ -154,23 +170,27 @@ describe("HarborStrategy — failures of attempts and of the nested run", () => 
       { dir: "late", attempts: [{ exception: "AgentTimeoutError", rewards: { reward: 0.5 } }] }
     ])
     const options: StackOptions = { partition: { train: ["ok", "crashed", "throttled", "late"] } }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const samples = yield* produce(plan([0, 1, 2, 3]))
-      assert.strictEqual(sampleOf(samples, 0).score, 1)
-      const crashed = sampleOf(samples, 1)
-      assert.isUndefined(crashed.score)
-      assert.include(crashed.error, `No verifier rewards for task "crashed"`)
-      assert.include(crashed.error, "RuntimeError x1")
-      assert.include(crashed.errorTrace, "Traceback")
-      assert.deepInclude(crashed.output as object, { infra: false, deadAttempts: ["RuntimeError x1"] })
-      const throttled = sampleOf(samples, 2)
-      assert.include(throttled.error, "RateLimitError[infra] x1")
-      assert.deepInclude(throttled.output as object, { infra: true })
-      // Harbor still runs the verifier after an agent timeout: the attempt is scored
-      const late = sampleOf(samples, 3)
-      assert.strictEqual(late.score, 0.5)
-      assert.isUndefined(late.error)
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const samples = yield* produce(plan([0, 1, 2, 3]))
+        assert.strictEqual(sampleOf(samples, 0).score, 1)
+        const crashed = sampleOf(samples, 1)
+        assert.isUndefined(crashed.score)
+        assert.include(crashed.error, `No verifier rewards for task "crashed"`)
+        assert.include(crashed.error, "RuntimeError x1")
+        assert.include(crashed.errorTrace, "Traceback")
+        assert.deepInclude(crashed.output as object, { infra: false, deadAttempts: ["RuntimeError x1"] })
+        const throttled = sampleOf(samples, 2)
+        assert.include(throttled.error, "RateLimitError[infra] x1")
+        assert.deepInclude(throttled.output as object, { infra: true })
+        // Harbor still runs the verifier after an agent timeout: the attempt is scored
+        const late = sampleOf(samples, 3)
+        assert.strictEqual(late.score, 0.5)
+        assert.isUndefined(late.error)
+      })
+    )
   })
 
   it.live("a timeout terminates the whole process tree and the trials that finished are kept", () => {
@@ -182,20 +202,26 @@ describe("HarborStrategy — failures of attempts and of the nested run", () => 
       fake: ["--fake-hang-after", "2", "--fake-ignore-term"],
       killGrace: "300 millis"
     }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const samples = yield* produce(plan([0, 1, 2, 3]))
-      const [call] = invocations(fixture)
-      const grandchild = Number(readFileSync(join(fixture.strategyDir, "runs", "run-1", "jobs", "grandchild.pid"), "utf8"))
-      assert.isTrue(isGone(call!.pid), "the nested harbor survived its timeout")
-      assert.isTrue(isGone(grandchild), "a process the nested harbor started survived")
-      assert.deepStrictEqual([0, 1].map((id) => sampleOf(samples, id).score), [1, 1])
-      for (const id of [2, 3]) {
-        const sample = sampleOf(samples, id)
-        assert.isUndefined(sample.score)
-        assert.include(sample.error, "No Harbor trial result")
-        assert.include(sample.error, "timed out after 2 s")
-      }
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const samples = yield* produce(plan([0, 1, 2, 3]))
+        const [call] = invocations(fixture)
+        const grandchild = Number(
+          readFileSync(join(fixture.strategyDir, "runs", "run-1", "jobs", "grandchild.pid"), "utf8")
+        )
+        assert.isTrue(isGone(call!.pid), "the nested harbor survived its timeout")
+        assert.isTrue(isGone(grandchild), "a process the nested harbor started survived")
+        assert.deepStrictEqual([0, 1].map((id) => sampleOf(samples, id).score), [1, 1])
+        for (const id of [2, 3]) {
+          const sample = sampleOf(samples, id)
+          assert.isUndefined(sample.score)
+          assert.include(sample.error, "No Harbor trial result")
+          assert.include(sample.error, "timed out after 2 s")
+        }
+      })
+    )
   })
 
   it.live("interrupting produce ends the nested run and everything it started; progress is logged meanwhile", () => {
@@ -211,55 +237,71 @@ describe("HarborStrategy — failures of attempts and of the nested run", () => 
       killGrace: "300 millis",
       progressInterval: "100 millis"
     }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const fiber = yield* Effect.fork(produce(plan([0, 1])))
-      for (let turn = 0; turn < 200 && !existsSync(pidFile); turn++) yield* Effect.sleep("50 millis")
-      yield* Effect.sleep("300 millis")
-      yield* Fiber.interrupt(fiber)
-      const [call] = invocations(fixture)
-      assert.isTrue(isGone(call!.pid), "the nested harbor outlived the interruption")
-      assert.isTrue(isGone(Number(readFileSync(pidFile, "utf8"))), "a process the nested harbor started survived")
-      assert.isTrue(
-        lines.some((line) => /^Harbor job holdout-1: 1\/2 trial\(s\) finished after \d+ s$/.test(line)),
-        `no progress line in:\n${lines.join("\n")}`
-      )
-    })).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(produce(plan([0, 1])))
+        for (let turn = 0; turn < 200 && !existsSync(pidFile); turn++) yield* Effect.sleep("50 millis")
+        yield* Effect.sleep("300 millis")
+        yield* Fiber.interrupt(fiber)
+        const [call] = invocations(fixture)
+        assert.isTrue(isGone(call!.pid), "the nested harbor outlived the interruption")
+        assert.isTrue(isGone(Number(readFileSync(pidFile, "utf8"))), "a process the nested harbor started survived")
+        assert.isTrue(
+          lines.some((line) => /^Harbor job holdout-1: 1\/2 trial\(s\) finished after \d+ s$/.test(line)),
+          `no progress line in:\n${lines.join("\n")}`
+        )
+      })
+    ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
   })
 
   it.live("a non-zero exit still collates what finished", () => {
     const fixture = makeFixture([{ dir: "a" }, { dir: "b", attempts: [{ rewardTxt: "0" }] }])
     const options: StackOptions = { partition: { train: ["a", "b"] }, fake: ["--fake-exit", "3"] }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const samples = yield* produce(plan([0, 1]))
-      assert.deepStrictEqual([0, 1].map((id) => sampleOf(samples, id).score), [1, 0])
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const samples = yield* produce(plan([0, 1]))
+        assert.deepStrictEqual([0, 1].map((id) => sampleOf(samples, id).score), [1, 0])
+      })
+    )
   })
 
   it.live("a nested run with no trial at all is a StrategyError, and nothing is scored 0", () => {
     const fixture = makeFixture([{ dir: "a" }])
     // `-i missing` matches no task: Harbor aborts with "No tasks matched the filter(s)."
     const options: StackOptions = { partition: { train: ["missing"] } }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const error = yield* expectFailure(produce(plan([0])))
-      assert.strictEqual(error._tag, "StrategyError")
-      assert.include(error.message, "no trial results for 1 task(s)")
-      assert.include(error.message, "refusing to score all samples 0")
-      assert.include(error.message, "exited with code 1")
-      assert.include(error.message, "No tasks matched the filter(s).")
-      const store = yield* TaskStore.TaskStore
-      assert.deepStrictEqual(yield* store.listSamples("run-1"), [])
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const error = yield* expectFailure(produce(plan([0])))
+        assert.strictEqual(error._tag, "StrategyError")
+        assert.include(error.message, "no trial results for 1 task(s)")
+        assert.include(error.message, "refusing to score all samples 0")
+        assert.include(error.message, "exited with code 1")
+        assert.include(error.message, "No tasks matched the filter(s).")
+        const store = yield* TaskStore.TaskStore
+        assert.deepStrictEqual(yield* store.listSamples("run-1"), [])
+      })
+    )
   })
 
   it.live("a launcher that cannot start is a StrategyError that says what to install", () => {
     const fixture = makeFixture([{ dir: "a" }])
     const options: StackOptions = { partition: { train: ["a"] }, config: { launcher: ["holdout-no-such-harbor"] } }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const error = yield* expectFailure(produce(plan([0])))
-      assert.strictEqual(error._tag, "StrategyError")
-      assert.include(error.message, `Could not start the Harbor launcher "holdout-no-such-harbor"`)
-      assert.include(error.message, "Install Harbor")
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const error = yield* expectFailure(produce(plan([0])))
+        assert.strictEqual(error._tag, "StrategyError")
+        assert.include(error.message, `Could not start the Harbor launcher "holdout-no-such-harbor"`)
+        assert.include(error.message, "Install Harbor")
+      })
+    )
   })
 
   it.live("task names that do not match what Harbor records are refused; { include, resultKey } maps them", () => {
@@ -291,27 +333,35 @@ describe("HarborStrategy — attempts", () => {
   it.live("best of attempts takes the best clean trial", () => {
     const fixture = makeFixture([{ dir: "t", attempts }])
     const options: StackOptions = { partition: { train: ["t"] }, config: { attempts: 3, aggregate: "best" } }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const sample = sampleOf(yield* produce(plan([0])), 0)
-      assert.strictEqual(sample.score, 1)
-      assert.strictEqual(sample.attempts, 3)
-      assert.deepInclude(sample.output as object, { deadAttempts: ["RateLimitError[infra] x1"] })
-      assert.include(includes(invocations(fixture)[0]!), "t")
-      assert.include(invocations(fixture)[0]!.argv.join(" "), "--n-attempts 3")
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const sample = sampleOf(yield* produce(plan([0])), 0)
+        assert.strictEqual(sample.score, 1)
+        assert.strictEqual(sample.attempts, 3)
+        assert.deepInclude(sample.output as object, { deadAttempts: ["RateLimitError[infra] x1"] })
+        assert.include(includes(invocations(fixture)[0]!), "t")
+        assert.include(invocations(fixture)[0]!.argv.join(" "), "--n-attempts 3")
+      })
+    )
   })
 
   it.live("mean of attempts counts a dead attempt as 0", () => {
     const fixture = makeFixture([{ dir: "t", attempts }])
     const options: StackOptions = { partition: { train: ["t"] }, config: { attempts: 3, aggregate: "mean" } }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const sample = sampleOf(yield* produce(plan([0])), 0)
-      assert.strictEqual(sample.score, 0.5)
-      assert.deepInclude(sample.metrics, { rewardMean: 0.5, attempts: 3, scored: 2, dead: 1, deadInfra: 1 })
-      const output = sample.output as { attemptScores: ReadonlyArray<number>; aggregate: string }
-      assert.strictEqual(output.aggregate, "mean")
-      assert.sameMembers([...output.attemptScores], [1, 0, 0.5])
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const sample = sampleOf(yield* produce(plan([0])), 0)
+        assert.strictEqual(sample.score, 0.5)
+        assert.deepInclude(sample.metrics, { rewardMean: 0.5, attempts: 3, scored: 2, dead: 1, deadInfra: 1 })
+        const output = sample.output as { attemptScores: ReadonlyArray<number>; aggregate: string }
+        assert.strictEqual(output.aggregate, "mean")
+        assert.sameMembers([...output.attemptScores], [1, 0, 0.5])
+      })
+    )
   })
 })
 
@@ -321,22 +371,26 @@ describe("HarborStrategy — resume", () => {
     // the first trial of the next nested run leaves no result: sample 0 becomes an error sample
     writeFileSync(join(fixture.stateDir, "fail-next"), "")
     const options: StackOptions = { partition: { train: ["a", "b", "c"] }, fake: ["--fake-state", fixture.stateDir] }
-    return withStack(fixture, options, Effect.gen(function*() {
-      const first = yield* produce(plan([0, 1, 2]))
-      assert.include(sampleOf(first, 0).error, `No Harbor trial result for task "a"`)
-      assert.deepStrictEqual([1, 2].map((id) => sampleOf(first, id).score), [1, 0.5])
-      const second = yield* produce(plan([0, 1, 2]))
-      const calls = invocations(fixture)
-      assert.strictEqual(calls.length, 2)
-      assert.deepStrictEqual(includes(calls[1]!), ["a"], "only the errored sample ran again")
-      assert.include(calls[1]!.argv.join(" "), "--job-name holdout-2")
-      assert.strictEqual(sampleOf(second, 0).score, 1)
-      assert.isUndefined(sampleOf(second, 0).error)
-      for (const id of [1, 2]) assert.deepStrictEqual(sampleOf(second, id), sampleOf(first, id))
-      // everything complete: nothing runs
-      yield* produce(plan([0, 1, 2]))
-      assert.strictEqual(invocations(fixture).length, 2)
-    }))
+    return withStack(
+      fixture,
+      options,
+      Effect.gen(function*() {
+        const first = yield* produce(plan([0, 1, 2]))
+        assert.include(sampleOf(first, 0).error, `No Harbor trial result for task "a"`)
+        assert.deepStrictEqual([1, 2].map((id) => sampleOf(first, id).score), [1, 0.5])
+        const second = yield* produce(plan([0, 1, 2]))
+        const calls = invocations(fixture)
+        assert.strictEqual(calls.length, 2)
+        assert.deepStrictEqual(includes(calls[1]!), ["a"], "only the errored sample ran again")
+        assert.include(calls[1]!.argv.join(" "), "--job-name holdout-2")
+        assert.strictEqual(sampleOf(second, 0).score, 1)
+        assert.isUndefined(sampleOf(second, 0).error)
+        for (const id of [1, 2]) assert.deepStrictEqual(sampleOf(second, id), sampleOf(first, id))
+        // everything complete: nothing runs
+        yield* produce(plan([0, 1, 2]))
+        assert.strictEqual(invocations(fixture).length, 2)
+      })
+    )
   })
 
   it.live("after the strategy's process is killed mid-run, resume keeps the finished trials and runs the rest", () => {
@@ -348,7 +402,10 @@ describe("HarborStrategy — resume", () => {
         : 0
     const store = TaskStoreFs.layer({ dir: join(fixture.root, "store") }).pipe(Layer.provide(NodeContext.layer))
     return Effect.gen(function*() {
-      const child = spawn("node", ["--import", "tsx", crashChild, fixture.root], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+      const child = spawn("node", ["--import", "tsx", crashChild, fixture.root], {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"]
+      })
       let output = ""
       child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk))
       child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk))

@@ -4,7 +4,7 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { type EvalStrategy, type HoldoutError, TaskStore, Workspace } from "@holdout/core"
-import { HarborDataset, type HarborConfig, HarborStrategy } from "@holdout/strategy-harbor"
+import { type HarborConfig, HarborDataset, HarborStrategy } from "@holdout/strategy-harbor"
 import type * as Duration from "effect/Duration"
 import * as Layer from "effect/Layer"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"

@@ -31,18 +31,32 @@ const fail = (code, message) => {
 
 const argv = process.argv.slice(2)
 const valued = new Map([
-  ["-p", "path"], ["--path", "path"],
-  ["-d", "dataset"], ["--dataset", "dataset"],
-  ["-a", "agent"], ["--agent", "agent"], ["--agent-import-path", "agent"],
-  ["-m", "model"], ["--model", "model"],
-  ["-e", "env"], ["--env", "env"],
-  ["-n", "concurrency"], ["--n-concurrent", "concurrency"],
-  ["-k", "attempts"], ["--n-attempts", "attempts"],
-  ["-r", "retries"], ["--max-retries", "retries"],
-  ["-o", "jobsDir"], ["--jobs-dir", "jobsDir"],
+  ["-p", "path"],
+  ["--path", "path"],
+  ["-d", "dataset"],
+  ["--dataset", "dataset"],
+  ["-a", "agent"],
+  ["--agent", "agent"],
+  ["--agent-import-path", "agent"],
+  ["-m", "model"],
+  ["--model", "model"],
+  ["-e", "env"],
+  ["--env", "env"],
+  ["-n", "concurrency"],
+  ["--n-concurrent", "concurrency"],
+  ["-k", "attempts"],
+  ["--n-attempts", "attempts"],
+  ["-r", "retries"],
+  ["--max-retries", "retries"],
+  ["-o", "jobsDir"],
+  ["--jobs-dir", "jobsDir"],
   ["--job-name", "jobName"],
-  ["--fake-log", "log"], ["--fake-hang-after", "hangAfter"], ["--fake-exit", "exit"],
-  ["--fake-registry", "registry"], ["--fake-state", "state"], ["--fake-project", "project"]
+  ["--fake-log", "log"],
+  ["--fake-hang-after", "hangAfter"],
+  ["--fake-exit", "exit"],
+  ["--fake-registry", "registry"],
+  ["--fake-state", "state"],
+  ["--fake-project", "project"]
 ])
 const repeated = new Set(["-i", "--include-task-name", "--task-name"])
 const options = { include: [] }
@@ -57,12 +71,18 @@ for (let index = 0; index < argv.length; index++) {
   } else if (!arg.startsWith("-") && command === undefined) command = arg
   else fail(2, `Error: No such option: ${arg}`)
 }
-if (options.log !== undefined) appendFileSync(options.log, JSON.stringify({ argv, cwd: process.cwd(), pid: process.pid }) + "\n")
+if (options.log !== undefined) {
+  appendFileSync(options.log, JSON.stringify({ argv, cwd: process.cwd(), pid: process.pid }) + "\n")
+}
 if (command !== "run") fail(2, `Error: No such command '${command}'.`)
-if ((options.path === undefined) === (options.dataset === undefined)) fail(2, "Error: give exactly one of --path / --dataset.")
+if ((options.path === undefined) === (options.dataset === undefined)) {
+  fail(2, "Error: give exactly one of --path / --dataset.")
+}
 if (options.agent === undefined) fail(2, "Error: Missing option '--agent'.")
 for (const [flag, key] of [["-n", "concurrency"], ["--n-attempts", "attempts"], ["--max-retries", "retries"]]) {
-  if (options[key] !== undefined && !/^\d+$/.test(options[key])) fail(2, `Error: Invalid value for '${flag}': ${options[key]}`)
+  if (options[key] !== undefined && !/^\d+$/.test(options[key])) {
+    fail(2, `Error: Invalid value for '${flag}': ${options[key]}`)
+  }
 }
 
 // fnmatch, as Harbor applies `-i` to task names
@@ -111,13 +131,37 @@ mkdirSync(jobDir, { recursive: true })
 const attempts = Number(options.attempts ?? 1)
 const jobId = randomUUID()
 const startedAt = now()
-const stats = { n_completed_trials: 0, n_errored_trials: 0, n_running_trials: 0, n_pending_trials: 0, n_cancelled_trials: 0, n_retries: 0, evals: {} }
+const stats = {
+  n_completed_trials: 0,
+  n_errored_trials: 0,
+  n_running_trials: 0,
+  n_pending_trials: 0,
+  n_cancelled_trials: 0,
+  n_retries: 0,
+  evals: {}
+}
 const writeJob = (finishedAt) =>
   writeFileSync(
     join(jobDir, "result.json"),
-    JSON.stringify({ id: jobId, started_at: startedAt, finished_at: finishedAt, n_total_trials: tasks.length * attempts, stats }, null, 4)
+    JSON.stringify(
+      { id: jobId, started_at: startedAt, finished_at: finishedAt, n_total_trials: tasks.length * attempts, stats },
+      null,
+      4
+    )
   )
-writeFileSync(join(jobDir, "config.json"), JSON.stringify({ job_name: basename(jobDir), jobs_dir: jobsDir, n_attempts: attempts, agents: [{ import_path: options.agent, model_name: options.model ?? null }] }, null, 4))
+writeFileSync(
+  join(jobDir, "config.json"),
+  JSON.stringify(
+    {
+      job_name: basename(jobDir),
+      jobs_dir: jobsDir,
+      n_attempts: attempts,
+      agents: [{ import_path: options.agent, model_name: options.model ?? null }]
+    },
+    null,
+    4
+  )
+)
 writeJob(null)
 
 let skipNext = false
@@ -141,8 +185,10 @@ let written = 0
 const trials = tasks.flatMap((task) => Array.from({ length: attempts }, (_, attempt) => ({ task, attempt })))
 for (const { task, attempt } of trials) {
   if (options.hangAfter !== undefined && written >= Number(options.hangAfter)) break
-  const spec = existsSync(join(task.dir, "fake.json")) ? JSON.parse(readFileSync(join(task.dir, "fake.json"), "utf8")) : {}
-  const plan = (spec.attempts ?? [{ rewards: { reward: 1 } }])
+  const spec = existsSync(join(task.dir, "fake.json"))
+    ? JSON.parse(readFileSync(join(task.dir, "fake.json"), "utf8"))
+    : {}
+  const plan = spec.attempts ?? [{ rewards: { reward: 1 } }]
   const outcome = plan[attempt % plan.length]
   const trialName = `${task.id.split("/").pop().slice(0, 32).replace(/_+$/, "")}__${shortId()}`
   const trialDir = join(jobDir, trialName)
@@ -165,32 +211,52 @@ for (const { task, attempt } of trials) {
   const exception = outcome.exception === undefined ? null : {
     exception_type: outcome.exception,
     exception_message: outcome.message ?? `${outcome.exception} in the fake agent`,
-    exception_traceback: `Traceback (most recent call last):\n  File "agent.py", line 1\n${outcome.exception}: ${outcome.message ?? ""}`,
+    exception_traceback: `Traceback (most recent call last):\n  File "agent.py", line 1\n${outcome.exception}: ${
+      outcome.message ?? ""
+    }`,
     occurred_at: now()
   }
   if (exception !== null) writeFileSync(join(trialDir, "exception.txt"), exception.exception_traceback)
   const finishedAt = now()
-  writeFileSync(join(trialDir, "result.json"), JSON.stringify({
-    id: randomUUID(),
-    task_name: task.name,
-    trial_name: trialName,
-    trial_uri: `file://${trialDir}`,
-    task_id: { path: task.dir },
-    source: options.path === undefined ? options.dataset : basename(resolve(options.path)),
-    task_checksum: "0".repeat(64),
-    config: { job_id: jobId, agent: { import_path: options.agent, model_name: options.model ?? null } },
-    agent_info: { name: "fake", version: "0", model_info: options.model === undefined ? null : { name: options.model, provider: "fake" } },
-    agent_result: { n_input_tokens: 0, n_cache_tokens: null, n_output_tokens: 0, cost_usd: null, rollout_details: null, metadata: null },
-    verifier_result: rewards === null ? null : { rewards },
-    exception_info: exception,
-    started_at: startedAt,
-    finished_at: finishedAt,
-    environment_setup: null,
-    agent_setup: null,
-    agent_execution: null,
-    verifier: rewards === null ? null : { started_at: finishedAt, finished_at: finishedAt },
-    step_results: null
-  }, null, 4))
+  writeFileSync(
+    join(trialDir, "result.json"),
+    JSON.stringify(
+      {
+        id: randomUUID(),
+        task_name: task.name,
+        trial_name: trialName,
+        trial_uri: `file://${trialDir}`,
+        task_id: { path: task.dir },
+        source: options.path === undefined ? options.dataset : basename(resolve(options.path)),
+        task_checksum: "0".repeat(64),
+        config: { job_id: jobId, agent: { import_path: options.agent, model_name: options.model ?? null } },
+        agent_info: {
+          name: "fake",
+          version: "0",
+          model_info: options.model === undefined ? null : { name: options.model, provider: "fake" }
+        },
+        agent_result: {
+          n_input_tokens: 0,
+          n_cache_tokens: null,
+          n_output_tokens: 0,
+          cost_usd: null,
+          rollout_details: null,
+          metadata: null
+        },
+        verifier_result: rewards === null ? null : { rewards },
+        exception_info: exception,
+        started_at: startedAt,
+        finished_at: finishedAt,
+        environment_setup: null,
+        agent_setup: null,
+        agent_execution: null,
+        verifier: rewards === null ? null : { started_at: finishedAt, finished_at: finishedAt },
+        step_results: null
+      },
+      null,
+      4
+    )
+  )
   if (exception === null) stats.n_completed_trials++
   else stats.n_errored_trials++
 }

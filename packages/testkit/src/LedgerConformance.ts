@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import { expectFailure } from "./Assertions.js"
 import { assert, describe, it } from "@effect/vitest"
 import { Ledger, type Model } from "@holdout/core"
 import * as Cause from "effect/Cause"
@@ -13,6 +12,7 @@ import * as Exit from "effect/Exit"
 import * as FastCheck from "effect/FastCheck"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import { expectFailure } from "./Assertions.js"
 
 /**
  * Opens a ledger with the given limits at one storage location. Opening the same location again
@@ -118,37 +118,43 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
     it.effect("checks runs, then samples, then the per-run cap; a refusal changes nothing", () =>
       Effect.gen(function*() {
         // everything wrong at once: runs are reported
-        yield* withLedger([{ ...key, runs: 0, samples: 1, maxSamplesPerRun: 1 }], (ledger) =>
-          refused(ledger, reserveOn(ledger, key, 5), { _tag: "BudgetExhausted", reason: "runs", remaining: 0 }))
+        yield* withLedger(
+          [{ ...key, runs: 0, samples: 1, maxSamplesPerRun: 1 }],
+          (ledger) =>
+            refused(ledger, reserveOn(ledger, key, 5), { _tag: "BudgetExhausted", reason: "runs", remaining: 0 })
+        )
         // runs left, samples short and over the cap: samples are reported, then the cap
-        yield* withLedger([{ ...key, runs: 5, samples: 3, maxSamplesPerRun: 2 }, { ...other, runs: 1 }], (ledger) =>
-          Effect.gen(function*() {
-            yield* reserveOn(ledger, other, 7) // a journal that is not empty, on another key
-            yield* refused(ledger, reserveOn(ledger, key, 4), {
-              _tag: "BudgetExhausted",
-              reason: "samples",
-              requested: 4,
-              remaining: 3
+        yield* withLedger(
+          [{ ...key, runs: 5, samples: 3, maxSamplesPerRun: 2 }, { ...other, runs: 1 }],
+          (ledger) =>
+            Effect.gen(function*() {
+              yield* reserveOn(ledger, other, 7) // a journal that is not empty, on another key
+              yield* refused(ledger, reserveOn(ledger, key, 4), {
+                _tag: "BudgetExhausted",
+                reason: "samples",
+                requested: 4,
+                remaining: 3
+              })
+              yield* refused(ledger, reserveOn(ledger, key, 3), {
+                _tag: "BudgetExhausted",
+                reason: "per_run_cap",
+                requested: 3,
+                remaining: 2
+              })
+              assert.deepStrictEqual(yield* spentOf(ledger), { runs: 0, samples: 0 })
+              // the cap itself is allowed
+              yield* reserveOn(ledger, key, 2)
+              assert.deepStrictEqual(yield* spentOf(ledger), { runs: 1, samples: 2 })
+              // no runs left on the other key, whatever the samples
+              yield* refused(ledger, reserveOn(ledger, other, 0), { _tag: "BudgetExhausted", reason: "runs" })
+              // an unbudgeted key changes nothing either
+              yield* refused(ledger, reserveOn(ledger, { datasetId: "ds", split: "test" }, 1), {
+                _tag: "SplitNotBudgeted",
+                datasetId: "ds",
+                split: "test"
+              })
             })
-            yield* refused(ledger, reserveOn(ledger, key, 3), {
-              _tag: "BudgetExhausted",
-              reason: "per_run_cap",
-              requested: 3,
-              remaining: 2
-            })
-            assert.deepStrictEqual(yield* spentOf(ledger), { runs: 0, samples: 0 })
-            // the cap itself is allowed
-            yield* reserveOn(ledger, key, 2)
-            assert.deepStrictEqual(yield* spentOf(ledger), { runs: 1, samples: 2 })
-            // no runs left on the other key, whatever the samples
-            yield* refused(ledger, reserveOn(ledger, other, 0), { _tag: "BudgetExhausted", reason: "runs" })
-            // an unbudgeted key changes nothing either
-            yield* refused(ledger, reserveOn(ledger, { datasetId: "ds", split: "test" }, 1), {
-              _tag: "SplitNotBudgeted",
-              datasetId: "ds",
-              split: "test"
-            })
-          }))
+        )
       }))
 
     it.effect("a refused reservationId is not remembered: the same id may pass later elsewhere", () =>
@@ -220,40 +226,50 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
               { datasetId: "elsewhere", split: "train", samples: 4, runId: "run-a" }
             ]
           ) {
-            yield* refused(ledger, ledger.reserve({ ...rebound, reservationId: "bound" }), { _tag: "IdempotencyConflict" })
+            yield* refused(ledger, ledger.reserve({ ...rebound, reservationId: "bound" }), {
+              _tag: "IdempotencyConflict"
+            })
           }
           // the error names nothing of the first request
-          const error = yield* expectFailure(ledger.reserve({ ...other, samples: 4, runId: "run-a", reservationId: "bound" }))
+          const error = yield* expectFailure(
+            ledger.reserve({ ...other, samples: 4, runId: "run-a", reservationId: "bound" })
+          )
           assert.notInclude(error.message, "train")
           assert.notInclude(error.message, "run-a")
-          assert.deepStrictEqual(yield* ledger.reserve({ ...key, samples: 4, runId: "run-a", reservationId: "bound" }), first)
+          assert.deepStrictEqual(
+            yield* ledger.reserve({ ...key, samples: 4, runId: "run-a", reservationId: "bound" }),
+            first
+          )
         })))
 
     it.effect("concurrent reservations of one id with different bindings: one binding is charged, the others conflict", () =>
-      withLedger([{ ...key, runs: 50, samples: 500 }, { ...other, runs: 50, samples: 500 }], (ledger) =>
-        Effect.gen(function*() {
-          const outcomes = yield* Effect.forEach(
-            Array.from({ length: 200 }, (_, index) => index),
-            (index) =>
-              Effect.either(ledger.reserve({
-                ...(index % 2 === 0 ? key : other),
-                samples: 1 + (index % 3),
-                runId: "run-race",
-                reservationId: "race"
-              })),
-            { concurrency: "unbounded" }
-          )
-          const won = outcomes.flatMap((outcome) => outcome._tag === "Right" ? [outcome.right] : [])
-          const lost = outcomes.flatMap((outcome) => outcome._tag === "Left" ? [outcome.left] : [])
-          assert.isAbove(won.length, 0)
-          for (const reservation of won) assert.deepStrictEqual(reservation, won[0])
-          for (const error of lost) assert.strictEqual(error._tag, "IdempotencyConflict")
-          const journal = yield* ledger.reservations()
-          assert.deepStrictEqual(journal, [won[0]])
-          const spentKey = yield* spentOf(ledger, key)
-          const spentOther = yield* spentOf(ledger, other)
-          assert.strictEqual(spentKey.runs + spentOther.runs, 1)
-        })))
+      withLedger(
+        [{ ...key, runs: 50, samples: 500 }, { ...other, runs: 50, samples: 500 }],
+        (ledger) =>
+          Effect.gen(function*() {
+            const outcomes = yield* Effect.forEach(
+              Array.from({ length: 200 }, (_, index) => index),
+              (index) =>
+                Effect.either(ledger.reserve({
+                  ...(index % 2 === 0 ? key : other),
+                  samples: 1 + (index % 3),
+                  runId: "run-race",
+                  reservationId: "race"
+                })),
+              { concurrency: "unbounded" }
+            )
+            const won = outcomes.flatMap((outcome) => outcome._tag === "Right" ? [outcome.right] : [])
+            const lost = outcomes.flatMap((outcome) => outcome._tag === "Left" ? [outcome.left] : [])
+            assert.isAbove(won.length, 0)
+            for (const reservation of won) assert.deepStrictEqual(reservation, won[0])
+            for (const error of lost) assert.strictEqual(error._tag, "IdempotencyConflict")
+            const journal = yield* ledger.reservations()
+            assert.deepStrictEqual(journal, [won[0]])
+            const spentKey = yield* spentOf(ledger, key)
+            const spentOther = yield* spentOf(ledger, other)
+            assert.strictEqual(spentKey.runs + spentOther.runs, 1)
+          })
+      ))
 
     it.effect("concurrent repeats of one reservationId charge once and all get the same reservation", () =>
       withLedger([{ ...key, runs: 50, samples: 500 }], (ledger) =>
@@ -273,7 +289,10 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
       withLedger([{ ...key, runs: 1 }], (ledger) =>
         Effect.gen(function*() {
           const first = yield* ledger.reserve({ ...key, samples: 1, runId: "run-a", reservationId: "only" })
-          assert.deepStrictEqual(yield* ledger.reserve({ ...key, samples: 1, runId: "run-a", reservationId: "only" }), first)
+          assert.deepStrictEqual(
+            yield* ledger.reserve({ ...key, samples: 1, runId: "run-a", reservationId: "only" }),
+            first
+          )
         })))
 
     it.effect("check answers like reserve and debits nothing", () =>
@@ -461,8 +480,11 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
         it.effect("reopening with new limits gives remaining = max(0, limit - spent)", () =>
           Effect.scoped(Effect.gen(function*() {
             const open = yield* backend.makeLocation
-            yield* using(open, [{ ...key, runs: 5, samples: 50 }], (ledger) =>
-              Effect.all([reserveOn(ledger, key, 20), reserveOn(ledger, key, 10)]))
+            yield* using(
+              open,
+              [{ ...key, runs: 5, samples: 50 }],
+              (ledger) => Effect.all([reserveOn(ledger, key, 20), reserveOn(ledger, key, 10)])
+            )
             yield* using(open, [{ ...key, runs: 10, samples: 100 }], (ledger) =>
               Effect.gen(function*() {
                 assert.deepStrictEqual((yield* ledger.get(key)).remaining, { runs: 8, samples: 70 })

@@ -93,7 +93,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           yield* createRun(store, whole)
           yield* strategy.produce(whole)
           assertOnePerPlanned(yield* store.listSamples("run-whole"), whole)
-        })))
+        })
+      ))
 
     it.effect("a subset plan produces only those samples", () =>
       withStrategy((strategy, store) =>
@@ -102,7 +103,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           yield* createRun(store, subset)
           yield* strategy.produce(subset)
           assertOnePerPlanned(yield* store.listSamples("run-subset"), subset)
-        })))
+        })
+      ))
 
     it.effect("producing the same plan again leaves every record as it was", () =>
       withStrategy((strategy, store) =>
@@ -113,7 +115,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           const first = yield* store.listSamples("run-again")
           yield* strategy.produce(again)
           assert.deepStrictEqual(yield* store.listSamples("run-again"), first)
-        })))
+        })
+      ))
 
     it.effect("a record already complete in the run is not produced again", () =>
       withStrategy((strategy, store) =>
@@ -133,7 +136,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           const samples = yield* store.listSamples("run-resumed")
           assertOnePerPlanned(samples, resumed)
           assert.deepStrictEqual(samples.find((sample) => sample.sampleId === 2), seeded)
-        })))
+        })
+      ))
 
     it.effect("samples of other runs are never touched", () =>
       withStrategy((strategy, store) =>
@@ -155,7 +159,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           yield* strategy.produce(mine)
           assert.deepStrictEqual(yield* store.listSamples("run-bystander"), theirs)
           assertOnePerPlanned(yield* store.listSamples("run-mine"), mine)
-        })))
+        })
+      ))
 
     it.effect("two runs of one candidate, produced at once, each get their own records", () =>
       withStrategy((strategy, store) =>
@@ -167,7 +172,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           yield* Effect.all([strategy.produce(left), strategy.produce(right)], { concurrency: 2 })
           assertOnePerPlanned(yield* store.listSamples("run-left"), left)
           assertOnePerPlanned(yield* store.listSamples("run-right"), right)
-        })))
+        })
+      ))
 
     const failNextSample = backend.failNextSample
     if (failNextSample !== undefined) {
@@ -188,7 +194,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
             const cleanSamples = yield* store.listSamples("run-clean")
             assertOnePerPlanned(cleanSamples, clean)
             assert.strictEqual(cleanSamples.filter(isErrorSample).length, 0)
-          })))
+          })
+        ))
     }
   })
 }

@@ -3,13 +3,13 @@
  *
  * @since 0.1.0
  */
-import { expectFailure } from "./Assertions.js"
 import { assert, describe, it } from "@effect/vitest"
 import { type Model, TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import { expectFailure } from "./Assertions.js"
 
 /**
  * Opens the store at one storage location; opening it again is a reopen.
@@ -106,7 +106,8 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             assert.isFalse("label" in stored.value.candidate)
           }
           assert.isTrue(Option.isNone(yield* store.getRun("nope")))
-        })))
+        })
+      ))
 
     it.effect("a second createRun with the same id is a StoreError and keeps the first", () =>
       withStore((store) =>
@@ -116,7 +117,8 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           const error = yield* expectFailure(store.createRun(makeRun("r1", { split: "validation" })))
           assert.strictEqual(error._tag, "StoreError")
           assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(run))
-        })))
+        })
+      ))
 
     it.effect("updateRun changes only the fields given and returns the record", () =>
       withStore((store) =>
@@ -131,11 +133,17 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             errorRate: 1 / 3
           }
           const updated = yield* store.updateRun("r1", { status: "failed", finishedAt: 1_700_000_009_000, metrics })
-          assert.deepStrictEqual(updated, { ...makeRun("r1"), status: "failed", finishedAt: 1_700_000_009_000, metrics })
+          assert.deepStrictEqual(updated, {
+            ...makeRun("r1"),
+            status: "failed",
+            finishedAt: 1_700_000_009_000,
+            metrics
+          })
           const again = yield* store.updateRun("r1", { status: "completed" })
           assert.deepStrictEqual(again, { ...updated, status: "completed" })
           assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(again))
-        })))
+        })
+      ))
 
     it.effect("updateRun of an unknown run is a StoreError", () =>
       withStore((store) =>
@@ -143,14 +151,16 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           const error = yield* expectFailure(store.updateRun("ghost", { status: "completed" }))
           assert.strictEqual(error._tag, "StoreError")
           assert.strictEqual((yield* store.listRuns()).length, 0)
-        })))
+        })
+      ))
 
     it.effect("listRuns lists runs oldest first", () =>
       withStore((store) =>
         Effect.gen(function*() {
           for (const id of ["b", "a", "c"]) yield* store.createRun(makeRun(id))
           assert.deepStrictEqual((yield* store.listRuns()).map((run) => run.runId), ["b", "a", "c"])
-        })))
+        })
+      ))
 
     it.effect("putSample upserts by (runId, sampleId); getSample reads it back exactly", () =>
       withStore((store) =>
@@ -173,7 +183,8 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           assert.strictEqual((yield* store.listSamples("r1")).length, 1)
           assert.isTrue(Option.isNone(yield* store.getSample("r1", 2)))
           assert.isTrue(Option.isNone(yield* store.getSample("r2", 1)))
-        })))
+        })
+      ))
 
     it.effect("records keep absent optional fields absent, and error fields exactly", () =>
       withStore((store) =>
@@ -187,7 +198,8 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           assert.deepStrictEqual(listed, [failed, evalFailed, plain])
           assert.isFalse("score" in listed[2]!)
           assert.isFalse("error" in listed[2]!)
-        })))
+        })
+      ))
 
     it.effect("listSamples is sorted by sampleId and scoped to the run", () =>
       withStore((store) =>
@@ -199,7 +211,8 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           assert.deepStrictEqual((yield* store.listSamples("r1")).map((sample) => sample.sampleId), [0, 2, 10, 33])
           assert.deepStrictEqual((yield* store.listSamples("r2")).map((sample) => sample.sampleId), [5])
           assert.deepStrictEqual(yield* store.listSamples("r3"), [])
-        })))
+        })
+      ))
 
     it.effect("many concurrent putSample calls all land", () =>
       withStore((store) =>
@@ -213,7 +226,8 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           const listed = yield* store.listSamples("r1")
           assert.deepStrictEqual(listed.map((sample) => sample.sampleId), ids)
           assert.deepStrictEqual(listed.map((sample) => sample.score), ids.map((id) => id / 500))
-        })))
+        })
+      ))
 
     it.effect("concurrent upserts of one sample leave one whole version; readers never see a torn one", () =>
       withStore((store) =>
@@ -231,7 +245,10 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             assert.deepStrictEqual(sample, versions[sample.attempts - 1], "a reader saw a torn record")
           const reads = yield* Effect.all(
             [
-              Effect.forEach(versions, (version) => store.putSample(version), { concurrency: "unbounded", discard: true }),
+              Effect.forEach(versions, (version) => store.putSample(version), {
+                concurrency: "unbounded",
+                discard: true
+              }),
               Effect.forEach(versions, () => store.getSample("r1", 7), { concurrency: "unbounded" })
             ],
             { concurrency: "unbounded" }
@@ -242,7 +259,8 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           const listed = yield* store.listSamples("r1")
           assert.strictEqual(listed.length, 1)
           assertWhole(listed[0]!)
-        })))
+        })
+      ))
 
     it.effect("putMetaIfAbsent: the first value written under a key wins, also among concurrent writers", () =>
       withStore((store) =>
@@ -257,7 +275,8 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           for (const value of raced) assert.strictEqual(value, raced[0])
           assert.strictEqual(yield* store.putMetaIfAbsent("raced", "late"), raced[0])
           assert.deepStrictEqual(yield* store.listRuns(), [], "meta values are not runs")
-        })))
+        })
+      ))
 
     if (backend.persistent) {
       it.effect("reopening keeps meta values", () =>
@@ -281,7 +300,10 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             }))
           yield* using(open, (store) =>
             Effect.gen(function*() {
-              assert.deepStrictEqual(yield* store.getRun("r1"), Option.some({ ...run, status: "completed", finishedAt: 5 }))
+              assert.deepStrictEqual(
+                yield* store.getRun("r1"),
+                Option.some({ ...run, status: "completed", finishedAt: 5 })
+              )
               assert.deepStrictEqual(yield* store.listSamples("r1"), samples)
             }))
         })))

@@ -109,4 +109,3 @@ export const budgetLookup = (
 
 export const exhaustedRefusal = (budget: SplitBudget): BudgetExhausted =>
   new BudgetExhausted({ datasetId: budget.datasetId, split: budget.split, reason: "runs", requested: 1, remaining: 0 })
-

@@ -450,13 +450,16 @@ const runStage = (
     // A unit waiting for its retry holds no slot: when it is due, it joins the ready queue and a
     // new runner starts if fewer than `concurrency` are running (else a running one picks it up).
     const retryLater = (unit: Unit): Effect.Effect<void> =>
-      Effect.flatMap(Random.next, (random) =>
-        Effect.flatMap(Effect.sleep(backoffMs(settings, unit.attempts, random)), () => {
-          ready.push(unit)
-          if (active >= settings.concurrency) return Effect.void
-          active++
-          return guarded
-        }))
+      Effect.flatMap(
+        Random.next,
+        (random) =>
+          Effect.flatMap(Effect.sleep(backoffMs(settings, unit.attempts, random)), () => {
+            ready.push(unit)
+            if (active >= settings.concurrency) return Effect.void
+            active++
+            return guarded
+          })
+      )
 
     const initial = Math.min(settings.concurrency, remaining)
     active = initial
@@ -668,7 +671,11 @@ export const produce = (
       toScore.inputs.push(undefined)
       toScore.records.push(record)
     }
-    toInfer.sampleIds.length = toInfer.rows.length = toInfer.inputs.length = toInfer.records.length = 0
+    toInfer.sampleIds.length =
+      toInfer.rows.length =
+      toInfer.inputs.length =
+      toInfer.records.length =
+        0
 
     yield* runStage(
       toScore.sampleIds.length,

@@ -14,9 +14,9 @@ import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 
@@ -133,8 +133,7 @@ export const create = (
   path: Path.Path,
   file: string,
   header: Header
-): Effect.Effect<void, JournalError> =>
-  writeAtomically(fs, path, file, creationFile(file), headerLine(header))
+): Effect.Effect<void, JournalError> => writeAtomically(fs, path, file, creationFile(file), headerLine(header))
 
 /** Whether a replayed value is a journal header (of any kind). */
 const headerKind = (value: unknown): string | undefined => {
@@ -153,7 +152,9 @@ const checkHeader = (result: Replay, header: Header): Replay => {
     }
     return result
   }
-  if (kind !== header.t) return { ...result, values: [], unusable: `it is a "${kind}" file, not a "${header.t}" journal` }
+  if (kind !== header.t) {
+    return { ...result, values: [], unusable: `it is a "${kind}" file, not a "${header.t}" journal` }
+  }
   const version = (first as { readonly version: unknown }).version
   if (version !== header.version) {
     return { ...result, values: [], unusable: `its format version ${String(version)} is not supported` }
@@ -179,15 +180,24 @@ export const replay = (
     const exists = yield* fs.exists(file).pipe(Effect.mapError(ioError("open")))
     if (!exists) {
       if (options.existed) {
-        return { values: [], corrupt: undefined, repairedTail: false, unusable: "it is missing, though its lock shows it existed" }
+        return {
+          values: [],
+          corrupt: undefined,
+          repairedTail: false,
+          unusable: "it is missing, though its lock shows it existed"
+        }
       }
       yield* create(fs, path, file, options.header)
       return { values: [], corrupt: undefined, repairedTail: false }
     }
     const text = yield* fs.readFileString(file).pipe(Effect.mapError(ioError("open")))
-    if (text.length === 0) return { values: [], corrupt: undefined, repairedTail: false, unusable: "it is empty (0 bytes)" }
+    if (text.length === 0) {
+      return { values: [], corrupt: undefined, repairedTail: false, unusable: "it is empty (0 bytes)" }
+    }
     const result = checkHeader(parse(text), options.header)
-    if (result.unusable !== undefined || result.corrupt !== undefined) return result
+    if (result.unusable !== undefined || result.corrupt !== undefined) {
+      return result
+    }
     if (result.repairedTail) {
       const cut = text.lastIndexOf("\n") + 1
       yield* fs.truncate(file, encoder.encode(text.slice(0, cut)).length).pipe(Effect.mapError(ioError("repair")))

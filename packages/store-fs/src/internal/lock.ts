@@ -123,7 +123,9 @@ export const parseProcStat = (text: string): ProcStat | undefined => {
   return state === undefined || start === undefined ? undefined : { state, start }
 }
 
-type Probe = { readonly _tag: "Stat"; readonly stat: ProcStat } | { readonly _tag: "Gone" } | { readonly _tag: "Unknown" }
+type Probe = { readonly _tag: "Stat"; readonly stat: ProcStat } | { readonly _tag: "Gone" } | {
+  readonly _tag: "Unknown"
+}
 
 const readTrimmed = (fs: FileSystem.FileSystem, file: string) =>
   fs.readFileString(file).pipe(Effect.map((text) => text.trim()), Effect.option)
@@ -275,7 +277,9 @@ export const acquire = (
         for (let tries = 0;; tries++) {
           const text = yield* fs.readFileString(file).pipe(
             Effect.map((text): string | undefined => text),
-            Effect.catchAll((error) => isReason(error, "NotFound") ? Effect.succeed(undefined) : Effect.fail(ioFailure(error)))
+            Effect.catchAll((error) =>
+              isReason(error, "NotFound") ? Effect.succeed(undefined) : Effect.fail(ioFailure(error))
+            )
           )
           if (text === undefined) return undefined
           const decoded = decodeRecord(text)
@@ -290,7 +294,10 @@ export const acquire = (
 
     // One takeover attempt: "held" (taken), "locked" (a live holder), or "again" (the state moved on).
     const attempt: Effect.Effect<
-      { readonly _tag: "Taken"; readonly previous: LockRecord | undefined } | { readonly _tag: "Locked"; readonly pid: number | undefined } | { readonly _tag: "Again" },
+      { readonly _tag: "Taken"; readonly previous: LockRecord | undefined } | {
+        readonly _tag: "Locked"
+        readonly pid: number | undefined
+      } | { readonly _tag: "Again" },
       LockFailure
     > = Effect.gen(function*() {
       const created = yield* createExclusive(lockFile, record)

@@ -9,7 +9,8 @@ const messageOf = (error: SqlError): string => {
 }
 
 /** Whether the database was busy (another process holds the lock): worth another try. */
-export const isBusy = (error: SqlError): boolean => /SQLITE_BUSY|database is locked|SQLITE_LOCKED/i.test(messageOf(error))
+export const isBusy = (error: SqlError): boolean =>
+  /SQLITE_BUSY|database is locked|SQLITE_LOCKED/i.test(messageOf(error))
 
 /** Retries busy failures with backoff, then maps the `SqlError` to a `StoreError`. */
 export const storeOp = (op: string) => <A, R>(effect: Effect.Effect<A, SqlError, R>) =>

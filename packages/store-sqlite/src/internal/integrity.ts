@@ -65,7 +65,8 @@ export const createFresh = <E>(
 ): Effect.Effect<void, E | HoldoutError.StoreError | HoldoutError.LedgerCorrupt> =>
   Effect.gen(function*() {
     const init = `${filename}.${globalThis.crypto.randomUUID()}.init`
-    const removeInit = Effect.forEach(["", "-wal", "-shm", "-journal"], (suffix) => Effect.ignore(fs.remove(init + suffix)), {
+    const removeInit = Effect.forEach(["", "-wal", "-shm", "-journal"], (suffix) =>
+      Effect.ignore(fs.remove(init + suffix)), {
       discard: true
     })
     yield* Effect.scoped(Effect.gen(function*() {
@@ -76,7 +77,9 @@ export const createFresh = <E>(
         yield* Tables.migrate
         yield* sql.unsafe("PRAGMA wal_checkpoint(TRUNCATE)")
       }).pipe(Effect.provide(context), storeOp("open"))
-    })).pipe(Effect.onError(() => removeInit))
+    })).pipe(Effect.onError(() =>
+      removeInit
+    ))
     // complete and closed: into place, unless another process was first (then its store is used)
     yield* fs.link(init, filename).pipe(
       Effect.catchAll((error) =>
@@ -103,5 +106,7 @@ export const checkTables = (filename: string): Effect.Effect<void, HoldoutError.
   })
 
 /** On a clean close, moves the write-ahead log into the main file, so that the main file is complete. */
-export const checkpointOnClose = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  Effect.addFinalizer(() => Effect.ignore(sql.unsafe("PRAGMA wal_checkpoint(TRUNCATE)"))))
+export const checkpointOnClose = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => Effect.addFinalizer(() => Effect.ignore(sql.unsafe("PRAGMA wal_checkpoint(TRUNCATE)")))
+)

@@ -89,7 +89,9 @@ export const migrate: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Migra
 }).pipe(
   // two processes migrating at once: the loser finds the schema in place on its second try
   Effect.retry({ times: 5 }),
-  Effect.catchTag("MigrationError", (error) =>
-    Effect.fail(new SqlError({ cause: error, message: `Migration failed: ${error.message}` }))),
+  Effect.catchTag(
+    "MigrationError",
+    (error) => Effect.fail(new SqlError({ cause: error, message: `Migration failed: ${error.message}` }))
+  ),
   Effect.asVoid
 )
