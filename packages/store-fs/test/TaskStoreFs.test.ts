@@ -50,7 +50,10 @@ describe("TaskStoreFs", () => {
           }))
         yield* useStore(dir, (store) =>
           Effect.gen(function*() {
-            assert.deepStrictEqual((yield* store.listSamples("r1", { limit: 1000 })).map((sample) => sample.sampleId), [0, 1])
+            assert.deepStrictEqual((yield* store.listSamples("r1", { limit: 1000 })).map((sample) => sample.sampleId), [
+              0,
+              1
+            ])
           }))
       })
     ))
@@ -109,7 +112,10 @@ describe("TaskStoreFs", () => {
         // the score sums were kept through 200 replacements before, and summed afresh after: equal up to rounding
         const withoutSums = (state: typeof written) => ({
           ...state,
-          run: Option.map(state.run, (run) => ({ ...run, progress: { ...run.progress!, scoreSum: 0, scoreSquares: 0 } }))
+          run: Option.map(
+            state.run,
+            (run) => ({ ...run, progress: { ...run.progress!, scoreSum: 0, scoreSquares: 0 } })
+          )
         })
         assert.deepStrictEqual(withoutSums(reopened), withoutSums(written))
         const sums = (state: typeof written) => Option.getOrThrow(state.run).progress!
@@ -143,7 +149,12 @@ describe("TaskStoreFs", () => {
         const run = yield* useStore(dir, (store) => store.getRun("r1"))
         assert.deepStrictEqual(
           run,
-          Option.some({ ...makeRun("r1"), status: "completed" as const, finishedAt: 3, progress: Metrics.emptyProgress })
+          Option.some({
+            ...makeRun("r1"),
+            status: "completed" as const,
+            finishedAt: 3,
+            progress: Metrics.emptyProgress
+          })
         )
       })
     ))

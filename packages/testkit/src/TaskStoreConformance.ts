@@ -157,12 +157,15 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             errorRate: 1 / 3
           }
           const updated = yield* store.updateRun("r1", { status: "failed", finishedAt: 1_700_000_009_000, metrics })
-          assert.deepStrictEqual(updated, stored({
-            ...makeRun("r1"),
-            status: "failed",
-            finishedAt: 1_700_000_009_000,
-            metrics
-          }))
+          assert.deepStrictEqual(
+            updated,
+            stored({
+              ...makeRun("r1"),
+              status: "failed",
+              finishedAt: 1_700_000_009_000,
+              metrics
+            })
+          )
           const again = yield* store.updateRun("r1", { status: "completed" })
           assert.deepStrictEqual(again, { ...updated, status: "completed" })
           assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(again))
