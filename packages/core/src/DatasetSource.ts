@@ -9,9 +9,26 @@ import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import { InvalidRequest, StoreError, UnknownSplit } from "./HoldoutError.js"
 import * as Jsonl from "./internal/jsonl.js"
-import type { DatasetInfo } from "./Model.js"
+
+/**
+ * The shape of a dataset as a `DatasetSource` describes it: the size of every split.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const DatasetInfo = Schema.Struct({
+  datasetId: Schema.String,
+  splits: Schema.Record({ key: Schema.String, value: Schema.Int })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type DatasetInfo = typeof DatasetInfo.Type
 
 /**
  * The dataset service.

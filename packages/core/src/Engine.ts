@@ -27,11 +27,14 @@ import {
 } from "./HoldoutError.js"
 import * as Blocks from "./internal/blocks.js"
 import * as Missing from "./internal/missing.js"
+import * as Releases from "./internal/release.js"
 import * as requests from "./internal/requests.js"
 import * as RunLock from "./internal/runLock.js"
+import * as Status from "./internal/status.js"
 import { Ledger } from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
+import * as Release from "./Release.js"
 import * as RunEvents from "./RunEvents.js"
 import { SplitAccess } from "./SplitAccess.js"
 import * as TaskStore from "./TaskStore.js"
@@ -73,6 +76,8 @@ export interface SplitStatus extends BudgetSnapshot {
   readonly tier: AccessTier
   /** Whether an optimizer may evaluate it: its tier is not `no_access`. */
   readonly evaluable: boolean
+  /** A thresholdout split's overfitting budget: over-threshold answers allowed, given, left. */
+  readonly overfit?: { readonly limit: number | null; readonly spent: number; readonly remaining: number | null }
 }
 
 /**
@@ -120,6 +125,8 @@ export class Engine extends Context.Tag("@holdout/core/Engine")<Engine, {
 export interface EngineOptions {
   readonly subsetFloor?: number
   readonly errorRateThreshold?: number
+  /** Release mechanisms of `non_viewable` splits, by split name (DESIGN §12); unlisted splits are `exact`. */
+  readonly releases?: Release.Releases
 }
 
 /**
@@ -166,9 +173,7 @@ export const make = (
       return yield* new ConfigError({ message: `subsetFloor must be an integer of at least 1, got ${subsetFloor}.` })
     }
     if (!(errorRateThreshold > 0 && errorRateThreshold <= 1)) {
-      return yield* new ConfigError({
-        message: `errorRateThreshold must be in (0, 1], got ${errorRateThreshold}.`
-      })
+      return yield* new ConfigError({ message: `errorRateThreshold must be in (0, 1], got ${errorRateThreshold}.` })
     }
     const access = yield* SplitAccess
     const ledger = yield* Ledger
@@ -179,10 +184,10 @@ export const make = (
     const workspace = yield* Effect.serviceOption(Workspace)
 
     const withRunLock = RunLock.make()
-    const blockSampleIds = Blocks.sampleIdsOf(
-      (secret) => store.putMetaIfAbsent(blockSecretKey, secret),
-      subsetFloor
-    )
+    const releaseConfig = yield* Release.validate(options.releases ?? {}, access)
+    const releases = Releases.make(releaseConfig, ledger, store)
+    yield* releases.check
+    const blockSampleIds = Blocks.sampleIdsOf((secret) => store.putMetaIfAbsent(blockSecretKey, secret), subsetFloor)
 
     const tagged = (tag: string) => Metric.tagged(Metrics.requestsRejected, "error", tag)
     const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
@@ -305,6 +310,11 @@ export const make = (
         const candidate = Option.isSome(workspace)
           ? yield* workspace.value.resolve(request.candidate)
           : request.candidate
+        // 5c. a release mechanism that could not answer refuses before anything is charged
+        const prepared = !admin && tier === "non_viewable"
+          ? yield* releases.before(candidate, datasetId, split)
+          : undefined
+        const told = (experiment: Experiment) => releases.tell(prepared, experiment)
         const keyed = request.idempotencyKey
         const runId = keyed === undefined ? newRunId() : runIdForKey(keyed, { admin })
         // the same request: a replay of its key, never a different request under an old key
@@ -317,7 +327,7 @@ export const make = (
             if (Option.isSome(existing)) {
               if (!sameRequest(existing.value)) return yield* new IdempotencyConflict()
               yield* Effect.logDebug(`idempotencyKey "${keyed}" repeats run ${runId}: nothing charged`)
-              return yield* complete(existing.value)
+              return yield* told(yield* complete(existing.value))
             }
           }
           // 6. charge
@@ -352,13 +362,13 @@ export const make = (
             const raced = keyed === undefined ? Option.none<RunRecord>() : yield* store.getRun(runId)
             if (Option.isNone(raced)) return yield* created.left
             if (!sameRequest(raced.value)) return yield* new IdempotencyConflict()
-            return yield* complete(raced.value)
+            return yield* told(yield* complete(raced.value))
           }
           yield* Effect.logInfo(
             `Run ${runId} started: candidate "${candidate.id}", ${sampleIds.length} samples` +
               (admin ? " (verifier)" : "")
           )
-          return yield* finish(run)
+          return yield* told(yield* finish(run))
         })
         return yield* keyed === undefined ? start : withRunLock(runId, start)
       }).pipe(countRejection, Effect.withSpan("Engine.evaluate"))
@@ -371,16 +381,7 @@ export const make = (
     const samples = (runId: string, page: TaskStore.SamplePage) =>
       Effect.zipRight(getRun(runId), store.listSamples(runId, page))
 
-    const status = () =>
-      Effect.flatMap(ledger.status(), (snapshots) =>
-        Effect.forEach(snapshots, (snapshot) =>
-          Effect.map(access.tier(snapshot.split), (tier): SplitStatus => ({
-            ...snapshot,
-            tier,
-            evaluable: tier !== "no_access"
-          }))))
-
-    return { evaluate, resume, experiment, samples, status }
+    return { evaluate, resume, experiment, samples, status: () => Status.of(ledger, access, releaseConfig) }
   })
 
 /**

@@ -359,6 +359,23 @@ export type RunUpdate = {
 }
 
 /**
+ * What a release mechanism told of a run: the only figure of its scores an optimizer sees under it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Released = Schema.Struct({
+  mechanism: Schema.Literal("thresholdout", "ladder"),
+  mean: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Released = typeof Released.Type
+
+/**
  * The engine's result of one run: the run and its metrics, unredacted. Its samples are read apart,
  * in pages or as a stream (`Engine.samples`, `TaskStore.streamSamples`), so a result costs the
  * same whatever the run's size. Frontends project it by tier (see `View`).
@@ -368,7 +385,9 @@ export type RunUpdate = {
  */
 export const Experiment = Schema.Struct({
   run: RunRecord,
-  metrics: Metrics
+  metrics: Metrics,
+  /** What a `non_viewable` split's release mechanism told the optimizer, when it has one (DESIGN §12). */
+  release: Schema.optional(Released)
 })
 
 /**
@@ -376,20 +395,3 @@ export const Experiment = Schema.Struct({
  * @category models
  */
 export type Experiment = typeof Experiment.Type
-
-/**
- * The shape of a dataset as a `DatasetSource` describes it: the size of every split.
- *
- * @since 0.1.0
- * @category models
- */
-export const DatasetInfo = Schema.Struct({
-  datasetId: Schema.String,
-  splits: Schema.Record({ key: Schema.String, value: Schema.Int })
-})
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type DatasetInfo = typeof DatasetInfo.Type

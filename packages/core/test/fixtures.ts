@@ -10,6 +10,7 @@ import * as EvalStrategy from "../src/EvalStrategy.js"
 import { StrategyError } from "../src/HoldoutError.js"
 import * as Ledger from "../src/Ledger.js"
 import type { Experiment, SplitBudget } from "../src/Model.js"
+import * as Release from "../src/Release.js"
 import * as RunEvents from "../src/RunEvents.js"
 import * as SplitAccess from "../src/SplitAccess.js"
 import * as TaskStore from "../src/TaskStore.js"
@@ -42,7 +43,7 @@ export interface FakeBehaviour {
   /** Sample ids to leave without a record. */
   skip?: (sampleId: number) => boolean
   /** Sample ids that fail inference. */
-  fail?: (sampleId: number) => boolean
+  fail?: (sampleId: number, plan: EvalStrategy.RunPlan) => boolean
   /** Awaited before producing anything. */
   gate?: Deferred.Deferred<void>
   /** The first `n` calls fail with a StrategyError after producing the even samples. */
@@ -76,7 +77,7 @@ export const fakeStrategy = (behaviour: FakeBehaviour = {}) => {
               if (done.has(sampleId) || behaviour.skip?.(sampleId)) continue
               if (failing && sampleId % 2 === 1) continue
               const now = yield* Clock.currentTimeMillis
-              const failed = behaviour.fail?.(sampleId) === true
+              const failed = behaviour.fail?.(sampleId, plan) === true
               produced.push(sampleId)
               yield* store.putSample({
                 runId: plan.runId,
@@ -113,7 +114,10 @@ export const stack = (
   const fake = fakeStrategy(options.behaviour)
   const services = Layer.mergeAll(
     SplitAccess.layer(options.policy ?? policy),
-    Ledger.layerMemory(options.budgets ?? budgets),
+    Ledger.layerMemory([
+      ...(options.budgets ?? budgets),
+      ...Release.overfitBudgets(options.engine?.releases ?? {}, options.budgets ?? budgets)
+    ]),
     DatasetSource.layerRecords(records),
     RunEvents.layer
   ).pipe(Layer.provideMerge(options.store ?? TaskStore.layerMemory))
