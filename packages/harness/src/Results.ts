@@ -14,12 +14,14 @@
  *
  * @since 0.1.0
  */
+import type * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { HoldoutError, type Model, type SplitAccess, View } from "@holdout/core"
+import { HoldoutError, type Model, type SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Stream from "effect/Stream"
 
 const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 40)
 
@@ -48,6 +50,9 @@ export const directoryName = (run: Model.RunRecord): Effect.Effect<string> =>
     (digest) => `${safe(run.split)}__${safe(run.candidate.id)}__${compactTime(run.createdAt)}__${digest}`
   )
 
+const writeFailed = (error: PlatformError.PlatformError) =>
+  new HoldoutError.StoreError({ op: "writeResults", message: error.message, cause: error })
+
 /**
  * Writes the optimizer's view of an experiment under `dir`, once per run; returns the run's
  * directory (also when it was already there), or nothing when the optimizer may see nothing of it.
@@ -61,7 +66,7 @@ export const write = (
 ): Effect.Effect<
   Option.Option<string>,
   HoldoutError.StoreError,
-  SplitAccess.SplitAccess | FileSystem.FileSystem | Path.Path
+  SplitAccess.SplitAccess | TaskStore.TaskStore | FileSystem.FileSystem | Path.Path
 > =>
   Effect.gen(function*() {
     if (experiment.run.admin) return Option.none()
@@ -69,6 +74,7 @@ export const write = (
     if (Option.isNone(view)) return Option.none()
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
+    const store = yield* TaskStore.TaskStore
     const name = yield* directoryName(experiment.run)
     const target = path.join(dir, name)
     // only whole directories are ever renamed into place: one that exists is this run's, complete
@@ -79,12 +85,12 @@ export const write = (
       yield* fs.makeDirectory(partial)
       yield* fs.writeFileString(path.join(partial, "summary.json"), JSON.stringify(view.value.summary, null, 2) + "\n")
       if (view.value._tag === "viewable") {
-        for (const sample of view.value.samples) {
-          yield* fs.writeFileString(
-            path.join(partial, `${sample.sampleId}.json`),
-            JSON.stringify(sample, null, 2) + "\n"
-          )
-        }
+        // page by page from the store: a run of any size is written in flat memory
+        yield* Stream.runForEach(
+          TaskStore.streamSamples(store, experiment.run.runId),
+          (sample) =>
+            fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n")
+        )
       }
       const moved = yield* Effect.either(fs.rename(partial, target))
       if (moved._tag === "Right") return Option.some(target)
@@ -96,7 +102,7 @@ export const write = (
     return yield* Effect.ensuring(written, fs.remove(partial, { recursive: true, force: true }).pipe(Effect.ignore))
   }).pipe(
     Effect.catchTags({
-      BadArgument: (error) => Effect.fail(new HoldoutError.StoreError({ op: "writeResults", message: error.message })),
-      SystemError: (error) => Effect.fail(new HoldoutError.StoreError({ op: "writeResults", message: error.message }))
+      BadArgument: (error) => Effect.fail(writeFailed(error)),
+      SystemError: (error) => Effect.fail(writeFailed(error))
     })
   )
