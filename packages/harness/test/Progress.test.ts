@@ -1,0 +1,97 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Engine, RunEvents, Stack, Task } from "@holdout/core"
+import { Progress } from "@holdout/harness"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+
+const metrics = { numSamples: 4, numErrors: 1, numSuccesses: 3, avgScore: 1, avgFilledScore: 0.75, errorRate: 0.25 }
+
+describe("Progress: a run's two stages from its events", () => {
+  it("counts, rates, ETA and errors; other runs' events and stale counts change nothing", () => {
+    const started = new RunEvents.RunStarted({
+      runId: "r",
+      datasetId: "ds",
+      split: "train",
+      candidateId: "c",
+      admin: false,
+      samples: 4,
+      done: 0
+    })
+    let state = Progress.update(Progress.initial("r", 0), started, 0)
+    assert.include(Progress.render(state, 0), "inferred [----------------] 0/4 -/s ETA --")
+    state = Progress.update(
+      state,
+      new RunEvents.SampleInferred({ runId: "r", sampleId: 0, error: false, inferred: 1, errors: 0 }),
+      1000
+    )
+    state = Progress.update(
+      state,
+      new RunEvents.SampleInferred({ runId: "r", sampleId: 1, error: true, inferred: 2, errors: 1 }),
+      2000
+    )
+    // a late event with an older count, and another run's event
+    state = Progress.update(
+      state,
+      new RunEvents.SampleInferred({ runId: "r", sampleId: 2, error: false, inferred: 1, errors: 0 }),
+      2000
+    )
+    state = Progress.update(
+      state,
+      new RunEvents.SampleInferred({ runId: "other", sampleId: 0, error: true, inferred: 4, errors: 4 }),
+      2000
+    )
+    assert.deepStrictEqual([state.inferred.count, state.scored.count, state.errors], [2, 0, 1])
+    // one more inferred in the 2 s since the first event: 0.5/s, 2 left → 4 s
+    assert.deepStrictEqual(Progress.rate(state.inferred, 3000), Option.some(0.5))
+    assert.strictEqual(
+      Progress.render(state, 3000),
+      "inferred [########--------] 2/4 0.5/s ETA 4s | scored [----------------] 0/4 -/s ETA -- | 1 error | 3s"
+    )
+    state = Progress.update(state, new RunEvents.RunFinished({ runId: "r", status: "failed", metrics }), 4000)
+    assert.deepStrictEqual(state.status, Option.some("failed"))
+  })
+
+  it.live("the bar moves during inference: a slow task, read from the events the run publishes", () =>
+    Effect.gen(function*() {
+      const total = 8
+      // inference waits; scoring is instant: every inferred count below the total is seen before scoring
+      const task = Task.make<{ readonly index: number }, number>({
+        name: "slow",
+        infer: (row) => Effect.as(Effect.sleep("60 millis"), row.index),
+        score: () => 1
+      })
+      const stack = Stack.layerMemory({
+        datasets: { ds: { train: Array.from({ length: total }, (_, index) => ({ index })) } },
+        budgets: [{ datasetId: "ds", split: "train", runs: 1 }],
+        policy: { train: "viewable" },
+        task,
+        local: { concurrency: 2 }
+      })
+      const lines: Array<string> = []
+      const experiment = yield* Effect.flatMap(Engine.Engine, (engine) =>
+        Progress.showWhile(
+          Engine.runIdForKey("k"),
+          engine.evaluate({ datasetId: "ds", split: "train", candidate: { id: "c" }, idempotencyKey: "k" }),
+          {
+            tty: false,
+            interval: 0,
+            delay: 0,
+            write: (text) => Effect.sync(() => lines.push(text))
+          }
+        )).pipe(Effect.provide(stack))
+      assert.strictEqual(experiment.metrics.numSamples, total)
+      const counts = lines.map((line) => {
+        const match = /inferred \[[#-]+\] (\d+)\/8 .* scored \[[#-]+\] (\d+)\/8/.exec(line)
+        assert.isNotNull(match, line)
+        return [Number(match![1]), Number(match![2])] as const
+      })
+      // during inference (nothing scored yet) the inferred bar passes through intermediate counts
+      const duringInference = counts.filter(([inferred, scored]) => scored === 0 && inferred > 0 && inferred < total)
+      assert.isAtLeast(new Set(duringInference.map(([inferred]) => inferred)).size, 3, lines.join(""))
+      // and it ends complete, with a rate and no errors
+      assert.match(
+        lines[lines.length - 1]!,
+        /inferred \[#{16}\] 8\/8 [\d.]+\/s done \| scored \[#{16}\] 8\/8 .* 0 errors/
+      )
+    }))
+})
