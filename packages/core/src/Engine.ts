@@ -10,9 +10,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import { DatasetSource } from "./DatasetSource.js"
 import { EvalStrategy, type RunPlan } from "./EvalStrategy.js"
+import type { SubsetTooSmall } from "./HoldoutError.js"
 import {
   AccessDenied,
   type BudgetExhausted,
@@ -23,11 +23,12 @@ import {
   type SplitNotBudgeted,
   type StoreError,
   type StrategyError,
-  SubsetTooSmall,
   UnknownSplit
 } from "./HoldoutError.js"
 import * as Blocks from "./internal/blocks.js"
+import * as Missing from "./internal/missing.js"
 import * as requests from "./internal/requests.js"
+import * as RunLock from "./internal/runLock.js"
 import { Ledger } from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
@@ -177,56 +178,11 @@ export const make = (
     // optional: with a workspace, a candidate id is made exact (a git name becomes its full hash)
     const workspace = yield* Effect.serviceOption(Workspace)
 
-    // One lock per run id in this process, so that repeats of one idempotency key and resumes of one
-    // run never produce the same run twice at once.
-    const locks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
-    const withRunLock = <A, E>(runId: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => {
-          let lock = locks.get(runId)
-          if (lock === undefined) {
-            lock = { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
-            locks.set(runId, lock)
-          }
-          lock.users++
-          return lock
-        }),
-        (lock) => lock.semaphore.withPermits(1)(effect),
-        (lock) =>
-          Effect.sync(() => {
-            lock.users--
-            if (lock.users === 0) locks.delete(runId)
-          })
-      )
-
-    // The secret blocks of non_viewable splits (DESIGN §10), drawn once per split and size.
-    const blockCache = new Map<string, Blocks.Blocks>()
-    const blocksOf = (datasetId: string, split: string, size: number) =>
-      Effect.gen(function*() {
-        const cacheKey = JSON.stringify([datasetId, split, size])
-        const cached = blockCache.get(cacheKey)
-        if (cached !== undefined) return cached
-        const secret = yield* store.putMetaIfAbsent(blockSecretKey, Blocks.newSecret())
-        const blocks = yield* Blocks.partition(secret, datasetId, split, size, subsetFloor)
-        blockCache.set(cacheKey, blocks)
-        return blocks
-      })
-    const blockSampleIds = (request: EvalRequest, size: number) =>
-      Effect.gen(function*() {
-        if (request.sampleIds !== undefined) {
-          return yield* new InvalidRequest({
-            message: `Split "${request.split}" is non_viewable: its samples cannot be chosen by id. Give numSamples ` +
-              `(whole secret blocks of at least ${subsetFloor} samples are evaluated), or neither for the whole split.`
-          })
-        }
-        // numSamples (and an empty split) are checked as on any split
-        const first = yield* requests.resolveSampleIds(request, size)
-        if (first.length === size) return first
-        if (first.length < subsetFloor) {
-          return yield* new SubsetTooSmall({ split: request.split, requested: first.length, minimum: subsetFloor })
-        }
-        return Blocks.take(yield* blocksOf(request.datasetId, request.split, size), first.length)
-      })
+    const withRunLock = RunLock.make()
+    const blockSampleIds = Blocks.sampleIdsOf(
+      (secret) => store.putMetaIfAbsent(blockSecretKey, secret),
+      subsetFloor
+    )
 
     const tagged = (tag: string) => Metric.tagged(Metrics.requestsRejected, "error", tag)
     const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
@@ -234,42 +190,6 @@ export const make = (
 
     const events = yield* Effect.serviceOption(RunEvents.RunEvents)
     const publish = (event: RunEvents.RunEvent) => Option.isSome(events) ? events.value.publish(event) : Effect.void
-
-    // Missing records are a broken strategy contract: record them as errors, so the run's numbers
-    // stay honest and nothing planned silently disappears. Reads the stored ids page by page.
-    const fillMissing = (run: RunRecord) =>
-      Effect.gen(function*() {
-        let largest = -1
-        for (const id of run.sampleIds) if (id > largest) largest = id
-        const present = new Uint8Array(largest + 1)
-        yield* Stream.runForEach(
-          TaskStore.streamSamples(store, run.runId),
-          (sample) =>
-            Effect.sync(() => {
-              if (sample.sampleId <= largest) present[sample.sampleId] = 1
-            })
-        )
-        const now = yield* Clock.currentTimeMillis
-        let missing = 0
-        for (const sampleId of run.sampleIds) {
-          if (present[sampleId] === 1) continue
-          missing++
-          yield* store.putSample({
-            runId: run.runId,
-            sampleId,
-            datasetId: run.datasetId,
-            split: run.split,
-            candidateId: run.candidate.id,
-            output: null,
-            error: `The "${strategy.name}" strategy produced no record for this sample.`,
-            metrics: {},
-            attempts: 0,
-            startedAt: now,
-            finishedAt: now
-          })
-        }
-        yield* Effect.logWarning(`Strategy "${strategy.name}" left ${missing} planned samples without a record`)
-      })
 
     const noSamples = (run: RunRecord) =>
       new RunFailed({
@@ -314,7 +234,7 @@ export const make = (
           return yield* noSamples(run)
         }
         if (produced.samples < run.sampleIds.length) {
-          yield* fillMissing(run)
+          yield* Missing.fill(store, strategy.name, run)
           produced = progressOf(yield* reread(run))
         }
         const metrics = Metrics.fromProgress(produced)
