@@ -203,7 +203,7 @@ const agentHandlers = (resultsDir: string | undefined) =>
             if (tier === "no_access") return yield* new RunNotFound({ runId })
             // nothing per sample is read unless the tier shows it
             const samples = tier === "viewable"
-              ? yield* engine.samples(runId, {
+              ? yield* store.listSamples(runId, {
                 limit,
                 ...(urlParams.after === undefined ? {} : { after: urlParams.after })
               })
