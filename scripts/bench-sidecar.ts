@@ -12,6 +12,7 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { DatasetSource, LocalStrategy, Stack, Task } from "@holdout/core"
 import { Sidecar, Verifier } from "@holdout/harness"
@@ -153,9 +154,9 @@ export const bench = Effect.suspend(() =>
 )
 
 if (process.argv.includes("--sidecar-child")) {
-  Effect.runFork(
+  NodeRuntime.runMain(
     sidecarChild(process.argv[process.argv.indexOf("--sidecar-child") + 1]!).pipe(
-      Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))
+      Effect.provide(Logger.minimumLogLevel(LogLevel.Error))
     )
   )
 }

@@ -50,6 +50,9 @@ export const directoryName = (run: Model.RunRecord): Effect.Effect<string> =>
     (digest) => `${safe(run.split)}__${safe(run.candidate.id)}__${compactTime(run.createdAt)}__${digest}`
   )
 
+/** How many sample files of a run are written at once. */
+const writeConcurrency = 8
+
 const writeFailed = (error: PlatformError.PlatformError) =>
   new HoldoutError.StoreError({ op: "writeResults", message: error.message, cause: error })
 
@@ -79,27 +82,42 @@ export const write = (
     const target = path.join(dir, name)
     // only whole directories are ever renamed into place: one that exists is this run's, complete
     if (yield* fs.exists(target)) return Option.some(target)
-    yield* fs.makeDirectory(dir, { recursive: true })
     const partial = path.join(dir, `.partial-${name}-${yield* Random.nextIntBetween(0, 1_000_000_000)}`)
+    // the results directory is made when the first write finds it missing, not on every write
+    yield* fs.makeDirectory(partial).pipe(
+      Effect.catchIf(
+        (error) => error._tag === "SystemError" && error.reason === "NotFound",
+        () => Effect.zipRight(fs.makeDirectory(dir, { recursive: true }), fs.makeDirectory(partial))
+      )
+    )
+    let renamed = false
     const written = Effect.gen(function*() {
-      yield* fs.makeDirectory(partial)
       yield* fs.writeFileString(path.join(partial, "summary.json"), JSON.stringify(view.value.summary, null, 2) + "\n")
       if (view.value._tag === "viewable") {
-        // page by page from the store: a run of any size is written in flat memory
-        yield* Stream.runForEach(
+        // page by page from the store: a run of any size is written in flat memory, a few files at once
+        yield* Stream.runDrain(Stream.mapEffect(
           TaskStore.streamSamples(store, experiment.run.runId),
           (sample) =>
-            fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n")
-        )
+            fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n"),
+          { concurrency: writeConcurrency, unordered: true }
+        ))
       }
       const moved = yield* Effect.either(fs.rename(partial, target))
-      if (moved._tag === "Right") return Option.some(target)
+      if (moved._tag === "Right") {
+        renamed = true
+        return Option.some(target)
+      }
       // a concurrent writer of the same run was first (its directory cannot be replaced: it is not empty)
       if (yield* fs.exists(target)) return Option.some(target)
       return yield* Effect.fail(moved.left)
     })
-    // gone after a successful rename; what a failed or interrupted write left is removed
-    return yield* Effect.ensuring(written, fs.remove(partial, { recursive: true, force: true }).pipe(Effect.ignore))
+    // what a failed, interrupted or pre-empted write left is removed (nothing is left after a rename)
+    return yield* Effect.ensuring(
+      written,
+      Effect.suspend(() => renamed ? Effect.void : fs.remove(partial, { recursive: true, force: true })).pipe(
+        Effect.ignore
+      )
+    )
   }).pipe(
     Effect.catchTags({
       BadArgument: (error) => Effect.fail(writeFailed(error)),

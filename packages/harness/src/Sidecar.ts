@@ -26,7 +26,7 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
-import { Engine, HoldoutError, SplitAccess, TaskStore, View } from "@holdout/core"
+import { Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -169,6 +169,7 @@ const agentHandlers = (resultsDir: string | undefined) =>
       const engine = yield* Engine.Engine
       const verifier = yield* Verifier.Verifier
       const access = yield* SplitAccess.SplitAccess
+      const ledger = yield* Ledger.Ledger
       const context = yield* Effect.context<
         SplitAccess.SplitAccess | TaskStore.TaskStore | FileSystem.FileSystem | Path.Path
       >()
@@ -184,13 +185,12 @@ const agentHandlers = (resultsDir: string | undefined) =>
             const resultPath = resultsDir === undefined
               ? Option.none()
               : yield* Results.write(resultsDir, experiment).pipe(Effect.provide(context))
-            const split = (yield* engine.status()).find((entry) =>
-              entry.datasetId === payload.datasetId && entry.split === payload.split
-            )
+            // the evaluated split's budget only (it was charged, so it is budgeted)
+            const budget = yield* Effect.option(ledger.get({ datasetId: payload.datasetId, split: payload.split }))
             return {
               experiment: view,
               resultPath: Option.getOrNull(resultPath),
-              remaining: split === undefined ? null : split.remaining
+              remaining: Option.getOrNull(Option.map(budget, (snapshot) => snapshot.remaining))
             }
           }).pipe(logStoreErrors))
         .handle("samples", ({ path: { runId }, urlParams }) =>
@@ -319,6 +319,7 @@ export const layer = (
   | HttpServer.HttpServer
   | HttpRouter.HttpRouter.DefaultServices
   | Engine.Engine
+  | Ledger.Ledger
   | TaskStore.TaskStore
   | SplitAccess.SplitAccess
   | Verifier.Verifier
