@@ -4,6 +4,9 @@ import { Progress } from "@holdout/harness"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 
+const inferred = (runId: string, sampleId: number, count: number, errors: number) =>
+  new RunEvents.SampleInferred({ runId, sampleId, error: errors > 0, inferred: count, errors })
+
 const metrics = { numSamples: 4, numErrors: 1, numSuccesses: 3, avgScore: 1, avgFilledScore: 0.75, errorRate: 0.25 }
 
 describe("Progress: a run's two stages from its events", () => {
@@ -19,27 +22,11 @@ describe("Progress: a run's two stages from its events", () => {
     })
     let state = Progress.update(Progress.initial("r", 0), started, 0)
     assert.include(Progress.render(state, 0), "inferred [----------------] 0/4 -/s ETA --")
-    state = Progress.update(
-      state,
-      new RunEvents.SampleInferred({ runId: "r", sampleId: 0, error: false, inferred: 1, errors: 0 }),
-      1000
-    )
-    state = Progress.update(
-      state,
-      new RunEvents.SampleInferred({ runId: "r", sampleId: 1, error: true, inferred: 2, errors: 1 }),
-      2000
-    )
+    state = Progress.update(state, inferred("r", 0, 1, 0), 1000)
+    state = Progress.update(state, inferred("r", 1, 2, 1), 2000)
     // a late event with an older count, and another run's event
-    state = Progress.update(
-      state,
-      new RunEvents.SampleInferred({ runId: "r", sampleId: 2, error: false, inferred: 1, errors: 0 }),
-      2000
-    )
-    state = Progress.update(
-      state,
-      new RunEvents.SampleInferred({ runId: "other", sampleId: 0, error: true, inferred: 4, errors: 4 }),
-      2000
-    )
+    state = Progress.update(state, inferred("r", 2, 1, 0), 2000)
+    state = Progress.update(state, inferred("other", 0, 4, 4), 2000)
     assert.deepStrictEqual([state.inferred.count, state.scored.count, state.errors], [2, 0, 1])
     // one more inferred in the 2 s since the first event: 0.5/s, 2 left → 4 s
     assert.deepStrictEqual(Progress.rate(state.inferred, 3000), Option.some(0.5))
