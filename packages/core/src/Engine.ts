@@ -253,7 +253,11 @@ export const make = (
     // The experiment of a finished run, from its record alone.
     const assemble = (run: RunRecord) =>
       Effect.suspend(() => {
-        const metrics = run.metrics ?? Metrics.fromProgress(progressOf(run))
+        // the progress the store keeps is final once the run is; metrics stored before it had every
+        // field (numScored, standardError, interval) are recomputed from it
+        const metrics = run.progress === undefined && run.metrics !== undefined
+          ? run.metrics
+          : Metrics.fromProgress(progressOf(run))
         return metrics.numSamples === 0
           ? Effect.fail(noSamples(run))
           : Effect.succeed({ run, metrics } satisfies Experiment)

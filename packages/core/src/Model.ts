@@ -250,8 +250,28 @@ export const RunStatus = Schema.Literal("pending", "running", "completed", "fail
 export type RunStatus = typeof RunStatus.Type
 
 /**
+ * A 95% interval of a mean.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Interval = Schema.Struct({
+  lower: Schema.Number,
+  upper: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Interval = typeof Interval.Type
+
+/**
  * Aggregate results of a run. A sample is an error iff `error` or `evalError` is set; `avgScore`
  * averages the successes (null when there are none); `avgFilledScore` counts errors as 0.
+ * `numScored` counts the successes with a score; `standardError` and `interval` (95%, Student's t)
+ * are those of `avgFilledScore`, null below two samples. (Metrics stored before these three fields
+ * existed read back with 0 and null.)
  *
  * @since 0.1.0
  * @category models
@@ -260,9 +280,12 @@ export const Metrics = Schema.Struct({
   numSamples: Schema.Int,
   numErrors: Schema.Int,
   numSuccesses: Schema.Int,
+  numScored: Schema.optionalWith(Schema.Int, { default: () => 0 }),
   avgScore: Schema.NullOr(Schema.Number),
   avgFilledScore: Schema.Number,
-  errorRate: Schema.Number
+  errorRate: Schema.Number,
+  standardError: Schema.optionalWith(Schema.NullOr(Schema.Number), { default: () => null }),
+  interval: Schema.optionalWith(Schema.NullOr(Interval), { default: () => null })
 })
 
 /**

@@ -120,12 +120,21 @@ export const summarize = (experiment: Experiment): ExperimentSummary => {
       numSamples: experiment.metrics.numSamples,
       numErrors: experiment.metrics.numErrors,
       numSuccesses: experiment.metrics.numSuccesses,
+      numScored: experiment.metrics.numScored,
       avgScore: experiment.metrics.avgScore,
       avgFilledScore: experiment.metrics.avgFilledScore,
-      errorRate: experiment.metrics.errorRate
+      errorRate: experiment.metrics.errorRate,
+      standardError: experiment.metrics.standardError,
+      interval: experiment.metrics.interval
     }
   }
 }
+
+/** A summary without the spread of per-sample scores (`non_viewable`: only sums over whole blocks). */
+const withoutSpread = (summary: ExperimentSummary): ExperimentSummary => ({
+  ...summary,
+  metrics: { ...summary.metrics, standardError: null, interval: null }
+})
 
 /**
  * The projection of an experiment for a tier.
@@ -142,7 +151,7 @@ export const project = (experiment: Experiment, tier: AccessTier): Effect.Effect
         run: experiment.run
       })
     case "non_viewable":
-      return Effect.succeed({ _tag: "non_viewable", summary: summarize(experiment) })
+      return Effect.succeed({ _tag: "non_viewable", summary: withoutSpread(summarize(experiment)) })
     case "no_access":
       return Effect.fail(new AccessDenied({ datasetId: experiment.run.datasetId, split: experiment.run.split }))
   }

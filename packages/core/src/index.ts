@@ -1,6 +1,7 @@
 /**
  * @since 0.1.0
  */
+export * as Compare from "./Compare.js"
 export * as DatasetSource from "./DatasetSource.js"
 export * as Engine from "./Engine.js"
 export * as EvalStrategy from "./EvalStrategy.js"

@@ -358,9 +358,12 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
           numSamples: 5,
           numErrors: 0,
           numSuccesses: 5,
+          numScored: 5,
           avgScore: 1,
           avgFilledScore: 1,
-          errorRate: 0
+          errorRate: 0,
+          standardError: 0,
+          interval: { lower: 1, upper: 1 }
         })
         const store = yield* TaskStore.TaskStore
         const stored = yield* store.getRun(experiment.run.runId)

@@ -152,9 +152,12 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             numSamples: 3,
             numErrors: 1,
             numSuccesses: 2,
+            numScored: 2,
             avgScore: 0.5,
             avgFilledScore: 1 / 3,
-            errorRate: 1 / 3
+            errorRate: 1 / 3,
+            standardError: 0.3,
+            interval: { lower: -0.96, upper: 1.62 }
           }
           const updated = yield* store.updateRun("r1", { status: "failed", finishedAt: 1_700_000_009_000, metrics })
           assert.deepStrictEqual(
