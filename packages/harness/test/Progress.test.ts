@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Engine, RunEvents, Stack, Task } from "@holdout/core"
+import { Engine, Metrics, RunEvents, Stack, Task } from "@holdout/core"
 import { Progress } from "@holdout/harness"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -7,7 +7,7 @@ import * as Option from "effect/Option"
 const inferred = (runId: string, sampleId: number, count: number, errors: number) =>
   new RunEvents.SampleInferred({ runId, sampleId, error: errors > 0, inferred: count, errors })
 
-const metrics = { numSamples: 4, numErrors: 1, numSuccesses: 3, avgScore: 1, avgFilledScore: 0.75, errorRate: 0.25 }
+const metrics = Metrics.compute([{ score: 1 }, { score: 1 }, { score: 1 }, { error: "failed" }])
 
 describe("Progress: a run's two stages from its events", () => {
   it("counts, rates, ETA and errors; other runs' events and stale counts change nothing", () => {
