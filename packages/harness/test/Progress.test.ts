@@ -41,7 +41,7 @@ describe("Progress: a run's two stages from its events", () => {
   it.live("the bar moves during inference: a slow task, read from the events the run publishes", () =>
     Effect.gen(function*() {
       const total = 8
-      // inference waits; scoring is instant: every inferred count below the total is seen before scoring
+      // inference waits, so the inferred bar must move while samples are still being inferred
       const task = Task.make<{ readonly index: number }, number>({
         name: "slow",
         infer: (row) => Effect.as(Effect.sleep("60 millis"), row.index),
@@ -72,8 +72,8 @@ describe("Progress: a run's two stages from its events", () => {
         assert.isNotNull(match, line)
         return [Number(match![1]), Number(match![2])] as const
       })
-      // during inference (nothing scored yet) the inferred bar passes through intermediate counts
-      const duringInference = counts.filter(([inferred, scored]) => scored === 0 && inferred > 0 && inferred < total)
+      // during inference (some samples inferred, not all) the inferred bar passes through intermediate counts
+      const duringInference = counts.filter(([inferred]) => inferred > 0 && inferred < total)
       assert.isAtLeast(new Set(duringInference.map(([inferred]) => inferred)).size, 3, lines.join(""))
       // and it ends complete, with a rate and no errors
       assert.match(
