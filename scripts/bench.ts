@@ -20,6 +20,7 @@ import * as LogLevel from "effect/LogLevel"
 import { execFileSync, spawn } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as Scale from "./bench-scale.js"
+import * as SidecarBench from "./bench-sidecar.js"
 
 interface Result {
   readonly name: string
@@ -365,6 +366,7 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["ledger/sqlite/reserve/4proc", benchLedgerSqlite4],
   ["pipeline/sqlite/samples+resumeMs", benchPipelineSqlite("sqlite")],
   ["pipeline/libsql/samples", benchPipelineSqlite("libsql")],
+  ["sidecar/sqlite/evalPerSec+statusPerSec", SidecarBench.bench],
   ["scale/sqlite/1M", Scale.bench(scriptPath, "sqlite", 1_000_000, "1M")],
   ["scale/sqlite/10M", Scale.bench(scriptPath, "sqlite", 10_000_000, "10M")],
   ["scale/memory/10M", Scale.bench(scriptPath, "memory", 10_000_000, "10M")]
