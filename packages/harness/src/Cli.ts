@@ -355,10 +355,12 @@ const evalCommand = Command.make(
         }).pipe(Effect.ensuring(Fiber.interrupt(waiting)))
         if (process.stderr.isTTY === true) process.stderr.write("\n")
         const { summary } = reply.experiment
+        const where = `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag})`
         yield* Console.log(
-          `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag}): ` +
-            `mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
-            `${summary.metrics.numErrors} errors`
+          summary.metrics === undefined
+            ? `${where}: ${summary.release?.mechanism ?? "release"} tells mean ${percent(summary.release?.mean ?? 0)}`
+            : `${where}: mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
+              `${summary.metrics.numErrors} errors`
         )
         if (reply.experiment._tag === "viewable") {
           // read page by page; the first ids are printed, the rest counted
