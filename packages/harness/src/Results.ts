@@ -21,7 +21,6 @@ import { HoldoutError, type Model, type SplitAccess, TaskStore, View } from "@ho
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import * as Stream from "effect/Stream"
 
 const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 40)
 
@@ -95,12 +94,23 @@ export const write = (
       yield* fs.writeFileString(path.join(partial, "summary.json"), JSON.stringify(view.value.summary, null, 2) + "\n")
       if (view.value._tag === "viewable") {
         // page by page from the store: a run of any size is written in flat memory, a few files at once
-        yield* Stream.runDrain(Stream.mapEffect(
-          TaskStore.streamSamples(store, experiment.run.runId),
-          (sample) =>
-            fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n"),
-          { concurrency: writeConcurrency, unordered: true }
-        ))
+        // (a page is written with `Effect.forEach`: a concurrent `Stream.mapEffect` costs more than
+        // the writes of a small run)
+        let after: number | undefined
+        while (true) {
+          const page = yield* store.listSamples(
+            experiment.run.runId,
+            after === undefined ? { limit: TaskStore.defaultPageSize } : { after, limit: TaskStore.defaultPageSize }
+          )
+          yield* Effect.forEach(
+            page,
+            (sample) =>
+              fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n"),
+            { concurrency: writeConcurrency, discard: true }
+          )
+          if (page.length < TaskStore.defaultPageSize) break
+          after = page[page.length - 1]!.sampleId
+        }
       }
       const moved = yield* Effect.either(fs.rename(partial, target))
       if (moved._tag === "Right") {
