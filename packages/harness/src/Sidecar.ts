@@ -20,6 +20,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerError from "@effect/platform/HttpServerError"
@@ -273,6 +274,9 @@ const limitBody = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): Http
     return yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
   })
 
+/** The routes a client polls, served without a tracing span of their own. */
+const pollRoutes = ["/health", "/status"]
+
 const routes = "GET /health, POST /eval, GET /runs/{runId}/samples, GET /status, POST /submit, POST /finalize, " +
   "GET /experiments, GET /openapi.json"
 
@@ -339,6 +343,8 @@ export const layer = (
     const served = HttpApiBuilder.httpApp.pipe(
       Effect.map((app) => HttpServer.serve(jsonErrors(app), limitBody(options.maxBodyBytes ?? 64 * 1024))),
       Layer.unwrapEffect,
+      // the polled routes make no span each: a poller's spans would drown the evaluations' ones
+      HttpMiddleware.withTracerDisabledForUrls(pollRoutes),
       Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
     )
     return served.pipe(
