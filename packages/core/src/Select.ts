@@ -362,6 +362,66 @@ const validate = (options: Options) => {
 const filled = (sample: SampleRecord): number => Metrics.isError(sample) ? 0 : (sample.score ?? 0)
 
 /**
+ * Where a successive-halving race stands: its sums, the rounds finished (candidates by index), and
+ * the leader and its lead after the last of them (`leader` undefined before the first).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Progress {
+  readonly tally: Tally
+  readonly rounds: ReadonlyArray<{
+    readonly size: number
+    readonly candidates: ReadonlyArray<number>
+    readonly dropped: ReadonlyArray<number>
+  }>
+  readonly leader: number | undefined
+  readonly lead: Interval | null
+}
+
+/**
+ * The successive-halving loop of `race`, over any source of scores: `evaluate` scores the survivors
+ * (indices of the `candidates` candidates) on the samples of a round and hands each sample's scores
+ * to `add` (in the order of `survivors`). It ends when one candidate is left or the whole split of
+ * `size` samples is scored; samples are taken in the seeded `order`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const halving = <E, R>(
+  size: number,
+  candidates: number,
+  options: Schedule & { readonly seed?: number },
+  evaluate: (
+    survivors: ReadonlyArray<number>,
+    sampleIds: ReadonlyArray<number>,
+    add: (scores: ArrayLike<number>) => void,
+    progress: Progress
+  ) => Effect.Effect<void, E, R>
+): Effect.Effect<Progress, E, R> =>
+  Effect.gen(function*() {
+    const sampleOrder = order(size, options.seed ?? 0)
+    const rounds: Array<Progress["rounds"][number]> = []
+    let progress: Progress = { tally: tally(candidates), rounds, leader: undefined, lead: null }
+    let survivors: ReadonlyArray<number> = Array.from({ length: candidates }, (_, index) => index)
+    let taken = 0
+    for (const target of sizes(size, candidates, options)) {
+      const ids: Array<number> = []
+      for (let position = taken; position < target; position++) ids.push(sampleOrder.at(position))
+      ids.sort((a, b) => a - b)
+      const running = survivors
+      yield* evaluate(running, ids, (scores) => add(progress.tally, running, scores), progress)
+      taken = target
+      const step = eliminate(progress.tally, running, options)
+      rounds.push({ size: target, candidates: running, dropped: running.filter((index) => !step.next.includes(index)) })
+      progress = { ...progress, leader: step.leader, lead: step.lead }
+      survivors = step.next
+      if (survivors.length === 1) break
+    }
+    return progress
+  })
+
+/**
  * Races candidates on a split by successive halving and returns the winner (see the module's
  * documentation). Each round is one charged evaluation a survivor (more when the split caps the
  * samples of a run); a round the budget cannot pay for is not started, and the race fails with
@@ -388,113 +448,112 @@ export const race = (
     const engine = yield* Engine
     const ledger = yield* Ledger
     const cap = admin ? null : (yield* ledger.get({ datasetId, split })).limits.maxSamplesPerRun
-    const schedule = sizes(size, candidates.length, options)
-    const sampleOrder = order(size, options.seed ?? 0)
-    const counts = tally(candidates.length)
-    const rounds: Array<Round> = []
-    let survivors: ReadonlyArray<number> = candidates.map((_, index) => index)
     let samplesSpent = 0
     let runsSpent = 0
-    let lead: Interval | null = null
-    let leader = 0
 
-    const best = () => rounds.length === 0 ? null : { candidate: candidates[leader]!, ...standing(counts, leader) }
-    const stopped = (budget: BudgetExhausted) =>
-      new RaceStopped({ budget, best: best(), samplesSpent, runsSpent, rounds: rounds.slice() })
+    const roundsOf = (progress: Progress): Array<Round> =>
+      progress.rounds.map((round) => ({
+        size: round.size,
+        candidates: round.candidates.map((index) => candidates[index]!.id),
+        dropped: round.dropped.map((index) => candidates[index]!.id)
+      }))
+    const standingOf = (progress: Progress, index: number): Standing => ({
+      candidate: candidates[index]!,
+      ...standing(progress.tally, index)
+    })
+    const stopped = (budget: BudgetExhausted, progress: Progress) =>
+      new RaceStopped({
+        budget,
+        best: progress.leader === undefined ? null : standingOf(progress, progress.leader),
+        samplesSpent,
+        runsSpent,
+        rounds: roundsOf(progress)
+      })
 
-    let taken = 0
-    for (const target of schedule) {
-      const ids: Array<number> = []
-      for (let position = taken; position < target; position++) ids.push(sampleOrder.at(position))
-      ids.sort((a, b) => a - b)
-      const chunks: Array<ReadonlyArray<number>> = []
-      for (let start = 0; start < ids.length; start += cap ?? ids.length) {
-        chunks.push(ids.slice(start, start + (cap ?? ids.length)))
-      }
-      // a round the budget cannot pay for whole is not started
-      if (!admin) {
-        const remaining = (yield* ledger.get({ datasetId, split })).remaining
-        const runs = survivors.length * chunks.length
-        const samples = survivors.length * ids.length
-        if (remaining.runs !== null && remaining.runs < runs) {
-          return yield* stopped(
-            new BudgetExhausted({ datasetId, split, reason: "runs", requested: runs, remaining: remaining.runs })
-          )
+    const evaluateRound = (
+      survivors: ReadonlyArray<number>,
+      ids: ReadonlyArray<number>,
+      add: (scores: ArrayLike<number>) => void,
+      progress: Progress
+    ) =>
+      Effect.gen(function*() {
+        const chunks: Array<ReadonlyArray<number>> = []
+        for (let start = 0; start < ids.length; start += cap ?? ids.length) {
+          chunks.push(ids.slice(start, start + (cap ?? ids.length)))
         }
-        if (remaining.samples !== null && remaining.samples < samples) {
-          return yield* stopped(
-            new BudgetExhausted({
+        // a round the budget cannot pay for whole is not started
+        if (!admin) {
+          const remaining = (yield* ledger.get({ datasetId, split })).remaining
+          const runs = survivors.length * chunks.length
+          const samples = survivors.length * ids.length
+          if (remaining.runs !== null && remaining.runs < runs) {
+            const budget = new BudgetExhausted({
+              datasetId,
+              split,
+              reason: "runs",
+              requested: runs,
+              remaining: remaining.runs
+            })
+            return yield* stopped(budget, progress)
+          }
+          if (remaining.samples !== null && remaining.samples < samples) {
+            const budget = new BudgetExhausted({
               datasetId,
               split,
               reason: "samples",
               requested: samples,
               remaining: remaining.samples
             })
-          )
-        }
-      }
-      const runIds = yield* Effect.forEach(
-        survivors,
-        (candidate) =>
-          Effect.forEach(chunks, (sampleIds) =>
-            engine.evaluate({ datasetId, split, candidate: candidates[candidate]!, sampleIds }, { admin }).pipe(
-              Effect.tap((experiment) =>
-                Effect.sync(() => {
-                  samplesSpent += experiment.run.sampleIds.length
-                  runsSpent += 1
-                })
-              ),
-              Effect.map((experiment) =>
-                experiment.run.runId
-              )
-            )),
-        { concurrency: options.concurrency ?? 1 }
-      ).pipe(Effect.catchTag("BudgetExhausted", (error) => Effect.fail(stopped(error))))
-      // the survivors' runs of a chunk hold the same ids: read them side by side, a page of each at a time
-      const scores = new Float64Array(survivors.length)
-      for (let chunk = 0; chunk < chunks.length; chunk++) {
-        let after: number | undefined
-        while (true) {
-          const pages = yield* Effect.forEach(
-            runIds,
-            (runs) =>
-              engine.samples(runs[chunk]!, after === undefined ? { limit: pageSize } : { after, limit: pageSize })
-          )
-          const length = pages[0]!.length
-          for (let row = 0; row < length; row++) {
-            const sampleId = pages[0]![row]!.sampleId
-            for (let index = 0; index < pages.length; index++) {
-              const sample = pages[index]![row]
-              if (sample === undefined || sample.sampleId !== sampleId) {
-                return yield* Effect.dieMessage(`Select.race: the runs of round ${rounds.length + 1} differ in samples`)
-              }
-              scores[index] = filled(sample)
-            }
-            add(counts, survivors, scores)
+            return yield* stopped(budget, progress)
           }
-          if (length < pageSize) break
-          after = pages[0]![length - 1]!.sampleId
         }
-      }
-      taken = target
-      const step = eliminate(counts, survivors, options)
-      leader = step.leader
-      lead = step.lead
-      rounds.push({
-        size: target,
-        candidates: survivors.map((candidate) => candidates[candidate]!.id),
-        dropped: survivors.filter((candidate) => !step.next.includes(candidate)).map((candidate) =>
-          candidates[candidate]!.id
-        )
+        const runIds = yield* Effect.forEach(
+          survivors,
+          (candidate) =>
+            Effect.forEach(chunks, (sampleIds) =>
+              engine.evaluate({ datasetId, split, candidate: candidates[candidate]!, sampleIds }, { admin }).pipe(
+                Effect.tap((experiment) =>
+                  Effect.sync(() => {
+                    samplesSpent += experiment.run.sampleIds.length
+                    runsSpent += 1
+                  })
+                ),
+                Effect.map((experiment) => experiment.run.runId)
+              )),
+          { concurrency: options.concurrency ?? 1 }
+        ).pipe(Effect.catchTag("BudgetExhausted", (error) =>
+          Effect.fail(stopped(error, progress))))
+        // the survivors' runs of a chunk hold the same ids: read them side by side, a page of each at a time
+        const scores = new Float64Array(survivors.length)
+        for (let chunk = 0; chunk < chunks.length; chunk++) {
+          let after: number | undefined
+          while (true) {
+            const page = after === undefined ? { limit: pageSize } : { after, limit: pageSize }
+            const pages = yield* Effect.forEach(runIds, (runs) => engine.samples(runs[chunk]!, page))
+            const length = pages[0]!.length
+            for (let row = 0; row < length; row++) {
+              const sampleId = pages[0]![row]!.sampleId
+              for (let index = 0; index < pages.length; index++) {
+                const sample = pages[index]![row]
+                if (sample === undefined || sample.sampleId !== sampleId) {
+                  return yield* Effect.dieMessage("Select.race: the runs of one round differ in their samples")
+                }
+                scores[index] = filled(sample)
+              }
+              add(scores)
+            }
+            if (length < pageSize) break
+            after = pages[0]![length - 1]!.sampleId
+          }
+        }
       })
-      survivors = step.next
-      if (survivors.length === 1) break
-    }
+
+    const progress = yield* halving(size, candidates.length, options, evaluateRound)
     return {
-      winner: { candidate: candidates[leader]!, ...standing(counts, leader) },
-      lead,
+      winner: standingOf(progress, progress.leader!),
+      lead: progress.lead,
       samplesSpent,
       runsSpent,
-      rounds
+      rounds: roundsOf(progress)
     }
   }).pipe(Effect.withSpan("Select.race"))
