@@ -126,14 +126,18 @@ export const summarize = (experiment: Experiment): ExperimentSummary & { readonl
 }
 
 /**
- * A `non_viewable` summary: without the spread of per-sample scores (only sums over whole blocks),
- * and under a release mechanism with nothing of the scores but what the mechanism told.
+ * A `non_viewable` summary: its spread at block level (from sums over whole blocks, never the
+ * spread of per-sample scores), and under a release mechanism nothing of the scores but what the
+ * mechanism told.
  */
 const nonViewable = (experiment: Experiment): ExperimentSummary => {
   const { metrics, ...summary } = summarize(experiment)
-  return experiment.release === undefined
-    ? { ...summary, metrics: { ...metrics!, standardError: null, interval: null } }
-    : { ...summary, release: experiment.release }
+  if (experiment.release !== undefined) return { ...summary, release: experiment.release }
+  const blocks = experiment.metrics.blocks
+  return {
+    ...summary,
+    metrics: { ...metrics, standardError: blocks?.standardError ?? null, interval: blocks?.interval ?? null }
+  }
 }
 
 /**
