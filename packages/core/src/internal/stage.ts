@@ -1,0 +1,304 @@
+/**
+ * One stage of the local pipeline, generic over what it does: the samples that need it are cut
+ * into units (one sample, or one chunk for a batch function), and each unit is attempted under the
+ * run's concurrency limit (a `Semaphore` permit held for the attempt only), retried by a `Schedule`
+ * for retryable failures, turned into records and handed to the store. Inference and scoring are
+ * two definitions of this one stage.
+ *
+ * A unit holds its permit while its task function runs and for nothing else: waiting for a retry
+ * and waiting for the store to commit its records happen outside it, so slow commits do not hold
+ * up the task and a store's commit batches are not capped by the concurrency. Samples are taken a
+ * page at a time (`runPage`), so the units in hand at once are bounded by the pages in flight.
+ */
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type { StoreError } from "../HoldoutError.js"
+import type { SampleRecord } from "../Model.js"
+import type { TaskStore } from "../TaskStore.js"
+import { type Failed, withHistory } from "./failure.js"
+import { attempt, type Guard } from "./invoke.js"
+import { decodeBatch } from "./taskResult.js"
+import * as Watchdog from "./watchdog.js"
+
+/**
+ * The resolved options of the pipeline (times in milliseconds; `timeoutMs` may be `Infinity`).
+ *
+ * @internal
+ */
+export interface Settings {
+  readonly concurrency: number
+  readonly timeoutMs: number
+  readonly maxAttempts: number
+  readonly baseDelayMs: number
+  readonly maxDelayMs: number
+  readonly isRetryable: (error: unknown) => boolean
+  readonly batchSize: number
+}
+
+/**
+ * A sample on its way through the stages: its row, what inference sees of it, and its record so far.
+ *
+ * @internal
+ */
+export interface Item {
+  readonly sampleId: number
+  readonly row: unknown
+  readonly input: unknown
+  record: SampleRecord | undefined
+}
+
+/**
+ * The times of a unit's work, for its records.
+ *
+ * @internal
+ */
+export interface Times {
+  readonly attempts: number
+  readonly startedAt: number
+  readonly finishedAt: number
+}
+
+/**
+ * What a stage does: which samples it takes, how it calls the task, and how a result (`F`, the
+ * decoded fields) becomes a record.
+ *
+ * @internal
+ */
+export interface Definition<F> {
+  /** The task function, for messages: `infer`, `inferBatch`, `score` or `scoreBatch`. */
+  readonly fn: string
+  /** Whether `call` gets a chunk and returns one result per sample. */
+  readonly batch: boolean
+  readonly unitSize: number
+  readonly needs: (item: Item) => boolean
+  readonly call: (items: ReadonlyArray<Item>) => unknown
+  readonly decode: (value: unknown, fn: string) => F
+  readonly failed: (message: string, trace: string) => F
+  readonly build: (item: Item, fields: F, times: Times) => SampleRecord
+  /** Publishes that a record was stored (none when nobody listens). */
+  readonly landed: ((record: SampleRecord) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * What the stages of one run share.
+ *
+ * @internal
+ */
+export interface Runner {
+  readonly store: TaskStore["Type"]
+  readonly clock: Clock.Clock
+  readonly guard: Guard
+  readonly slots: Effect.Semaphore
+  /** Units a page has in hand at once: those running, and those waiting for a retry or the store. */
+  readonly width: number
+  readonly retry: RetryPolicy
+}
+
+/**
+ * The units a page may have waiting for a retry or for the store, beyond those running: what lets
+ * a durable store commit large batches.
+ *
+ * @internal
+ */
+export const handOff = 256
+
+/**
+ * The retry policy of `Effect.retry`.
+ *
+ * @internal
+ */
+export interface RetryPolicy {
+  readonly schedule: Schedule.Schedule<unknown, Failed>
+  readonly while: (failure: Failed) => boolean
+}
+
+/**
+ * Retries up to `maxAttempts` attempts in all, for retryable failures only, waiting
+ * `min(maxDelay, baseDelay · 2^(k - 1))` before attempt `k + 1`, jittered down by up to 20%.
+ *
+ * @internal
+ */
+export const retryPolicy = (settings: Settings, strategy: string): RetryPolicy => ({
+  schedule: Schedule.exponential(Duration.millis(settings.baseDelayMs)).pipe(
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.millis(settings.maxDelayMs))),
+    Schedule.jitteredWith({ min: 0.8, max: 1 }),
+    Schedule.intersect(Schedule.recurs(settings.maxAttempts - 1)),
+    Schedule.tapInput((failure: Failed) =>
+      Effect.annotateLogs(Effect.logDebug(`Retrying a retryable failure: ${failure.message}`), { strategy })
+    )
+  ),
+  while: (failure) => {
+    try {
+      return settings.isRetryable(failure.error) === true
+    } catch {
+      return false
+    }
+  }
+})
+
+/**
+ * The runner of one run, with its watchdog (stopped with the scope).
+ *
+ * @internal
+ */
+export const makeRunner = (
+  settings: Settings,
+  retry: RetryPolicy,
+  store: TaskStore["Type"]
+): Effect.Effect<Runner, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const watchdog = yield* Watchdog.start(settings.timeoutMs)
+    return {
+      store,
+      clock: yield* Effect.clock,
+      guard: { watchdog, runtime: yield* Effect.runtime<never>() },
+      slots: yield* Effect.makeSemaphore(settings.concurrency),
+      width: settings.concurrency + handOff,
+      retry
+    }
+  })
+
+/** Records the fields of each item, hands the records to the store, and says they landed. */
+const land = <F>(
+  runner: Runner,
+  stage: Definition<F>,
+  items: ReadonlyArray<Item>,
+  fieldsAt: (index: number) => F,
+  attempts: number,
+  startedAt: number
+): Effect.Effect<ReadonlyArray<Item>, StoreError> => {
+  const times: Times = { attempts, startedAt, finishedAt: runner.clock.unsafeCurrentTimeMillis() }
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index]!
+    item.record = stage.build(item, fieldsAt(index), times)
+  }
+  const put = (item: Item) => runner.store.putSample(item.record!)
+  const stored = items.length === 1
+    ? put(items[0]!)
+    : Effect.forEach(items, put, { concurrency: items.length, discard: true })
+  const landed = stage.landed
+  if (landed === undefined) return Effect.as(stored, items)
+  return Effect.zipRight(stored, Effect.as(Effect.forEach(items, (item) => landed(item.record!)), items))
+}
+
+/** Attempts one unit until it succeeds or may not be retried, then lands its records. */
+const runUnit = <F>(runner: Runner, stage: Definition<F>, items: ReadonlyArray<Item>) => {
+  let attempts = 0
+  let startedAt = 0
+  const earlier: Array<string> = []
+  const once = runner.slots.withPermits(1)(Effect.suspend(() => {
+    const now = runner.clock.unsafeCurrentTimeMillis()
+    if (attempts === 0) startedAt = now
+    attempts++
+    return attempt(() => stage.call(items), now, runner.guard)
+  }))
+  // `Effect.retry` takes over after a first failure (which it is handed to begin with), so an
+  // attempt that succeeds costs no schedule
+  const again = Effect.tapError(once, (failure) => Effect.sync(() => earlier.push(failure.message)))
+  const retried = (first: Failed) => {
+    earlier.push(first.message)
+    let replay = true
+    return Effect.retry(
+      Effect.suspend(() => {
+        if (!replay) return again
+        replay = false
+        return Effect.fail(first)
+      }),
+      runner.retry
+    )
+  }
+  return Effect.catchAll(once, retried).pipe(
+    Effect.matchEffect({
+      onFailure: (failure) => {
+        const last = withHistory(failure, earlier.slice(0, -1))
+        const fields = stage.failed(last.message, last.trace)
+        return land(runner, stage, items, () => fields, attempts, startedAt)
+      },
+      onSuccess: (value) => {
+        if (!stage.batch) return land(runner, stage, items, () => stage.decode(value, stage.fn), attempts, startedAt)
+        const results = decodeBatch(value, stage.fn, items.length)
+        if (Either.isLeft(results)) {
+          const fields = stage.failed(results.left, results.left)
+          return land(runner, stage, items, () => fields, attempts, startedAt)
+        }
+        return land(runner, stage, items, (index) => stage.decode(results.right[index], stage.fn), attempts, startedAt)
+      }
+    })
+  )
+}
+
+/**
+ * A stage, ready to run units of the samples it needs.
+ *
+ * @internal
+ */
+export interface Stage {
+  readonly unitSize: number
+  readonly needs: (item: Item) => boolean
+  readonly run: (runner: Runner, items: ReadonlyArray<Item>) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+}
+
+/**
+ * Makes a stage of its definition.
+ *
+ * @internal
+ */
+export const make = <F>(definition: Definition<F>): Stage => ({
+  unitSize: definition.unitSize,
+  needs: definition.needs,
+  run: (runner, items) => runUnit(runner, definition, items)
+})
+
+/**
+ * Runs a page of items through the stages, in order. An item goes to the first stage that needs
+ * it as soon as it is ready for it: a stage of single samples takes it at once, a batch stage once
+ * it has a full chunk (the chunks still short when the page is done run last). Every unit of the
+ * page runs at once as far as the concurrency limit allows; the page is done when every record of
+ * it is stored.
+ *
+ * @internal
+ */
+export const runPage = (
+  runner: Runner,
+  stages: ReadonlyArray<Stage>,
+  page: ReadonlyArray<Item>
+): Effect.Effect<void, StoreError> =>
+  Effect.suspend(() => {
+    const buffers: Array<Array<Item>> = stages.map(() => [])
+    const run = (index: number, unit: ReadonlyArray<Item>): Effect.Effect<void, StoreError> =>
+      Effect.flatMap(stages[index]!.run(runner, unit), (items) => feed(index + 1, items))
+    /** Starts the units that `items` complete, from stage `from` on. */
+    const feed = (from: number, items: ReadonlyArray<Item>): Effect.Effect<void, StoreError> => {
+      const ready: Array<readonly [number, ReadonlyArray<Item>]> = []
+      for (const item of items) {
+        let index = from
+        while (index < stages.length && !stages[index]!.needs(item)) index++
+        if (index === stages.length) continue
+        const size = stages[index]!.unitSize
+        if (size === 1) {
+          ready.push([index, [item]])
+          continue
+        }
+        const buffer = buffers[index]!
+        buffer.push(item)
+        if (buffer.length === size) {
+          ready.push([index, buffer])
+          buffers[index] = []
+        }
+      }
+      if (ready.length === 0) return Effect.void
+      if (ready.length === 1) return run(ready[0]![0], ready[0]![1])
+      return Effect.forEach(ready, ([index, unit]) => run(index, unit), { concurrency: runner.width, discard: true })
+    }
+    const flush = (index: number): Effect.Effect<void, StoreError> => {
+      if (index === stages.length) return Effect.void
+      const rest = buffers[index]!
+      buffers[index] = []
+      return Effect.zipRight(rest.length === 0 ? Effect.void : run(index, rest), Effect.suspend(() => flush(index + 1)))
+    }
+    return Effect.zipRight(feed(0, page), flush(0))
+  })
