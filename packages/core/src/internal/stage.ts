@@ -162,45 +162,32 @@ export const makeRunner = (
     }
   })
 
-/** Records the fields of each item, hands the records to the store, and says they landed. */
-const land = <F>(
-  runner: Runner,
-  stage: Definition<F>,
-  items: ReadonlyArray<Item>,
-  fieldsAt: (index: number) => F,
-  attempts: number,
-  startedAt: number
-): Effect.Effect<ReadonlyArray<Item>, StoreError> => {
-  const times: Times = { attempts, startedAt, finishedAt: runner.clock.unsafeCurrentTimeMillis() }
-  for (let index = 0; index < items.length; index++) {
-    const item = items[index]!
-    item.record = stage.build(item, fieldsAt(index), times)
-  }
-  const put = (item: Item) => runner.store.putSample(item.record!)
-  const stored = items.length === 1
-    ? put(items[0]!)
-    : Effect.forEach(items, put, { concurrency: items.length, discard: true })
-  const landed = stage.landed
-  if (landed === undefined) return Effect.as(stored, items)
-  return Effect.zipRight(stored, Effect.as(Effect.forEach(items, (item) => landed(item.record!)), items))
-}
+/**
+ * One unit of work: its samples, and its attempts so far. A class with methods rather than
+ * closures: a run makes one or two units a sample.
+ */
+class Unit<F> {
+  attempts = 0
+  startedAt = 0
+  /** The messages of the failed attempts, once one failed. */
+  earlier: Array<string> | undefined = undefined
+  readonly once: Effect.Effect<unknown, Failed>
 
-/** Attempts one unit until it succeeds or may not be retried, then lands its records. */
-const runUnit = <F>(runner: Runner, stage: Definition<F>, items: ReadonlyArray<Item>) => {
-  let attempts = 0
-  let startedAt = 0
-  const earlier: Array<string> = []
-  const once = runner.slots.withPermits(1)(Effect.suspend(() => {
-    const now = runner.clock.unsafeCurrentTimeMillis()
-    if (attempts === 0) startedAt = now
-    attempts++
-    return attempt(() => stage.call(items), now, runner.guard)
-  }))
-  // `Effect.retry` takes over after a first failure (which it is handed to begin with), so an
-  // attempt that succeeds costs no schedule
-  const again = Effect.tapError(once, (failure) => Effect.sync(() => earlier.push(failure.message)))
-  const retried = (first: Failed) => {
-    earlier.push(first.message)
+  constructor(readonly runner: Runner, readonly stage: Definition<F>, readonly items: ReadonlyArray<Item>) {
+    this.once = runner.slots.withPermits(1)(Effect.suspend(() => this.attempt()))
+  }
+
+  attempt(): Effect.Effect<unknown, Failed> {
+    const now = this.runner.clock.unsafeCurrentTimeMillis()
+    if (this.attempts === 0) this.startedAt = now
+    this.attempts++
+    return attempt(() => this.stage.call(this.items), now, this.runner.guard)
+  }
+
+  /** `Effect.retry` takes over after a first failure (which it is handed to begin with). */
+  retry(first: Failed): Effect.Effect<unknown, Failed> {
+    const earlier = this.earlier = [first.message]
+    const again = Effect.tapError(this.once, (failure) => Effect.sync(() => earlier.push(failure.message)))
     let replay = true
     return Effect.retry(
       Effect.suspend(() => {
@@ -208,27 +195,57 @@ const runUnit = <F>(runner: Runner, stage: Definition<F>, items: ReadonlyArray<I
         replay = false
         return Effect.fail(first)
       }),
-      runner.retry
+      this.runner.retry
     )
   }
-  return Effect.catchAll(once, retried).pipe(
-    Effect.matchEffect({
-      onFailure: (failure) => {
-        const last = withHistory(failure, earlier.slice(0, -1))
-        const fields = stage.failed(last.message, last.trace)
-        return land(runner, stage, items, () => fields, attempts, startedAt)
-      },
-      onSuccess: (value) => {
-        if (!stage.batch) return land(runner, stage, items, () => stage.decode(value, stage.fn), attempts, startedAt)
-        const results = decodeBatch(value, stage.fn, items.length)
-        if (Either.isLeft(results)) {
-          const fields = stage.failed(results.left, results.left)
-          return land(runner, stage, items, () => fields, attempts, startedAt)
-        }
-        return land(runner, stage, items, (index) => stage.decode(results.right[index], stage.fn), attempts, startedAt)
-      }
+
+  failed(failure: Failed): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const last = withHistory(failure, this.earlier?.slice(0, -1) ?? [])
+    const fields = this.stage.failed(last.message, last.trace)
+    return this.land(() => fields)
+  }
+
+  succeeded(value: unknown): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const stage = this.stage
+    if (!stage.batch) return this.land(() => stage.decode(value, stage.fn))
+    const results = decodeBatch(value, stage.fn, this.items.length)
+    if (Either.isLeft(results)) {
+      const fields = stage.failed(results.left, results.left)
+      return this.land(() => fields)
+    }
+    return this.land((index) => stage.decode(results.right[index], stage.fn))
+  }
+
+  /** Records the fields of each sample, hands the records to the store, and says they landed. */
+  land(fieldsAt: (index: number) => F): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const { items, runner, stage } = this
+    const times: Times = {
+      attempts: this.attempts,
+      startedAt: this.startedAt,
+      finishedAt: runner.clock.unsafeCurrentTimeMillis()
+    }
+    for (let index = 0; index < items.length; index++) {
+      const item = items[index]!
+      item.record = stage.build(item, fieldsAt(index), times)
+    }
+    const stored = items.length === 1
+      ? runner.store.putSample(items[0]!.record!)
+      : Effect.forEach(items, (item) => runner.store.putSample(item.record!), {
+        concurrency: items.length,
+        discard: true
+      })
+    const landed = stage.landed
+    if (landed === undefined) return Effect.as(stored, items)
+    return Effect.zipRight(stored, Effect.as(Effect.forEach(items, (item) => landed(item.record!)), items))
+  }
+
+  /** Attempts the unit until it succeeds or may not be retried, then lands its records. */
+  run(): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    return Effect.matchEffect(Effect.catchAll(this.once, (first) => this.retry(first)), {
+      onFailure: (failure) => this.failed(failure),
+      onSuccess: (value) => this.succeeded(value)
     })
-  )
+  }
 }
 
 /**
@@ -250,7 +267,7 @@ export interface Stage {
 export const make = <F>(definition: Definition<F>): Stage => ({
   unitSize: definition.unitSize,
   needs: definition.needs,
-  run: (runner, items) => runUnit(runner, definition, items)
+  run: (runner, items) => new Unit(runner, definition, items).run()
 })
 
 /**

@@ -123,6 +123,8 @@ export const decodeScore = (value: unknown, fn: string): ScoreFields => {
     return { metrics: {}, evalError: message, evalTrace: message }
   }
   if (typeof value === "number") {
+    // the common case needs no decoding
+    if (Number.isFinite(value)) return { score: value, metrics: {} }
     const score = decodeScoreNumber(value)
     return Either.isRight(score) ? { score: score.right, metrics: {} } : invalid(problem(score.left, String))
   }
