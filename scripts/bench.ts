@@ -3,6 +3,7 @@
  *
  *   npm run bench              all benchmarks
  *   npm run bench -- ledger    only those whose name contains "ledger"
+ *   npm run bench -- scale     the opt-in scale group (large runs; see bench-scale.ts)
  *
  * Figures depend on the machine and on what else runs on it; compare runs on one machine only.
  * Memory figures come from a child process of their own, so earlier benchmarks do not inflate them.
@@ -18,6 +19,8 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { execFileSync, spawn } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import * as Scale from "./bench-scale.js"
+import * as SidecarBench from "./bench-sidecar.js"
 
 interface Result {
   readonly name: string
@@ -362,8 +365,15 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["ledger/sqlite/reserve/c64", benchLedgerSqlite(64, 100_000)],
   ["ledger/sqlite/reserve/4proc", benchLedgerSqlite4],
   ["pipeline/sqlite/samples+resumeMs", benchPipelineSqlite("sqlite")],
-  ["pipeline/libsql/samples", benchPipelineSqlite("libsql")]
+  ["pipeline/libsql/samples", benchPipelineSqlite("libsql")],
+  ["sidecar/sqlite/evalPerSec+statusPerSec", SidecarBench.bench],
+  ["scale/sqlite/1M", Scale.bench(scriptPath, "sqlite", 1_000_000, "1M")],
+  ["scale/sqlite/10M", Scale.bench(scriptPath, "sqlite", 10_000_000, "10M")],
+  ["scale/memory/10M", Scale.bench(scriptPath, "memory", 10_000_000, "10M")]
 ]
+
+/** Groups that run only when asked for by name. */
+const optIn = (name: string) => name.startsWith("scale/")
 
 const resultOrder = [
   "ledger/memory/reserve/c64",
@@ -390,7 +400,7 @@ const main = Effect.gen(function*() {
   const filter = process.argv.slice(2).find((argument) => !argument.startsWith("-"))
   const results: Array<Result> = []
   for (const [name, bench] of all) {
-    if (filter !== undefined && !name.includes(filter)) continue
+    if (filter === undefined ? optIn(name) : !name.includes(filter)) continue
     process.stderr.write(`running ${name}…\n`)
     const result = yield* bench
     if (Array.isArray(result)) results.push(...(result as ReadonlyArray<Result>))
@@ -419,6 +429,8 @@ const program = process.argv.includes("--reserve-child")
   ? rssChild
   : process.argv.includes("--baseline-child")
   ? baselineChild
+  : process.argv.includes("--scale-child")
+  ? Scale.child(childArgument("--scale-child") as "sqlite" | "memory", Number(process.argv.at(-1)))
   : main
 Effect.runPromise(Effect.provide(program, Logger.minimumLogLevel(LogLevel.Warning))).catch((error: unknown) => {
   process.stderr.write(`${String(error)}\n`)

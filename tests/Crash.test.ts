@@ -5,8 +5,10 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { Engine, Ledger, TaskStore } from "@holdout/core"
 import { createClient } from "@libsql/client/node"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { databaseFile, datasetId, layer, samplesInRun, smallRunLimit, type StoreKind } from "./crash/stack.js"
@@ -116,7 +118,11 @@ describe.each(cases)("crash safety: %s", (_name, kind, reopenKind) => {
                 assert.strictEqual(small.spent.runs, (yield* ledger.reservations({ datasetId, split: "small" })).length)
 
                 const runId = Engine.runIdForKey(runKey)
-                const stored = new Set((yield* store.listSamples(runId)).map((sample) => sample.sampleId))
+                const stored = new Set<number>()
+                yield* Stream.runForEach(
+                  TaskStore.streamSamples(store, runId),
+                  (sample) => Effect.sync(() => stored.add(sample.sampleId))
+                )
                 for (const [sampleRun, sampleId] of outcome.samples) {
                   assert.strictEqual(sampleRun, runId)
                   assert.isTrue(stored.has(sampleId), `acknowledged sample ${sampleId} of ${runId} is missing`)
@@ -128,7 +134,11 @@ describe.each(cases)("crash safety: %s", (_name, kind, reopenKind) => {
                   const before = yield* ledger.get({ datasetId, split: "train" })
                   const experiment = yield* engine.resume(runId)
                   assert.strictEqual(experiment.run.status, "completed")
-                  assert.strictEqual(experiment.samples.length, samplesInRun)
+                  assert.strictEqual(experiment.metrics.numSamples, samplesInRun)
+                  assert.strictEqual(
+                    Chunk.size(yield* Stream.runCollect(TaskStore.streamSamples(store, runId))),
+                    samplesInRun
+                  )
                   assert.deepStrictEqual((yield* ledger.get({ datasetId, split: "train" })).spent, before.spent)
                   resumed++
                 }

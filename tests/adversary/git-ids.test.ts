@@ -204,8 +204,9 @@ describe("candidate ids of a git workspace", () => {
       assert.match(experiment.run.candidate.id, /^[0-9a-f]{40}$/)
       assert.strictEqual(experiment.run.candidate.id, second)
       assert.strictEqual(experiment.run.candidate.label, "main")
-      assert.deepStrictEqual(experiment.samples.map((sample) => sample.output), ["second\n", "second\n", "second\n"])
-      assert.isTrue(experiment.samples.every((sample) => sample.candidateId === second))
+      const samples = yield* engine.samples(experiment.run.runId, { limit: 10 })
+      assert.deepStrictEqual(samples.map((sample) => sample.output), ["second\n", "second\n", "second\n"])
+      assert.isTrue(samples.every((sample) => sample.candidateId === second))
       const stored = yield* store.getRun(experiment.run.runId)
       assert.strictEqual(Option.getOrThrow(stored).candidate.id, second)
       assert.deepStrictEqual(yield* spent, { runs: 1, samples: 3 })
@@ -220,7 +221,7 @@ describe("candidate ids of a git workspace", () => {
       const engine = yield* Engine.Engine
       const short = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate: { id: first.slice(0, 7) } })
       assert.strictEqual(short.run.candidate.id, first)
-      assert.strictEqual(short.samples[0]!.output, "first\n")
+      assert.strictEqual((yield* engine.samples(short.run.runId, { limit: 1 }))[0]!.output, "first\n")
       const tagged = { id: "v1", label: "baseline" }
       const tag = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate: tagged })
       assert.strictEqual(tag.run.candidate.id, first)

@@ -46,14 +46,23 @@ const strategy = Layer.effect(
   }))
 ).pipe(Layer.provide(LocalStrategy.layer(task)))
 
-/** The memory store, except that it cannot store a run of candidate "store-down". */
+/**
+ * The memory store, except that it cannot store a run of candidate "store-down": its error names an
+ * internal file and carries the driver's error as its cause, neither of which may reach an optimizer.
+ */
 const store = Layer.effect(
   TaskStore.TaskStore,
   Effect.map(TaskStore.TaskStore, (memory) => ({
     ...memory,
     createRun: (run: Parameters<typeof memory.createRun>[0]) =>
       run.candidate.id === "store-down"
-        ? Effect.fail(new HoldoutError.StoreError({ op: "createRun", message: "the disk is full" }))
+        ? Effect.fail(
+          new HoldoutError.StoreError({
+            op: "createRun",
+            message: "the disk is full at /srv/holdout/state/holdout.db",
+            cause: new Error("SQLITE_FULL: database or disk is full (/srv/holdout/state/holdout.db)")
+          })
+        )
         : memory.createRun(run)
   }))
 ).pipe(Layer.provide(TaskStore.layerMemory))

@@ -100,6 +100,10 @@ describe("strict bodies", () => {
         )
         assertErrorBody(reply, tag)
       }
+      // a store failure: its tag, op and a message; never its cause nor the file it names
+      const storeDown = yield* evaluate(server, { split: "train", candidate: { id: "store-down" } })
+      assert.deepStrictEqual(Object.keys(storeDown.json as object).sort(), ["_tag", "message", "op"], storeDown.text)
+      assert.notMatch(storeDown.text, /\/srv\/holdout|SQLITE|"cause"|"stack"/)
       const defect = yield* evaluate(server, { split: "train", candidate: { id: "defect" } })
       assert.strictEqual(defect.status, 500, defect.text)
       assertErrorBody(defect, "a defect")

@@ -19,6 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Stream from "effect/Stream"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 
@@ -77,10 +78,12 @@ const program = Effect.gen(function*() {
   const train = yield* View.experiment(yield* engine.evaluate({ datasetId: "tasks", split: "train", candidate }))
   yield* Console.log(`\ntrain (viewable): mean ${train.summary.metrics.avgFilledScore.toFixed(3)}`)
   if (train._tag === "viewable") {
-    for (const sample of train.samples) {
+    // per-task results are read from the store as a stream, page by page
+    const store = yield* TaskStore.TaskStore
+    yield* Stream.runForEach(TaskStore.streamSamples(store, train.run.runId), (sample) => {
       const name = (sample.input as { readonly resultKey: string }).resultKey
-      yield* Console.log(`  ${name.padEnd(32)} ${sample.score === undefined ? `error: ${sample.error}` : sample.score}`)
-    }
+      return Console.log(`  ${name.padEnd(32)} ${sample.score === undefined ? `error: ${sample.error}` : sample.score}`)
+    })
   }
 
   const validation = yield* View.experiment(

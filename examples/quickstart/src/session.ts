@@ -42,6 +42,24 @@ export interface Report {
   readonly verifier?: { readonly candidate: string; readonly score: number; readonly samples: number }
 }
 
+/** How many samples a page of a run's results holds. */
+const pageSize = 100
+
+/** The ids of a run's samples that are not fully right, read page by page (never the whole run at once). */
+const wrongSamples = (engine: Engine.Engine["Type"], runId: string) =>
+  Effect.gen(function*() {
+    const wrong: Array<number> = []
+    let after: number | undefined
+    // every page is full until the last one
+    for (let full = true; full;) {
+      const page = yield* engine.samples(runId, after === undefined ? { limit: pageSize } : { after, limit: pageSize })
+      for (const sample of page) if (sample.score !== 1) wrong.push(sample.sampleId)
+      full = page.length === pageSize
+      after = page[page.length - 1]?.sampleId
+    }
+    return wrong
+  })
+
 export const session = (
   options: { readonly newPerSession?: number } = {}
 ): Effect.Effect<Report, Engine.EvaluateError, Engine.Engine | SplitAccess.SplitAccess> =>
@@ -78,9 +96,7 @@ export const session = (
         tried++
         charged.train++
       }
-      const wrong = result.view._tag === "viewable"
-        ? result.view.samples.filter((sample) => sample.score !== 1).map((sample) => sample.sampleId)
-        : []
+      const wrong = result.view._tag === "viewable" ? yield* wrongSamples(engine, result.view.run.runId) : []
       rows.set(candidate(settings).id, { train: result.view.summary.metrics.avgFilledScore, wrong })
     }
 

@@ -9,8 +9,26 @@ import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import { InvalidRequest, StoreError, UnknownSplit } from "./HoldoutError.js"
-import type { DatasetInfo } from "./Model.js"
+import * as Jsonl from "./internal/jsonl.js"
+
+/**
+ * The shape of a dataset as a `DatasetSource` describes it: the size of every split.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const DatasetInfo = Schema.Struct({
+  datasetId: Schema.String,
+  splits: Schema.Record({ key: Schema.String, value: Schema.Int })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type DatasetInfo = typeof DatasetInfo.Type
 
 /**
  * The dataset service.
@@ -40,26 +58,30 @@ export const unknownDataset = (datasetId: string, known: ReadonlyArray<string>):
     message: `Unknown dataset "${datasetId}". Known datasets: ${known.length === 0 ? "(none)" : known.join(", ")}.`
   })
 
+/** Fails with `InvalidRequest` naming the ids outside `[0, size)`. */
+const checkIds = (
+  datasetId: string,
+  split: string,
+  size: number,
+  ids: ReadonlyArray<number>
+): Effect.Effect<void, InvalidRequest> => {
+  const bad: Array<number> = []
+  for (const id of ids) if (!(Number.isInteger(id) && id >= 0 && id < size)) bad.push(id)
+  return bad.length === 0 ? Effect.void : Effect.fail(
+    new InvalidRequest({
+      message: `Sample ids ${bad.slice(0, 20).join(", ")}${bad.length > 20 ? ", …" : ""} are outside split ` +
+        `"${split}" of dataset "${datasetId}", whose ids are 0..${size - 1}.`
+    })
+  )
+}
+
 const pick = (
   datasetId: string,
   split: string,
   rows: ReadonlyArray<unknown>,
   ids: ReadonlyArray<number>
-): Effect.Effect<ReadonlyArray<unknown>, InvalidRequest> => {
-  const picked: Array<unknown> = new Array(ids.length)
-  const bad: Array<number> = []
-  for (let index = 0; index < ids.length; index++) {
-    const id = ids[index]!
-    if (Number.isInteger(id) && id >= 0 && id < rows.length) picked[index] = rows[id]
-    else bad.push(id)
-  }
-  return bad.length === 0 ? Effect.succeed(picked) : Effect.fail(
-    new InvalidRequest({
-      message: `Sample ids ${bad.slice(0, 20).join(", ")}${bad.length > 20 ? ", …" : ""} are outside split ` +
-        `"${split}" of dataset "${datasetId}", whose ids are 0..${rows.length - 1}.`
-    })
-  )
-}
+): Effect.Effect<ReadonlyArray<unknown>, InvalidRequest> =>
+  Effect.as(checkIds(datasetId, split, rows.length, ids), ids.map((id) => rows[id]))
 
 /**
  * Builds a source from rows held in memory.
@@ -132,7 +154,9 @@ export const parseJsonl = (location: string, text: string): Effect.Effect<Readon
 
 /**
  * A source reading `<dir>/<datasetId>/<split>.jsonl`: one directory a dataset, one JSONL file a
- * split, the line order giving the sample ids. Files are read once, on first use.
+ * split, the line order giving the sample ids (blank lines skipped). A file is read line by line
+ * once, on first use, to index its rows and check that each is JSON; rows are then read from the
+ * file as they are asked for, so memory does not grow with the dataset.
  *
  * @since 0.1.0
  * @category layers
@@ -145,10 +169,10 @@ export const layerJsonlDir = (options: {
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const path = yield* Path.Path
-      const cache = new Map<string, ReadonlyArray<unknown>>()
+      const indexes = new Map<string, Jsonl.Index>()
       const lock = yield* Effect.makeSemaphore(1)
       const ioError = (op: string, target: string) => (error: { readonly message: string }) =>
-        new StoreError({ op, message: `Cannot read ${target}: ${error.message}` })
+        new StoreError({ op, message: `Cannot read ${target}: ${error.message}`, cause: error })
 
       const datasetIds = fs.readDirectory(options.dir).pipe(
         Effect.mapError(ioError("info", options.dir)),
@@ -171,14 +195,13 @@ export const layerJsonlDir = (options: {
       const load = (datasetId: string, split: string) =>
         lock.withPermits(1)(Effect.gen(function*() {
           const file = path.join(options.dir, datasetId, `${split}.jsonl`)
-          const cached = cache.get(file)
-          if (cached !== undefined) return cached
+          const cached = indexes.get(file)
+          if (cached !== undefined) return { file, rows: cached }
           const splits = yield* splitsOf(datasetId)
           if (!splits.includes(split)) return yield* Effect.fail(new UnknownSplit({ datasetId, split, known: splits }))
-          const text = yield* Effect.mapError(fs.readFileString(file), ioError("rows", file))
-          const rows = yield* parseJsonl(file, text)
-          cache.set(file, rows)
-          return rows
+          const rows = yield* Jsonl.index(fs, file)
+          indexes.set(file, rows)
+          return { file, rows }
         }))
 
       return {
@@ -187,13 +210,20 @@ export const layerJsonlDir = (options: {
             const splits = yield* splitsOf(datasetId)
             const sizes: Record<string, number> = {}
             for (const split of splits) {
-              sizes[split] = (yield* Effect.catchTag(load(datasetId, split), "UnknownSplit", () => Effect.succeed([])))
-                .length
+              // a split listed a moment ago is there: UnknownSplit cannot happen, but a file can vanish
+              const loaded = yield* Effect.catchTag(load(datasetId, split), "UnknownSplit", () =>
+                Effect.succeed(undefined))
+              sizes[split] = loaded?.rows.starts.length ?? 0
             }
             return { datasetId, splits: sizes }
           }),
         rows: (datasetId, split, ids) =>
-          Effect.flatMap(load(datasetId, split), (rows) => pick(datasetId, split, rows, ids))
+          Effect.flatMap(load(datasetId, split), ({ file, rows }) =>
+            Effect.flatMap(
+              checkIds(datasetId, split, rows.starts.length, ids),
+              () =>
+                Jsonl.read(fs, file, rows, ids)
+            ))
       }
     })
   )

@@ -10,9 +10,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import { DatasetSource } from "./DatasetSource.js"
 import { EvalStrategy, type RunPlan } from "./EvalStrategy.js"
+import type { SubsetTooSmall } from "./HoldoutError.js"
 import {
   AccessDenied,
   type BudgetExhausted,
@@ -23,14 +23,18 @@ import {
   type SplitNotBudgeted,
   type StoreError,
   type StrategyError,
-  SubsetTooSmall,
   UnknownSplit
 } from "./HoldoutError.js"
 import * as Blocks from "./internal/blocks.js"
+import * as Missing from "./internal/missing.js"
+import * as Releases from "./internal/release.js"
 import * as requests from "./internal/requests.js"
+import * as RunLock from "./internal/runLock.js"
+import * as Status from "./internal/status.js"
 import { Ledger } from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
+import * as Release from "./Release.js"
 import * as RunEvents from "./RunEvents.js"
 import { SplitAccess } from "./SplitAccess.js"
 import * as TaskStore from "./TaskStore.js"
@@ -72,6 +76,8 @@ export interface SplitStatus extends BudgetSnapshot {
   readonly tier: AccessTier
   /** Whether an optimizer may evaluate it: its tier is not `no_access`. */
   readonly evaluable: boolean
+  /** A thresholdout split's overfitting budget: over-threshold answers allowed, given, left. */
+  readonly overfit?: { readonly limit: number | null; readonly spent: number; readonly remaining: number | null }
 }
 
 /**
@@ -119,6 +125,8 @@ export class Engine extends Context.Tag("@holdout/core/Engine")<Engine, {
 export interface EngineOptions {
   readonly subsetFloor?: number
   readonly errorRateThreshold?: number
+  /** Release mechanisms of `non_viewable` splits, by split name (DESIGN §12); unlisted splits are `exact`. */
+  readonly releases?: Release.Releases
 }
 
 /**
@@ -165,9 +173,7 @@ export const make = (
       return yield* new ConfigError({ message: `subsetFloor must be an integer of at least 1, got ${subsetFloor}.` })
     }
     if (!(errorRateThreshold > 0 && errorRateThreshold <= 1)) {
-      return yield* new ConfigError({
-        message: `errorRateThreshold must be in (0, 1], got ${errorRateThreshold}.`
-      })
+      return yield* new ConfigError({ message: `errorRateThreshold must be in (0, 1], got ${errorRateThreshold}.` })
     }
     const access = yield* SplitAccess
     const ledger = yield* Ledger
@@ -177,56 +183,11 @@ export const make = (
     // optional: with a workspace, a candidate id is made exact (a git name becomes its full hash)
     const workspace = yield* Effect.serviceOption(Workspace)
 
-    // One lock per run id in this process, so that repeats of one idempotency key and resumes of one
-    // run never produce the same run twice at once.
-    const locks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
-    const withRunLock = <A, E>(runId: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => {
-          let lock = locks.get(runId)
-          if (lock === undefined) {
-            lock = { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
-            locks.set(runId, lock)
-          }
-          lock.users++
-          return lock
-        }),
-        (lock) => lock.semaphore.withPermits(1)(effect),
-        (lock) =>
-          Effect.sync(() => {
-            lock.users--
-            if (lock.users === 0) locks.delete(runId)
-          })
-      )
-
-    // The secret blocks of non_viewable splits (DESIGN §10), drawn once per split and size.
-    const blockCache = new Map<string, Blocks.Blocks>()
-    const blocksOf = (datasetId: string, split: string, size: number) =>
-      Effect.gen(function*() {
-        const cacheKey = JSON.stringify([datasetId, split, size])
-        const cached = blockCache.get(cacheKey)
-        if (cached !== undefined) return cached
-        const secret = yield* store.putMetaIfAbsent(blockSecretKey, Blocks.newSecret())
-        const blocks = yield* Blocks.partition(secret, datasetId, split, size, subsetFloor)
-        blockCache.set(cacheKey, blocks)
-        return blocks
-      })
-    const blockSampleIds = (request: EvalRequest, size: number) =>
-      Effect.gen(function*() {
-        if (request.sampleIds !== undefined) {
-          return yield* new InvalidRequest({
-            message: `Split "${request.split}" is non_viewable: its samples cannot be chosen by id. Give numSamples ` +
-              `(whole secret blocks of at least ${subsetFloor} samples are evaluated), or neither for the whole split.`
-          })
-        }
-        // numSamples (and an empty split) are checked as on any split
-        const first = yield* requests.resolveSampleIds(request, size)
-        if (first.length === size) return first
-        if (first.length < subsetFloor) {
-          return yield* new SubsetTooSmall({ split: request.split, requested: first.length, minimum: subsetFloor })
-        }
-        return Blocks.take(yield* blocksOf(request.datasetId, request.split, size), first.length)
-      })
+    const withRunLock = RunLock.make()
+    const releaseConfig = yield* Release.validate(options.releases ?? {}, access)
+    const releases = Releases.make(releaseConfig, ledger, store)
+    yield* releases.check
+    const blockSampleIds = Blocks.sampleIdsOf((secret) => store.putMetaIfAbsent(blockSecretKey, secret), subsetFloor)
 
     const tagged = (tag: string) => Metric.tagged(Metrics.requestsRejected, "error", tag)
     const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
@@ -234,42 +195,6 @@ export const make = (
 
     const events = yield* Effect.serviceOption(RunEvents.RunEvents)
     const publish = (event: RunEvents.RunEvent) => Option.isSome(events) ? events.value.publish(event) : Effect.void
-
-    // Missing records are a broken strategy contract: record them as errors, so the run's numbers
-    // stay honest and nothing planned silently disappears. Reads the stored ids page by page.
-    const fillMissing = (run: RunRecord) =>
-      Effect.gen(function*() {
-        let largest = -1
-        for (const id of run.sampleIds) if (id > largest) largest = id
-        const present = new Uint8Array(largest + 1)
-        yield* Stream.runForEach(
-          TaskStore.streamSamples(store, run.runId),
-          (sample) =>
-            Effect.sync(() => {
-              if (sample.sampleId <= largest) present[sample.sampleId] = 1
-            })
-        )
-        const now = yield* Clock.currentTimeMillis
-        let missing = 0
-        for (const sampleId of run.sampleIds) {
-          if (present[sampleId] === 1) continue
-          missing++
-          yield* store.putSample({
-            runId: run.runId,
-            sampleId,
-            datasetId: run.datasetId,
-            split: run.split,
-            candidateId: run.candidate.id,
-            output: null,
-            error: `The "${strategy.name}" strategy produced no record for this sample.`,
-            metrics: {},
-            attempts: 0,
-            startedAt: now,
-            finishedAt: now
-          })
-        }
-        yield* Effect.logWarning(`Strategy "${strategy.name}" left ${missing} planned samples without a record`)
-      })
 
     const noSamples = (run: RunRecord) =>
       new RunFailed({
@@ -314,7 +239,7 @@ export const make = (
           return yield* noSamples(run)
         }
         if (produced.samples < run.sampleIds.length) {
-          yield* fillMissing(run)
+          yield* Missing.fill(store, strategy.name, run)
           produced = progressOf(yield* reread(run))
         }
         const metrics = Metrics.fromProgress(produced)
@@ -333,7 +258,11 @@ export const make = (
     // The experiment of a finished run, from its record alone.
     const assemble = (run: RunRecord) =>
       Effect.suspend(() => {
-        const metrics = run.metrics ?? Metrics.fromProgress(progressOf(run))
+        // the progress the store keeps is final once the run is; metrics stored before it had every
+        // field (numScored, standardError, interval) are recomputed from it
+        const metrics = run.progress === undefined && run.metrics !== undefined
+          ? run.metrics
+          : Metrics.fromProgress(progressOf(run))
         return metrics.numSamples === 0
           ? Effect.fail(noSamples(run))
           : Effect.succeed({ run, metrics } satisfies Experiment)
@@ -381,6 +310,11 @@ export const make = (
         const candidate = Option.isSome(workspace)
           ? yield* workspace.value.resolve(request.candidate)
           : request.candidate
+        // 5c. a release mechanism that could not answer refuses before anything is charged
+        const prepared = !admin && tier === "non_viewable"
+          ? yield* releases.before(candidate, datasetId, split)
+          : undefined
+        const told = (experiment: Experiment) => releases.tell(prepared, experiment)
         const keyed = request.idempotencyKey
         const runId = keyed === undefined ? newRunId() : runIdForKey(keyed, { admin })
         // the same request: a replay of its key, never a different request under an old key
@@ -393,7 +327,7 @@ export const make = (
             if (Option.isSome(existing)) {
               if (!sameRequest(existing.value)) return yield* new IdempotencyConflict()
               yield* Effect.logDebug(`idempotencyKey "${keyed}" repeats run ${runId}: nothing charged`)
-              return yield* complete(existing.value)
+              return yield* told(yield* complete(existing.value))
             }
           }
           // 6. charge
@@ -428,13 +362,13 @@ export const make = (
             const raced = keyed === undefined ? Option.none<RunRecord>() : yield* store.getRun(runId)
             if (Option.isNone(raced)) return yield* created.left
             if (!sameRequest(raced.value)) return yield* new IdempotencyConflict()
-            return yield* complete(raced.value)
+            return yield* told(yield* complete(raced.value))
           }
           yield* Effect.logInfo(
             `Run ${runId} started: candidate "${candidate.id}", ${sampleIds.length} samples` +
               (admin ? " (verifier)" : "")
           )
-          return yield* finish(run)
+          return yield* told(yield* finish(run))
         })
         return yield* keyed === undefined ? start : withRunLock(runId, start)
       }).pipe(countRejection, Effect.withSpan("Engine.evaluate"))
@@ -447,16 +381,7 @@ export const make = (
     const samples = (runId: string, page: TaskStore.SamplePage) =>
       Effect.zipRight(getRun(runId), store.listSamples(runId, page))
 
-    const status = () =>
-      Effect.flatMap(ledger.status(), (snapshots) =>
-        Effect.forEach(snapshots, (snapshot) =>
-          Effect.map(access.tier(snapshot.split), (tier): SplitStatus => ({
-            ...snapshot,
-            tier,
-            evaluable: tier !== "no_access"
-          }))))
-
-    return { evaluate, resume, experiment, samples, status }
+    return { evaluate, resume, experiment, samples, status: () => Status.of(ledger, access, releaseConfig) }
   })
 
 /**

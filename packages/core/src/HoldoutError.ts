@@ -25,7 +25,8 @@ export class AccessDenied extends Schema.TaggedError<AccessDenied>()("AccessDeni
 
 /**
  * The ledger refused a reservation: no runs left, not enough samples left, or more samples than
- * one run may take. Nothing was charged.
+ * one run may take; or (reason `overfit`) a thresholdout split's overfitting budget is spent, so it
+ * answers no more. Nothing was charged.
  *
  * @since 0.1.0
  * @category errors
@@ -33,7 +34,7 @@ export class AccessDenied extends Schema.TaggedError<AccessDenied>()("AccessDeni
 export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("BudgetExhausted", {
   datasetId: Schema.String,
   split: Schema.String,
-  reason: Schema.Literal("runs", "samples", "per_run_cap"),
+  reason: Schema.Literal("runs", "samples", "per_run_cap", "overfit"),
   requested: Schema.Int,
   remaining: Schema.NullOr(Schema.Int)
 }) {
@@ -48,6 +49,9 @@ export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("Budg
       case "per_run_cap":
         return `Requested ${this.requested} samples of ${where}, but one run may take at most ${this.remaining}. ` +
           `Split the request into smaller runs. Nothing was charged.`
+      case "overfit":
+        return `The overfitting budget of ${where} is spent: its answers strayed from the reference split too ` +
+          `often, and further answers would reveal the holdout. It answers no more; evaluate on other splits.`
     }
   }
 }

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as Metric from "effect/Metric"
+import * as Statistics from "./internal/statistics.js"
 import type { Metrics, RunProgress, RunStatus, TaskResult } from "./Model.js"
 
 /**
@@ -23,34 +24,6 @@ export const defaultErrorRateThreshold = 0.1
  */
 export const isError = (sample: Pick<TaskResult, "error" | "evalError">): boolean =>
   sample.error !== undefined || sample.evalError !== undefined
-
-/**
- * The metrics of a set of samples. `avgScore` averages the successes (a success with no score
- * counts 0) and is null when there are none; `avgFilledScore` counts every error as 0; the error
- * rate of no samples is 1.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const compute = (samples: Iterable<Pick<TaskResult, "error" | "evalError" | "score">>): Metrics => {
-  let numSamples = 0
-  let numErrors = 0
-  let scoreSum = 0
-  for (const sample of samples) {
-    numSamples++
-    if (isError(sample)) numErrors++
-    else scoreSum += sample.score ?? 0
-  }
-  const numSuccesses = numSamples - numErrors
-  return {
-    numSamples,
-    numErrors,
-    numSuccesses,
-    avgScore: numSuccesses === 0 ? null : scoreSum / numSuccesses,
-    avgFilledScore: numSamples === 0 ? 0 : scoreSum / numSamples,
-    errorRate: numSamples === 0 ? 1 : numErrors / numSamples
-  }
-}
 
 /**
  * The progress of a run with no sample stored.
@@ -97,7 +70,7 @@ export const addToProgress = (
 }
 
 /**
- * The metrics of a run from its progress; the same numbers `compute` gives for its samples.
+ * The metrics of a run from its progress; `compute` gives the same for its samples.
  *
  * @since 0.1.0
  * @category constructors
@@ -105,14 +78,33 @@ export const addToProgress = (
 export const fromProgress = (progress: RunProgress): Metrics => {
   const numSamples = progress.samples
   const numSuccesses = numSamples - progress.errors
+  const mean = numSamples === 0 ? 0 : progress.scoreSum / numSamples
+  const spread = Statistics.meanInterval(numSamples, progress.scoreSum, progress.scoreSquares)
   return {
     numSamples,
     numErrors: progress.errors,
     numSuccesses,
+    numScored: progress.scored,
     avgScore: numSuccesses === 0 ? null : progress.scoreSum / numSuccesses,
-    avgFilledScore: numSamples === 0 ? 0 : progress.scoreSum / numSamples,
-    errorRate: numSamples === 0 ? 1 : progress.errors / numSamples
+    avgFilledScore: mean,
+    errorRate: numSamples === 0 ? 1 : progress.errors / numSamples,
+    standardError: spread === undefined ? null : spread.standardError,
+    interval: spread === undefined ? null : spread.interval
   }
+}
+
+/**
+ * The metrics of a set of samples. `avgScore` averages the successes (a success with no score
+ * counts 0) and is null when there are none; `avgFilledScore` counts every error as 0; the error
+ * rate of no samples is 1.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const compute = (samples: Iterable<Pick<TaskResult, "error" | "evalError" | "score">>): Metrics => {
+  let progress = emptyProgress
+  for (const sample of samples) progress = addToProgress(progress, sample)
+  return fromProgress(progress)
 }
 
 /**

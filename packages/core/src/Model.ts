@@ -250,8 +250,28 @@ export const RunStatus = Schema.Literal("pending", "running", "completed", "fail
 export type RunStatus = typeof RunStatus.Type
 
 /**
+ * A 95% interval of a mean.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Interval = Schema.Struct({
+  lower: Schema.Number,
+  upper: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Interval = typeof Interval.Type
+
+/**
  * Aggregate results of a run. A sample is an error iff `error` or `evalError` is set; `avgScore`
  * averages the successes (null when there are none); `avgFilledScore` counts errors as 0.
+ * `numScored` counts the successes with a score; `standardError` and `interval` (95%, Student's t)
+ * are those of `avgFilledScore`, null below two samples. (Metrics stored before these three fields
+ * existed read back with 0 and null.)
  *
  * @since 0.1.0
  * @category models
@@ -260,9 +280,12 @@ export const Metrics = Schema.Struct({
   numSamples: Schema.Int,
   numErrors: Schema.Int,
   numSuccesses: Schema.Int,
+  numScored: Schema.optionalWith(Schema.Int, { default: () => 0 }),
   avgScore: Schema.NullOr(Schema.Number),
   avgFilledScore: Schema.Number,
-  errorRate: Schema.Number
+  errorRate: Schema.Number,
+  standardError: Schema.optionalWith(Schema.NullOr(Schema.Number), { default: () => null }),
+  interval: Schema.optionalWith(Schema.NullOr(Interval), { default: () => null })
 })
 
 /**
@@ -336,6 +359,23 @@ export type RunUpdate = {
 }
 
 /**
+ * What a release mechanism told of a run: the only figure of its scores an optimizer sees under it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Released = Schema.Struct({
+  mechanism: Schema.Literal("thresholdout", "ladder"),
+  mean: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Released = typeof Released.Type
+
+/**
  * The engine's result of one run: the run and its metrics, unredacted. Its samples are read apart,
  * in pages or as a stream (`Engine.samples`, `TaskStore.streamSamples`), so a result costs the
  * same whatever the run's size. Frontends project it by tier (see `View`).
@@ -345,7 +385,9 @@ export type RunUpdate = {
  */
 export const Experiment = Schema.Struct({
   run: RunRecord,
-  metrics: Metrics
+  metrics: Metrics,
+  /** What a `non_viewable` split's release mechanism told the optimizer, when it has one (DESIGN §12). */
+  release: Schema.optional(Released)
 })
 
 /**
@@ -353,20 +395,3 @@ export const Experiment = Schema.Struct({
  * @category models
  */
 export type Experiment = typeof Experiment.Type
-
-/**
- * The shape of a dataset as a `DatasetSource` describes it: the size of every split.
- *
- * @since 0.1.0
- * @category models
- */
-export const DatasetInfo = Schema.Struct({
-  datasetId: Schema.String,
-  splits: Schema.Record({ key: Schema.String, value: Schema.Int })
-})
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type DatasetInfo = typeof DatasetInfo.Type

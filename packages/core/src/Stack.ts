@@ -12,6 +12,7 @@ import { ConfigError } from "./HoldoutError.js"
 import * as Ledger from "./Ledger.js"
 import * as LocalStrategy from "./LocalStrategy.js"
 import type { SplitBudget, SplitTier } from "./Model.js"
+import * as Release from "./Release.js"
 import * as RunEvents from "./RunEvents.js"
 import * as SplitAccess from "./SplitAccess.js"
 import type * as Task from "./Task.js"
@@ -117,7 +118,10 @@ export const layerWith = <E1, R1, E2, R2, E3, R3, E4, R4>(options: {
     Effect.map(reconcile(options.budgets, options.policy), (reconciled) => {
       const base = Layer.mergeAll(
         SplitAccess.layer(reconciled.policy),
-        options.ledger(reconciled.budgets),
+        options.ledger([
+          ...reconciled.budgets,
+          ...Release.overfitBudgets(options.engine?.releases ?? {}, reconciled.budgets)
+        ]),
         options.store,
         options.datasets,
         RunEvents.layer

@@ -7,10 +7,13 @@
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Stream from "effect/Stream"
 import { StoreError } from "./HoldoutError.js"
+import * as RunCodec from "./internal/runCodec.js"
 import * as Metrics from "./Metrics.js"
 import type { RunProgress, RunRecord, RunUpdate, SampleRecord } from "./Model.js"
 
@@ -84,6 +87,23 @@ export const streamSamples = (
         page.length < pageSize ? Option.none() : Option.some(page[page.length - 1]!.sampleId)
       ]
     ))
+
+/**
+ * A run record as the JSON text a durable store keeps: its sample ids as ranges, so a large run
+ * costs a few bytes and reads back fast; without `progress`, which a store keeps apart.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const encodeRun: (run: RunRecord) => string = RunCodec.encode
+
+/**
+ * A run record from the text `encodeRun` made (or a plain JSON record).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const decodeRun: (text: string) => Either.Either<RunRecord, ParseResult.ParseError> = RunCodec.decode
 
 /**
  * The error for a second run with an existing id.

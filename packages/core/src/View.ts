@@ -7,16 +7,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import type { DatasetInfo } from "./DatasetSource.js"
 import { AccessDenied } from "./HoldoutError.js"
-import {
-  type AccessTier,
-  type DatasetInfo,
-  type Experiment,
-  Metrics,
-  RunRecord,
-  RunStatus,
-  SampleRecord
-} from "./Model.js"
+import { type AccessTier, type Experiment, Metrics, Released, RunRecord, RunStatus, SampleRecord } from "./Model.js"
 import { SplitAccess } from "./SplitAccess.js"
 
 /**
@@ -35,7 +28,9 @@ export const ExperimentSummary = Schema.Struct({
   status: RunStatus,
   createdAt: Schema.Number,
   finishedAt: Schema.optional(Schema.Number),
-  metrics: Metrics
+  /** Absent under a release mechanism, which tells `release.mean` only. */
+  metrics: Schema.optional(Metrics),
+  release: Schema.optional(Released)
 })
 
 /**
@@ -105,7 +100,7 @@ export type ExperimentView = typeof ExperimentView.Type
  * @since 0.1.0
  * @category constructors
  */
-export const summarize = (experiment: Experiment): ExperimentSummary => {
+export const summarize = (experiment: Experiment): ExperimentSummary & { readonly metrics: Metrics } => {
   const { run } = experiment
   return {
     runId: run.runId,
@@ -120,11 +115,25 @@ export const summarize = (experiment: Experiment): ExperimentSummary => {
       numSamples: experiment.metrics.numSamples,
       numErrors: experiment.metrics.numErrors,
       numSuccesses: experiment.metrics.numSuccesses,
+      numScored: experiment.metrics.numScored,
       avgScore: experiment.metrics.avgScore,
       avgFilledScore: experiment.metrics.avgFilledScore,
-      errorRate: experiment.metrics.errorRate
+      errorRate: experiment.metrics.errorRate,
+      standardError: experiment.metrics.standardError,
+      interval: experiment.metrics.interval
     }
   }
+}
+
+/**
+ * A `non_viewable` summary: without the spread of per-sample scores (only sums over whole blocks),
+ * and under a release mechanism with nothing of the scores but what the mechanism told.
+ */
+const nonViewable = (experiment: Experiment): ExperimentSummary => {
+  const { metrics, ...summary } = summarize(experiment)
+  return experiment.release === undefined
+    ? { ...summary, metrics: { ...metrics!, standardError: null, interval: null } }
+    : { ...summary, release: experiment.release }
 }
 
 /**
@@ -142,7 +151,7 @@ export const project = (experiment: Experiment, tier: AccessTier): Effect.Effect
         run: experiment.run
       })
     case "non_viewable":
-      return Effect.succeed({ _tag: "non_viewable", summary: summarize(experiment) })
+      return Effect.succeed({ _tag: "non_viewable", summary: nonViewable(experiment) })
     case "no_access":
       return Effect.fail(new AccessDenied({ datasetId: experiment.run.datasetId, split: experiment.run.split }))
   }

@@ -1,6 +1,7 @@
 /**
  * @since 0.1.0
  */
+export * as Compare from "./Compare.js"
 export * as DatasetSource from "./DatasetSource.js"
 export * as Engine from "./Engine.js"
 export * as EvalStrategy from "./EvalStrategy.js"
@@ -10,6 +11,7 @@ export * as Ledger from "./Ledger.js"
 export * as LocalStrategy from "./LocalStrategy.js"
 export * as Metrics from "./Metrics.js"
 export * as Model from "./Model.js"
+export * as Release from "./Release.js"
 export * as RunEvents from "./RunEvents.js"
 export * as SplitAccess from "./SplitAccess.js"
 export * as Stack from "./Stack.js"

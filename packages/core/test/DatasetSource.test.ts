@@ -1,43 +1,33 @@
-import { SystemError } from "@effect/platform/Error"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as Path from "@effect/platform/Path"
 import { assert, describe, it } from "@effect/vitest"
 import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as DatasetSource from "../src/DatasetSource.js"
 
-/** A read-only file system over a map of paths to contents; directories are implied. */
-const memoryFs = (files: Record<string, string>) => {
-  const reads: Array<string> = []
-  const isDir = (path: string) => Object.keys(files).some((file) => file.startsWith(`${path}/`))
-  const notFound = (method: string, path: string) =>
-    new SystemError({ reason: "NotFound", module: "FileSystem", method, pathOrDescriptor: path })
-  const layer = FileSystem.layerNoop({
-    readDirectory: (path) =>
-      isDir(path)
-        ? Effect.succeed([
-          ...new Set(
-            Object.keys(files).filter((file) => file.startsWith(`${path}/`)).map((file) =>
-              file.slice(path.length + 1).split("/")[0]!
-            )
-          )
-        ])
-        : Effect.fail(notFound("readDirectory", path)),
-    stat: (path) =>
-      path in files || isDir(path)
-        ? Effect.succeed({ type: isDir(path) ? "Directory" : "File" } as FileSystem.File.Info)
-        : Effect.fail(notFound("stat", path)),
-    readFileString: (path) => {
-      reads.push(path)
-      const content = files[path]
-      return content === undefined ? Effect.fail(notFound("readFileString", path)) : Effect.succeed(content)
+/** The files written into a fresh directory, read through the Node file system, counting whole-file reads. */
+const jsonlDir = (files: Record<string, string | Uint8Array>) => {
+  const streams: Array<string> = []
+  const layer = Layer.unwrapScoped(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const dir = yield* fs.makeTempDirectoryScoped()
+    for (const [name, content] of Object.entries(files)) {
+      yield* fs.makeDirectory(`${dir}/${name.split("/")[0]}`, { recursive: true })
+      yield* typeof content === "string"
+        ? fs.writeFileString(`${dir}/${name}`, content)
+        : fs.writeFile(`${dir}/${name}`, content)
     }
-  })
-  return {
-    reads,
-    layer: DatasetSource.layerJsonlDir({ dir: "/data" }).pipe(Layer.provide(Layer.merge(layer, Path.layer)))
-  }
+    const counting = Layer.succeed(FileSystem.FileSystem, {
+      ...fs,
+      stream: (path, options) => {
+        streams.push(path.slice(dir.length + 1))
+        return fs.stream(path, options)
+      }
+    })
+    return DatasetSource.layerJsonlDir({ dir }).pipe(Layer.provide(counting))
+  })).pipe(Layer.provide(NodeContext.layer))
+  return { streams, layer }
 }
 
 const source = DatasetSource.DatasetSource
@@ -58,17 +48,19 @@ describe("DatasetSource.layerRecords", () => {
 
 describe("DatasetSource.layerJsonlDir", () => {
   it.effect("reads <dir>/<dataset>/<split>.jsonl once, skipping blank lines", () => {
-    const { layer, reads } = memoryFs({
-      "/data/qa/train.jsonl": "{\"q\":\"a\"}\n\n{\"q\":\"b\"}\n{\"q\":\"c\"}\n",
-      "/data/qa/test.jsonl": "{\"q\":\"t\"}\n",
-      "/data/qa/notes.txt": "ignored"
+    const { layer, streams } = jsonlDir({
+      "qa/train.jsonl": "{\"q\":\"a\"}\n\n{\"q\":\"b\"}\r\n  \n{\"q\":\"c\"}",
+      "qa/test.jsonl": "{\"q\":\"t\"}\n",
+      "qa/notes.txt": "ignored"
     })
     return Effect.gen(function*() {
       const datasets = yield* source
       assert.deepStrictEqual(yield* datasets.info("qa"), { datasetId: "qa", splits: { test: 1, train: 3 } })
       assert.deepStrictEqual(yield* datasets.rows("qa", "train", [2, 0]), [{ q: "c" }, { q: "a" }])
-      yield* datasets.rows("qa", "train", [1])
-      assert.strictEqual(reads.filter((path) => path === "/data/qa/train.jsonl").length, 1)
+      assert.deepStrictEqual(yield* datasets.rows("qa", "train", [1, 1]), [{ q: "b" }, { q: "b" }])
+      assert.deepStrictEqual(streams.filter((path) => path === "qa/train.jsonl").length, 1)
+      const bad = yield* expectFailure(datasets.rows("qa", "train", [3]))
+      assert.strictEqual(bad._tag, "InvalidRequest")
       const unknownSplit = yield* expectFailure(datasets.rows("qa", "dev", [0]))
       assert.strictEqual(unknownSplit._tag, "UnknownSplit")
       const unknownDataset = yield* expectFailure(datasets.info("nope"))
@@ -77,11 +69,32 @@ describe("DatasetSource.layerJsonlDir", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("a large file is read in chunks: every row comes back, in any order asked, with multi-byte text", () => {
+    const size = 30_000
+    const line = (id: number) =>
+      JSON.stringify({ id, text: `row ${id} ${"é∑😀".repeat(id % 7)}`, pad: "x".repeat(id % 300) })
+    const { layer } = jsonlDir({
+      "big/train.jsonl": new TextEncoder().encode(Array.from({ length: size }, (_, id) => line(id)).join("\n") + "\n")
+    })
+    return Effect.gen(function*() {
+      const datasets = yield* source
+      assert.deepStrictEqual(yield* datasets.info("big"), { datasetId: "big", splits: { train: size } })
+      const all = yield* datasets.rows("big", "train", Array.from({ length: size }, (_, id) => id))
+      assert.strictEqual(all.length, size)
+      all.forEach((row, id) => assert.deepStrictEqual(row, JSON.parse(line(id))))
+      const scattered = [29_999, 3, 15_000, 4, 0, 29_998, 7_777]
+      assert.deepStrictEqual(
+        yield* datasets.rows("big", "train", scattered),
+        scattered.map((id) => JSON.parse(line(id)))
+      )
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("a malformed line is a StoreError naming the file and line", () =>
     Effect.gen(function*() {
       const datasets = yield* source
       const error = yield* expectFailure(datasets.rows("qa", "train", [0]))
       assert.strictEqual(error._tag, "StoreError")
-      assert.include(error.message, "/data/qa/train.jsonl:2")
-    }).pipe(Effect.provide(memoryFs({ "/data/qa/train.jsonl": "{\"q\":\"a\"}\n{\"q\": oops}\n" }).layer)))
+      assert.match(error.message, /qa\/train\.jsonl:2 is not valid JSON/)
+    }).pipe(Effect.provide(jsonlDir({ "qa/train.jsonl": "{\"q\":\"a\"}\n{\"q\": oops}\n" }).layer)))
 })

@@ -1,18 +1,21 @@
 import { assert, describe, it } from "@effect/vitest"
 import { expectFailure } from "@holdout/testkit"
+import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Engine from "../src/Engine.js"
 import { InvalidRequest } from "../src/HoldoutError.js"
 import * as Ledger from "../src/Ledger.js"
 import type { EvalRequest } from "../src/Model.js"
+import * as RunEvents from "../src/RunEvents.js"
 import * as TaskStore from "../src/TaskStore.js"
 import * as Workspace from "../src/Workspace.js"
-import { candidate, stack } from "./fixtures.js"
+import { candidate, countingStore, samplesOf, stack } from "./fixtures.js"
 
 /** Runs `evaluate` and returns the error's tag, failing the test when it succeeds. */
 const failureTag = (request: unknown, options?: Engine.EvaluateOptions) =>
@@ -141,9 +144,9 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         const engine = yield* Engine.Engine
         const picked = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, sampleIds: [7, 2, 11] })
         assert.deepStrictEqual(picked.run.sampleIds, [2, 7, 11])
-        assert.deepStrictEqual(picked.samples.map((sample) => sample.sampleId), [2, 7, 11])
+        assert.deepStrictEqual((yield* samplesOf(picked)).map((sample) => sample.sampleId), [2, 7, 11])
         const whole = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate })
-        assert.strictEqual(whole.samples.length, 20)
+        assert.strictEqual((yield* samplesOf(whole)).length, 20)
         assert.deepStrictEqual(yield* spentOn("train"), { runs: 2, samples: 23 })
       }).pipe(Effect.provide(stack().layer)))
   })
@@ -295,7 +298,7 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         const first = yield* engine.evaluate(request)
         const again = yield* engine.evaluate(request)
         assert.strictEqual(again.run.runId, first.run.runId)
-        assert.deepStrictEqual(again.samples, first.samples)
+        assert.deepStrictEqual(yield* samplesOf(again), yield* samplesOf(first))
         assert.deepStrictEqual(yield* spentOn("train"), { runs: 1, samples: 4 })
         const ledger = yield* Ledger.Ledger
         assert.strictEqual((yield* ledger.reservations()).length, 1)
@@ -355,9 +358,12 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
           numSamples: 5,
           numErrors: 0,
           numSuccesses: 5,
+          numScored: 5,
           avgScore: 1,
           avgFilledScore: 1,
-          errorRate: 0
+          errorRate: 0,
+          standardError: 0,
+          interval: { lower: 1, upper: 1 }
         })
         const store = yield* TaskStore.TaskStore
         const stored = yield* store.getRun(experiment.run.runId)
@@ -388,11 +394,54 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
       Effect.gen(function*() {
         const engine = yield* Engine.Engine
         const experiment = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, numSamples: 4 })
-        assert.strictEqual(experiment.samples.length, 4)
-        const missing = experiment.samples.find((sample) => sample.sampleId === 2)!
+        assert.strictEqual((yield* samplesOf(experiment)).length, 4)
+        const missing = (yield* samplesOf(experiment)).find((sample) => sample.sampleId === 2)!
         assert.match(missing.error!, /produced no record/)
         assert.strictEqual(experiment.metrics.numErrors, 1)
       }).pipe(Effect.provide(stack({ behaviour: { skip: (id) => id === 2 } }).layer)))
+
+    it.effect("a finished run is read and resumed from its record: no sample is read back", () => {
+      const counting = countingStore()
+      return Effect.gen(function*() {
+        const engine = yield* Engine.Engine
+        const experiment = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate })
+        assert.strictEqual(experiment.metrics.numSamples, 20)
+        counting.reads.samples = 0
+        const resumed = yield* engine.resume(experiment.run.runId)
+        const read = yield* engine.experiment(experiment.run.runId)
+        assert.strictEqual(counting.reads.samples, 0, "a finished run's samples were read")
+        assert.deepStrictEqual(resumed.metrics, experiment.metrics)
+        assert.deepStrictEqual(read.metrics, experiment.metrics)
+        assert.deepInclude(read.run.progress, { samples: 20, errors: 0, scored: 20 })
+        // a replayed key answers from the record too
+        const keyed = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, idempotencyKey: "k" })
+        counting.reads.samples = 0
+        const replay = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, idempotencyKey: "k" })
+        assert.strictEqual(counting.reads.samples, 0)
+        assert.deepStrictEqual(replay.metrics, keyed.metrics)
+      }).pipe(Effect.provide(stack({ store: counting.layer }).layer))
+    })
+
+    it.effect("the engine publishes a run's start and finish, with the counts a resume starts from", () => {
+      const gate = Effect.runSync(Deferred.make<void>())
+      const { layer } = stack({ behaviour: { gate, failCalls: 1 } })
+      return Effect.gen(function*() {
+        const engine = yield* Engine.Engine
+        const events = yield* RunEvents.RunEvents
+        const subscription = yield* events.subscribe
+        yield* Deferred.succeed(gate, undefined)
+        yield* Effect.flip(engine.evaluate({ datasetId: "qa", split: "train", candidate, numSamples: 6 }))
+        const [run] = yield* (yield* TaskStore.TaskStore).listRuns()
+        yield* engine.resume(run!.runId)
+        const seen = yield* Queue.takeAll(subscription)
+        assert.deepStrictEqual(
+          Chunk.toArray(seen).map((event) => [event._tag, "done" in event ? event.done : event.runId]),
+          [["RunStarted", 0], ["RunStarted", 3], ["RunFinished", run!.runId]]
+        )
+        const finished = Chunk.toArray(seen)[2]
+        assert.deepInclude(finished, { status: "completed" })
+      }).pipe(Effect.scoped, Effect.provide(layer))
+    })
 
     it.effect("interruption leaves the run running; resume finishes it without a new charge", () => {
       const gate = Effect.runSync(Deferred.make<void>())
@@ -409,7 +458,7 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         yield* Deferred.succeed(gate, undefined)
         const resumed = yield* engine.resume(run!.runId)
         assert.strictEqual(resumed.run.status, "completed")
-        assert.strictEqual(resumed.samples.length, 6)
+        assert.strictEqual((yield* samplesOf(resumed)).length, 6)
         assert.deepStrictEqual(yield* spentOn("train"), { runs: 1, samples: 6 })
         // resuming a finished run returns it without producing again
         const calls = fake.calls.length
@@ -432,7 +481,7 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         yield* Deferred.succeed(gate, undefined)
         const experiment = yield* engine.evaluate(request)
         assert.strictEqual(experiment.run.status, "completed")
-        assert.strictEqual(experiment.samples.length, 6)
+        assert.strictEqual((yield* samplesOf(experiment)).length, 6)
         assert.deepStrictEqual(yield* spentOn("train"), { runs: 1, samples: 6 })
       }).pipe(Effect.provide(layer))
     })
@@ -448,10 +497,13 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         assert.strictEqual(error._tag, "StrategyError")
         const [run] = yield* store.listRuns()
         assert.strictEqual(run!.status, "running")
-        assert.deepStrictEqual((yield* store.listSamples(run!.runId)).map((sample) => sample.sampleId), [0, 2, 4])
+        assert.deepStrictEqual(
+          (yield* store.listSamples(run!.runId, { limit: 100 })).map((sample) => sample.sampleId),
+          [0, 2, 4]
+        )
         const resumed = yield* engine.resume(run!.runId)
         assert.strictEqual(resumed.run.status, "completed")
-        assert.strictEqual(resumed.samples.length, 6)
+        assert.strictEqual((yield* samplesOf(resumed)).length, 6)
         assert.deepStrictEqual(fake.produced, [0, 2, 4, 1, 3, 5])
         assert.deepStrictEqual(yield* spentOn("train"), { runs: 1, samples: 6 })
       }).pipe(Effect.provide(layer))
@@ -472,11 +524,11 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
         const hidden = yield* engine.evaluate({ datasetId: "qa", split: "test", candidate }, { admin: true })
         assert.strictEqual(hidden.run.admin, true)
         assert.strictEqual(hidden.run.reservationId, undefined)
-        assert.strictEqual(hidden.samples.length, 8)
+        assert.strictEqual((yield* samplesOf(hidden)).length, 8)
         const small = yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate, sampleIds: [1] }, {
           admin: true
         })
-        assert.strictEqual(small.samples.length, 1)
+        assert.strictEqual((yield* samplesOf(small)).length, 1)
         yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate }, { admin: true })
         yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate }, { admin: true })
         const store = yield* TaskStore.TaskStore

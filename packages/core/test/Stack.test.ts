@@ -6,6 +6,7 @@ import * as Engine from "../src/Engine.js"
 import * as Stack from "../src/Stack.js"
 import * as Task from "../src/Task.js"
 import * as View from "../src/View.js"
+import { samplesOf } from "./fixtures.js"
 
 const captureLogs = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.gen(function*() {
@@ -62,14 +63,14 @@ describe("Stack.layerMemory", () => {
       const engine = yield* Engine.Engine
       const left = yield* engine.evaluate({ datasetId: "d", split: "dev", candidate: { id: "left" } })
       const right = yield* engine.evaluate({ datasetId: "d", split: "dev", candidate: { id: "right" } })
-      assert.deepStrictEqual(left.samples.map((sample) => sample.output), [
+      assert.deepStrictEqual((yield* samplesOf(left)).map((sample) => sample.output), [
         "left:0",
         "left:1",
         "left:2",
         "left:3",
         "left:4"
       ])
-      assert.strictEqual(right.samples[0]!.output, "right:0")
+      assert.strictEqual((yield* samplesOf(right))[0]!.output, "right:0")
       // "dev" had no tier: reconciliation made it non_viewable
       const view = yield* View.experiment(left)
       assert.strictEqual(view._tag, "non_viewable")

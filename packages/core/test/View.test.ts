@@ -6,7 +6,7 @@ import * as Engine from "../src/Engine.js"
 import type { Experiment } from "../src/Model.js"
 import * as SplitAccess from "../src/SplitAccess.js"
 import * as View from "../src/View.js"
-import { candidate, stack } from "./fixtures.js"
+import { candidate, samplesOf, stack } from "./fixtures.js"
 
 const perSampleFields = new Set([
   "samples",
@@ -46,6 +46,7 @@ describe("View", () => {
       assert.strictEqual(view._tag, "non_viewable")
       const json: unknown = JSON.parse(JSON.stringify(view))
       const sampleIds = new Set(experiment.run.sampleIds)
+      const samples = yield* samplesOf(experiment)
       let keys = 0
       walk(json, "$", (key, path, value) => {
         keys++
@@ -53,7 +54,7 @@ describe("View", () => {
         assert.notMatch(key, /^sample/i, `sample key at ${path}`)
         if (Array.isArray(value)) assert.fail(`no list belongs in a summary, found one at ${path}`)
         if (typeof value === "string") {
-          for (const sample of experiment.samples) {
+          for (const sample of samples) {
             if (typeof sample.output === "string") assert.notInclude(value, sample.output, `output leaked at ${path}`)
           }
         }
@@ -74,15 +75,41 @@ describe("View", () => {
       assert.strictEqual(sampleIds.size, 5)
     }).pipe(Effect.provide(stack().layer)))
 
-  it.effect("viewable: the summary, the run and every per-sample record", () =>
+  it.effect("viewable: the summary and the run; every per-sample record in pages with a cursor", () =>
     Effect.gen(function*() {
+      const engine = yield* Engine.Engine
       const experiment = yield* evaluateOn("train", 4)
       const view = yield* View.experiment(experiment)
       assert.strictEqual(view._tag, "viewable")
       if (view._tag !== "viewable") return
-      assert.deepStrictEqual(view.samples, experiment.samples)
       assert.deepStrictEqual(view.run.sampleIds, [0, 1, 2, 3])
       assert.strictEqual(view.summary.metrics.numSamples, 4)
+      const all = yield* samplesOf(experiment)
+      const first = yield* View.samplePage(
+        experiment.run,
+        "viewable",
+        yield* engine.samples(experiment.run.runId, { limit: 3 }),
+        3
+      )
+      assert.deepStrictEqual(first, { runId: experiment.run.runId, samples: all.slice(0, 3), next: 2 })
+      const rest = yield* engine.samples(experiment.run.runId, { after: first.next!, limit: 3 })
+      assert.deepStrictEqual(yield* View.samplePage(experiment.run, "viewable", rest, 3), {
+        runId: experiment.run.runId,
+        samples: all.slice(3),
+        next: null
+      })
+    }).pipe(Effect.provide(stack().layer)))
+
+  it.effect("a page of per-sample records is AccessDenied on non_viewable and no_access splits", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const experiment = yield* evaluateOn("validation", 5)
+      const page = yield* engine.samples(experiment.run.runId, { limit: 10 })
+      for (const tier of ["non_viewable", "no_access"] as const) {
+        const denied = yield* expectFailure(View.samplePage(experiment.run, tier, page, 10))
+        assert.strictEqual(denied._tag, "AccessDenied")
+      }
+      assert.strictEqual((yield* expectFailure(engine.samples("no-such-run", { limit: 1 })))._tag, "InvalidRequest")
     }).pipe(Effect.provide(stack().layer)))
 
   it.effect("no_access (and unlisted): AccessDenied, by the one fail-closed resolver", () =>

@@ -1,13 +1,17 @@
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import * as DatasetSource from "../src/DatasetSource.js"
 import * as Engine from "../src/Engine.js"
 import * as EvalStrategy from "../src/EvalStrategy.js"
 import { StrategyError } from "../src/HoldoutError.js"
 import * as Ledger from "../src/Ledger.js"
-import type { SplitBudget } from "../src/Model.js"
+import type { Experiment, SplitBudget } from "../src/Model.js"
+import * as Release from "../src/Release.js"
+import * as RunEvents from "../src/RunEvents.js"
 import * as SplitAccess from "../src/SplitAccess.js"
 import * as TaskStore from "../src/TaskStore.js"
 
@@ -39,7 +43,7 @@ export interface FakeBehaviour {
   /** Sample ids to leave without a record. */
   skip?: (sampleId: number) => boolean
   /** Sample ids that fail inference. */
-  fail?: (sampleId: number) => boolean
+  fail?: (sampleId: number, plan: EvalStrategy.RunPlan) => boolean
   /** Awaited before producing anything. */
   gate?: Deferred.Deferred<void>
   /** The first `n` calls fail with a StrategyError after producing the even samples. */
@@ -63,13 +67,17 @@ export const fakeStrategy = (behaviour: FakeBehaviour = {}) => {
           Effect.gen(function*() {
             calls.push(plan)
             if (behaviour.gate) yield* Deferred.await(behaviour.gate)
-            const done = new Set((yield* store.listSamples(plan.runId)).map((sample) => sample.sampleId))
+            const done = new Set<number>()
+            yield* Stream.runForEach(
+              TaskStore.streamSamples(store, plan.runId),
+              (sample) => Effect.sync(() => done.add(sample.sampleId))
+            )
             const failing = calls.length <= (behaviour.failCalls ?? 0)
             for (const sampleId of plan.sampleIds) {
               if (done.has(sampleId) || behaviour.skip?.(sampleId)) continue
               if (failing && sampleId % 2 === 1) continue
               const now = yield* Clock.currentTimeMillis
-              const failed = behaviour.fail?.(sampleId) === true
+              const failed = behaviour.fail?.(sampleId, plan) === true
               produced.push(sampleId)
               yield* store.putSample({
                 runId: plan.runId,
@@ -100,17 +108,44 @@ export const stack = (
     readonly budgets?: ReadonlyArray<SplitBudget>
     readonly policy?: SplitAccess.Policy
     readonly engine?: Engine.EngineOptions
+    readonly store?: Layer.Layer<TaskStore.TaskStore>
   } = {}
 ) => {
   const fake = fakeStrategy(options.behaviour)
   const services = Layer.mergeAll(
     SplitAccess.layer(options.policy ?? policy),
-    Ledger.layerMemory(options.budgets ?? budgets),
-    DatasetSource.layerRecords(records)
-  ).pipe(Layer.provideMerge(TaskStore.layerMemory))
+    Ledger.layerMemory([
+      ...(options.budgets ?? budgets),
+      ...Release.overfitBudgets(options.engine?.releases ?? {}, options.budgets ?? budgets)
+    ]),
+    DatasetSource.layerRecords(records),
+    RunEvents.layer
+  ).pipe(Layer.provideMerge(options.store ?? TaskStore.layerMemory))
   const withStrategy = Layer.provideMerge(fake.layer, services)
   const layer = Layer.provideMerge(Engine.layer(options.engine), withStrategy)
   return { fake, layer: Layer.orDie(layer), unsafeLayer: layer }
 }
 
 export const candidate = { id: "abc123", label: "baseline" }
+
+/** Every sample of an experiment's run, read from the stack's store page by page. */
+export const samplesOf = (experiment: Experiment) =>
+  Effect.flatMap(
+    TaskStore.TaskStore,
+    (store) => Effect.map(Stream.runCollect(TaskStore.streamSamples(store, experiment.run.runId)), Chunk.toArray)
+  )
+
+/** A memory store that counts the sample reads made through it. */
+export const countingStore = () => {
+  const reads = { samples: 0 }
+  const layer = Layer.sync(TaskStore.TaskStore, () => {
+    const store = TaskStore.makeMemory()
+    return {
+      ...store,
+      getSample: (runId, sampleId) =>
+        Effect.zipRight(Effect.sync(() => reads.samples++), store.getSample(runId, sampleId)),
+      listSamples: (runId, page) => Effect.zipRight(Effect.sync(() => reads.samples++), store.listSamples(runId, page))
+    }
+  })
+  return { reads, layer }
+}

@@ -4,7 +4,8 @@
  * - For whoever runs the stack: `run` (one evaluation, with progress), `resume`, `serve` (the
  *   sidecar), `report` (a terminal table, and a self-contained HTML file with `--html`).
  * - For the optimizer, clients of the sidecar (`--url`, else `$HOLDOUT_URL`, else
- *   `http://127.0.0.1:8000`): `eval`, `status`, `submit`.
+ *   `http://127.0.0.1:8000`): `eval`, `samples` (a viewable run's per-sample results, in pages),
+ *   `status`, `submit`.
  * - For the verifier: `finalize` (reads the admin token file, writes `reward.json`).
  *
  * Every failure is one line on stderr, `error: …`, and exit code 1: never a stack trace.
@@ -24,14 +25,17 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Path from "@effect/platform/Path"
-import { Engine, HoldoutError, type Model, type Stack, TaskStore, View } from "@holdout/core"
+import { Engine, HoldoutError, type Model, type Stack, View } from "@holdout/core"
+import * as Chunk from "effect/Chunk"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { createServer } from "node:http"
 import * as Config from "./Config.js"
+import * as Progress from "./Progress.js"
 import * as Report from "./Report.js"
 import * as Sidecar from "./Sidecar.js"
 import { Api } from "./SidecarApi.js"
@@ -120,37 +124,14 @@ const stackOf = (config: Option.Option<string>, module: Option.Option<string>) =
 
 const percent = (value: number) => `${(value * 100).toFixed(1)}%`
 
-/** Shows how far a run is, once it has taken longer than a second: a bar on a TTY, else a line every 5 s. */
-const showProgress = (runId: string) =>
-  Effect.gen(function*() {
-    const store = yield* TaskStore.TaskStore
-    const tty = process.stderr.isTTY === true
-    const started = Date.now()
-    let lastLine = 0
-    yield* Effect.sleep("1 second")
-    while (true) {
-      const run = yield* Effect.option(store.getRun(runId))
-      if (Option.isSome(run) && Option.isSome(run.value)) {
-        const total = run.value.value.sampleIds.length
-        const samples = yield* Effect.orElseSucceed(store.listSamples(runId), () => [])
-        const done = samples.filter((sample) =>
-          sample.score !== undefined || sample.error !== undefined || sample.evalError !== undefined
-        ).length
-        const seconds = ((Date.now() - started) / 1000).toFixed(0)
-        if (tty) {
-          const width = 30
-          const filled = total === 0 ? width : Math.round((done / total) * width)
-          process.stderr.write(
-            `\r[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total} samples, ${seconds} s `
-          )
-        } else if (Date.now() - lastLine >= 5000) {
-          lastLine = Date.now()
-          process.stderr.write(`progress: ${done}/${total} samples after ${seconds} s\n`)
-        }
-      }
-      // each look lists the run's samples: often enough for a live bar, rarely enough to cost the run nothing
-      yield* Effect.sleep(tty ? "500 millis" : "1 second")
-    }
+/** The progress bar of a run, on stderr: redrawn in place on a terminal, else a line every 5 s. */
+const withProgress = <A, E, R>(runId: string, effect: Effect.Effect<A, E, R>) =>
+  Progress.showWhile(runId, effect, {
+    tty: process.stderr.isTTY === true,
+    write: (text) =>
+      Effect.sync(() => {
+        process.stderr.write(text)
+      })
   })
 
 /** Shows that an evaluation through the sidecar is under way, once it has taken longer than a second. */
@@ -165,6 +146,9 @@ const showWaiting = Effect.gen(function*() {
   }
 })
 
+/** How many samples `run` and `resume` print of a viewable run (the rest are in the store). */
+const printedSamples = 20
+
 const printExperiment = (experiment: Model.Experiment, admin: boolean) =>
   Effect.gen(function*() {
     const { metrics, run } = experiment
@@ -172,18 +156,20 @@ const printExperiment = (experiment: Model.Experiment, admin: boolean) =>
       `run ${run.runId}: ${run.candidate.id} on ${run.datasetId}/${run.split} ${run.status}, ` +
         `mean ${percent(metrics.avgFilledScore)} over ${metrics.numSamples} samples (${metrics.numErrors} errors)`
     )
-    const view = admin ? Option.some(experiment.samples) : Option.map(
-      Option.filter(yield* Effect.option(View.experiment(experiment)), (projected) => projected._tag === "viewable"),
-      () => experiment.samples
-    )
-    if (Option.isSome(view)) {
-      for (const sample of view.value.slice(0, 20)) {
-        yield* Console.log(
-          `  ${String(sample.sampleId).padStart(5)}  ${sample.score === undefined ? "-" : sample.score}` +
-            `${sample.error === undefined ? "" : `  error: ${sample.error.split("\n")[0]}`}`
-        )
-      }
-      if (view.value.length > 20) yield* Console.log(`  … ${view.value.length - 20} more`)
+    const viewable = admin ||
+      Option.exists(yield* Effect.option(View.experiment(experiment)), (projected) => projected._tag === "viewable")
+    if (!viewable) return
+    // one page, a sample more than is printed, to know whether there are more
+    const engine = yield* Engine.Engine
+    const page = yield* engine.samples(run.runId, { limit: printedSamples + 1 })
+    for (const sample of page.slice(0, printedSamples)) {
+      yield* Console.log(
+        `  ${String(sample.sampleId).padStart(5)}  ${sample.score === undefined ? "-" : sample.score}` +
+          `${sample.error === undefined ? "" : `  error: ${sample.error.split("\n")[0]}`}`
+      )
+    }
+    if (metrics.numSamples > printedSamples) {
+      yield* Console.log(`  … ${metrics.numSamples - printedSamples} more (holdout samples ${run.runId})`)
     }
   })
 
@@ -210,16 +196,15 @@ const run = Command.make(
       Effect.gen(function*() {
         const engine = yield* Engine.Engine
         const key = Option.getOrElse(options.key, () => `cli-${crypto.randomUUID()}`)
-        const progress = yield* Effect.fork(showProgress(Engine.runIdForKey(key, { admin: options.admin })))
-        const experiment = yield* engine.evaluate({
+        const evaluated = engine.evaluate({
           datasetId: options.dataset,
           split: options.split,
           candidate: { id: options.candidate },
           idempotencyKey: key,
           ...Option.match(parseIds(options.sampleIds), { onNone: () => ({}), onSome: (sampleIds) => ({ sampleIds }) }),
           ...Option.match(options.numSamples, { onNone: () => ({}), onSome: (numSamples) => ({ numSamples }) })
-        }, { admin: options.admin }).pipe(Effect.ensuring(Fiber.interrupt(progress)))
-        if (process.stderr.isTTY === true) process.stderr.write("\n")
+        }, { admin: options.admin })
+        const experiment = yield* withProgress(Engine.runIdForKey(key, { admin: options.admin }), evaluated)
         yield* printExperiment(experiment, options.admin)
       }).pipe(Effect.provide(stackOf(options.config, options.stack)))
     )
@@ -236,8 +221,7 @@ const resume = Command.make(
     handled(
       Effect.gen(function*() {
         const engine = yield* Engine.Engine
-        const progress = yield* Effect.fork(showProgress(options.runId))
-        const experiment = yield* engine.resume(options.runId).pipe(Effect.ensuring(Fiber.interrupt(progress)))
+        const experiment = yield* withProgress(options.runId, engine.resume(options.runId))
         yield* printExperiment(experiment, false)
       }).pipe(Effect.provide(stackOf(options.config, options.stack)))
     )
@@ -284,6 +268,33 @@ const client = (url: Option.Option<string>, token?: string) =>
       ? {}
       : { transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
   })
+
+type Client = Effect.Effect.Success<ReturnType<typeof client>>
+
+/** One page of a `viewable` run's samples from the sidecar (`GET /runs/{runId}/samples`). */
+const samplePage = (api: Client, runId: string, after: Option.Option<number>, limit?: number) =>
+  api.agent.samples({
+    path: { runId },
+    urlParams: {
+      ...Option.match(after, { onNone: () => ({}), onSome: (value) => ({ after: value }) }),
+      ...(limit === undefined ? {} : { limit })
+    }
+  })
+
+/** Every sample of a `viewable` run from the sidecar, page by page, after sample id `after` when given. */
+const remoteSamples = (api: Client, runId: string, after: Option.Option<number> = Option.none(), limit?: number) =>
+  Stream.paginateChunkEffect(after, (cursor) =>
+    Effect.map(
+      samplePage(api, runId, cursor, limit),
+      (page) =>
+        [
+          Chunk.unsafeFromArray(page.samples.slice()),
+          page.next === null ? Option.none() : Option.some(Option.some(page.next))
+        ] as const
+    ))
+
+/** How many ids of samples not fully right `eval` prints (the rest are counted). */
+const printedWrong = 50
 
 /** A commit of the repository in the working directory, as a full hash. */
 const resolveCommit = (ref: string) =>
@@ -344,14 +355,27 @@ const evalCommand = Command.make(
         }).pipe(Effect.ensuring(Fiber.interrupt(waiting)))
         if (process.stderr.isTTY === true) process.stderr.write("\n")
         const { summary } = reply.experiment
+        const where = `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag})`
         yield* Console.log(
-          `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag}): ` +
-            `mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
-            `${summary.metrics.numErrors} errors`
+          summary.metrics === undefined
+            ? `${where}: ${summary.release?.mechanism ?? "release"} tells mean ${percent(summary.release?.mean ?? 0)}`
+            : `${where}: mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
+              `${summary.metrics.numErrors} errors`
         )
         if (reply.experiment._tag === "viewable") {
-          const wrong = reply.experiment.samples.filter((sample) => sample.score !== 1).map((sample) => sample.sampleId)
-          yield* Console.log(`  samples not fully right: ${wrong.length === 0 ? "none" : wrong.join(", ")}`)
+          // read page by page; the first ids are printed, the rest counted
+          const wrong = yield* Stream.runFold(
+            remoteSamples(api, summary.runId),
+            { ids: [] as Array<number>, count: 0 },
+            (wrong, sample) => {
+              if (sample.score === 1) return wrong
+              if (wrong.ids.length < printedWrong) wrong.ids.push(sample.sampleId)
+              return { ids: wrong.ids, count: wrong.count + 1 }
+            }
+          )
+          const more = wrong.count > wrong.ids.length ? ` … and ${wrong.count - wrong.ids.length} more` : ""
+          yield* Console.log(`  samples not fully right: ${wrong.count === 0 ? "none" : wrong.ids.join(", ") + more}`)
+          yield* Console.log(`  per-sample results: holdout samples ${summary.runId}`)
         }
         if (reply.remaining !== null) {
           yield* Console.log(
@@ -364,6 +388,37 @@ const evalCommand = Command.make(
       }).pipe(Effect.provide(FetchHttpClient.layer))
     )
 ).pipe(Command.withDescription("Evaluate a candidate through the sidecar (charges the split's budget)."))
+
+const samples = Command.make(
+  "samples",
+  {
+    url: urlOption,
+    runId: Args.text({ name: "run-id" }).pipe(Args.withDescription("A run an eval of yours made (its runId).")),
+    after: Options.integer("after").pipe(
+      Options.optional,
+      Options.withDescription("Start after this sample id (the `next` cursor of the previous page).")
+    ),
+    limit: Options.integer("limit").pipe(
+      Options.withDefault(100),
+      Options.withDescription("Samples per page (1 to 1000).")
+    ),
+    all: Options.boolean("all").pipe(Options.withDescription("Every page, not only the first."))
+  },
+  (options) =>
+    handled(
+      Effect.gen(function*() {
+        const api = yield* client(options.url)
+        const pages = remoteSamples(api, options.runId, options.after, options.limit)
+        // one JSON line per sample; without --all, one page and the cursor of the next
+        if (options.all) return yield* Stream.runForEach(pages, (sample) => Console.log(JSON.stringify(sample)))
+        const page = yield* samplePage(api, options.runId, options.after, options.limit)
+        for (const sample of page.samples) yield* Console.log(JSON.stringify(sample))
+        if (page.next !== null) yield* Console.error(`next page: --after ${page.next}`)
+      }).pipe(Effect.provide(FetchHttpClient.layer))
+    )
+).pipe(
+  Command.withDescription("The per-sample results of a viewable run, one JSON line each, in pages (--after, --limit).")
+)
 
 const status = Command.make("status", { url: urlOption }, (options) =>
   handled(
@@ -450,7 +505,7 @@ const report = Command.make(
  */
 export const command = Command.make("holdout").pipe(
   Command.withDescription("Metered, visibility-controlled evaluation of agents and models."),
-  Command.withSubcommands([run, resume, serve, evalCommand, status, submit, finalize, report])
+  Command.withSubcommands([run, resume, serve, evalCommand, samples, status, submit, finalize, report])
 )
 
 /**

@@ -9,7 +9,6 @@
 import { Engine, type HoldoutError, TaskStore } from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import { isVerifierRecord } from "./Verifier.js"
 
 /**
  * @since 0.1.0
@@ -50,7 +49,7 @@ export const collect: Effect.Effect<Data, HoldoutError.StoreError, Engine.Engine
     const groups = new Map<string, { row: Omit<Row, "runs" | "mean" | "best">; scores: Array<number> }>()
     for (const run of yield* store.listRuns()) {
       // a finished run carries its metrics: no sample is read
-      if (isVerifierRecord(run) || run.status !== "completed" || run.metrics === undefined) continue
+      if (run.status !== "completed" || run.metrics === undefined) continue
       const key = JSON.stringify([run.candidate.id, run.datasetId, run.split, run.admin])
       const group = groups.get(key) ??
         {

@@ -14,12 +14,14 @@
  *
  * @since 0.1.0
  */
+import type * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { HoldoutError, type Model, type SplitAccess, View } from "@holdout/core"
+import { HoldoutError, type Model, type SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Stream from "effect/Stream"
 
 const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 40)
 
@@ -48,6 +50,12 @@ export const directoryName = (run: Model.RunRecord): Effect.Effect<string> =>
     (digest) => `${safe(run.split)}__${safe(run.candidate.id)}__${compactTime(run.createdAt)}__${digest}`
   )
 
+/** How many sample files of a run are written at once. */
+const writeConcurrency = 8
+
+const writeFailed = (error: PlatformError.PlatformError) =>
+  new HoldoutError.StoreError({ op: "writeResults", message: error.message, cause: error })
+
 /**
  * Writes the optimizer's view of an experiment under `dir`, once per run; returns the run's
  * directory (also when it was already there), or nothing when the optimizer may see nothing of it.
@@ -61,7 +69,7 @@ export const write = (
 ): Effect.Effect<
   Option.Option<string>,
   HoldoutError.StoreError,
-  SplitAccess.SplitAccess | FileSystem.FileSystem | Path.Path
+  SplitAccess.SplitAccess | TaskStore.TaskStore | FileSystem.FileSystem | Path.Path
 > =>
   Effect.gen(function*() {
     if (experiment.run.admin) return Option.none()
@@ -69,34 +77,50 @@ export const write = (
     if (Option.isNone(view)) return Option.none()
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
+    const store = yield* TaskStore.TaskStore
     const name = yield* directoryName(experiment.run)
     const target = path.join(dir, name)
     // only whole directories are ever renamed into place: one that exists is this run's, complete
     if (yield* fs.exists(target)) return Option.some(target)
-    yield* fs.makeDirectory(dir, { recursive: true })
     const partial = path.join(dir, `.partial-${name}-${yield* Random.nextIntBetween(0, 1_000_000_000)}`)
+    // the results directory is made when the first write finds it missing, not on every write
+    yield* fs.makeDirectory(partial).pipe(
+      Effect.catchIf(
+        (error) => error._tag === "SystemError" && error.reason === "NotFound",
+        () => Effect.zipRight(fs.makeDirectory(dir, { recursive: true }), fs.makeDirectory(partial))
+      )
+    )
+    let renamed = false
     const written = Effect.gen(function*() {
-      yield* fs.makeDirectory(partial)
       yield* fs.writeFileString(path.join(partial, "summary.json"), JSON.stringify(view.value.summary, null, 2) + "\n")
       if (view.value._tag === "viewable") {
-        for (const sample of view.value.samples) {
-          yield* fs.writeFileString(
-            path.join(partial, `${sample.sampleId}.json`),
-            JSON.stringify(sample, null, 2) + "\n"
-          )
-        }
+        // page by page from the store: a run of any size is written in flat memory, a few files at once
+        yield* Stream.runDrain(Stream.mapEffect(
+          TaskStore.streamSamples(store, experiment.run.runId),
+          (sample) =>
+            fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n"),
+          { concurrency: writeConcurrency, unordered: true }
+        ))
       }
       const moved = yield* Effect.either(fs.rename(partial, target))
-      if (moved._tag === "Right") return Option.some(target)
+      if (moved._tag === "Right") {
+        renamed = true
+        return Option.some(target)
+      }
       // a concurrent writer of the same run was first (its directory cannot be replaced: it is not empty)
       if (yield* fs.exists(target)) return Option.some(target)
       return yield* Effect.fail(moved.left)
     })
-    // gone after a successful rename; what a failed or interrupted write left is removed
-    return yield* Effect.ensuring(written, fs.remove(partial, { recursive: true, force: true }).pipe(Effect.ignore))
+    // what a failed, interrupted or pre-empted write left is removed (nothing is left after a rename)
+    return yield* Effect.ensuring(
+      written,
+      Effect.suspend(() => renamed ? Effect.void : fs.remove(partial, { recursive: true, force: true })).pipe(
+        Effect.ignore
+      )
+    )
   }).pipe(
     Effect.catchTags({
-      BadArgument: (error) => Effect.fail(new HoldoutError.StoreError({ op: "writeResults", message: error.message })),
-      SystemError: (error) => Effect.fail(new HoldoutError.StoreError({ op: "writeResults", message: error.message }))
+      BadArgument: (error) => Effect.fail(writeFailed(error)),
+      SystemError: (error) => Effect.fail(writeFailed(error))
     })
   )

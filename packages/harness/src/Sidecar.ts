@@ -26,8 +26,9 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
-import { Engine, HoldoutError, type SplitAccess, TaskStore, View } from "@holdout/core"
+import { Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -35,7 +36,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Results from "./Results.js"
-import { Api, Authorization, EvalPayload, SubmitRequest } from "./SidecarApi.js"
+import { Api, Authorization, defaultSamplesLimit, EvalPayload, RunNotFound, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
 
 /**
@@ -152,12 +153,27 @@ const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
 const decodeEval = decodeBody(EvalPayload)
 const decodeSubmit = decodeBody(SubmitRequest)
 
+/** A store failure is logged with its cause; the caller gets `_tag`, `op` and a message naming no file. */
+const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.tapError(
+    effect,
+    (error) =>
+      typeof error === "object" && error !== null && "_tag" in error && error._tag === "StoreError"
+        ? Effect.logError("Sidecar: a store operation failed", error)
+        : Effect.void
+  )
+
 const agentHandlers = (resultsDir: string | undefined) =>
   HttpApiBuilder.group(Api, "agent", (handlers) =>
     Effect.gen(function*() {
       const engine = yield* Engine.Engine
       const verifier = yield* Verifier.Verifier
-      const context = yield* Effect.context<SplitAccess.SplitAccess | FileSystem.FileSystem | Path.Path>()
+      const access = yield* SplitAccess.SplitAccess
+      const ledger = yield* Ledger.Ledger
+      const context = yield* Effect.context<
+        SplitAccess.SplitAccess | TaskStore.TaskStore | FileSystem.FileSystem | Path.Path
+      >()
+      const store = Context.get(context, TaskStore.TaskStore)
       const submitEnabled = verifier.mode === "submit"
       return handlers
         .handle("health", () => Effect.succeed({ ok: true }))
@@ -169,17 +185,33 @@ const agentHandlers = (resultsDir: string | undefined) =>
             const resultPath = resultsDir === undefined
               ? Option.none()
               : yield* Results.write(resultsDir, experiment).pipe(Effect.provide(context))
-            const split = (yield* engine.status()).find((entry) =>
-              entry.datasetId === payload.datasetId && entry.split === payload.split
-            )
+            // the evaluated split's budget only (it was charged, so it is budgeted)
+            const budget = yield* Effect.option(ledger.get({ datasetId: payload.datasetId, split: payload.split }))
             return {
               experiment: view,
               resultPath: Option.getOrNull(resultPath),
-              remaining: split === undefined ? null : split.remaining
+              remaining: Option.getOrNull(Option.map(budget, (snapshot) => snapshot.remaining))
             }
-          }))
+          }).pipe(logStoreErrors))
+        .handle("samples", ({ path: { runId }, urlParams }) =>
+          Effect.gen(function*() {
+            const limit = urlParams.limit ?? defaultSamplesLimit
+            const run = yield* store.getRun(runId)
+            // the verifier's runs, and runs on no_access splits, are as unknown as runs never made
+            if (Option.isNone(run) || run.value.admin) return yield* new RunNotFound({ runId })
+            const tier = yield* access.tier(run.value.split)
+            if (tier === "no_access") return yield* new RunNotFound({ runId })
+            // nothing per sample is read unless the tier shows it
+            const samples = tier === "viewable"
+              ? yield* store.listSamples(runId, {
+                limit,
+                ...(urlParams.after === undefined ? {} : { after: urlParams.after })
+              })
+              : []
+            return yield* View.samplePage(run.value, tier, samples, limit)
+          }).pipe(logStoreErrors))
         .handle("status", () =>
-          Effect.map(engine.status(), (splits) => ({
+          Effect.map(logStoreErrors(engine.status()), (splits) => ({
             submitEnabled,
             splits: splits.flatMap((entry) =>
               entry.tier === "no_access" ? [] : [{
@@ -201,7 +233,7 @@ const agentHandlers = (resultsDir: string | undefined) =>
               })
             }
             return { submitted: yield* verifier.submit(payload.candidate) }
-          }))
+          }).pipe(logStoreErrors))
     }))
 
 const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
@@ -209,11 +241,11 @@ const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
     const store = yield* TaskStore.TaskStore
     const verifier = yield* Verifier.Verifier
     return handlers
-      .handle("finalize", () => verifier.finalize())
+      .handle("finalize", () => logStoreErrors(verifier.finalize()))
       .handle("experiments", () =>
         Effect.gen(function*() {
           // a finished run carries its metrics: no sample is read
-          const experiments = (yield* store.listRuns()).filter((run) => !Verifier.isVerifierRecord(run)).map((run) => ({
+          const experiments = (yield* store.listRuns()).map((run) => ({
             runId: run.runId,
             candidateId: run.candidate.id,
             datasetId: run.datasetId,
@@ -224,7 +256,7 @@ const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
             metrics: run.metrics ?? null
           }))
           return { experiments }
-        }))
+        }).pipe(logStoreErrors))
   }))
 
 /** Refuses a body over the limit (413) from its length header, and caps what is read otherwise. */
@@ -241,7 +273,8 @@ const limitBody = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): Http
     return yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
   })
 
-const routes = "GET /health, POST /eval, GET /status, POST /submit, POST /finalize, GET /experiments, GET /openapi.json"
+const routes = "GET /health, POST /eval, GET /runs/{runId}/samples, GET /status, POST /submit, POST /finalize, " +
+  "GET /experiments, GET /openapi.json"
 
 /**
  * What the API's own error encoding leaves over, as JSON with `_tag` and `message`: an unknown route
@@ -286,6 +319,7 @@ export const layer = (
   | HttpServer.HttpServer
   | HttpRouter.HttpRouter.DefaultServices
   | Engine.Engine
+  | Ledger.Ledger
   | TaskStore.TaskStore
   | SplitAccess.SplitAccess
   | Verifier.Verifier

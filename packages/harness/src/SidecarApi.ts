@@ -2,9 +2,15 @@
  * The sidecar's HTTP API, as an `HttpApi` definition: the server implements it, clients derive
  * from it, and it yields the OpenAPI document served at `GET /openapi.json`.
  *
- * Every error is a JSON body carrying `_tag` and `message`: 400 `InvalidRequest` / `UnknownSplit` /
+ * `GET /runs/{runId}/samples?after=&limit=` gives a `viewable` run's per-sample records in pages with a
+ * cursor (`next`); a `non_viewable` run is 403 `AccessDenied`, and a run the optimizer may not know of
+ * (unknown, the verifier's, or on a `no_access` split) is the same 404 `RunNotFound` whatever the
+ * reason, so that not even its existence is confirmed.
+ *
+ * Every error is a JSON body carrying `_tag`, `message` and the error's public fields (never a store
+ * error's cause, nor its message, which may name files): 400 `InvalidRequest` / `UnknownSplit` /
  * `SubsetTooSmall` (and malformed or unknown-field bodies, as `InvalidRequest`), 401 `Unauthorized`,
- * 403 `AccessDenied` / `SplitNotBudgeted`, 404 for unknown routes, 409 `IdempotencyConflict`, 413
+ * 403 `AccessDenied` / `SplitNotBudgeted`, 404 `RunNotFound` and unknown routes, 409 `IdempotencyConflict`, 413
  * for oversized bodies, 429 `BudgetExhausted`, 500 for the rest.
  *
  * Bodies are strict: the payload schemas carry `onExcessProperty: "error"`, so a field the API does
@@ -80,6 +86,26 @@ export const EvalPayload = Model.EvalRequest.annotations(strict)
 export const SubmitRequest = Schema.Struct({ candidate: Model.Candidate }).annotations(strict)
 
 /**
+ * The query of `GET /runs/{runId}/samples`: the page after sample id `after` (from the first sample
+ * when absent), at most `limit` samples (default 100, at most 1,000).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SamplesQuery = Schema.Struct({
+  after: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(0))),
+  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)))
+})
+
+/**
+ * The page size of `GET /runs/{runId}/samples` when the caller gives none.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultSamplesLimit = 100
+
+/**
  * One evaluation in the verifier's listing (unredacted).
  *
  * @since 0.1.0
@@ -97,37 +123,71 @@ export const ExperimentEntry = Schema.Struct({
 })
 
 /**
- * An error schema whose encoded form also carries the error's `message`. Most errors compute their
- * message from their fields (a getter), which the class schema does not encode; with this, the body
- * of every error has `_tag` and `message`. Decoding drops the extra `message` again (unless it is
- * one of the error's fields). The errors' fields encode to themselves, so checking them on both
- * sides of the transformation is harmless.
+ * An error schema whose encoded form is what a caller may see: `_tag`, `message` and the error's
+ * public fields. Most errors compute their message from their fields (a getter), which the class
+ * schema does not encode; with this, the body of every error has `_tag` and `message`. `hidden`
+ * fields (a `StoreError`'s `cause`) never reach the body, and `message` may replace the error's own
+ * (whose text can name internal paths). Decoding drops the extra `message` again (unless it is one of
+ * the error's fields). The errors' fields encode to themselves, so checking them on both sides of
+ * the transformation is harmless.
  */
-const withoutMessage = (encoded: object): object =>
-  Object.fromEntries(Object.entries(encoded).filter(([key]) => key !== "message"))
-
-const withMessage = <A extends { readonly message: string }, I, R, Fields extends Schema.Struct.Fields>(
-  error: Schema.Schema<A, I, R> & { readonly fields: Fields }
+const publicError = <A extends { readonly message: string }, I, R, Fields extends Schema.Struct.Fields>(
+  error: Schema.Schema<A, I, R> & { readonly fields: Fields },
+  options: { readonly hidden?: ReadonlyArray<string>; readonly message?: (error: A) => string } = {}
 ) => {
+  const hidden = new Set(options.hidden ?? [])
   const messageIsField = "message" in error.fields
-  return Schema.transformOrFail(Schema.Struct({ ...error.fields, message: Schema.String }), error, {
+  const shown: Schema.Struct.Fields = Object.fromEntries(
+    Object.entries(error.fields).filter(([key]) => !hidden.has(key))
+  )
+  const visible = (encoded: object, message: string | undefined): object =>
+    Object.fromEntries([
+      ...Object.entries(encoded).filter(([key]) => !hidden.has(key) && key !== "message"),
+      ...(message === undefined ? [] : [["message", message]])
+    ])
+  return Schema.transformOrFail(Schema.Struct({ ...shown, message: Schema.String }), error, {
     strict: false,
-    decode: (_, __, ___, encoded) => ParseResult.succeed(messageIsField ? encoded : withoutMessage(encoded)),
-    encode: (encoded, _, __, value) => ParseResult.succeed({ ...(encoded as object), message: value.message })
+    decode: (_, __, ___, encoded) =>
+      ParseResult.succeed(visible(encoded, messageIsField ? encoded.message : undefined)),
+    encode: (encoded, _, __, value) =>
+      ParseResult.succeed(visible(encoded as object, options.message?.(value) ?? value.message))
   })
 }
 
-const InvalidRequest = withMessage(HoldoutError.InvalidRequest)
-const UnknownSplit = withMessage(HoldoutError.UnknownSplit)
-const SubsetTooSmall = withMessage(HoldoutError.SubsetTooSmall)
-const AccessDenied = withMessage(HoldoutError.AccessDenied)
-const SplitNotBudgeted = withMessage(HoldoutError.SplitNotBudgeted)
-const IdempotencyConflict = withMessage(HoldoutError.IdempotencyConflict)
-const BudgetExhausted = withMessage(HoldoutError.BudgetExhausted)
-const StoreError = withMessage(HoldoutError.StoreError)
-const StrategyError = withMessage(HoldoutError.StrategyError)
-const RunFailed = withMessage(HoldoutError.RunFailed)
-const Unauthorized = withMessage(HoldoutError.Unauthorized)
+/**
+ * No run of that id is known to the caller: it was never made, or it is one the optimizer may not
+ * know of (the verifier's, or one on a `no_access` split); the answer is the same for each.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", { runId: Schema.String }) {
+  override get message(): string {
+    return `No run "${this.runId}" of yours is stored. Use the runId an /eval response gave you.`
+  }
+}
+
+/**
+ * The message a caller gets for a `StoreError`: the store's own message may name files and its cause
+ * is internal, so both stay in the sidecar's log.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const storeErrorMessage =
+  "The sidecar's store failed; the cause is in its log. Retry later or tell the operator."
+
+const InvalidRequest = publicError(HoldoutError.InvalidRequest)
+const UnknownSplit = publicError(HoldoutError.UnknownSplit)
+const SubsetTooSmall = publicError(HoldoutError.SubsetTooSmall)
+const AccessDenied = publicError(HoldoutError.AccessDenied)
+const SplitNotBudgeted = publicError(HoldoutError.SplitNotBudgeted)
+const IdempotencyConflict = publicError(HoldoutError.IdempotencyConflict)
+const BudgetExhausted = publicError(HoldoutError.BudgetExhausted)
+const StoreError = publicError(HoldoutError.StoreError, { hidden: ["cause"], message: () => storeErrorMessage })
+const StrategyError = publicError(HoldoutError.StrategyError)
+const RunFailed = publicError(HoldoutError.RunFailed)
+const Unauthorized = publicError(HoldoutError.Unauthorized)
 
 const bad = { status: 400 } as const
 const forbidden = { status: 403 } as const
@@ -166,6 +226,15 @@ export const AgentGroup = HttpApiGroup.make("agent")
       .addError(StoreError, failed)
       .addError(StrategyError, failed)
       .addError(RunFailed, failed)
+  )
+  .add(
+    HttpApiEndpoint.get("samples", "/runs/:runId/samples")
+      .setPath(Schema.Struct({ runId: Schema.String }))
+      .setUrlParams(SamplesQuery)
+      .addSuccess(View.SamplePageView)
+      .addError(publicError(RunNotFound), { status: 404 })
+      .addError(AccessDenied, forbidden)
+      .addError(StoreError, failed)
   )
   .add(HttpApiEndpoint.get("status", "/status").addSuccess(Status).addError(StoreError, failed))
   .add(

@@ -15,21 +15,23 @@
  * Without a candidate (nothing evaluated, nothing submitted) every reward is 0. A target that cannot
  * be scored after two attempts is floored to 0 and its error is reported in `targetErrors`.
  *
- * Everything lives in the `TaskStore`: the submission, every admin evaluation (each under an
- * idempotency key, so a finalize cut short resumes without scoring twice) and the answer, which
- * every later call returns unchanged — also after a restart.
+ * Everything lives in the `TaskStore`: every admin evaluation is a run of its own (each under an
+ * idempotency key, so a finalize cut short resumes without scoring twice), and the submission and the
+ * answer are the store's own state (`putMetaIfAbsent`, first writer wins), which every later call
+ * returns unchanged — also after a restart, and also when two processes race.
  *
  * @since 0.1.0
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { DatasetSource, Engine, HoldoutError, type Model, TaskStore, Workspace } from "@holdout/core"
+import { DatasetSource, Engine, HoldoutError, Model, TaskStore, Workspace } from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
 /**
@@ -89,17 +91,41 @@ export const Answer = Schema.Struct({
  */
 export type Answer = typeof Answer.Type
 
-/** The reserved run ids the verifier keeps its state under. */
-const submissionRun = "holdout:submission"
-const answerRun = "holdout:finalize"
-
 /**
- * Whether a run is one of the verifier's own records rather than an evaluation.
+ * The store keys the verifier keeps its state under (`TaskStore.putMetaIfAbsent`): the submission and
+ * the answer, each written once, by the first writer, also across processes sharing the store.
  *
  * @since 0.1.0
- * @category predicates
+ * @category constants
  */
-export const isVerifierRecord = (run: Model.RunRecord): boolean => run.runId.startsWith("holdout:")
+export const stateKeys = { submission: "holdout:verifier:submission", answer: "holdout:verifier:answer" } as const
+
+/**
+ * A stored submission. `claim` is a random id drawn by the submitter: the store keeps the first value
+ * written under the key, so a submitter learns that its own write won when the stored claim is its own.
+ */
+const Submission = Schema.Struct({ candidate: Model.Candidate, claim: Schema.String, at: Schema.Number })
+
+const submissionJson = Schema.parseJson(Submission)
+const answerJson = Schema.parseJson(Answer)
+
+/** A stored value that cannot be decoded: the store was written by something else, or damaged. */
+const corrupt = (key: string) => (error: ParseResult.ParseError) =>
+  new HoldoutError.StoreError({
+    op: "getMeta",
+    message: `The verifier's state under "${key}" cannot be read; the store was changed by hand or damaged.`,
+    cause: error
+  })
+
+const decodeStored = <A>(schema: Schema.Schema<A, string>, key: string) => {
+  const decode = Schema.decode(schema)
+  return (text: string): Effect.Effect<A, HoldoutError.StoreError> => Effect.mapError(decode(text), corrupt(key))
+}
+
+const decodeSubmission = decodeStored(submissionJson, stateKeys.submission)
+const decodeAnswer = decodeStored(answerJson, stateKeys.answer)
+const encodeSubmission = Schema.encodeSync(submissionJson)
+const encodeAnswer = Schema.encodeSync(answerJson)
 
 /**
  * The verifier service.
@@ -121,8 +147,6 @@ export class Verifier extends Context.Tag("@holdout/harness/Verifier")<Verifier,
   /** Chooses and scores the candidate once; every later call returns the same answer. */
   readonly finalize: () => Effect.Effect<Answer, HoldoutError.StoreError>
 }>() {}
-
-const decodeAnswer = Schema.decodeUnknownOption(Answer)
 
 /**
  * Builds the verifier.
@@ -161,35 +185,29 @@ export const make = (
     const workspace = yield* Effect.serviceOption(Workspace.Workspace)
     const lock = yield* Effect.makeSemaphore(1)
 
-    const record = (runId: string, candidate: Model.Candidate): Effect.Effect<Model.RunRecord> =>
-      Effect.map(Clock.currentTimeMillis, (createdAt) => ({
-        runId,
-        candidate,
-        datasetId: "",
-        split: "",
-        sampleIds: [],
-        status: "completed" as const,
-        admin: true,
-        createdAt
-      }))
-
     const evaluations = Effect.map(
       store.listRuns(),
-      (runs) => runs.filter((run) => !run.admin && !isVerifierRecord(run) && run.status === "completed")
+      (runs) => runs.filter((run) => !run.admin && run.status === "completed")
     )
 
-    const submission = () => Effect.map(store.getRun(submissionRun), Option.map((run) => run.candidate))
+    const readMeta = <A>(key: string, decode: (text: string) => Effect.Effect<A, HoldoutError.StoreError>) =>
+      Effect.flatMap(
+        store.getMeta(key),
+        Option.match({ onNone: () => Effect.succeedNone, onSome: (text) => Effect.asSome(decode(text)) })
+      )
+
+    const submission = () =>
+      Effect.map(readMeta(stateKeys.submission, decodeSubmission), Option.map((stored) => stored.candidate))
+
+    const alreadySubmitted = (candidate: Model.Candidate) =>
+      new HoldoutError.InvalidRequest({
+        message: `A candidate was already submitted (${candidate.id}); a submission is final.`
+      })
 
     const recordSubmission = (candidate: Model.Candidate) =>
       lock.withPermits(1)(Effect.gen(function*() {
         const earlier = yield* submission()
-        if (Option.isSome(earlier)) {
-          return yield* Effect.fail(
-            new HoldoutError.InvalidRequest({
-              message: `A candidate was already submitted (${earlier.value.id}); a submission is final.`
-            })
-          )
-        }
+        if (Option.isSome(earlier)) return yield* Effect.fail(alreadySubmitted(earlier.value))
         const evaluated = (yield* evaluations).some((run) => run.candidate.id === candidate.id)
         if (!evaluated) {
           return yield* Effect.fail(
@@ -198,7 +216,20 @@ export const make = (
             })
           )
         }
-        yield* store.createRun(yield* record(submissionRun, candidate))
+        if (Option.isSome(yield* store.getMeta(stateKeys.answer))) {
+          return yield* Effect.fail(
+            new HoldoutError.InvalidRequest({
+              message: "The verifier has already given its answer: submissions are closed."
+            })
+          )
+        }
+        // first writer wins, also against another process: the submission is ours iff the claim is
+        const claim = globalThis.crypto.randomUUID()
+        const at = yield* Clock.currentTimeMillis
+        const stored = yield* decodeSubmission(
+          yield* store.putMetaIfAbsent(stateKeys.submission, encodeSubmission({ candidate, claim, at }))
+        )
+        if (stored.claim !== claim) return yield* Effect.fail(alreadySubmitted(stored.candidate))
         return candidate
       }))
 
@@ -369,30 +400,14 @@ export const make = (
       return answer
     })
 
+    // Computed once: the admin evaluations are idempotent under their keys, so a finalize cut short
+    // (or racing another process) scores nothing twice, and the first answer stored is every caller's.
     const finalize = () =>
       lock.withPermits(1)(Effect.gen(function*() {
-        const stored = yield* store.getSample(answerRun, 0)
-        if (Option.isSome(stored)) {
-          const answer = decodeAnswer(stored.value.output)
-          if (Option.isSome(answer)) return answer.value
-        }
+        const stored = yield* readMeta(stateKeys.answer, decodeAnswer)
+        if (Option.isSome(stored)) return stored.value
         const answer = yield* compute
-        if (Option.isNone(yield* store.getRun(answerRun))) {
-          yield* store.createRun(yield* record(answerRun, { id: answer.candidate ?? "none" }))
-        }
-        yield* store.putSample({
-          runId: answerRun,
-          sampleId: 0,
-          datasetId: "",
-          split: "",
-          candidateId: answer.candidate ?? "none",
-          output: answer,
-          metrics: answer.rewards,
-          attempts: 1,
-          startedAt: answer.finalizedAt,
-          finishedAt: answer.finalizedAt
-        })
-        return answer
+        return yield* decodeAnswer(yield* store.putMetaIfAbsent(stateKeys.answer, encodeAnswer(answer)))
       }))
 
     return { mode: options.mode, submit, submission, finalize }

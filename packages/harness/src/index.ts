@@ -4,6 +4,7 @@
 export * as Cli from "./Cli.js"
 export * as Config from "./Config.js"
 export * as GitWorkspace from "./GitWorkspace.js"
+export * as Progress from "./Progress.js"
 export * as Report from "./Report.js"
 export * as Results from "./Results.js"
 export * as Sidecar from "./Sidecar.js"

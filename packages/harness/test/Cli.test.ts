@@ -145,7 +145,7 @@ describe("holdout CLI", () => {
     Effect.gen(function*() {
       const top = yield* holdout(["--help"])
       assert.strictEqual(top.code, 0, top.stderr)
-      for (const command of ["run", "resume", "serve", "eval", "status", "submit", "finalize", "report"]) {
+      for (const command of ["run", "resume", "serve", "eval", "samples", "status", "submit", "finalize", "report"]) {
         assert.include(top.stdout, command)
         const help = yield* holdout([command, "--help"])
         assert.strictEqual(help.code, 0, `${command}: ${help.stderr}`)
@@ -183,7 +183,10 @@ describe("holdout CLI", () => {
         "slow-exact"
       ])
       assert.strictEqual(slow.code, 0, slow.stderr)
-      assert.match(slow.stderr, /progress: \d+\/12 samples after \d+ s/)
+      assert.match(
+        slow.stderr,
+        /progress: inferred \[[#-]+\] \d+\/12 .* \| scored \[[#-]+\] \d+\/12 .* errors? \| \d+s/
+      )
       assert.notMatch(slow.stdout, /\n\s+\d+\s+[01]\n/, "per-sample results of a non_viewable split were printed")
       // the same from a stack module instead of a configuration file
       const fromModule = yield* holdout([
@@ -298,6 +301,40 @@ policy: { train: viewable }
       assert.match(offline.stderr, /^error: /m)
       for (const outcome of [denied, config, both, offline]) assert.notMatch(outcome.stderr, /\n\s+at /)
     }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  }, 120_000)
+})
+
+describe("holdout eval and samples: per-sample results through the sidecar, in pages", () => {
+  it.live("eval names the samples not fully right; samples prints a page and its cursor, or every page", () => {
+    const { dir, file } = makeConfig()
+    return Effect.gen(function*() {
+      const served = yield* serve(file)
+      const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: served.url })
+      const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "train", "--candidate", "off-by-one"])
+      assert.strictEqual(evaluated.code, 0, evaluated.stderr)
+      assert.include(evaluated.stdout, "samples not fully right: 3, 7")
+      const runId = /holdout samples (\S+)/.exec(evaluated.stdout)?.[1]
+      assert.isDefined(runId, evaluated.stdout)
+      const first = yield* client(["samples", runId!, "--limit", "3"])
+      assert.strictEqual(first.code, 0, first.stderr)
+      const ids = (text: string) =>
+        text.trim().split("\n").map((line) => (JSON.parse(line) as { sampleId: number }).sampleId)
+      assert.deepStrictEqual(ids(first.stdout), [0, 1, 2])
+      assert.include(first.stderr, "next page: --after 2")
+      const next = yield* client(["samples", runId!, "--limit", "3", "--after", "2"])
+      assert.deepStrictEqual(ids(next.stdout), [3, 4, 5])
+      const all = yield* client(["samples", runId!, "--limit", "3", "--all"])
+      assert.deepStrictEqual(ids(all.stdout), [0, 1, 2, 3, 4, 5, 6, 7])
+      // a non_viewable run's samples are refused, in one line
+      const hidden = yield* client(["eval", "--dataset", "qa", "--split", "validation", "--candidate", "exact"])
+      assert.notInclude(hidden.stdout, "holdout samples")
+      const refused = yield* client(["samples", "no-such-run"])
+      assert.strictEqual(refused.code, 1)
+      assert.match(refused.stderr, /^error: RunNotFound: /m)
+      yield* kill(served, "SIGTERM")
+    }).pipe(
+      Effect.ensuring(Effect.zipRight(stopAll, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    )
   }, 120_000)
 })
 

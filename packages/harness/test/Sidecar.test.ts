@@ -82,6 +82,7 @@ interface Server {
   readonly url: string
   readonly dir: string
   readonly token: string
+  readonly store: TaskStore.TaskStore["Type"]
 }
 
 /** A sidecar on 127.0.0.1 (a free port), over a fresh memory stack. */
@@ -106,7 +107,12 @@ const serve = (options: { readonly maxBodyBytes?: number } = {}) =>
     const address = Context.get(context, HttpServer.HttpServer).address
     assert.strictEqual(address._tag, "TcpAddress")
     const port = address._tag === "TcpAddress" ? address.port : 0
-    return { url: `http://127.0.0.1:${port}`, dir, token: readFileSync(tokenFile, "utf8").trim() } satisfies Server
+    return {
+      url: `http://127.0.0.1:${port}`,
+      dir,
+      token: readFileSync(tokenFile, "utf8").trim(),
+      store: Context.get(context, TaskStore.TaskStore)
+    } satisfies Server
   })
 
 interface Reply {
@@ -159,18 +165,81 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       assert.deepStrictEqual([health.status, health.json], [200, { ok: true }])
       const openapi = yield* request(server, "GET", "/openapi.json")
       assert.strictEqual(openapi.status, 200)
-      for (const path of ["/health", "/eval", "/status", "/submit", "/finalize", "/experiments"]) {
+      for (
+        const path of ["/health", "/eval", "/runs/{runId}/samples", "/status", "/submit", "/finalize", "/experiments"]
+      ) {
         assert.property(at(openapi.json, "paths"), path)
       }
 
       const train = yield* evaluate(server, { split: "train" })
       assert.strictEqual(train.status, 200, train.text)
       assert.strictEqual(at(train.json, "experiment._tag"), "viewable")
-      assert.strictEqual(at(train.json, "experiment.samples.length"), 8)
+      assert.strictEqual(at(train.json, "experiment.samples"), undefined)
       assert.strictEqual(at(train.json, "experiment.summary.metrics.avgFilledScore"), 0.75)
       assert.deepStrictEqual(at(train.json, "remaining"), { runs: 2, samples: null })
       const path = String(at(train.json, "resultPath"))
       assert.sameMembers(readdirSync(path), ["summary.json", ...rows(8).map((row) => `${row.index}.json`)])
+    }))
+
+  it.scoped("a viewable run's samples come in pages with a cursor; nothing else shows per-sample data", () =>
+    Effect.gen(function*() {
+      const server = yield* serve()
+      const train = yield* evaluate(server, { split: "train" })
+      const runId = String(at(train.json, "experiment.summary.runId"))
+      const seen: Array<number> = []
+      let after: number | null = null
+      for (let page = 0; page < 10; page++) {
+        const reply = yield* request(
+          server,
+          "GET",
+          `/runs/${encodeURIComponent(runId)}/samples?limit=3${after === null ? "" : `&after=${after}`}`
+        )
+        assert.strictEqual(reply.status, 200, reply.text)
+        const samples = at(reply.json, "samples") as ReadonlyArray<{ sampleId: number; runId: string }>
+        assert.isAtMost(samples.length, 3)
+        seen.push(...samples.map((sample) => sample.sampleId))
+        after = at(reply.json, "next") as number | null
+        if (after === null) break
+      }
+      assert.deepStrictEqual(seen, rows(8).map((row) => row.index))
+      const all = yield* request(server, "GET", `/runs/${encodeURIComponent(runId)}/samples`)
+      assert.deepStrictEqual([at(all.json, "samples.length"), at(all.json, "next")], [8, null])
+      assert.strictEqual(at(all.json, "samples.3.score"), 0)
+
+      // non_viewable: refused, naming the split and nothing of its samples
+      const validation = yield* evaluate(server, { split: "validation" })
+      const hidden = String(at(validation.json, "experiment.summary.runId"))
+      const refused = yield* request(server, "GET", `/runs/${encodeURIComponent(hidden)}/samples`)
+      assert.deepStrictEqual([refused.status, at(refused.json, "_tag")], [403, "AccessDenied"])
+      assert.notMatch(refused.text, /sampleId|"samples"|"output"/)
+
+      // the verifier's run on a no_access split, an optimizer's run on a split since made no_access,
+      // and a run never made: the same answer, so not even the existence of the first two is confirmed
+      yield* request(server, "POST", "/finalize", { headers: { authorization: `Bearer ${server.token}` } })
+      const listed = yield* request(server, "GET", "/experiments", {
+        headers: { authorization: `Bearer ${server.token}` }
+      })
+      const verifierRun = (at(listed.json, "experiments") as ReadonlyArray<{ runId: string; split: string }>)
+        .find((entry) => entry.split === "holdout-secret")!.runId
+      const run = yield* Effect.orDie(server.store.getRun(runId))
+      assert.isTrue(run._tag === "Some")
+      if (run._tag === "Some") {
+        yield* Effect.orDie(server.store.createRun({ ...run.value, runId: "old-secret", split: "holdout-secret" }))
+      }
+      const probe = (id: string) => request(server, "GET", `/runs/${encodeURIComponent(id)}/samples`)
+      const unknown = yield* probe("no-such-run")
+      assert.deepStrictEqual([unknown.status, at(unknown.json, "_tag")], [404, "RunNotFound"])
+      for (const id of [verifierRun, "old-secret"]) {
+        const secret = yield* probe(id)
+        assert.strictEqual(secret.status, 404)
+        assert.strictEqual(secret.text.replaceAll(id, "ID"), unknown.text.replaceAll("no-such-run", "ID"))
+      }
+
+      // bad cursors are 400
+      for (const query of ["limit=0", "limit=1001", "after=-1", "after=x"]) {
+        const bad = yield* request(server, "GET", `/runs/${encodeURIComponent(runId)}/samples?${query}`)
+        assert.strictEqual(bad.status, 400, query)
+      }
     }))
 
   it.scoped("a non_viewable response and its results directory hold no sample id and no per-sample data", () =>
@@ -231,6 +300,11 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
           [status, tag],
           `${JSON.stringify(body)}: ${reply.text}`
         )
+        if (tag === "StoreError") {
+          // a store failure shows its tag, op and a message naming no file; its cause stays in the log
+          assert.deepStrictEqual(Object.keys(reply.json as object).sort(), ["_tag", "message", "op"])
+          assert.notInclude(reply.text, "the disk is full")
+        }
       }
       for (let run = 0; run < 2; run++) {
         assert.strictEqual((yield* evaluate(server, { split: "validation" })).status, 200)

@@ -17,6 +17,7 @@ import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -92,7 +93,7 @@ const evaluate = (who: Model.Candidate, numSamples?: number) =>
 
 const adminRuns = Effect.map(
   Effect.flatMap(TaskStore.TaskStore, (store) => store.listRuns()),
-  (runs) => runs.filter((run) => run.admin && !Verifier.isVerifierRecord(run)).length
+  (runs) => runs.filter((run) => run.admin).length
 )
 
 describe("Verifier — auto_best", () => {
@@ -266,9 +267,14 @@ describe("Verifier — submit", () => {
       submitMode,
       memoryStack,
       Effect.gen(function*() {
-        const answer = yield* (yield* Verifier.Verifier).finalize()
+        const verifier = yield* Verifier.Verifier
+        const answer = yield* verifier.finalize()
         assert.isNull(answer.candidate)
         assert.deepStrictEqual(answer.rewards, { accuracy: 0, first_ten: 0 })
+        // once answered, submissions are closed: the answer could never reflect one
+        yield* evaluate(candidate("late", 9))
+        const closed = yield* expectFailure(verifier.submit(candidate("late", 9)))
+        assert.include(closed.message, "submissions are closed")
       })
     ))
 
@@ -291,6 +297,59 @@ describe("Verifier — submit", () => {
       ))
       assert.strictEqual((duplicate as { _tag: string })._tag, "ConfigError")
     }))
+})
+
+describe("Verifier — its own state", () => {
+  const submitMode: Verifier.Options = {
+    mode: "submit",
+    targets: [{ datasetId: "ds", split: "test", rewardKey: "accuracy" }]
+  }
+
+  it.effect("the submission and the answer are the store's own state: every stored run is an evaluation", () =>
+    withVerifier(
+      submitMode,
+      memoryStack,
+      Effect.gen(function*() {
+        yield* evaluate(candidate("mine", 6))
+        const verifier = yield* Verifier.Verifier
+        yield* verifier.submit(candidate("mine", 6))
+        const answer = yield* verifier.finalize()
+        const store = yield* TaskStore.TaskStore
+        const runs = yield* store.listRuns()
+        // the optimizer's evaluation and the verifier's target evaluation, nothing else
+        assert.deepStrictEqual(runs.map((run) => [run.candidate.id, run.split, run.admin]), [
+          ["mine", "validation", false],
+          ["mine", "test", true]
+        ])
+        assert.isTrue(runs.every((run) => run.datasetId === "ds" && run.sampleIds.length > 0))
+        assert.isTrue((yield* store.getMeta(Verifier.stateKeys.submission))._tag === "Some")
+        assert.isTrue((yield* store.getMeta(Verifier.stateKeys.answer))._tag === "Some")
+        assert.deepStrictEqual(answer.rewards, { accuracy: 0.6 })
+      })
+    ))
+
+  it.effect("two verifiers on one store (as two processes): one submission wins, and both give the first answer", () =>
+    Effect.gen(function*() {
+      const first = yield* Verifier.make(submitMode)
+      const second = yield* Verifier.make(submitMode)
+      yield* evaluate(candidate("a", 6))
+      yield* evaluate(candidate("b", 8))
+      const submissions = yield* Effect.all(
+        [Effect.either(first.submit(candidate("a", 6))), Effect.either(second.submit(candidate("b", 8)))],
+        { concurrency: 2 }
+      )
+      const won = submissions.filter((outcome) => outcome._tag === "Right")
+      assert.strictEqual(won.length, 1)
+      const lost = submissions.find((outcome) => outcome._tag === "Left")
+      assert.include(lost?._tag === "Left" ? lost.left.message : "", "already submitted")
+      const winner = won[0]!._tag === "Right" ? won[0]!.right.id : ""
+      assert.strictEqual(Option.getOrNull(Option.map(yield* second.submission(), (c) => c.id)), winner)
+      const [one, two] = yield* Effect.all([first.finalize(), second.finalize()], { concurrency: 2 })
+      assert.deepStrictEqual(one, two)
+      assert.strictEqual(one.candidate, winner)
+      const late = yield* expectFailure(first.submit(candidate("a", 6)))
+      assert.include(late.message, "already submitted")
+    }).pipe(Effect.provide(memoryStack)))
 })
 
 describe("Verifier — durable", () => {

@@ -64,43 +64,30 @@ const SampleLine = Schema.Struct({ t: Schema.Literal("sample"), sample: Model.Sa
 const MetaLine = Schema.Struct({ t: Schema.Literal("meta"), key: Schema.String, value: Schema.String })
 const decodeLine = Schema.decodeUnknownEither(Schema.Union(RunLine, UpdateLine, SampleLine, MetaLine))
 
-interface State {
-  readonly runs: Map<string, Model.RunRecord>
-  readonly samples: Map<string, Map<number, Model.SampleRecord>>
-  readonly meta: Map<string, string>
-}
-
-const putInMemory = (state: State, sample: Model.SampleRecord) => {
-  let byId = state.samples.get(sample.runId)
-  if (byId === undefined) {
-    byId = new Map()
-    state.samples.set(sample.runId, byId)
-  }
-  byId.set(sample.sampleId, sample)
-}
-
-const rebuild = (values: ReadonlyArray<unknown>): Either.Either<State, string> => {
-  const state: State = { runs: new Map(), samples: new Map(), meta: new Map() }
+/** Rebuilds the state from replayed lines, or says which line is wrong. */
+const rebuild = (values: ReadonlyArray<unknown>): Either.Either<TaskStore.MemoryState, string> => {
+  const state = TaskStore.makeMemoryState()
   for (let index = 0; index < values.length; index++) {
     const decoded = decodeLine(values[index])
     if (Either.isLeft(decoded)) return Either.left(`entry ${index + 1} is not a log entry of a known shape`)
     const line = decoded.right
     switch (line.t) {
       case "run":
-        state.runs.set(line.run.runId, line.run)
+        // a run queued while a compaction ran is in the snapshot and after it: the first one stands
+        state.createRun(line.run)
         break
       case "update": {
-        const run = state.runs.get(line.runId)
-        if (run === undefined) return Either.left(`entry ${index + 1} updates run "${line.runId}", which has no entry`)
         const { runId: _runId, t: _t, ...update } = line
-        state.runs.set(line.runId, TaskStore.applyUpdate(run, update))
+        if (state.updateRun(line.runId, update) === undefined) {
+          return Either.left(`entry ${index + 1} updates run "${line.runId}", which has no entry`)
+        }
         break
       }
       case "sample":
-        putInMemory(state, line.sample)
+        state.putSample(line.sample)
         break
       case "meta":
-        if (!state.meta.has(line.key)) state.meta.set(line.key, line.value)
+        state.putMetaIfAbsent(line.key, line.value)
         break
     }
   }
@@ -163,61 +150,47 @@ export const make = (
     const state = rebuilt.right
     const journal = yield* Journal.open(fs, path, file, {
       afterBytes: options.compactAfterBytes ?? 64 * 1024 * 1024,
-      snapshot: () => {
-        const lines: Array<unknown> = []
-        for (const [key, value] of state.meta) lines.push({ t: "meta", key, value })
-        for (const run of state.runs.values()) lines.push({ t: "run", run })
-        for (const byId of state.samples.values()) {
-          for (const sample of byId.values()) lines.push({ t: "sample", sample })
-        }
-        return lines
-      }
+      snapshot: state.entries
     }, logHeader).pipe(Effect.mapError((error) => openError(error.message)))
 
     const durable = (op: string, done: Deferred.Deferred<void, Journal.JournalError>) =>
       Deferred.await(done).pipe(
         Effect.mapError((error) =>
-          new HoldoutError.StoreError({ op, message: `${file}: ${error.op}: ${error.message}` })
+          new HoldoutError.StoreError({ op, message: `${file}: ${error.op}: ${error.message}`, cause: error })
         )
       )
 
+    // Reads come from the state in memory. Each write changes it and queues its line in one
+    // synchronous step, so the log keeps the order in which changes were made.
     return {
-      // Each write changes memory and queues its line in one synchronous step, so the log keeps
-      // the order in which changes were made.
       createRun: (run) =>
-        Effect.suspend(() => {
-          if (state.runs.has(run.runId)) return Effect.fail(TaskStore.runExists(run.runId))
-          state.runs.set(run.runId, run)
-          return durable("createRun", journal.unsafeEnqueue({ t: "run", run }))
-        }),
-      getRun: (runId) => Effect.sync(() => Option.fromNullable(state.runs.get(runId))),
+        Effect.suspend(() =>
+          state.createRun(run)
+            ? durable("createRun", journal.unsafeEnqueue({ t: "run", run }))
+            : Effect.fail(TaskStore.runExists(run.runId))
+        ),
+      getRun: (runId) => Effect.sync(() => Option.fromNullable(state.getRun(runId))),
       updateRun: (runId, update) =>
         Effect.suspend(() => {
-          const run = state.runs.get(runId)
-          if (run === undefined) return Effect.fail(TaskStore.runNotFound(runId))
-          const next = TaskStore.applyUpdate(run, update)
-          state.runs.set(runId, next)
+          const next = state.updateRun(runId, update)
+          if (next === undefined) return Effect.fail(TaskStore.runNotFound(runId))
           return Effect.as(durable("updateRun", journal.unsafeEnqueue({ t: "update", runId, ...update })), next)
         }),
-      listRuns: () => Effect.sync(() => Array.from(state.runs.values())),
+      listRuns: () => Effect.sync(() => state.listRuns()),
       putSample: (sample) =>
         Effect.suspend(() => {
-          putInMemory(state, sample)
+          state.putSample(sample)
           return durable("putSample", journal.unsafeEnqueue({ t: "sample", sample }))
         }),
-      getSample: (runId, sampleId) => Effect.sync(() => Option.fromNullable(state.samples.get(runId)?.get(sampleId))),
-      listSamples: (runId) =>
-        Effect.sync(() => {
-          const byId = state.samples.get(runId)
-          return byId === undefined ? [] : Array.from(byId.values()).sort((a, b) => a.sampleId - b.sampleId)
-        }),
+      getSample: (runId, sampleId) => Effect.sync(() => Option.fromNullable(state.getSample(runId, sampleId))),
+      listSamples: (runId, page) => Effect.sync(() => state.listSamples(runId, page)),
       putMetaIfAbsent: (key, value) =>
         Effect.suspend(() => {
-          const stored = state.meta.get(key)
-          if (stored !== undefined) return Effect.succeed(stored)
-          state.meta.set(key, value)
+          if (state.getMeta(key) !== undefined) return Effect.succeed(state.putMetaIfAbsent(key, value))
+          state.putMetaIfAbsent(key, value)
           return Effect.as(durable("putMetaIfAbsent", journal.unsafeEnqueue({ t: "meta", key, value })), value)
-        })
+        }),
+      getMeta: (key) => Effect.sync(() => Option.fromNullable(state.getMeta(key)))
     } satisfies TaskStore.TaskStore["Type"]
   })
 

@@ -6,12 +6,11 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { type HoldoutError, Ledger, type Model } from "@holdout/core"
+import { GroupCommit, type HoldoutError, Ledger, type Model } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as Batcher from "./internal/batcher.js"
 import { storeOp } from "./internal/errors.js"
 import * as Tables from "./internal/schema.js"
 import * as Transaction from "./internal/transaction.js"
@@ -121,7 +120,7 @@ export const make = (options: {
         })
       ).pipe(storeOp("reserve"))
 
-    const batcher = yield* Batcher.make(commit, 512)
+    const batcher = yield* GroupCommit.make(commit, { maxBatch: 512 })
 
     return Ledger.unsafeMake(budgets, {
       transact: (reservationId, step) => batcher.submit({ reservationId, step }),

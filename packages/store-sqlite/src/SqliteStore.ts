@@ -15,6 +15,7 @@ import type { HoldoutError, Ledger, Model, TaskStore } from "@holdout/core"
 import { createClient } from "@libsql/client/node"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { openError } from "./internal/errors.js"
 import * as Integrity from "./internal/integrity.js"
 import * as LedgerSql from "./LedgerSql.js"
 import * as TaskStoreSql from "./TaskStoreSql.js"
@@ -53,16 +54,19 @@ const checked = <E>(filename: string, client: (filename: string) => Layer.Layer<
     return client(filename)
   }))
 
-const betterSqlite3 = (filename: string) => Layer.orDie(SqliteClient.layer({ filename }))
+const betterSqlite3 = (filename: string) => Layer.mapError(SqliteClient.layer({ filename }), openError(filename))
 
 const libsql = (filename: string) =>
-  Layer.orDie(Layer.unwrapScoped(Effect.map(
-    Effect.acquireRelease(
-      Effect.sync(() => createClient({ url: `file:${filename}` })),
-      (client) => Effect.sync(() => client.close())
-    ),
-    (liveClient) => LibsqlClient.layer({ liveClient })
-  )))
+  Layer.mapError(
+    Layer.unwrapScoped(Effect.map(
+      Effect.acquireRelease(
+        Effect.try({ try: () => createClient({ url: `file:${filename}` }), catch: openError(filename) }),
+        (client) => Effect.sync(() => client.close())
+      ),
+      (liveClient) => LibsqlClient.layer({ liveClient })
+    )),
+    openError(filename)
+  )
 
 /**
  * Ledger and task store in one SQLite file on better-sqlite3 (Node only; the embedded default).

@@ -1,13 +1,13 @@
 /**
  * A `TaskStore` on any `SqlClient`: runs and samples as rows holding their JSON records. Sample
- * writes of one process are upserted together in one transaction (group commit); every record is
- * decoded by its schema when read back.
+ * writes of one process are upserted together in one transaction (core's `GroupCommit`), which
+ * also keeps each run's progress; every record is decoded by its schema when read back.
  *
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { HoldoutError, Model, TaskStore } from "@holdout/core"
+import { GroupCommit, HoldoutError, Metrics, Model, TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -15,20 +15,72 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Batcher from "./internal/batcher.js"
 import { storeOp } from "./internal/errors.js"
 import * as Tables from "./internal/schema.js"
 import * as Transaction from "./internal/transaction.js"
 
-const decodeRun = Schema.decodeUnknownEither(Schema.parseJson(Model.RunRecord))
 const decodeSample = Schema.decodeUnknownEither(Schema.parseJson(Model.SampleRecord))
 
 const decoded = <A>(op: string, what: string, result: Either.Either<A, unknown>) =>
   Either.isRight(result)
     ? Effect.succeed(result.right)
     : Effect.fail(
-      new HoldoutError.StoreError({ op, message: `A stored ${what} does not decode: ${String(result.left)}` })
+      new HoldoutError.StoreError({
+        op,
+        message: `A stored ${what} does not decode: ${String(result.left)}`,
+        cause: result.left
+      })
     )
+
+interface RunRow {
+  readonly record: string
+  readonly samples: number
+  readonly errors: number
+  readonly scored: number
+  readonly score_sum: number
+  readonly score_squares: number
+}
+
+const runColumns = "record, samples, errors, scored, score_sum, score_squares"
+
+const runOf = (op: string, row: RunRow) =>
+  Effect.map(decoded(op, "run", TaskStore.decodeRun(row.record)), (run): Model.RunRecord => ({
+    ...run,
+    progress: {
+      samples: Number(row.samples),
+      errors: Number(row.errors),
+      scored: Number(row.scored),
+      scoreSum: Number(row.score_sum),
+      scoreSquares: Number(row.score_squares)
+    }
+  }))
+
+type SampleRow = {
+  readonly run_id: string
+  readonly sample_id: number
+  readonly record: string
+  readonly is_error: number
+  readonly score: number | null
+}
+
+/** Adds (`sign` 1) or takes back (-1) one sample row's share of its run's progress. */
+const addShare = (
+  delta: { samples: number; errors: number; scored: number; scoreSum: number; scoreSquares: number },
+  share: { readonly is_error: number; readonly score: number | null },
+  sign: 1 | -1
+) => {
+  delta.samples += sign
+  delta.errors += sign * Number(share.is_error)
+  if (share.score !== null) {
+    const score = Number(share.score)
+    delta.scored += sign
+    delta.scoreSum += sign * score
+    delta.scoreSquares += sign * score * score
+  }
+}
+
+/** Rows a statement writes at most (bound parameters stay well under SQLite's limit). */
+const rowsPerStatement = 1000
 
 /**
  * Builds the store over the `SqlClient` in context, migrating the schema first.
@@ -47,30 +99,58 @@ export const make: Effect.Effect<
 
   const getRun = (runId: string) =>
     Effect.flatMap(
-      storeOp("getRun")(read(sql<{ record: string }>`SELECT record FROM holdout_runs WHERE run_id = ${runId}`)),
+      storeOp("getRun")(read(sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs WHERE run_id = ${runId}`)),
       ([row]) =>
         row === undefined
           ? Effect.succeed(Option.none<Model.RunRecord>())
-          : Effect.map(decoded("getRun", "run", decodeRun(row.record)), Option.some)
+          : Effect.map(runOf("getRun", row), Option.some)
     )
 
+  // One transaction a batch: the new rows, and for every run the change of its progress (what the
+  // rows it replaces had added is taken back).
   const putBatch = (samples: ReadonlyArray<Model.SampleRecord>) => {
-    // the last write of a sample in a batch wins, as it would one at a time
-    const rows = new Map<string, { run_id: string; sample_id: number; record: string }>()
+    const byRun = new Map<string, Map<number, SampleRow>>()
     for (const sample of samples) {
-      rows.set(`${sample.runId}\u0000${sample.sampleId}`, {
+      let rows = byRun.get(sample.runId)
+      if (rows === undefined) {
+        rows = new Map()
+        byRun.set(sample.runId, rows)
+      }
+      const share = Metrics.contribution(sample)
+      // the last write of a sample in a batch wins, as it would one at a time
+      rows.set(sample.sampleId, {
         run_id: sample.runId,
         sample_id: sample.sampleId,
-        record: JSON.stringify(sample)
+        record: JSON.stringify(sample),
+        is_error: share.error ? 1 : 0,
+        score: share.score
       })
     }
     return Transaction.write(
       sql,
-      sql`INSERT INTO holdout_samples ${sql.insert([...rows.values()])}
-        ON CONFLICT (run_id, sample_id) DO UPDATE SET record = excluded.record`
+      Effect.forEach(byRun, ([runId, rows]) =>
+        Effect.gen(function*() {
+          const delta = { samples: 0, errors: 0, scored: 0, scoreSum: 0, scoreSquares: 0 }
+          const all = [...rows.values()]
+          for (let start = 0; start < all.length; start += rowsPerStatement) {
+            const chunk = all.slice(start, start + rowsPerStatement)
+            const previous = yield* sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score
+              FROM holdout_samples WHERE run_id = ${runId} AND ${
+              sql.in("sample_id", chunk.map((row) => row.sample_id))
+            }`
+            for (const share of previous) addShare(delta, share, -1)
+            for (const row of chunk) addShare(delta, row, 1)
+            yield* sql`INSERT INTO holdout_samples ${sql.insert(chunk)}
+              ON CONFLICT (run_id, sample_id) DO UPDATE
+              SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
+          }
+          yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
+            scored = scored + ${delta.scored}, score_sum = score_sum + ${delta.scoreSum},
+            score_squares = score_squares + ${delta.scoreSquares} WHERE run_id = ${runId}`
+        }), { discard: true })
     ).pipe(storeOp("putSample"), Effect.as(samples.map(() => Exit.void)))
   }
-  const samples = yield* Batcher.make(putBatch, 1024)
+  const samples = yield* GroupCommit.make(putBatch, { maxBatch: 4096 })
 
   return {
     createRun: (run) =>
@@ -79,7 +159,10 @@ export const make: Effect.Effect<
         Effect.gen(function*() {
           const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
           if (existing.length > 0) return false
-          yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: JSON.stringify(run) })}`
+          yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: TaskStore.encodeRun(run) })}`
+          // samples stored before their run (none, unless a strategy wrote first) count from the start
+          yield* sql`UPDATE holdout_runs SET ${sql.literal(Tables.progressFromSamples)} WHERE run_id = ${run.runId}
+            AND EXISTS (SELECT 1 FROM holdout_samples s WHERE s.run_id = ${run.runId})`
           return true
         })
       ).pipe(
@@ -91,25 +174,25 @@ export const make: Effect.Effect<
       Transaction.write(
         sql,
         Effect.gen(function*() {
-          const [row] = yield* sql<{ record: string }>`SELECT record FROM holdout_runs WHERE run_id = ${runId}`
-          if (row === undefined) return Option.none<string>()
-          const run = decodeRun(row.record)
-          if (Either.isLeft(run)) return Option.some(row.record)
-          const next = TaskStore.applyUpdate(run.right, update)
-          yield* sql`UPDATE holdout_runs SET record = ${JSON.stringify(next)} WHERE run_id = ${runId}`
-          return Option.some(JSON.stringify(next))
+          const [row] = yield* sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs WHERE run_id = ${runId}`
+          if (row === undefined) return Option.none<RunRow>()
+          const run = TaskStore.decodeRun(row.record)
+          if (Either.isLeft(run)) return Option.some(row)
+          const record = TaskStore.encodeRun(TaskStore.applyUpdate(run.right, update))
+          yield* sql`UPDATE holdout_runs SET record = ${record} WHERE run_id = ${runId}`
+          return Option.some({ ...row, record })
         })
       ).pipe(
         storeOp("updateRun"),
         Effect.flatMap(Option.match({
           onNone: () => Effect.fail(TaskStore.runNotFound(runId)),
-          onSome: (record) => decoded("updateRun", "run", decodeRun(record))
+          onSome: (row) => runOf("updateRun", row)
         }))
       ),
     listRuns: () =>
       Effect.flatMap(
-        storeOp("listRuns")(read(sql<{ record: string }>`SELECT record FROM holdout_runs ORDER BY seq`)),
-        (rows) => Effect.forEach(rows, (row) => decoded("listRuns", "run", decodeRun(row.record)))
+        storeOp("listRuns")(read(sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs ORDER BY seq`)),
+        (rows) => Effect.forEach(rows, (row) => runOf("listRuns", row))
       ),
     putSample: (sample) => samples.submit(sample),
     getSample: (runId, sampleId) =>
@@ -124,10 +207,11 @@ export const make: Effect.Effect<
             ? Effect.succeed(Option.none<Model.SampleRecord>())
             : Effect.map(decoded("getSample", "sample", decodeSample(row.record)), Option.some)
       ),
-    listSamples: (runId) =>
+    listSamples: (runId, page) =>
       Effect.flatMap(
         storeOp("listSamples")(read(
-          sql<{ record: string }>`SELECT record FROM holdout_samples WHERE run_id = ${runId} ORDER BY sample_id`
+          sql<{ record: string }>`SELECT record FROM holdout_samples WHERE run_id = ${runId}
+            AND sample_id > ${Math.floor(page.after ?? -1)} ORDER BY sample_id LIMIT ${Math.max(0, page.limit)}`
         )),
         (rows) => Effect.forEach(rows, (row) => decoded("listSamples", "sample", decodeSample(row.record)))
       ),
@@ -139,7 +223,12 @@ export const make: Effect.Effect<
           const [row] = yield* sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`
           return row?.value ?? value
         })
-      ).pipe(storeOp("putMetaIfAbsent"))
+      ).pipe(storeOp("putMetaIfAbsent")),
+    getMeta: (key) =>
+      Effect.map(
+        storeOp("getMeta")(read(sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`)),
+        ([row]) => Option.fromNullable(row?.value)
+      )
   } satisfies TaskStore.TaskStore["Type"]
 })
 

@@ -4,11 +4,13 @@
  * @since 0.1.0
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type Model, TaskStore } from "@holdout/core"
+import { Metrics, type Model, TaskStore } from "@holdout/core"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { expectFailure } from "./Assertions.js"
 
 /**
@@ -74,6 +76,28 @@ export const makeSample = (
   ...overrides
 })
 
+/** A run as a store reads it back: with the progress of the samples it holds. */
+const stored = (run: Model.RunRecord, progress: Model.RunProgress = Metrics.emptyProgress): Model.RunRecord => ({
+  ...run,
+  progress
+})
+
+/** Every sample of a run, read page by page. */
+const allSamples = (store: TaskStore.TaskStore["Type"], runId: string, pageSize?: number) =>
+  Effect.map(Stream.runCollect(TaskStore.streamSamples(store, runId, pageSize)), Chunk.toReadonlyArray)
+
+/** The progress of a set of samples, as a store must keep it. */
+const progressOf = (samples: ReadonlyArray<Model.SampleRecord>): Model.RunProgress =>
+  samples.reduce((progress, sample) => Metrics.addToProgress(progress, sample), Metrics.emptyProgress)
+
+const assertProgress = (actual: Model.RunProgress | undefined, expected: Model.RunProgress) => {
+  assert.isDefined(actual, "a run read back carries its progress")
+  const { scoreSquares, scoreSum, ...counts } = expected
+  assert.deepStrictEqual({ ...actual!, scoreSum: 0, scoreSquares: 0 }, { ...counts, scoreSum: 0, scoreSquares: 0 })
+  assert.closeTo(actual!.scoreSum, scoreSum, 1e-9)
+  assert.closeTo(actual!.scoreSquares, scoreSquares, 1e-9)
+}
+
 const using = <A, E>(open: OpenTaskStore, f: (store: TaskStore.TaskStore["Type"]) => Effect.Effect<A, E>) =>
   Effect.scoped(Effect.flatMap(TaskStore.TaskStore, f).pipe(Effect.provide(open())))
 
@@ -93,17 +117,17 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
         Effect.gen(function*() {
           const run = makeRun("r1", { reservationId: "r1", idempotencyKey: "k" })
           yield* store.createRun(run)
-          assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(run))
+          assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(stored(run)))
           // optional fields absent stay absent
           const minimal = makeRun("r2", { candidate: { id: "bare" }, sampleIds: [], admin: true })
           yield* store.createRun(minimal)
-          const stored = yield* store.getRun("r2")
-          assert.deepStrictEqual(stored, Option.some(minimal))
-          if (Option.isSome(stored)) {
+          const readBack = yield* store.getRun("r2")
+          assert.deepStrictEqual(readBack, Option.some(stored(minimal)))
+          if (Option.isSome(readBack)) {
             for (const field of ["reservationId", "idempotencyKey", "finishedAt", "metrics"]) {
-              assert.isFalse(field in stored.value, `absent field "${field}" came back`)
+              assert.isFalse(field in readBack.value, `absent field "${field}" came back`)
             }
-            assert.isFalse("label" in stored.value.candidate)
+            assert.isFalse("label" in readBack.value.candidate)
           }
           assert.isTrue(Option.isNone(yield* store.getRun("nope")))
         })
@@ -116,7 +140,7 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           yield* store.createRun(run)
           const error = yield* expectFailure(store.createRun(makeRun("r1", { split: "validation" })))
           assert.strictEqual(error._tag, "StoreError")
-          assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(run))
+          assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(stored(run)))
         })
       ))
 
@@ -128,17 +152,23 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             numSamples: 3,
             numErrors: 1,
             numSuccesses: 2,
+            numScored: 2,
             avgScore: 0.5,
             avgFilledScore: 1 / 3,
-            errorRate: 1 / 3
+            errorRate: 1 / 3,
+            standardError: 0.3,
+            interval: { lower: -0.96, upper: 1.62 }
           }
           const updated = yield* store.updateRun("r1", { status: "failed", finishedAt: 1_700_000_009_000, metrics })
-          assert.deepStrictEqual(updated, {
-            ...makeRun("r1"),
-            status: "failed",
-            finishedAt: 1_700_000_009_000,
-            metrics
-          })
+          assert.deepStrictEqual(
+            updated,
+            stored({
+              ...makeRun("r1"),
+              status: "failed",
+              finishedAt: 1_700_000_009_000,
+              metrics
+            })
+          )
           const again = yield* store.updateRun("r1", { status: "completed" })
           assert.deepStrictEqual(again, { ...updated, status: "completed" })
           assert.deepStrictEqual(yield* store.getRun("r1"), Option.some(again))
@@ -180,7 +210,7 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           })
           yield* store.putSample(scored)
           assert.deepStrictEqual(yield* store.getSample("r1", 1), Option.some(scored))
-          assert.strictEqual((yield* store.listSamples("r1")).length, 1)
+          assert.strictEqual((yield* allSamples(store, "r1")).length, 1)
           assert.isTrue(Option.isNone(yield* store.getSample("r1", 2)))
           assert.isTrue(Option.isNone(yield* store.getSample("r2", 1)))
         })
@@ -194,23 +224,102 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           const evalFailed = makeSample("r1", 1, { output: "", evalError: "judge down", evalTrace: null })
           const plain = makeSample("r1", 2, { output: [1, "two", { three: 3 }] })
           for (const sample of [failed, evalFailed, plain]) yield* store.putSample(sample)
-          const listed = yield* store.listSamples("r1")
+          const listed = yield* allSamples(store, "r1")
           assert.deepStrictEqual(listed, [failed, evalFailed, plain])
           assert.isFalse("score" in listed[2]!)
           assert.isFalse("error" in listed[2]!)
         })
       ))
 
-    it.effect("listSamples is sorted by sampleId and scoped to the run", () =>
+    it.effect("listSamples reads pages by ascending sampleId, after a cursor, scoped to the run", () =>
       withStore((store) =>
         Effect.gen(function*() {
           yield* store.createRun(makeRun("r1"))
           yield* store.createRun(makeRun("r2"))
-          for (const id of [10, 2, 33, 0]) yield* store.putSample(makeSample("r1", id))
+          for (const id of [10, 2, 33, 0, 7]) yield* store.putSample(makeSample("r1", id))
           yield* store.putSample(makeSample("r2", 5))
-          assert.deepStrictEqual((yield* store.listSamples("r1")).map((sample) => sample.sampleId), [0, 2, 10, 33])
-          assert.deepStrictEqual((yield* store.listSamples("r2")).map((sample) => sample.sampleId), [5])
-          assert.deepStrictEqual(yield* store.listSamples("r3"), [])
+          const ids = (page: ReadonlyArray<Model.SampleRecord>) => page.map((sample) => sample.sampleId)
+          assert.deepStrictEqual(ids(yield* store.listSamples("r1", { limit: 2 })), [0, 2])
+          assert.deepStrictEqual(ids(yield* store.listSamples("r1", { after: 2, limit: 2 })), [7, 10])
+          assert.deepStrictEqual(ids(yield* store.listSamples("r1", { after: 10, limit: 2 })), [33])
+          assert.deepStrictEqual(ids(yield* store.listSamples("r1", { after: 33, limit: 2 })), [])
+          // a cursor need not be a stored id
+          assert.deepStrictEqual(ids(yield* store.listSamples("r1", { after: 8, limit: 10 })), [10, 33])
+          assert.deepStrictEqual(ids(yield* store.listSamples("r1", { after: -1, limit: 1 })), [0])
+          assert.deepStrictEqual(ids(yield* store.listSamples("r2", { limit: 100 })), [5])
+          assert.deepStrictEqual(yield* store.listSamples("r3", { limit: 100 }), [])
+          for (const pageSize of [1, 2, 3, 5, 1000]) {
+            assert.deepStrictEqual(ids(yield* allSamples(store, "r1", pageSize)), [0, 2, 7, 10, 33])
+          }
+        })
+      ))
+
+    it.effect("a run read back carries the progress of the samples it holds; an upsert replaces its share", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.createRun(makeRun("r1", { sampleIds: [0, 1, 2, 3, 4] }))
+          yield* store.createRun(makeRun("r2"))
+          const progress = (runId: string) => Effect.map(store.getRun(runId), (run) => Option.getOrThrow(run).progress)
+          assertProgress(yield* progress("r1"), Metrics.emptyProgress)
+          const inferred = makeSample("r1", 0)
+          yield* store.putSample(inferred)
+          assertProgress(yield* progress("r1"), progressOf([inferred]))
+          const current = new Map<number, Model.SampleRecord>()
+          const versions = [
+            makeSample("r1", 0, { score: 0.75 }),
+            makeSample("r1", 1, { error: "boom" }),
+            makeSample("r1", 2, { score: 1, evalError: "judge down" }),
+            makeSample("r1", 3, { score: 0.5 }),
+            // replacements: an error that a retry turned into a success, and a success rescored
+            makeSample("r1", 1, { score: 0.25, attempts: 2 }),
+            makeSample("r1", 3, { score: 0 }),
+            makeSample("r1", 4)
+          ]
+          for (const version of versions) {
+            yield* store.putSample(version)
+            current.set(version.sampleId, version)
+            assertProgress(yield* progress("r1"), progressOf([...current.values()]))
+          }
+          yield* store.putSample(makeSample("r2", 0, { score: 1 }))
+          assertProgress(yield* progress("r1"), progressOf([...current.values()]))
+          assertProgress(yield* progress("r2"), progressOf([makeSample("r2", 0, { score: 1 })]))
+          // the metrics derived from it are those of the samples
+          const listed = yield* allSamples(store, "r1")
+          const derived = Metrics.fromProgress((yield* progress("r1"))!)
+          const direct = Metrics.compute(listed)
+          assert.deepStrictEqual(
+            { ...derived, avgScore: 0, avgFilledScore: 0 },
+            { ...direct, avgScore: 0, avgFilledScore: 0 }
+          )
+          assert.closeTo(derived.avgScore!, direct.avgScore!, 1e-9)
+          assert.closeTo(derived.avgFilledScore, direct.avgFilledScore, 1e-9)
+          // listRuns shows the same progress, and an update keeps it
+          const updated = yield* store.updateRun("r1", { status: "completed", finishedAt: 9 })
+          assertProgress(updated.progress, progressOf(listed))
+          const fromList = (yield* store.listRuns()).find((run) => run.runId === "r1")
+          assertProgress(fromList?.progress, progressOf(listed))
+        })
+      ))
+
+    it.effect("concurrent upserts keep the progress exact", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.createRun(makeRun("r1"))
+          const writes = Array.from({ length: 300 }, (_, index) =>
+            index < 200
+              ? makeSample("r1", index % 100, { error: "first try" })
+              : makeSample("r1", index % 100, { score: (index % 4) / 4, attempts: 2 }))
+          // every sample is written as an error first, then (later in the order) as a success
+          yield* Effect.forEach(writes.slice(0, 200), (sample) => store.putSample(sample), {
+            concurrency: 32,
+            discard: true
+          })
+          yield* Effect.forEach(writes.slice(200), (sample) => store.putSample(sample), {
+            concurrency: 32,
+            discard: true
+          })
+          const run = Option.getOrThrow(yield* store.getRun("r1"))
+          assertProgress(run.progress, progressOf(writes.slice(200)))
         })
       ))
 
@@ -223,7 +332,7 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             concurrency: 64,
             discard: true
           })
-          const listed = yield* store.listSamples("r1")
+          const listed = yield* allSamples(store, "r1", 64)
           assert.deepStrictEqual(listed.map((sample) => sample.sampleId), ids)
           assert.deepStrictEqual(listed.map((sample) => sample.score), ids.map((id) => id / 500))
         })
@@ -256,9 +365,10 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           for (const read of reads) {
             if (Option.isSome(read)) assertWhole(read.value)
           }
-          const listed = yield* store.listSamples("r1")
+          const listed = yield* allSamples(store, "r1")
           assert.strictEqual(listed.length, 1)
           assertWhole(listed[0]!)
+          assertProgress(Option.getOrThrow(yield* store.getRun("r1")).progress, progressOf(listed))
         })
       ))
 
@@ -274,6 +384,9 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           )
           for (const value of raced) assert.strictEqual(value, raced[0])
           assert.strictEqual(yield* store.putMetaIfAbsent("raced", "late"), raced[0])
+          assert.deepStrictEqual(yield* store.getMeta("raced"), Option.some(raced[0]!))
+          assert.deepStrictEqual(yield* store.getMeta("secret"), Option.some("first"))
+          assert.isTrue(Option.isNone(yield* store.getMeta("never")))
           assert.deepStrictEqual(yield* store.listRuns(), [], "meta values are not runs")
         })
       ))
@@ -284,17 +397,25 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           const open = yield* backend.makeLocation
           yield* using(open, (store) => store.putMetaIfAbsent("secret", "kept"))
           yield* using(open, (store) =>
-            Effect.map(store.putMetaIfAbsent("secret", "other"), (value) => assert.strictEqual(value, "kept")))
+            Effect.gen(function*() {
+              assert.deepStrictEqual(yield* store.getMeta("secret"), Option.some("kept"))
+              assert.strictEqual(yield* store.putMetaIfAbsent("secret", "other"), "kept")
+            }))
         })))
 
       it.effect("reopening keeps runs and samples", () =>
         Effect.scoped(Effect.gen(function*() {
           const open = yield* backend.makeLocation
           const run = makeRun("r1")
-          const samples = [makeSample("r1", 0, { score: 1 }), makeSample("r1", 1, { error: "x" })]
+          const samples = [
+            makeSample("r1", 0, { score: 1 }),
+            makeSample("r1", 1, { error: "x" }),
+            makeSample("r1", 2, { score: 0.5 })
+          ]
           yield* using(open, (store) =>
             Effect.gen(function*() {
               yield* store.createRun(run)
+              yield* store.putSample(makeSample("r1", 2, { error: "replaced before the reopen" }))
               for (const sample of samples) yield* store.putSample(sample)
               yield* store.updateRun("r1", { status: "completed", finishedAt: 5 })
             }))
@@ -302,9 +423,9 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
             Effect.gen(function*() {
               assert.deepStrictEqual(
                 yield* store.getRun("r1"),
-                Option.some({ ...run, status: "completed", finishedAt: 5 })
+                Option.some(stored({ ...run, status: "completed", finishedAt: 5 }, progressOf(samples)))
               )
-              assert.deepStrictEqual(yield* store.listSamples("r1"), samples)
+              assert.deepStrictEqual(yield* allSamples(store, "r1"), samples)
             }))
         })))
     }

@@ -6,6 +6,9 @@
  * Without the secret the blocks cannot be predicted; every answer is a sum over whole blocks.
  */
 import * as Effect from "effect/Effect"
+import { InvalidRequest, SubsetTooSmall } from "../HoldoutError.js"
+import type { EvalRequest } from "../Model.js"
+import { resolveSampleIds } from "./requests.js"
 
 /** The blocks of a split: sample ids, each block ascending, blocks in their secret order. */
 export type Blocks = ReadonlyArray<ReadonlyArray<number>>
@@ -81,3 +84,41 @@ export const newSecret = (): string =>
   Array.from(globalThis.crypto.getRandomValues(new Uint8Array(32)), (byte) => byte.toString(16).padStart(2, "0")).join(
     ""
   )
+
+/**
+ * The sample ids a request names on a `non_viewable` split: the fewest whole secret blocks holding
+ * at least `numSamples`, or the whole split; ids are refused, and fewer than the floor is
+ * `SubsetTooSmall`. `secretOf` stores a new secret unless the store has one, and returns the
+ * stored one. Blocks are drawn once per split and size and kept.
+ */
+export const sampleIdsOf = <E>(
+  secretOf: (fresh: string) => Effect.Effect<string, E>,
+  floor: number
+) => {
+  const cache = new Map<string, Blocks>()
+  const blocksOf = (datasetId: string, split: string, size: number) =>
+    Effect.gen(function*() {
+      const cacheKey = JSON.stringify([datasetId, split, size])
+      const cached = cache.get(cacheKey)
+      if (cached !== undefined) return cached
+      const blocks = yield* partition(yield* secretOf(newSecret()), datasetId, split, size, floor)
+      cache.set(cacheKey, blocks)
+      return blocks
+    })
+  return (request: EvalRequest, size: number) =>
+    Effect.gen(function*() {
+      if (request.sampleIds !== undefined) {
+        return yield* new InvalidRequest({
+          message: `Split "${request.split}" is non_viewable: its samples cannot be chosen by id. Give numSamples ` +
+            `(whole secret blocks of at least ${floor} samples are evaluated), or neither for the whole split.`
+        })
+      }
+      // numSamples (and an empty split) are checked as on any split
+      const first = yield* resolveSampleIds(request, size)
+      if (first.length === size) return first
+      if (first.length < floor) {
+        return yield* new SubsetTooSmall({ split: request.split, requested: first.length, minimum: floor })
+      }
+      return take(yield* blocksOf(request.datasetId, request.split, size), first.length)
+    })
+}

@@ -12,12 +12,10 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import * as Deferred from "effect/Deferred"
+import { GroupCommit } from "@holdout/core"
+import type * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 
 /** A line that could not be read, with its 1-based number. */
@@ -212,11 +210,6 @@ export const replay = (
     return result
   })
 
-interface Pending {
-  readonly line: string
-  readonly done: Deferred.Deferred<void, JournalError>
-}
-
 /** Syncs a directory, so that a file created or renamed in it survives a crash. */
 export const syncDirectory = (fs: FileSystem.FileSystem, dir: string): Effect.Effect<void, JournalError> =>
   Effect.scoped(
@@ -227,7 +220,7 @@ export const syncDirectory = (fs: FileSystem.FileSystem, dir: string): Effect.Ef
 export interface Compaction {
   readonly afterBytes: number
   /** The values that reproduce the current state; taken between two flushes. */
-  readonly snapshot: () => ReadonlyArray<unknown>
+  readonly snapshot: () => Iterable<unknown>
 }
 
 /** The temporary file a compaction writes before renaming it over the journal. */
@@ -272,24 +265,16 @@ export const open = (
     // the next compaction waits until the journal has doubled, so a large live state is not rewritten
     // after every flush
     let compactAt = compaction === undefined ? Infinity : Math.max(compaction.afterBytes, 2 * current.size)
-    const queue = yield* Queue.unbounded<Pending>()
-
-    const flush = (batch: Iterable<Pending>) => {
+    const flush = (lines: ReadonlyArray<string>) => {
       let text = ""
-      for (const entry of batch) text += entry.line
+      for (const line of lines) text += line
       const bytes = encoder.encode(text)
-      const write = broken !== undefined
+      return broken !== undefined
         ? Effect.fail(broken)
         : Effect.zipRight(current.handle.writeAll(bytes), current.handle.sync).pipe(
           Effect.tap(() => Effect.sync(() => current.size += bytes.length)),
           Effect.mapError(ioError("append"))
         )
-      return write.pipe(
-        Effect.exit,
-        Effect.map((exit) => {
-          for (const entry of batch) Deferred.unsafeDone(entry.done, exit)
-        })
-      )
     }
 
     const compact = (settings: Compaction) =>
@@ -324,24 +309,21 @@ export const open = (
         )
       )
 
-    const writer = Effect.forever(
-      Effect.flatMap(Queue.takeBetween(queue, 1, 8192), (batch) =>
+    // One batch a flush: every line queued while the previous flush ran shares one write and fsync.
+    const commit = (lines: ReadonlyArray<string>) =>
+      Effect.map(
         Effect.zipRight(
-          flush(batch),
+          flush(lines),
           compaction !== undefined && broken === undefined && current.size > compactAt
             // a compaction runs to its end: closing the journal waits rather than leave its temporary file
             ? Effect.uninterruptible(compact(compaction))
             : Effect.void
-        ))
-    )
-    const fiber = yield* Effect.forkDaemon(writer)
-    yield* Effect.addFinalizer(() => Fiber.interrupt(fiber))
+        ),
+        () => lines.map(() => Exit.void)
+      )
+    const group = yield* GroupCommit.make(commit, { maxBatch: 8192 })
 
-    const unsafeEnqueue = (value: unknown) => {
-      const done = Deferred.unsafeMake<void, JournalError>(FiberId.none)
-      queue.unsafeOffer({ line: JSON.stringify(value) + "\n", done })
-      return done
-    }
-    const append = (value: unknown) => Effect.suspend(() => Deferred.await(unsafeEnqueue(value)))
+    const unsafeEnqueue = (value: unknown) => group.unsafeSubmit(JSON.stringify(value) + "\n")
+    const append = (value: unknown) => group.submit(JSON.stringify(value) + "\n")
     return { append, unsafeEnqueue, size: () => current.size }
   })

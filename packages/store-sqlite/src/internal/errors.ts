@@ -19,5 +19,19 @@ export const storeOp = (op: string) => <A, R>(effect: Effect.Effect<A, SqlError,
       while: isBusy,
       schedule: Schedule.exponential("5 millis").pipe(Schedule.jittered, Schedule.upTo("30 seconds"))
     }),
-    Effect.mapError((error) => new HoldoutError.StoreError({ op, message: `Database: ${messageOf(error)}` }))
+    Effect.mapError((error) =>
+      new HoldoutError.StoreError({ op, message: `Database: ${messageOf(error)}`, cause: error })
+    )
   )
+
+/** A database client that cannot be opened: a `StoreError` saying which file, never a defect. */
+export const openError = (filename: string) => (error: unknown): HoldoutError.StoreError =>
+  new HoldoutError.StoreError({
+    op: "open",
+    message: `Cannot open the database ${filename}: ${
+      error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
+        ? String((error as { readonly message: unknown }).message)
+        : String(error)
+    }. Check that the path is writable and not held by another program.`,
+    cause: error
+  })

@@ -4,7 +4,9 @@
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
+import { Metrics, type Model } from "@holdout/core"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 
 /** The column type of an auto-incrementing sequence key, per dialect. */
 const sequenceKey = (sql: SqlClient.SqlClient) =>
@@ -65,6 +67,60 @@ const addMeta = Effect.gen(function*() {
   yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS holdout_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`)
 })
 
+// What each run's stored samples add up to (its progress), kept by the sample transactions; each
+// sample row keeps its own share (is_error, score), so that replacing it takes back exactly that.
+const addProgress = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  for (const column of ["samples", "errors", "scored"]) {
+    yield* sql.unsafe(`ALTER TABLE holdout_runs ADD COLUMN ${column} BIGINT NOT NULL DEFAULT 0`)
+  }
+  for (const column of ["score_sum", "score_squares"]) {
+    yield* sql.unsafe(`ALTER TABLE holdout_runs ADD COLUMN ${column} DOUBLE PRECISION NOT NULL DEFAULT 0`)
+  }
+  yield* sql.unsafe(`ALTER TABLE holdout_samples ADD COLUMN is_error INTEGER NOT NULL DEFAULT 0`)
+  yield* sql.unsafe(`ALTER TABLE holdout_samples ADD COLUMN score DOUBLE PRECISION`)
+  // samples stored before: their shares by core's rule, a page at a time
+  let after: { readonly runId: string; readonly sampleId: number } | undefined
+  while (true) {
+    const rows = yield* (after === undefined
+      ? sql<SampleRow>`SELECT run_id, sample_id, record FROM holdout_samples ORDER BY run_id, sample_id LIMIT 1000`
+      : sql<SampleRow>`SELECT run_id, sample_id, record FROM holdout_samples
+          WHERE run_id > ${after.runId} OR (run_id = ${after.runId} AND sample_id > ${after.sampleId})
+          ORDER BY run_id, sample_id LIMIT 1000`)
+    for (const row of rows) {
+      const share = shareOf(row.record)
+      yield* sql`UPDATE holdout_samples SET is_error = ${share.error ? 1 : 0}, score = ${share.score}
+        WHERE run_id = ${row.run_id} AND sample_id = ${row.sample_id}`
+    }
+    if (rows.length < 1000) break
+    const last = rows[rows.length - 1]!
+    after = { runId: last.run_id, sampleId: Number(last.sample_id) }
+  }
+  yield* sql.unsafe(`UPDATE holdout_runs SET ${progressFromSamples}`)
+})
+
+// A record that does not parse counts as an error: it is reported when read, never counted as a success.
+const shareOf = (record: string) => {
+  const parsed = Either.try(() => JSON.parse(record) as Pick<Model.SampleRecord, "error" | "evalError" | "score">)
+  return Either.isRight(parsed) && typeof parsed.right === "object" && parsed.right !== null
+    ? Metrics.contribution(parsed.right)
+    : { error: true, score: null }
+}
+
+interface SampleRow {
+  readonly run_id: string
+  readonly sample_id: number
+  readonly record: string
+}
+
+/** The progress columns of a run, computed from its sample rows (for a run whose samples came first). */
+export const progressFromSamples = `
+  samples = (SELECT COUNT(*) FROM holdout_samples s WHERE s.run_id = holdout_runs.run_id),
+  errors = (SELECT COALESCE(SUM(is_error), 0) FROM holdout_samples s WHERE s.run_id = holdout_runs.run_id),
+  scored = (SELECT COUNT(score) FROM holdout_samples s WHERE s.run_id = holdout_runs.run_id),
+  score_sum = (SELECT COALESCE(SUM(score), 0) FROM holdout_samples s WHERE s.run_id = holdout_runs.run_id),
+  score_squares = (SELECT COALESCE(SUM(score * score), 0) FROM holdout_samples s WHERE s.run_id = holdout_runs.run_id)`
+
 /** Durability settings of the connection: SQLite waits for busy locks and syncs every commit. */
 export const configure = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -84,7 +140,12 @@ export const configure = Effect.gen(function*() {
  * migration is a `SqlError` (in the error channel, for the store to map), never a defect.
  */
 export const migrate: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Migrator.make({})({
-  loader: Migrator.fromRecord({ "0001_holdout": createTables, "0002_spent": addSpent, "0003_meta": addMeta }),
+  loader: Migrator.fromRecord({
+    "0001_holdout": createTables,
+    "0002_spent": addSpent,
+    "0003_meta": addMeta,
+    "0004_progress": addProgress
+  }),
   table: "holdout_migrations"
 }).pipe(
   // two processes migrating at once: the loser finds the schema in place on its second try

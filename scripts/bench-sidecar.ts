@@ -1,0 +1,162 @@
+/**
+ * Sidecar throughput, registered in bench.ts (`npm run bench -- sidecar`):
+ *
+ * - `sidecar/sqlite/evalPerSec`: `POST /eval` of a 10-sample no-op task on a viewable split (its
+ *   results directory written: a summary and a file per sample), over the embedded SQLite store;
+ * - `sidecar/statusPerSec`: `GET /status`.
+ *
+ * The sidecar runs in a process of its own (`--sidecar-child <dir>`, as `holdout serve` would); the
+ * client is a bounded Node HTTP client on 127.0.0.1: 16 keep-alive connections, each sending its next
+ * request when the previous one is answered, for a fixed time after a warm-up. Any answer but 200
+ * fails the benchmark.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as HttpServer from "@effect/platform/HttpServer"
+import { DatasetSource, LocalStrategy, Stack, Task } from "@holdout/core"
+import { Sidecar, Verifier } from "@holdout/harness"
+import { SqliteStore } from "@holdout/store-sqlite"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { Agent, createServer, request } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const connections = 16
+const samples = 10
+const budgets = [{ datasetId: "bench", split: "train", runs: 100_000_000 }]
+
+/** The sidecar process: serves until it is killed, and prints its address once it listens. */
+const sidecarChild = (dir: string): Effect.Effect<never> => {
+  const store = SqliteStore.layer({ filename: join(dir, "holdout.db"), budgets }).pipe(Layer.provide(NodeContext.layer))
+  const stack = Stack.layerWith({
+    budgets,
+    policy: { train: "viewable" },
+    ledger: () => store,
+    store,
+    datasets: DatasetSource.layerRecords({
+      bench: { train: Array.from({ length: samples }, (_, id) => ({ id, label: id % 2 })) }
+    }),
+    strategy: LocalStrategy.layer(
+      Task.make({ name: "noop", labelFields: ["label"], infer: () => null, score: () => 1 }),
+      { concurrency: 16 }
+    )
+  })
+  const announce = Layer.effectDiscard(
+    HttpServer.addressFormattedWith((address) => Console.log(`listening ${address}`))
+  )
+  const server = Sidecar.layer({ tokenFile: join(dir, "admin.token"), resultsDir: join(dir, "results") }).pipe(
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+    Layer.provide(Verifier.layer({ mode: "submit", targets: [] }).pipe(Layer.provideMerge(stack))),
+    Layer.provide(NodeContext.layer)
+  )
+  return Effect.orDie(Layer.launch(announce.pipe(Layer.provide(server))))
+}
+
+/** Requests per second from `connections` keep-alive connections, each one request at a time. */
+const measure = (
+  url: string,
+  method: string,
+  body: string | undefined,
+  seconds: number
+): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const agent = new Agent({ keepAlive: true, maxSockets: connections })
+    const target = new URL(url)
+    const deadline = performance.now() + seconds * 1000
+    let done = 0
+    let active = connections
+    let failed = false
+    const started = performance.now()
+    const finish = () => {
+      active--
+      if (active > 0) return
+      agent.destroy()
+      if (!failed) resolve(done / ((performance.now() - started) / 1000))
+    }
+    const next = () => {
+      if (failed || performance.now() >= deadline) return finish()
+      const outgoing = request({
+        agent,
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json", "content-length": body.length }
+      }, (response) => {
+        const status = response.statusCode
+        const chunks: Array<Buffer> = []
+        response.on("data", (chunk: Buffer) => chunks.push(chunk))
+        response.on("end", () => {
+          if (status !== 200) {
+            failed = true
+            reject(new Error(`${method} ${target.pathname}: ${status} ${Buffer.concat(chunks).toString("utf8")}`))
+            return finish()
+          }
+          done++
+          next()
+        })
+      })
+      outgoing.on("error", (error) => {
+        failed = true
+        reject(error)
+        finish()
+      })
+      outgoing.end(body)
+    }
+    for (let connection = 0; connection < connections; connection++) next()
+  })
+
+const script = new URL(import.meta.url).pathname
+
+/** Starts the sidecar process and waits for its address; `stop` ends it. */
+const startSidecar = (dir: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly url: string; readonly stop: () => void }, Error>((resume) => {
+      const child = spawn(process.execPath, [...process.execArgv, script, "--sidecar-child", dir], {
+        stdio: ["ignore", "pipe", "inherit"]
+      })
+      let output = ""
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        output += chunk
+        const match = /listening (http:\/\/[\d.]+:\d+)/.exec(output)
+        if (match !== null) resume(Effect.succeed({ url: match[1]!, stop: () => child.kill("SIGKILL") }))
+      })
+      child.on("exit", (code) => resume(Effect.fail(new Error(`the sidecar exited (${code}): ${output}`))))
+    }),
+    (sidecar) => Effect.sync(sidecar.stop)
+  )
+
+/** Both figures, from one sidecar over a fresh store. */
+export const bench = Effect.suspend(() =>
+  Effect.scoped(Effect.gen(function*() {
+    const dir = mkdtempSync(join(tmpdir(), "holdout-bench-sidecar-"))
+    yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    const sidecar = yield* startSidecar(dir)
+    const evalBody = JSON.stringify({ datasetId: "bench", split: "train", candidate: { id: "bench" } })
+    const run = (path: string, method: string, body: string | undefined, seconds: number) =>
+      Effect.tryPromise(() => measure(sidecar.url + path, method, body, seconds))
+    yield* run("/eval", "POST", evalBody, 1) // warm-up
+    const evalPerSec = yield* run("/eval", "POST", evalBody, 4)
+    yield* run("/status", "GET", undefined, 1)
+    const statusPerSec = yield* run("/status", "GET", undefined, 3)
+    return [
+      { name: "sidecar/sqlite/evalPerSec", value: Math.round(evalPerSec), unit: "evals/s" },
+      { name: "sidecar/statusPerSec", value: Math.round(statusPerSec), unit: "requests/s" }
+    ]
+  })).pipe(Effect.orDie)
+)
+
+if (process.argv.includes("--sidecar-child")) {
+  NodeRuntime.runMain(
+    sidecarChild(process.argv[process.argv.indexOf("--sidecar-child") + 1]!).pipe(
+      Effect.provide(Logger.minimumLogLevel(LogLevel.Error))
+    )
+  )
+}
