@@ -398,26 +398,14 @@ describe("EvalStrategy helpers", () => {
     }))
 
   it("sampleRecord takes the run, dataset, split and candidate from the plan", () => {
-    const record = EvalStrategy.sampleRecord(plan([4]), 4, {
-      output: "x",
-      score: 1,
-      metrics: {},
-      attempts: 2,
-      startedAt: 1,
-      finishedAt: 2
-    })
-    assert.deepStrictEqual(record, {
+    const fields = { output: "x", score: 1, metrics: {}, attempts: 2, startedAt: 1, finishedAt: 2 }
+    assert.deepStrictEqual(EvalStrategy.sampleRecord(plan([4]), 4, fields), {
       runId: "run-1",
       sampleId: 4,
       datasetId: "numbers",
       split: "train",
       candidateId: "cand-1",
-      output: "x",
-      score: 1,
-      metrics: {},
-      attempts: 2,
-      startedAt: 1,
-      finishedAt: 2
+      ...fields
     })
   })
 })

@@ -12,13 +12,14 @@ import type { DatasetSource } from "../DatasetSource.js"
 import type { RunPlan } from "../EvalStrategy.js"
 import { type StoreError, StrategyError } from "../HoldoutError.js"
 import type { SampleRecord } from "../Model.js"
-import * as RunEvents from "../RunEvents.js"
+import type * as RunEvents from "../RunEvents.js"
 import type * as Task from "../Task.js"
 import type { TaskStore } from "../TaskStore.js"
+import { runPage } from "./page.js"
 import * as PlanStatus from "./planStatus.js"
 import * as Stage from "./stage.js"
 import type { Item, RetryPolicy, Settings } from "./stage.js"
-import { decodeOutput, decodeScore, type InferenceFields, type ScoreFields } from "./taskResult.js"
+import * as TaskStages from "./taskStages.js"
 
 /** @internal */
 export const strategyName = "local"
@@ -37,8 +38,6 @@ export const rowsPerRead = 1000
  */
 export const pagesInFlight = 2
 
-type Mutable<A> = { -readonly [K in keyof A]: A[K] }
-
 /**
  * A copy of a plain-object row without the label fields; any other row is returned as is.
  *
@@ -53,145 +52,6 @@ export const scrub = (row: unknown, labels: ReadonlySet<string>): unknown => {
     if (!labels.has(key)) copy[key] = (row as Record<string, unknown>)[key]
   }
   return copy
-}
-
-/**
- * Whether a stored record still needs scoring: inferred without error, neither scored nor failed
- * in scoring. Every other record is final.
- *
- * @internal
- */
-export const needsScoring = (record: SampleRecord): boolean =>
-  record.error === undefined && record.score === undefined && record.evalError === undefined
-
-const isFinal = (record: SampleRecord): boolean => !needsScoring(record)
-
-const storedOutput = (record: SampleRecord): Task.StoredOutput<unknown> =>
-  record.trace === undefined ? { output: record.output } : { output: record.output, trace: record.trace }
-
-/** What a stage publishes when a record lands, keeping the run's counts (none without a hub). */
-interface Landed {
-  readonly inferred: (record: SampleRecord) => Effect.Effect<void>
-  readonly scored: (record: SampleRecord) => Effect.Effect<void>
-}
-
-/**
- * Publishes `SampleInferred` and `SampleScored` with the run's counts, starting from what the run
- * held. An inference error is final, so it is published as inferred and as scored.
- */
-const makeLanded = (events: RunEvents.RunEvents["Type"], runId: string, status: PlanStatus.PlanStatus): Landed => {
-  const counts = { inferred: status.stored, scored: status.final, errors: status.errors }
-  const scored = (record: SampleRecord, error: boolean) => {
-    counts.scored++
-    return events.publish(
-      new RunEvents.SampleScored(
-        { runId, sampleId: record.sampleId, error, scored: counts.scored, errors: counts.errors },
-        true
-      )
-    )
-  }
-  return {
-    inferred: (record) =>
-      Effect.suspend(() => {
-        const error = record.error !== undefined
-        counts.inferred++
-        if (error) counts.errors++
-        const inferred = events.publish(
-          new RunEvents.SampleInferred(
-            { runId, sampleId: record.sampleId, error, inferred: counts.inferred, errors: counts.errors },
-            true
-          )
-        )
-        return error ? Effect.zipRight(inferred, Effect.suspend(() => scored(record, true))) : inferred
-      }),
-    scored: (record) =>
-      Effect.suspend(() => {
-        const error = record.evalError !== undefined
-        if (error) counts.errors++
-        return scored(record, error)
-      })
-  }
-}
-
-const inferenceStage = (
-  task: Task.Task<unknown, unknown, unknown>,
-  settings: Settings,
-  plan: RunPlan,
-  landed: Landed | undefined
-): Stage.Stage => {
-  const infer = task.infer
-  const inferBatch = task.inferBatch!
-  return Stage.make<InferenceFields>({
-    fn: infer === undefined ? "inferBatch" : "infer",
-    batch: infer === undefined,
-    unitSize: infer === undefined ? settings.batchSize : 1,
-    needs: (item) => item.record === undefined,
-    call: infer === undefined
-      ? (items) => inferBatch(items.map((item) => item.input), plan)
-      : (items) => infer(items[0]!.input, plan),
-    decode: decodeOutput,
-    failed: (message, trace) => ({ output: null, error: message, errorTrace: trace }),
-    build: (item, fields, times) => {
-      const record: Mutable<SampleRecord> = {
-        runId: plan.runId,
-        sampleId: item.sampleId,
-        datasetId: plan.datasetId,
-        split: plan.split,
-        candidateId: plan.candidate.id,
-        input: item.input,
-        output: fields.output,
-        metrics: {},
-        attempts: times.attempts,
-        startedAt: times.startedAt,
-        finishedAt: times.finishedAt
-      }
-      if (fields.trace !== undefined) record.trace = fields.trace
-      if (fields.error !== undefined) record.error = fields.error
-      if (fields.errorTrace !== undefined) record.errorTrace = fields.errorTrace
-      return record
-    },
-    landed: landed?.inferred
-  })
-}
-
-const scoringStage = (
-  task: Task.Task<unknown, unknown, unknown>,
-  settings: Settings,
-  plan: RunPlan,
-  landed: Landed | undefined
-): Stage.Stage => {
-  const score = task.score
-  const scoreBatch = task.scoreBatch!
-  return Stage.make<ScoreFields>({
-    fn: score === undefined ? "scoreBatch" : "score",
-    batch: score === undefined,
-    unitSize: score === undefined ? settings.batchSize : 1,
-    needs: (item) => item.record !== undefined && needsScoring(item.record),
-    call: score === undefined
-      ? (items) =>
-        scoreBatch(
-          items.map((item) => item.row),
-          items.map((item) => storedOutput(item.record!)),
-          plan
-        )
-      : (items) => score(items[0]!.row, storedOutput(items[0]!.record!), plan),
-    decode: decodeScore,
-    failed: (message, trace) => ({ metrics: {}, evalError: message, evalTrace: trace }),
-    build: (item, fields, times) => {
-      // Object.assign, not a spread: V8 turns a spread of a record this wide into a dictionary-mode
-      // object that takes twice the memory.
-      const record: Mutable<SampleRecord> = Object.assign({}, item.record!)
-      record.metrics = fields.metrics
-      record.attempts = times.attempts
-      record.finishedAt = times.finishedAt
-      if (fields.score !== undefined) record.score = fields.score
-      if (fields.feedback !== undefined) record.feedback = fields.feedback
-      if (fields.evalError !== undefined) record.evalError = fields.evalError
-      if (fields.evalTrace !== undefined) record.evalTrace = fields.evalTrace
-      return record
-    },
-    landed: landed?.scored
-  })
 }
 
 const readError = (plan: RunPlan, message: string) =>
@@ -288,13 +148,19 @@ export const produce = (
   plan: RunPlan
 ): Effect.Effect<void, StrategyError | StoreError> =>
   Effect.gen(function*() {
-    const status = yield* PlanStatus.read(store, plan.runId, plan.sampleIds, isFinal)
+    const status = yield* PlanStatus.read(
+      store,
+      plan.runId,
+      plan.sampleIds,
+      (record) => !TaskStages.needsScoring(record)
+    )
     if (status.final === status.ids.length) return
     const runner = yield* Stage.makeRunner(settings, retry, store)
-    const landed = Option.isSome(events) ? makeLanded(events.value, plan.runId, status) : undefined
-    const stages = [inferenceStage(task, settings, plan, landed), scoringStage(task, settings, plan, landed)]
+    const landed = Option.isSome(events) ? TaskStages.makeLanded(events.value, plan.runId, status) : undefined
+    const context: TaskStages.Context = { task, settings, plan, landed }
+    const stages = [TaskStages.inference(context), TaskStages.scoring(context)]
     yield* pendingPages(store, source, plan, status, new Set(task.labelFields)).pipe(
-      Stream.mapEffect((page) => Stage.runPage(runner, stages, page), { concurrency: pagesInFlight, unordered: true }),
+      Stream.mapEffect((page) => runPage(runner, stages, page), { concurrency: pagesInFlight, unordered: true }),
       Stream.runDrain
     )
   }).pipe(Effect.scoped)

@@ -7,8 +7,9 @@
  *
  * A unit holds its permit while its task function runs and for nothing else: waiting for a retry
  * and waiting for the store to commit its records happen outside it, so slow commits do not hold
- * up the task and a store's commit batches are not capped by the concurrency. Samples are taken a
- * page at a time (`runPage`), so the units in hand at once are bounded by the pages in flight.
+ * up the task and a store's commit batches are not capped by the concurrency (a page has
+ * `concurrency + handOff` units in hand). Samples are taken a page at a time (`runPage`), so the
+ * units in hand at once are bounded by the pages in flight.
  */
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -104,7 +105,7 @@ export interface Runner {
  *
  * @internal
  */
-export const handOff = 256
+export const handOff = 64
 
 /**
  * The retry policy of `Effect.retry`.
@@ -174,7 +175,17 @@ class Unit<F> {
   readonly once: Effect.Effect<unknown, Failed>
 
   constructor(readonly runner: Runner, readonly stage: Definition<F>, readonly items: ReadonlyArray<Item>) {
-    this.once = runner.slots.withPermits(1)(Effect.suspend(() => this.attempt()))
+    // `take` and `release` rather than `withPermits`, which costs twice as much on this hot path:
+    // an attempt never dies (the task's defects are `Failed` values), and the semaphore belongs to
+    // one run, so a permit an interrupted run does not give back goes away with the run.
+    const release = runner.slots.release(1)
+    this.once = Effect.zipRight(
+      runner.slots.take(1),
+      Effect.matchEffect(Effect.suspend(() => this.attempt()), {
+        onFailure: (failure) => Effect.zipRight(release, Effect.fail(failure)),
+        onSuccess: (value) => Effect.as(release, value)
+      })
+    )
   }
 
   attempt(): Effect.Effect<unknown, Failed> {
@@ -241,8 +252,12 @@ class Unit<F> {
 
   /** Attempts the unit until it succeeds or may not be retried, then lands its records. */
   run(): Effect.Effect<ReadonlyArray<Item>, StoreError> {
-    return Effect.matchEffect(Effect.catchAll(this.once, (first) => this.retry(first)), {
-      onFailure: (failure) => this.failed(failure),
+    return Effect.matchEffect(this.once, {
+      onFailure: (first) =>
+        Effect.matchEffect(this.retry(first), {
+          onFailure: (failure) => this.failed(failure),
+          onSuccess: (value) => this.succeeded(value)
+        }),
       onSuccess: (value) => this.succeeded(value)
     })
   }
@@ -269,53 +284,3 @@ export const make = <F>(definition: Definition<F>): Stage => ({
   needs: definition.needs,
   run: (runner, items) => new Unit(runner, definition, items).run()
 })
-
-/**
- * Runs a page of items through the stages, in order. An item goes to the first stage that needs
- * it as soon as it is ready for it: a stage of single samples takes it at once, a batch stage once
- * it has a full chunk (the chunks still short when the page is done run last). Every unit of the
- * page runs at once as far as the concurrency limit allows; the page is done when every record of
- * it is stored.
- *
- * @internal
- */
-export const runPage = (
-  runner: Runner,
-  stages: ReadonlyArray<Stage>,
-  page: ReadonlyArray<Item>
-): Effect.Effect<void, StoreError> =>
-  Effect.suspend(() => {
-    const buffers: Array<Array<Item>> = stages.map(() => [])
-    const run = (index: number, unit: ReadonlyArray<Item>): Effect.Effect<void, StoreError> =>
-      Effect.flatMap(stages[index]!.run(runner, unit), (items) => feed(index + 1, items))
-    /** Starts the units that `items` complete, from stage `from` on. */
-    const feed = (from: number, items: ReadonlyArray<Item>): Effect.Effect<void, StoreError> => {
-      const ready: Array<readonly [number, ReadonlyArray<Item>]> = []
-      for (const item of items) {
-        let index = from
-        while (index < stages.length && !stages[index]!.needs(item)) index++
-        if (index === stages.length) continue
-        const size = stages[index]!.unitSize
-        if (size === 1) {
-          ready.push([index, [item]])
-          continue
-        }
-        const buffer = buffers[index]!
-        buffer.push(item)
-        if (buffer.length === size) {
-          ready.push([index, buffer])
-          buffers[index] = []
-        }
-      }
-      if (ready.length === 0) return Effect.void
-      if (ready.length === 1) return run(ready[0]![0], ready[0]![1])
-      return Effect.forEach(ready, ([index, unit]) => run(index, unit), { concurrency: runner.width, discard: true })
-    }
-    const flush = (index: number): Effect.Effect<void, StoreError> => {
-      if (index === stages.length) return Effect.void
-      const rest = buffers[index]!
-      buffers[index] = []
-      return Effect.zipRight(rest.length === 0 ? Effect.void : run(index, rest), Effect.suspend(() => flush(index + 1)))
-    }
-    return Effect.zipRight(feed(0, page), flush(0))
-  })
