@@ -2,7 +2,8 @@
  * Group commit, the one batching seam of the durable stores: inputs submitted while a batch is
  * being committed are committed together by the next batch, so concurrent writers share one
  * transaction or one fsync. Each caller gets its own outcome. The committing fiber belongs to the
- * scope that made it; closing the scope interrupts the callers still waiting.
+ * scope that made it; closing the scope lets a batch in flight finish, then interrupts the callers
+ * still queued.
  *
  * @since 0.1.0
  */
@@ -89,10 +90,11 @@ export const make = <I, O, E, R>(
       Effect.forever(
         Effect.flatMap(Queue.takeBetween(queue, 1, maxBatch), (chunk) => {
           const entries = Array.from(chunk)
-          return Effect.flatMap(
+          // a batch taken is committed and answered whole: closing the scope waits for it
+          return Effect.uninterruptible(Effect.flatMap(
             Effect.exit(commit(entries.map((entry) => entry.input))),
             (exit) => settle(entries, exit)
-          )
+          ))
         })
       )
     )
