@@ -29,6 +29,7 @@ import {
   LocalStrategy,
   Model,
   Release,
+  type SplitAccess,
   Stack,
   Task,
   TaskStore,
@@ -108,7 +109,9 @@ const VerifierConfig = Schema.Struct({
   baseline: Schema.optional(Schema.NonEmptyString),
   topK: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
   /** `auto_best` ships a candidate only if it beats the baseline with a one-sided paired test at this level. */
-  significance: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)))
+  significance: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1))),
+  /** How α is shared among the candidates the winner was chosen from (`Verifier.Options.correction`). */
+  correction: Schema.optional(Schema.Literal("bonferroni", "none"))
 })
 
 /**
@@ -404,7 +407,7 @@ export const verifier = (
 ): Layer.Layer<
   Verifier.Verifier,
   HoldoutError.ConfigError,
-  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource
+  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource | SplitAccess.SplitAccess
 > =>
   Verifier.layer({
     mode: loaded.config.verifier?.mode ?? "submit",
@@ -414,5 +417,6 @@ export const verifier = (
     ...(loaded.config.verifier?.topK === undefined ? {} : { topK: loaded.config.verifier.topK }),
     ...(loaded.config.verifier?.significance === undefined
       ? {}
-      : { significance: loaded.config.verifier.significance })
+      : { significance: loaded.config.verifier.significance }),
+    ...(loaded.config.verifier?.correction === undefined ? {} : { correction: loaded.config.verifier.correction })
   })

@@ -39,12 +39,11 @@ describe("Config — releases", () => {
       train: { _tag: "exact" }
     })
     const ladder = parse(yaml(`releases: { validation: { kind: ladder, eta: 0.05 } }`))
-    assert.deepStrictEqual(
-      Either.map(ladder, Config.releases),
-      Either.right({ validation: { _tag: "ladder", eta: 0.05 } })
-    )
+    assert.deepStrictEqual(Either.getOrThrow(Either.map(ladder, Config.releases)), {
+      validation: { _tag: "ladder", eta: 0.05 }
+    })
     // no releases: every split is exact
-    assert.deepStrictEqual(Either.map(parse(yaml("")), Config.releases), Either.right({}))
+    assert.deepStrictEqual(Either.getOrThrow(Either.map(parse(yaml("")), Config.releases)), {})
   })
 
   it("decoding is strict: unknown keys, unknown kinds, missing and invalid fields are named, with the shapes", () => {
