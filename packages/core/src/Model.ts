@@ -285,7 +285,13 @@ export const Metrics = Schema.Struct({
   avgFilledScore: Schema.Number,
   errorRate: Schema.Number,
   standardError: Schema.optionalWith(Schema.NullOr(Schema.Number), { default: () => null }),
-  interval: Schema.optionalWith(Schema.NullOr(Interval), { default: () => null })
+  interval: Schema.optionalWith(Schema.NullOr(Interval), { default: () => null }),
+  /** A run of whole secret blocks (an optimizer's on a `non_viewable` split): the spread at block level. */
+  blocks: Schema.optional(Schema.Struct({
+    count: Schema.Int,
+    standardError: Schema.NullOr(Schema.Number),
+    interval: Schema.NullOr(Interval)
+  }))
 })
 
 /**

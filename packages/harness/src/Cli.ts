@@ -357,8 +357,8 @@ const evalCommand = Command.make(
         const { summary } = reply.experiment
         const where = `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag})`
         yield* Console.log(
-          summary.metrics === undefined
-            ? `${where}: ${summary.release?.mechanism ?? "release"} tells mean ${percent(summary.release?.mean ?? 0)}`
+          "release" in summary
+            ? `${where}: ${summary.release.mechanism} tells mean ${percent(summary.release.mean)}`
             : `${where}: mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
               `${summary.metrics.numErrors} errors`
         )
