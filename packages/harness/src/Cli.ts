@@ -1,8 +1,9 @@
 /**
  * The `holdout` command line.
  *
- * - For whoever runs the stack: `run` (one evaluation, with progress), `resume`, `serve` (the
- *   sidecar), `report` (a terminal table, and a self-contained HTML file with `--html`).
+ * - For whoever runs the stack: `run` (one evaluation, with progress), `race` (successive halving
+ *   over candidates, `Select.race`), `resume`, `serve` (the sidecar), `report` (a terminal table,
+ *   and a self-contained HTML file with `--html`).
  * - For the optimizer, clients of the sidecar (`--url`, else `$HOLDOUT_URL`, else
  *   `http://127.0.0.1:8000`): `eval`, `samples` (a viewable run's per-sample results, in pages),
  *   `compare` (two runs of a viewable split, paired by sample), `status`, `submit`. `compare` with
@@ -29,7 +30,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Path from "@effect/platform/Path"
-import { Compare, Engine, HoldoutError, type Model, type Stack, TaskStore, View } from "@holdout/core"
+import { Compare, Engine, HoldoutError, type Model, Select, type Stack, TaskStore, View } from "@holdout/core"
 import * as Chunk from "effect/Chunk"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -587,6 +588,90 @@ const compare = Command.make(
   )
 )
 
+const intervalOf = (interval: Model.Interval | null) =>
+  interval === null ? "" : ` (95% interval ${percent(interval.lower)}–${percent(interval.upper)})`
+
+/** A race's outcome in words: its rounds, the winner and what was spent. */
+const raceLines = (result: Select.Result): ReadonlyArray<string> => [
+  ...result.rounds.map((round, index) =>
+    `round ${index + 1}: ${round.candidates.length} candidates on ${round.size} samples` +
+    (round.dropped.length === 0 ? "" : `, dropped ${round.dropped.join(", ")}`)
+  ),
+  `winner ${result.winner.candidate.id}: mean ${percent(result.winner.mean)}${
+    intervalOf(result.winner.interval)
+  } over ${result.winner.samples} samples`,
+  ...(result.lead === null
+    ? []
+    : [`lead over the runner-up: [${signed(result.lead.lower)}, ${signed(result.lead.upper)}] (paired)`]),
+  `spent ${result.samplesSpent} samples in ${result.runsSpent} runs`
+]
+
+const race = Command.make(
+  "race",
+  {
+    config: Options.optional(configOption),
+    stack: stackModuleOption,
+    dataset: Options.text("dataset").pipe(Options.withDescription("The dataset id.")),
+    split: Options.text("split").pipe(Options.withDescription("The split to race on (viewable, unless --admin).")),
+    candidates: Options.text("candidates").pipe(
+      Options.withDescription("Comma-separated candidate ids (at least two).")
+    ),
+    seed: Options.integer("seed").pipe(
+      Options.withDefault(0),
+      Options.withDescription("Seed of the order samples are taken in.")
+    ),
+    startSize: Options.integer("start-size").pipe(
+      Options.optional,
+      Options.withDescription("Samples a candidate in the first round (default: so that one is left at the end).")
+    ),
+    growth: Options.float("growth").pipe(
+      Options.optional,
+      Options.withDescription("How much the subset grows per round, and 1/growth of the rest go on (default 2).")
+    ),
+    confidence: Options.float("confidence").pipe(
+      Options.optional,
+      Options.withDescription("Joint level of a round's paired intervals against the leader (default 0.95).")
+    ),
+    delta: Options.float("delta").pipe(
+      Options.optional,
+      Options.withDescription("Drop a candidate once it cannot beat the leader by delta (default 0).")
+    ),
+    concurrency: Options.integer("concurrency").pipe(
+      Options.withDefault(1),
+      Options.withDescription("Evaluations of a round at once.")
+    ),
+    admin: Options.boolean("admin").pipe(Options.withDescription("Race as the verifier: any split, no charge.")),
+    json: Options.boolean("json").pipe(Options.withDescription("Print the result as JSON."))
+  },
+  (options) =>
+    handled(
+      Effect.gen(function*() {
+        const optional = <A, K extends string>(key: K, value: Option.Option<A>) =>
+          Option.match(value, { onNone: () => ({}), onSome: (some) => ({ [key]: some }) as Record<K, A> })
+        const result = yield* Select.race({
+          datasetId: options.dataset,
+          split: options.split,
+          candidates: options.candidates.split(",").map((id) => id.trim()).filter((id) => id.length > 0).map((id) => ({
+            id
+          })),
+          seed: options.seed,
+          concurrency: options.concurrency,
+          admin: options.admin,
+          ...optional("startSize", options.startSize),
+          ...optional("growth", options.growth),
+          ...optional("confidence", options.confidence),
+          ...optional("delta", options.delta)
+        })
+        if (options.json) return yield* Console.log(JSON.stringify(result, null, 2))
+        for (const line of raceLines(result)) yield* Console.log(line)
+      }).pipe(Effect.provide(stackOf(options.config, options.stack)))
+    )
+).pipe(
+  Command.withDescription(
+    "Choose among candidates by successive halving on growing subsets of a split, each round charged (Select.race)."
+  )
+)
+
 const report = Command.make(
   "report",
   {
@@ -619,7 +704,19 @@ const report = Command.make(
  */
 export const command = Command.make("holdout").pipe(
   Command.withDescription("Metered, visibility-controlled evaluation of agents and models."),
-  Command.withSubcommands([run, resume, serve, evalCommand, samples, compare, status, submit, finalize, report])
+  Command.withSubcommands([
+    run,
+    race,
+    resume,
+    serve,
+    evalCommand,
+    samples,
+    compare,
+    status,
+    submit,
+    finalize,
+    report
+  ])
 )
 
 /**

@@ -148,6 +148,7 @@ describe("holdout CLI", () => {
       for (
         const command of [
           "run",
+          "race",
           "resume",
           "serve",
           "eval",
@@ -440,6 +441,39 @@ describe("holdout compare, intervals and release mechanisms", () => {
       Effect.ensuring(Effect.zipRight(stopAll, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
     )
   }, 180_000)
+})
+
+describe("holdout race", () => {
+  it.live(
+    "races candidates on a viewable split, charged per round; stops in one line when the budget cannot pay",
+    () => {
+      const { dir, file } = makeConfig()
+      return Effect.gen(function*() {
+        const race = (args: ReadonlyArray<string>) => holdout(["race", "-c", file, "--dataset", "qa", ...args])
+        const raced = yield* race(["--split", "train", "--candidates", "off-by-one,exact"])
+        assert.strictEqual(raced.code, 0, raced.stderr)
+        assert.include(raced.stdout, "round 1: 2 candidates on 8 samples")
+        assert.match(raced.stdout, /winner exact: mean 100\.0% .*over 8 samples/)
+        assert.include(raced.stdout, "spent 16 samples in 2 runs")
+        const json = yield* race(["--split", "train", "--candidates", "exact,off-by-one", "--json", "--seed", "3"])
+        assert.strictEqual(json.code, 0, json.stderr)
+        const result = JSON.parse(json.stdout) as { winner: { candidate: { id: string } }; runsSpent: number }
+        assert.deepStrictEqual([result.winner.candidate.id, result.runsSpent], ["exact", 2])
+        // 4 of 5 runs spent: a round of two cannot be paid for
+        const stopped = yield* race(["--split", "train", "--candidates", "exact,off-by-one"])
+        assert.strictEqual(stopped.code, 1)
+        assert.match(stopped.stderr, /^error: RaceStopped: The race on split "train" stopped/m)
+        // an optimizer races on viewable splits only; the verifier anywhere, uncharged
+        const denied = yield* race(["--split", "validation", "--candidates", "exact,off-by-one"])
+        assert.match(denied.stderr, /^error: AccessDenied: /m)
+        const admin = yield* race(["--split", "validation", "--candidates", "exact,off-by-one", "--admin"])
+        assert.strictEqual(admin.code, 0, admin.stderr)
+        assert.include(admin.stdout, "winner exact")
+        for (const outcome of [stopped, denied]) assert.notMatch(outcome.stderr, /\n\s+at /)
+      }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    },
+    120_000
+  )
 })
 
 describe("holdout serve: restart safety", () => {
