@@ -12,7 +12,7 @@
  *   stats/verifier/*   how often `auto_best` ships a candidate no better than the baseline.
  */
 import type { Model } from "@holdout/core"
-import { Compare, Engine, Release, Select, Stack, Task, TaskStore, View } from "@holdout/core"
+import { Compare, Engine, Halving, Release, Stack, Task, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 
 interface Result {
@@ -363,7 +363,7 @@ const raceBench = (trials: number, candidates: number, size: number, seed: numbe
         full[candidate] = sum / size
       }
       const scores = new Float64Array(candidates)
-      const progress = yield* Select.halving(size, candidates, { seed: trial }, (survivors, sampleIds, add) =>
+      const progress = yield* Halving.halving(size, candidates, { seed: trial }, (survivors, sampleIds, add) =>
         Effect.sync(() => {
           spent += survivors.length * sampleIds.length
           for (const sample of sampleIds) {

@@ -9,7 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type { DatasetInfo } from "./DatasetSource.js"
 import { AccessDenied } from "./HoldoutError.js"
-import { type AccessTier, type Experiment, Metrics, Released, RunRecord, RunStatus, SampleRecord } from "./Model.js"
+import { type AccessTier, type Experiment, Metrics, RunRecord, RunStatus, SampleRecord } from "./Model.js"
+import { Released } from "./Release.js"
 import { SplitAccess } from "./SplitAccess.js"
 
 /**

@@ -3,6 +3,7 @@ import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as DatasetSource from "../src/DatasetSource.js"
+import * as Halving from "../src/Halving.js"
 import * as Ledger from "../src/Ledger.js"
 import * as LocalStrategy from "../src/LocalStrategy.js"
 import type { SplitBudget } from "../src/Model.js"
@@ -52,36 +53,36 @@ const spent = (splitName: string) =>
 
 describe("Select: the schedule and the elimination rule", () => {
   it("sizes grow by the growth factor up to the whole split", () => {
-    assert.deepStrictEqual(Select.sizes(400, 4), [100, 200, 400])
-    assert.deepStrictEqual(Select.sizes(10_000, 20), [313, 626, 1252, 2504, 5008, 10_000])
-    assert.deepStrictEqual(Select.sizes(100, 3, { startSize: 30, growth: 3 }), [30, 90, 100])
-    assert.deepStrictEqual(Select.sizes(50, 64), [10, 20, 40, 50])
+    assert.deepStrictEqual(Halving.sizes(400, 4), [100, 200, 400])
+    assert.deepStrictEqual(Halving.sizes(10_000, 20), [313, 626, 1252, 2504, 5008, 10_000])
+    assert.deepStrictEqual(Halving.sizes(100, 3, { startSize: 30, growth: 3 }), [30, 90, 100])
+    assert.deepStrictEqual(Halving.sizes(50, 64), [10, 20, 40, 50])
   })
 
   it("the seeded order takes every sample once, and another seed another order", () => {
     for (const size of [2, 3, 97, 100, 1024]) {
-      const order = Select.order(size, 5)
+      const order = Halving.order(size, 5)
       const seen = new Set(Array.from({ length: size }, (_, position) => order.at(position)))
       assert.strictEqual(seen.size, size)
     }
-    const first = Array.from({ length: 10 }, (_, position) => Select.order(1000, 1).at(position))
-    const second = Array.from({ length: 10 }, (_, position) => Select.order(1000, 2).at(position))
+    const first = Array.from({ length: 10 }, (_, position) => Halving.order(1000, 1).at(position))
+    const second = Array.from({ length: 10 }, (_, position) => Halving.order(1000, 2).at(position))
     assert.notDeepEqual(first, second)
   })
 
   it("drops a candidate whose paired interval lies below the leader, halving the rest", () => {
-    const counts = Select.tally(4)
+    const counts = Halving.tally(4)
     // candidate 0 always 1; 1 alternates; 2 is 1 except every tenth sample; 3 equals 0
     for (let sample = 0; sample < 100; sample++) {
-      Select.add(counts, [0, 1, 2, 3], [1, sample % 2, sample % 10 === 0 ? 0 : 1, 1])
+      Halving.add(counts, [0, 1, 2, 3], [1, sample % 2, sample % 10 === 0 ? 0 : 1, 1])
     }
-    const step = Select.eliminate(counts, [0, 1, 2, 3])
+    const step = Halving.eliminate(counts, [0, 1, 2, 3])
     assert.strictEqual(step.leader, 0)
     // 1 and 2 are clearly worse; 3 ties the leader and goes on
     assert.deepStrictEqual(step.next, [0, 3])
     assert.deepStrictEqual(step.lead, { lower: 0, upper: 0 })
     // the paired interval is the paired t interval (differences 0 or 1, mean 0.1)
-    const interval = Select.pairedInterval(counts, 0, 2, 0.05)!
+    const interval = Halving.pairedInterval(counts, 0, 2, 0.05)!
     const half = 1.9842169515 * Math.sqrt(0.1 * 0.9 * 100 / 99 / 100)
     assert.closeTo(interval.lower, 0.1 - half, 1e-6)
     assert.closeTo(interval.upper, 0.1 + half, 1e-6)
