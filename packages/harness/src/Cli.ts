@@ -30,7 +30,17 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Path from "@effect/platform/Path"
-import { Compare, Engine, HoldoutError, type Model, Select, type Stack, TaskStore, View } from "@holdout/core"
+import {
+  Compare,
+  Engine,
+  HoldoutError,
+  type Model,
+  type Release,
+  Select,
+  type Stack,
+  TaskStore,
+  View
+} from "@holdout/core"
 import * as Chunk from "effect/Chunk"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -137,7 +147,7 @@ const meanOf = (metrics: Pick<Model.Metrics, "avgFilledScore" | "standardError" 
       (metrics.standardError === null ? ")" : `, SE ${percent(metrics.standardError)})`))
 
 /** What a release mechanism told of a run: its mean, and nothing else. */
-const toldOf = (release: Model.Released) => `${release.mechanism} tells mean ${percent(release.mean)}`
+const toldOf = (release: Release.Released) => `${release.mechanism} tells mean ${percent(release.mean)}`
 
 /** The progress bar of a run, on stderr: redrawn in place on a terminal, else a line every 5 s. */
 const withProgress = <A, E, R>(runId: string, effect: Effect.Effect<A, E, R>) =>
