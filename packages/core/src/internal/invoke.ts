@@ -124,3 +124,23 @@ export const attempt = (call: () => unknown, startedAt: number, guard: Guard): E
   const result = invoke(call, startedAt, guard)
   return result instanceof Pending ? Effect.flatMap(result.effect, settle) : settle(result)
 }
+
+/**
+ * One attempt, answered synchronously when it can be: the value (a success), a `Failed`, or a
+ * `Pending` to await (whose effect settles to the value or fails with the `Failed`).
+ *
+ * @internal
+ */
+export const attemptNow = (call: () => unknown, startedAt: number, guard: Guard): unknown => {
+  const result = invoke(call, startedAt, guard)
+  return result instanceof Pending ? new Settling(Effect.flatMap(result.effect, settle)) : result
+}
+
+/**
+ * An attempt still running, as `attemptNow` answers it: its effect gives the value or fails with the `Failed`.
+ *
+ * @internal
+ */
+export class Settling {
+  constructor(readonly effect: Effect.Effect<unknown, Failed>) {}
+}

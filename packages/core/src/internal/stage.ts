@@ -20,8 +20,8 @@ import type * as Scope from "effect/Scope"
 import type { StoreError } from "../HoldoutError.js"
 import type { SampleRecord } from "../Model.js"
 import type { TaskStore } from "../TaskStore.js"
-import { type Failed, withHistory } from "./failure.js"
-import { attempt, type Guard } from "./invoke.js"
+import { Failed, withHistory } from "./failure.js"
+import { attempt, attemptNow, type Guard, Settling } from "./invoke.js"
 import { decodeBatch } from "./taskResult.js"
 import * as Watchdog from "./watchdog.js"
 
@@ -170,11 +170,14 @@ export class Slots {
     })
   })
 
-  readonly release: Effect.Effect<void> = Effect.sync(() => {
+  /** Gives a slot back: to the longest waiter, if any. */
+  unsafeRelease(): void {
     const next = this.waiting.shift()
     if (next === undefined) this.free++
     else next()
-  })
+  }
+
+  readonly release: Effect.Effect<void> = Effect.sync(() => this.unsafeRelease())
 }
 
 /**
@@ -208,15 +211,14 @@ class Unit<F> {
   startedAt = 0
   /** The messages of the failed attempts, once one failed. */
   earlier: Array<string> | undefined = undefined
-  readonly once: Effect.Effect<unknown, Failed>
 
-  constructor(readonly runner: Runner, readonly stage: Definition<F>, readonly items: ReadonlyArray<Item>) {
-    // `take` and `release` rather than `withPermits`, which costs twice as much on this hot path:
-    // an attempt never dies (the task's defects are `Failed` values), and the semaphore belongs to
-    // one run, so a permit an interrupted run does not give back goes away with the run.
-    const release = runner.slots.release
-    this.once = Effect.zipRight(
-      runner.slots.take,
+  constructor(readonly runner: Runner, readonly stage: Definition<F>, readonly items: ReadonlyArray<Item>) {}
+
+  /** One attempt in a slot (for retries): the slot is held for the attempt only. */
+  get once(): Effect.Effect<unknown, Failed> {
+    const release = this.runner.slots.release
+    return Effect.zipRight(
+      this.runner.slots.take,
       Effect.matchEffect(Effect.suspend(() => this.attempt()), {
         onFailure: (failure) => Effect.zipRight(release, Effect.fail(failure)),
         onSuccess: (value) => Effect.as(release, value)
@@ -286,14 +288,31 @@ class Unit<F> {
     return Effect.zipRight(stored, Effect.as(Effect.forEach(items, (item) => landed(item.record!)), items))
   }
 
-  /** Attempts the unit until it succeeds or may not be retried, then lands its records. */
+  /**
+   * Attempts the unit until it succeeds or may not be retried, then lands its records. The first
+   * attempt is made at once in a slot; an answer that is ready lands without another step.
+   */
   run(): Effect.Effect<ReadonlyArray<Item>, StoreError> {
-    return Effect.matchEffect(this.once, {
-      onFailure: (first) =>
-        Effect.matchEffect(this.retry(first), {
-          onFailure: (failure) => this.failed(failure),
-          onSuccess: (value) => this.succeeded(value)
-        }),
+    const { runner } = this
+    return Effect.flatMap(runner.slots.take, () => {
+      const now = runner.clock.unsafeCurrentTimeMillis()
+      this.startedAt = now
+      this.attempts = 1
+      const first = attemptNow(() => this.stage.call(this.items), now, runner.guard)
+      if (!(first instanceof Settling)) {
+        runner.slots.unsafeRelease()
+        return first instanceof Failed ? this.afterFailure(first) : this.succeeded(first)
+      }
+      return Effect.matchEffect(Effect.ensuring(first.effect, runner.slots.release), {
+        onFailure: (failure) => this.afterFailure(failure),
+        onSuccess: (value) => this.succeeded(value)
+      })
+    })
+  }
+
+  afterFailure(first: Failed): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    return Effect.matchEffect(this.retry(first), {
+      onFailure: (failure) => this.failed(failure),
       onSuccess: (value) => this.succeeded(value)
     })
   }
