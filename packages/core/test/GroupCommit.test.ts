@@ -10,16 +10,18 @@ describe("GroupCommit", () => {
   it.scoped("inputs queued while a batch commits are committed together by the next; each gets its own outcome", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
       const batches: Array<ReadonlyArray<number>> = []
       const group = yield* GroupCommit.make((inputs: ReadonlyArray<number>) =>
         Effect.gen(function*() {
           batches.push(inputs)
+          yield* Deferred.succeed(started, undefined)
           if (batches.length === 1) yield* Deferred.await(gate)
           return inputs.map((input) => input % 2 === 0 ? Exit.succeed(input * 10) : Exit.fail(`odd ${input}`))
         })
       )
       const first = yield* Effect.fork(group.submit(0))
-      yield* Effect.yieldNow()
+      yield* Deferred.await(started)
       // queued while the first batch is committing
       const rest = [1, 2, 3, 4].map((input) => group.unsafeSubmit(input))
       yield* Deferred.succeed(gate, undefined)
