@@ -190,7 +190,9 @@ export const race = (
     const pageSize = options.pageSize ?? 1000
     const access = yield* SplitAccess
     const tier = yield* access.tier(split)
-    if (!admin && tier !== "viewable") return yield* new AccessDenied({ datasetId, split })
+    if (!admin && tier !== "viewable") {
+      return yield* new AccessDenied({ datasetId, split, ...(tier === "non_viewable" ? { tier } : {}) })
+    }
     const info = yield* (yield* DatasetSource).info(datasetId)
     const size = info.splits[split]
     if (size === undefined) return yield* new UnknownSplit({ datasetId, split })

@@ -204,7 +204,13 @@ export const samplePage = (
       samples,
       next: samples.length < limit ? null : samples[samples.length - 1]!.sampleId
     })
-    : Effect.fail(new AccessDenied({ datasetId: run.datasetId, split: run.split }))
+    : Effect.fail(
+      new AccessDenied({
+        datasetId: run.datasetId,
+        split: run.split,
+        ...(tier === "non_viewable" ? { tier } : {})
+      })
+    )
 
 /**
  * The projection of an experiment for the tier its split has under the stack's policy.

@@ -111,6 +111,8 @@ describe("View", () => {
       for (const tier of ["non_viewable", "no_access"] as const) {
         const denied = yield* expectFailure(View.samplePage(experiment.run, tier, page, 10))
         assert.strictEqual(denied._tag, "AccessDenied")
+        // the message says why: per-sample data of a non_viewable split, or a split not to be seen at all
+        assert.include(denied.message, `is ${tier}`)
       }
       assert.strictEqual((yield* expectFailure(engine.samples("no-such-run", { limit: 1 })))._tag, "InvalidRequest")
     }).pipe(Effect.provide(stack().layer)))
