@@ -4,6 +4,7 @@
  *   npm run bench              all benchmarks
  *   npm run bench -- ledger    only those whose name contains "ledger"
  *   npm run bench -- scale     the opt-in scale group (large runs; see bench-scale.ts)
+ *   npm run bench -- stats     the opt-in stats group (seeded simulations; see bench-stats.ts)
  *
  * Figures depend on the machine and on what else runs on it; compare runs on one machine only.
  * Memory figures come from a child process of their own, so earlier benchmarks do not inflate them.
@@ -21,6 +22,7 @@ import { execFileSync, spawn } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as Scale from "./bench-scale.js"
 import * as SidecarBench from "./bench-sidecar.js"
+import * as Stats from "./bench-stats.js"
 
 interface Result {
   readonly name: string
@@ -369,11 +371,12 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["sidecar/sqlite/evalPerSec+statusPerSec", SidecarBench.bench],
   ["scale/sqlite/1M", Scale.bench(scriptPath, "sqlite", 1_000_000, "1M")],
   ["scale/sqlite/10M", Scale.bench(scriptPath, "sqlite", 10_000_000, "10M")],
-  ["scale/memory/10M", Scale.bench(scriptPath, "memory", 10_000_000, "10M")]
+  ["scale/memory/10M", Scale.bench(scriptPath, "memory", 10_000_000, "10M")],
+  ...Stats.benches
 ]
 
 /** Groups that run only when asked for by name. */
-const optIn = (name: string) => name.startsWith("scale/")
+const optIn = (name: string) => name.startsWith("scale/") || name.startsWith("stats/")
 
 const resultOrder = [
   "ledger/memory/reserve/c64",

@@ -50,8 +50,8 @@ export const layer = (
 
       const produce = (plan: EvalStrategy.RunPlan) =>
         Effect.gen(function*() {
-          const done = new Set((yield* store.listSamples(plan.runId)).map((sample) => sample.sampleId))
-          const pending = plan.sampleIds.filter((id) => !done.has(id))
+          // the samples without a record in this run: all of them, or what an interrupted run left
+          const pending = yield* EvalStrategy.pendingSampleIds(store, plan)
           if (pending.length === 0) return
           const rows = yield* datasets.rows(plan.datasetId, plan.split, pending).pipe(
             Effect.catchTags({
@@ -68,12 +68,7 @@ export const layer = (
                 Effect.either(Effect.tryPromise(async () => worker(rows[index])))
               )
               const finishedAt = yield* Clock.currentTimeMillis
-              yield* store.putSample({
-                runId: plan.runId,
-                sampleId,
-                datasetId: plan.datasetId,
-                split: plan.split,
-                candidateId: plan.candidate.id,
+              yield* store.putSample(EvalStrategy.sampleRecord(plan, sampleId, {
                 output: null,
                 ...(outcome._tag === "Right"
                   ? { score: outcome.right }
@@ -82,7 +77,7 @@ export const layer = (
                 attempts: 1,
                 startedAt,
                 finishedAt
-              })
+              }))
             }), { concurrency: workers.length, discard: true })
         })
 

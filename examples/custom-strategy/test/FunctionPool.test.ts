@@ -1,8 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { DatasetSource, EvalStrategy, TaskStore } from "@holdout/core"
 import { strategyConformance } from "@holdout/testkit"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import * as FunctionPool from "../src/index.js"
 
 const rows = Array.from({ length: 8 }, (_, index) => ({ value: index }))
@@ -50,7 +52,7 @@ describe("function pool", () => {
         split: "train",
         sampleIds: [0, 1, 2, 3, 4, 5, 6, 7]
       })
-      const samples = yield* store.listSamples("r")
+      const samples = Chunk.toReadonlyArray(yield* Stream.runCollect(TaskStore.streamSamples(store, "r")))
       assert.strictEqual(samples.length, 8)
       assert.strictEqual(maxInFlight, 2)
       assert.match(samples[5]!.evalError!, /worker crashed/)

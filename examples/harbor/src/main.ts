@@ -76,7 +76,7 @@ const program = Effect.gen(function*() {
   const candidate = { id: "oracle" }
 
   const train = yield* View.experiment(yield* engine.evaluate({ datasetId: "tasks", split: "train", candidate }))
-  yield* Console.log(`\ntrain (viewable): mean ${train.summary.metrics.avgFilledScore.toFixed(3)}`)
+  yield* Console.log(`\ntrain (viewable): mean ${View.toldMean(train.summary).toFixed(3)}`)
   if (train._tag === "viewable") {
     // per-task results are read from the store as a stream, page by page
     const store = yield* TaskStore.TaskStore
@@ -90,8 +90,8 @@ const program = Effect.gen(function*() {
     yield* engine.evaluate({ datasetId: "tasks", split: "validation", candidate })
   )
   yield* Console.log(
-    `validation (non_viewable): mean ${validation.summary.metrics.avgFilledScore.toFixed(3)} over ` +
-      `${validation.summary.metrics.numSamples} task(s), no per-task results`
+    `validation (non_viewable): mean ${View.toldMean(validation.summary).toFixed(3)} over ` +
+      `${"metrics" in validation.summary ? validation.summary.metrics.numSamples : "its"} task(s), no per-task results`
   )
 
   yield* Console.log("\nbudgets left")

@@ -97,7 +97,7 @@ export const session = (
         charged.train++
       }
       const wrong = result.view._tag === "viewable" ? yield* wrongSamples(engine, result.view.run.runId) : []
-      rows.set(candidate(settings).id, { train: result.view.summary.metrics.avgFilledScore, wrong })
+      rows.set(candidate(settings).id, { train: View.toldMean(result.view.summary), wrong })
     }
 
     const ranked = grid.filter((settings) => rows.has(candidate(settings).id))
@@ -108,7 +108,7 @@ export const session = (
       const result = yield* evaluate(settings, "validation")
       if (result === undefined) break
       if (!result.replayed) charged.validation++
-      rows.get(candidate(settings).id)!.validation = result.view.summary.metrics.avgFilledScore
+      rows.get(candidate(settings).id)!.validation = View.toldMean(result.view.summary)
     }
 
     const testRefusal = yield* engine.evaluate({

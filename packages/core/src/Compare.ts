@@ -218,8 +218,13 @@ export const runs = (
     if (options.admin !== true) {
       const access = yield* SplitAccess
       for (const run of [a, b]) {
-        if ((yield* access.tier(run.split)) !== "viewable") {
-          return yield* new AccessDenied({ datasetId: run.datasetId, split: run.split })
+        const tier = yield* access.tier(run.split)
+        if (tier !== "viewable") {
+          return yield* new AccessDenied({
+            datasetId: run.datasetId,
+            split: run.split,
+            ...(tier === "non_viewable" ? { tier } : {})
+          })
         }
       }
     }

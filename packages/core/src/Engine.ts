@@ -187,7 +187,7 @@ export const make = (
     const releaseConfig = yield* Release.validate(options.releases ?? {}, access)
     const releases = Releases.make(releaseConfig, ledger, store)
     yield* releases.check
-    const blockSampleIds = Blocks.sampleIdsOf((secret) => store.putMetaIfAbsent(blockSecretKey, secret), subsetFloor)
+    const blocks = Blocks.make((secret) => store.putMetaIfAbsent(blockSecretKey, secret), subsetFloor)
 
     const tagged = (tag: string) => Metric.tagged(Metrics.requestsRejected, "error", tag)
     const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
@@ -203,6 +203,8 @@ export const make = (
           `Check the strategy's logs, then resume the run or start a new one.`
       })
 
+    const sizeOf = (run: RunRecord) =>
+      Effect.map(datasets.info(run.datasetId), (info) => info.splits[run.split] ?? Math.max(-1, ...run.sampleIds) + 1)
     const progressOf = (run: RunRecord) => run.progress ?? Metrics.emptyProgress
     const reread = (run: RunRecord) => Effect.map(store.getRun(run.runId), Option.getOrElse(() => run))
 
@@ -217,17 +219,7 @@ export const make = (
           split: run.split,
           sampleIds: run.sampleIds
         }
-        yield* publish(
-          new RunEvents.RunStarted({
-            runId: run.runId,
-            datasetId: run.datasetId,
-            split: run.split,
-            candidateId: run.candidate.id,
-            admin: run.admin,
-            samples: run.sampleIds.length,
-            done: Math.min(progressOf(run).samples, run.sampleIds.length)
-          })
-        )
+        yield* publish(RunEvents.startedOf(run, progressOf(run).samples))
         yield* strategy.produce(plan)
         let produced = progressOf(yield* reread(run))
         const now = yield* Clock.currentTimeMillis
@@ -242,7 +234,15 @@ export const make = (
           yield* Missing.fill(store, strategy.name, run)
           produced = progressOf(yield* reread(run))
         }
-        const metrics = Metrics.fromProgress(produced)
+        // an optimizer's run of a non_viewable split is whole blocks: its spread is told at block level
+        const blockLevel = !run.admin && (yield* access.tier(run.split)) === "non_viewable"
+        const exact = Metrics.fromProgress(produced)
+        const metrics = blockLevel
+          ? {
+            ...exact,
+            blocks: yield* blocks.spread(TaskStore.streamSamples(store, run.runId), run, yield* sizeOf(run))
+          }
+          : exact
         const status = Metrics.status(metrics, errorRateThreshold)
         const updated = yield* store.updateRun(run.runId, { status, finishedAt: now, metrics })
         yield* Metric.incrementBy(Metrics.samplesEvaluated, metrics.numSamples)
@@ -304,7 +304,7 @@ export const make = (
         }
         // 4. samples; 5. on a non_viewable split, whole secret blocks of at least the floor
         const sampleIds = !admin && tier === "non_viewable"
-          ? yield* blockSampleIds(request, size)
+          ? yield* blocks.sampleIds(request, size)
           : yield* requests.resolveSampleIds(request, size)
         // 5b. the candidate resolves to what the run is recorded under, before any lookup or charge
         const candidate = Option.isSome(workspace)

@@ -2,7 +2,8 @@
  * Group commit, the one batching seam of the durable stores: inputs submitted while a batch is
  * being committed are committed together by the next batch, so concurrent writers share one
  * transaction or one fsync. Each caller gets its own outcome. The committing fiber belongs to the
- * scope that made it; closing the scope interrupts the callers still waiting.
+ * scope that made it; closing the scope lets a batch in flight finish, then interrupts the callers
+ * still queued.
  *
  * @since 0.1.0
  */
@@ -10,7 +11,6 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 
 /**
@@ -42,7 +42,7 @@ export interface Options {
 
 interface Entry<I, O, E> {
   readonly input: I
-  readonly done: Deferred.Deferred<O, E>
+  readonly done: (exit: Exit.Exit<O, E>) => void
 }
 
 /**
@@ -59,50 +59,69 @@ export const make = <I, O, E, R>(
 ): Effect.Effect<GroupCommit<I, O, E>, never, Scope.Scope | R> =>
   Effect.gen(function*() {
     const maxBatch = options.maxBatch ?? 4096
-    // the queue outlives the committing fiber: on release, whoever still waits is interrupted
-    const queue = yield* Effect.acquireRelease(
-      Queue.unbounded<Entry<I, O, E>>(),
-      (queue) =>
-        Effect.flatMap(Queue.takeAll(queue), (left) =>
-          Effect.zipRight(
-            Effect.sync(() => {
-              for (const entry of left) Deferred.unsafeDone(entry.done, Exit.interrupt(FiberId.none))
-            }),
-            Queue.shutdown(queue)
-          ))
+    // Inputs wait in an array (a submit is a push, and a wake-up of the committer when it is idle);
+    // on release, whoever still waits is interrupted.
+    const state = yield* Effect.acquireRelease(
+      Effect.sync(() => ({
+        pending: [] as Array<Entry<I, O, E>>,
+        idle: undefined as Deferred.Deferred<void> | undefined,
+        closed: false
+      })),
+      (state) =>
+        Effect.sync(() => {
+          state.closed = true
+          const left = state.pending
+          state.pending = []
+          for (const entry of left) entry.done(Exit.interrupt(FiberId.none))
+        })
     )
+    const offer = (entry: Entry<I, O, E>) => {
+      if (state.closed) return entry.done(Exit.interrupt(FiberId.none))
+      state.pending.push(entry)
+      const idle = state.idle
+      if (idle !== undefined) {
+        state.idle = undefined
+        Deferred.unsafeDone(idle, Exit.void)
+      }
+    }
     const settle = (entries: ReadonlyArray<Entry<I, O, E>>, exit: Exit.Exit<ReadonlyArray<Exit.Exit<O, E>>, E>) =>
       Effect.sync(() => {
         if (Exit.isSuccess(exit)) {
           for (let index = 0; index < entries.length; index++) {
-            Deferred.unsafeDone(
-              entries[index]!.done,
-              exit.value[index] ?? Exit.die("a commit returned too few outcomes")
-            )
+            entries[index]!.done(exit.value[index] ?? Exit.die("a commit returned too few outcomes"))
           }
         } else {
           const failed = Exit.failCause(exit.cause)
-          for (const entry of entries) Deferred.unsafeDone(entry.done, failed)
+          for (const entry of entries) entry.done(failed)
         }
       })
-    yield* Effect.forkScoped(
-      Effect.forever(
-        Effect.flatMap(Queue.takeBetween(queue, 1, maxBatch), (chunk) => {
-          const entries = Array.from(chunk)
-          return Effect.flatMap(
-            Effect.exit(commit(entries.map((entry) => entry.input))),
-            (exit) => settle(entries, exit)
-          )
-        })
+    const next: Effect.Effect<never, never, R> = Effect.suspend(() => {
+      if (state.pending.length === 0) {
+        const idle = Deferred.unsafeMake<void>(FiberId.none)
+        state.idle = idle
+        return Effect.zipRight(Deferred.await(idle), next)
+      }
+      let entries = state.pending
+      if (entries.length > maxBatch) {
+        state.pending = entries.slice(maxBatch)
+        entries = entries.slice(0, maxBatch)
+      } else state.pending = []
+      // a batch taken is committed and answered whole: closing the scope waits for it
+      return Effect.zipRight(
+        Effect.uninterruptible(Effect.flatMap(
+          Effect.exit(commit(entries.map((entry) => entry.input))),
+          (exit) => settle(entries, exit)
+        )),
+        next
       )
-    )
-    const unsafeSubmit = (input: I) => {
-      const done = Deferred.unsafeMake<O, E>(FiberId.none)
-      queue.unsafeOffer({ input, done })
-      return done
-    }
+    })
+    yield* Effect.forkScoped(next)
     return {
-      unsafeSubmit,
-      submit: (input) => Effect.suspend(() => Deferred.await(unsafeSubmit(input)))
+      unsafeSubmit: (input) => {
+        const done = Deferred.unsafeMake<O, E>(FiberId.none)
+        offer({ input, done: (exit) => Deferred.unsafeDone(done, exit) })
+        return done
+      },
+      submit: (input) => Effect.async<O, E>((resume) => offer({ input, done: resume }))
     }
   })

@@ -15,11 +15,17 @@ import * as Schema from "effect/Schema"
  */
 export class AccessDenied extends Schema.TaggedError<AccessDenied>()("AccessDenied", {
   datasetId: Schema.String,
-  split: Schema.String
+  split: Schema.String,
+  /** Set when the split is `non_viewable` and what was asked needs per-sample data. */
+  tier: Schema.optional(Schema.Literal("non_viewable"))
 }) {
   override get message(): string {
-    return `Split "${this.split}" of dataset "${this.datasetId}" is no_access: it cannot be evaluated or viewed ` +
-      `by an optimizer. Evaluate a split whose tier is viewable or non_viewable, or ask the verifier.`
+    return this.tier === "non_viewable"
+      ? `Split "${this.split}" of dataset "${this.datasetId}" is non_viewable: an optimizer sees only summaries of ` +
+        `whole secret blocks of it, never per-sample data, so its samples cannot be read, compared or raced. Do ` +
+        `that on a viewable split, or ask the verifier.`
+      : `Split "${this.split}" of dataset "${this.datasetId}" is no_access: it cannot be evaluated or viewed ` +
+        `by an optimizer. Evaluate a split whose tier is viewable or non_viewable, or ask the verifier.`
   }
 }
 

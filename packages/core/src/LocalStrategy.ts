@@ -1,16 +1,20 @@
 /**
  * The local evaluation strategy: runs a `Task` in process as a staged, resumable pipeline. The
  * inference stage infers every planned sample that has no stored record; the scoring stage scores
- * every sample inferred without error that is neither scored nor failed in scoring. Each sample is
- * written to the `TaskStore` the moment its stage finishes it, so an interrupted run resumes where
- * it stopped.
+ * every sample inferred without error that is neither scored nor failed in scoring, as soon as it
+ * is inferred. Each sample is written to the `TaskStore` the moment its stage finishes it, so an
+ * interrupted run resumes where it stopped. Rows are read and records written as a stream: memory
+ * stays flat in the size of the run.
  *
  * Each unit of work (one sample, or one chunk of a batch function) runs under a concurrency limit,
  * a timeout per attempt, and retries with exponential backoff for retryable failures. A failure of
  * the task's code (a throw, a rejected Promise, a failed or dying Effect, a timeout after the last
  * attempt) never fails `produce`: it is recorded as the sample's `error` (inference) or `evalError`
  * (scoring), with a trace. An inference error is terminal: the sample is never scored and never
- * re-inferred.
+ * re-inferred. A return value of the wrong shape is recorded the same way.
+ *
+ * When the stack has a `RunEvents` hub, the strategy publishes `SampleInferred` and `SampleScored`
+ * as records land, with the run's running counts.
  *
  * @since 0.1.0
  */
@@ -21,14 +25,18 @@ import * as Option from "effect/Option"
 import { DatasetSource } from "./DatasetSource.js"
 import { EvalStrategy } from "./EvalStrategy.js"
 import { ConfigError } from "./HoldoutError.js"
+import * as failure from "./internal/failure.js"
 import * as pipeline from "./internal/pipeline.js"
+import * as stage from "./internal/stage.js"
+import { RunEvents } from "./RunEvents.js"
 import * as Task from "./Task.js"
 import { TaskStore } from "./TaskStore.js"
 
 /**
  * How retryable failures are retried. The wait before attempt `k + 1` is drawn uniformly from
  * `[0.8 · d, d]` with `d = min(maxDelay, baseDelay · 2^(k - 1))` (defaults: about 4 s, then 8 s).
- * A unit waiting for its retry holds no concurrency slot.
+ * A unit waiting for its retry holds no concurrency slot. The schedule is Effect's `Schedule.exponential`,
+ * capped and jittered.
  *
  * @since 0.1.0
  * @category models
@@ -54,7 +62,11 @@ export interface RetryOptions {
  * @category models
  */
 export interface Options {
-  /** Units of work running at once in a stage (default 16). A unit waiting to be retried holds no slot. */
+  /**
+   * Units of work running at once, inference and scoring together (default 16). A slot is held while
+   * the task function runs only: a unit waiting to be retried, or waiting for the store to commit
+   * its records, holds none.
+   */
   readonly concurrency?: number
   /**
    * The time one attempt may take (default 180 seconds; `Duration.infinity` disables it). A timed-out
@@ -102,7 +114,7 @@ export const defaultBatchSize = 16
  * @since 0.1.0
  * @category combinators
  */
-export const isRetryable: (error: unknown) => boolean = pipeline.defaultIsRetryable
+export const isRetryable: (error: unknown) => boolean = failure.defaultIsRetryable
 
 const positiveInteger = (value: unknown): value is number =>
   typeof value === "number" && Number.isInteger(value) && value >= 1
@@ -110,7 +122,7 @@ const positiveInteger = (value: unknown): value is number =>
 const resolveSettings = (
   task: Task.Task<unknown, unknown, unknown>,
   options: Options
-): Effect.Effect<pipeline.Settings, ConfigError> => {
+): Effect.Effect<stage.Settings, ConfigError> => {
   const problems: Array<string> = []
   const duration = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
     if (input === undefined) return Duration.toMillis(fallback)
@@ -148,7 +160,7 @@ const resolveSettings = (
     maxAttempts,
     baseDelayMs,
     maxDelayMs,
-    isRetryable: retry.isRetryable ?? pipeline.defaultIsRetryable,
+    isRetryable: retry.isRetryable ?? failure.defaultIsRetryable,
     batchSize
   })
 }
@@ -171,11 +183,13 @@ export const make = <Row, Out, Input>(
     yield* Task.validate(task)
     const erased = task as unknown as Task.Task<unknown, unknown, unknown>
     const settings = yield* resolveSettings(erased, options)
+    const retry = stage.retryPolicy(settings, pipeline.strategyName)
     const store = yield* TaskStore
     const source = yield* DatasetSource
+    const events = yield* Effect.serviceOption(RunEvents)
     return {
       name: pipeline.strategyName,
-      produce: (plan) => pipeline.produce(erased, settings, store, source, plan)
+      produce: (plan) => pipeline.produce(erased, settings, retry, store, source, events, plan)
     }
   })
 

@@ -49,6 +49,30 @@ export const contribution = (
     : { error: false, score: sample.score === undefined ? null : sample.score }
 
 /**
+ * Adds a record to a progress (`sign` 1), or takes it back (-1), changing the progress in place:
+ * for stores that keep a run's progress as samples land.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const addInPlace = (
+  progress: { -readonly [K in keyof RunProgress]: RunProgress[K] },
+  sample: Pick<TaskResult, "error" | "evalError" | "score">,
+  sign: 1 | -1
+): void => {
+  progress.samples += sign
+  if (isError(sample)) {
+    progress.errors += sign
+    return
+  }
+  const score = sample.score
+  if (score === undefined) return
+  progress.scored += sign
+  progress.scoreSum += sign * score
+  progress.scoreSquares += sign * score * score
+}
+
+/**
  * The progress after a record is added (`sign` 1) or taken back (`sign` -1).
  *
  * @since 0.1.0
@@ -59,14 +83,9 @@ export const addToProgress = (
   sample: Pick<TaskResult, "error" | "evalError" | "score">,
   sign: 1 | -1 = 1
 ): RunProgress => {
-  const { error, score } = contribution(sample)
-  return {
-    samples: progress.samples + sign,
-    errors: progress.errors + (error ? sign : 0),
-    scored: progress.scored + (score === null ? 0 : sign),
-    scoreSum: progress.scoreSum + (score === null ? 0 : sign * score),
-    scoreSquares: progress.scoreSquares + (score === null ? 0 : sign * score * score)
-  }
+  const next = { ...progress }
+  addInPlace(next, sample, sign)
+  return next
 }
 
 /**

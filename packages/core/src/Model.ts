@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import { Released } from "./Release.js"
 
 /**
  * How far an optimizer may see a split: full results, an aggregate summary only, or nothing.
@@ -285,7 +286,13 @@ export const Metrics = Schema.Struct({
   avgFilledScore: Schema.Number,
   errorRate: Schema.Number,
   standardError: Schema.optionalWith(Schema.NullOr(Schema.Number), { default: () => null }),
-  interval: Schema.optionalWith(Schema.NullOr(Interval), { default: () => null })
+  interval: Schema.optionalWith(Schema.NullOr(Interval), { default: () => null }),
+  /** A run of whole secret blocks (an optimizer's on a `non_viewable` split): the spread at block level. */
+  blocks: Schema.optional(Schema.Struct({
+    count: Schema.Int,
+    standardError: Schema.NullOr(Schema.Number),
+    interval: Schema.NullOr(Interval)
+  }))
 })
 
 /**
@@ -357,23 +364,6 @@ export type RunUpdate = {
   readonly finishedAt?: number
   readonly metrics?: Metrics
 }
-
-/**
- * What a release mechanism told of a run: the only figure of its scores an optimizer sees under it.
- *
- * @since 0.1.0
- * @category models
- */
-export const Released = Schema.Struct({
-  mechanism: Schema.Literal("thresholdout", "ladder"),
-  mean: Schema.Number
-})
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type Released = typeof Released.Type
 
 /**
  * The engine's result of one run: the run and its metrics, unredacted. Its samples are read apart,

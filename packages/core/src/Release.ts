@@ -14,7 +14,6 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { ConfigError } from "./HoldoutError.js"
-import * as Model from "./Model.js"
 import type * as SplitAccess from "./SplitAccess.js"
 
 /**
@@ -83,13 +82,16 @@ export type Releases = typeof Releases.Type
  * @since 0.1.0
  * @category models
  */
-export const Released = Model.Released
+export const Released = Schema.Struct({
+  mechanism: Schema.Literal("thresholdout", "ladder"),
+  mean: Schema.Number
+})
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type Released = Model.Released
+export type Released = typeof Released.Type
 
 /**
  * A Laplace draw of scale `scale` from a uniform number in (0, 1).

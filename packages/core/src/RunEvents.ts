@@ -14,7 +14,7 @@ import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Metrics, RunStatus } from "./Model.js"
+import { Metrics, type RunRecord, RunStatus } from "./Model.js"
 
 const Count = Schema.Int.pipe(Schema.greaterThanOrEqualTo(0))
 
@@ -33,6 +33,23 @@ export class RunStarted extends Schema.TaggedClass<RunStarted>()("RunStarted", {
   samples: Count,
   done: Count
 }) {}
+
+/**
+ * The event of a run starting (or resuming) with `stored` of its samples already stored.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const startedOf = (run: RunRecord, stored: number): RunStarted =>
+  new RunStarted({
+    runId: run.runId,
+    datasetId: run.datasetId,
+    split: run.split,
+    candidateId: run.candidate.id,
+    admin: run.admin,
+    samples: run.sampleIds.length,
+    done: Math.min(stored, run.sampleIds.length)
+  })
 
 /**
  * A strategy finished the inference stage of a sample. `inferred` and `errors` count this run's

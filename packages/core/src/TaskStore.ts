@@ -169,7 +169,8 @@ export interface MemoryState {
 interface RunState {
   /** Undefined while only samples of the run are stored. */
   run: RunRecord | undefined
-  progress: RunProgress
+  /** Changed in place as samples land; copied when shown. */
+  readonly progress: { -readonly [K in keyof RunProgress]: RunProgress[K] }
   readonly samples: Map<number, SampleRecord>
   maxSampleId: number
 }
@@ -189,12 +190,12 @@ const withoutProgress = (run: RunRecord): RunRecord => {
 export const makeMemoryState = (): MemoryState => {
   const runs = new Map<string, RunState>()
   const meta = new Map<string, string>()
-  const shown = (run: RunRecord, entry: RunState): RunRecord => ({ ...run, progress: entry.progress })
+  const shown = (run: RunRecord, entry: RunState): RunRecord => ({ ...run, progress: { ...entry.progress } })
   const runState = (runId: string): RunState => {
     let entry = runs.get(runId)
     if (entry === undefined) {
       // a sample of a run not (yet) created: kept, and counted once the run exists
-      entry = { run: undefined, progress: Metrics.emptyProgress, samples: new Map(), maxSampleId: -1 }
+      entry = { run: undefined, progress: { ...Metrics.emptyProgress }, samples: new Map(), maxSampleId: -1 }
       runs.set(runId, entry)
     }
     return entry
@@ -206,7 +207,7 @@ export const makeMemoryState = (): MemoryState => {
       if (entry === undefined) {
         runs.set(run.runId, {
           run: withoutProgress(run),
-          progress: Metrics.emptyProgress,
+          progress: { ...Metrics.emptyProgress },
           samples: new Map(),
           maxSampleId: -1
         })
@@ -232,9 +233,8 @@ export const makeMemoryState = (): MemoryState => {
     putSample: (sample) => {
       const entry = runState(sample.runId)
       const previous = entry.samples.get(sample.sampleId)
-      let progress = entry.progress
-      if (previous !== undefined) progress = Metrics.addToProgress(progress, previous, -1)
-      entry.progress = Metrics.addToProgress(progress, sample)
+      if (previous !== undefined) Metrics.addInPlace(entry.progress, previous, -1)
+      Metrics.addInPlace(entry.progress, sample, 1)
       entry.samples.set(sample.sampleId, sample)
       if (sample.sampleId > entry.maxSampleId) entry.maxSampleId = sample.sampleId
     },

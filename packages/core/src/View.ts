@@ -9,7 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type { DatasetInfo } from "./DatasetSource.js"
 import { AccessDenied } from "./HoldoutError.js"
-import { type AccessTier, type Experiment, Metrics, Released, RunRecord, RunStatus, SampleRecord } from "./Model.js"
+import { type AccessTier, type Experiment, Metrics, RunRecord, RunStatus, SampleRecord } from "./Model.js"
+import { Released } from "./Release.js"
 import { SplitAccess } from "./SplitAccess.js"
 
 /**
@@ -19,7 +20,7 @@ import { SplitAccess } from "./SplitAccess.js"
  * @since 0.1.0
  * @category models
  */
-export const ExperimentSummary = Schema.Struct({
+const runFields = {
   runId: Schema.String,
   candidateId: Schema.String,
   candidateLabel: Schema.optional(Schema.String),
@@ -27,17 +28,40 @@ export const ExperimentSummary = Schema.Struct({
   split: Schema.String,
   status: RunStatus,
   createdAt: Schema.Number,
-  finishedAt: Schema.optional(Schema.Number),
-  /** Absent under a release mechanism, which tells `release.mean` only. */
-  metrics: Schema.optional(Metrics),
-  release: Schema.optional(Released)
-})
+  finishedAt: Schema.optional(Schema.Number)
+}
+
+export const ExperimentSummary = Schema.Struct({ ...runFields, metrics: Metrics })
 
 /**
  * @since 0.1.0
  * @category models
  */
 export type ExperimentSummary = typeof ExperimentSummary.Type
+
+/**
+ * The summary of a run told through a release mechanism (DESIGN §12): what the mechanism told of
+ * its mean, and nothing else of its scores.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ReleasedSummary = Schema.Struct({ ...runFields, release: Released })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ReleasedSummary = typeof ReleasedSummary.Type
+
+/**
+ * The mean a summary tells: what the release mechanism told, or else the mean of the filled scores.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const toldMean = (summary: ExperimentSummary | ReleasedSummary): number =>
+  "release" in summary ? summary.release.mean : summary.metrics.avgFilledScore
 
 /**
  * A `viewable` split's experiment: the summary and the run. Its per-sample records are read in
@@ -77,7 +101,7 @@ export type SamplePageView = typeof SamplePageView.Type
  * @category models
  */
 export const SummaryView = Schema.TaggedStruct("non_viewable", {
-  summary: ExperimentSummary
+  summary: Schema.Union(ExperimentSummary, ReleasedSummary)
 })
 
 /**
@@ -100,7 +124,7 @@ export type ExperimentView = typeof ExperimentView.Type
  * @since 0.1.0
  * @category constructors
  */
-export const summarize = (experiment: Experiment): ExperimentSummary & { readonly metrics: Metrics } => {
+export const summarize = (experiment: Experiment): ExperimentSummary => {
   const { run } = experiment
   return {
     runId: run.runId,
@@ -126,14 +150,18 @@ export const summarize = (experiment: Experiment): ExperimentSummary & { readonl
 }
 
 /**
- * A `non_viewable` summary: without the spread of per-sample scores (only sums over whole blocks),
- * and under a release mechanism with nothing of the scores but what the mechanism told.
+ * A `non_viewable` summary: its spread at block level (from sums over whole blocks, never the
+ * spread of per-sample scores), and under a release mechanism nothing of the scores but what the
+ * mechanism told.
  */
-const nonViewable = (experiment: Experiment): ExperimentSummary => {
+const nonViewable = (experiment: Experiment): ExperimentSummary | ReleasedSummary => {
   const { metrics, ...summary } = summarize(experiment)
-  return experiment.release === undefined
-    ? { ...summary, metrics: { ...metrics!, standardError: null, interval: null } }
-    : { ...summary, release: experiment.release }
+  if (experiment.release !== undefined) return { ...summary, release: experiment.release }
+  const blocks = experiment.metrics.blocks
+  return {
+    ...summary,
+    metrics: { ...metrics, standardError: blocks?.standardError ?? null, interval: blocks?.interval ?? null }
+  }
 }
 
 /**
@@ -176,7 +204,13 @@ export const samplePage = (
       samples,
       next: samples.length < limit ? null : samples[samples.length - 1]!.sampleId
     })
-    : Effect.fail(new AccessDenied({ datasetId: run.datasetId, split: run.split }))
+    : Effect.fail(
+      new AccessDenied({
+        datasetId: run.datasetId,
+        split: run.split,
+        ...(tier === "non_viewable" ? { tier } : {})
+      })
+    )
 
 /**
  * The projection of an experiment for the tier its split has under the stack's policy.

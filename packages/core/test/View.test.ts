@@ -2,9 +2,12 @@ import { assert, describe, it } from "@effect/vitest"
 import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Engine from "../src/Engine.js"
+import * as Blocks from "../src/internal/blocks.js"
 import type { Experiment } from "../src/Model.js"
 import * as SplitAccess from "../src/SplitAccess.js"
+import * as TaskStore from "../src/TaskStore.js"
 import * as View from "../src/View.js"
 import { candidate, samplesOf, stack } from "./fixtures.js"
 
@@ -108,6 +111,8 @@ describe("View", () => {
       for (const tier of ["non_viewable", "no_access"] as const) {
         const denied = yield* expectFailure(View.samplePage(experiment.run, tier, page, 10))
         assert.strictEqual(denied._tag, "AccessDenied")
+        // the message says why: per-sample data of a non_viewable split, or a split not to be seen at all
+        assert.include(denied.message, `is ${tier}`)
       }
       assert.strictEqual((yield* expectFailure(engine.samples("no-such-run", { limit: 1 })))._tag, "InvalidRequest")
     }).pipe(Effect.provide(stack().layer)))
@@ -154,4 +159,32 @@ describe("SplitAccess", () => {
       )
       assert.strictEqual(conflict._tag, "ConfigError")
     }))
+})
+
+describe("View of a non_viewable run's spread", () => {
+  it.effect("is at block level: from the sums of whole blocks, never the per-sample spread", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const store = yield* TaskStore.TaskStore
+      // the fake strategy fails every third sample; the whole split is two blocks of five
+      const experiment = yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate })
+      const blocks = experiment.metrics.blocks!
+      assert.strictEqual(blocks.count, 2)
+      // the cluster standard error, worked out here from the store's secret blocks
+      const secret = Option.getOrThrow(yield* store.getMeta(Engine.blockSecretKey))
+      const partition = yield* Blocks.partition(secret, "qa", "validation", 10, 5)
+      const scores = new Map((yield* samplesOf(experiment)).map((sample) => [sample.sampleId, sample.score ?? 0]))
+      const sums = partition.map((block) => block.reduce((sum, id) => sum + (scores.get(id) ?? 0), 0))
+      const mean = sums.reduce((a, b) => a + b, 0) / 10
+      const expected = Math.sqrt(2 * sums.reduce((total, sum) => total + (sum - 5 * mean) ** 2, 0)) / 10
+      assert.closeTo(blocks.standardError!, expected, 1e-12)
+      assert.closeTo(blocks.interval!.upper - mean, 12.706204736 * expected, 1e-9)
+      const view = yield* View.experiment(experiment)
+      assert.strictEqual(view._tag, "non_viewable")
+      if (view._tag === "non_viewable" && "metrics" in view.summary) {
+        assert.strictEqual(view.summary.metrics.standardError, blocks.standardError)
+        assert.deepStrictEqual(view.summary.metrics.interval, blocks.interval)
+        assert.isFalse("blocks" in view.summary.metrics)
+      } else assert.fail("a non_viewable view with metrics was expected")
+    }).pipe(Effect.provide(stack({ behaviour: { fail: (id) => id % 3 === 2 } }).layer)))
 })

@@ -1,11 +1,16 @@
 /**
  * The `holdout` command line.
  *
- * - For whoever runs the stack: `run` (one evaluation, with progress), `resume`, `serve` (the
- *   sidecar), `report` (a terminal table, and a self-contained HTML file with `--html`).
+ * - For whoever runs the stack: `run` (one evaluation, with progress), `race` (successive halving
+ *   over candidates, `Select.race`), `resume`, `serve` (the sidecar), `report` (a terminal table,
+ *   and a self-contained HTML file with `--html`).
  * - For the optimizer, clients of the sidecar (`--url`, else `$HOLDOUT_URL`, else
  *   `http://127.0.0.1:8000`): `eval`, `samples` (a viewable run's per-sample results, in pages),
- *   `status`, `submit`.
+ *   `compare` (two runs of a viewable split, paired by sample), `status`, `submit`. `compare` with
+ *   `--config` / `--stack` reads the store instead, as the operator: any split.
+ *
+ * Means are shown with their 95% interval and standard error (at block level on a `non_viewable`
+ * split); a run told through a release mechanism shows the mean it was told, nothing else.
  * - For the verifier: `finalize` (reads the admin token file, writes `reward.json`).
  *
  * Every failure is one line on stderr, `error: …`, and exit code 1: never a stack trace.
@@ -25,7 +30,17 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Path from "@effect/platform/Path"
-import { Engine, HoldoutError, type Model, type Stack, View } from "@holdout/core"
+import {
+  Compare,
+  Engine,
+  HoldoutError,
+  type Model,
+  type Release,
+  Select,
+  type Stack,
+  TaskStore,
+  View
+} from "@holdout/core"
 import * as Chunk from "effect/Chunk"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -124,6 +139,16 @@ const stackOf = (config: Option.Option<string>, module: Option.Option<string>) =
 
 const percent = (value: number) => `${(value * 100).toFixed(1)}%`
 
+/** A mean with its uncertainty: `mean 75.0% (95% interval 36.3%–100.0%, SE 16.4%)`, as far as it is known. */
+const meanOf = (metrics: Pick<Model.Metrics, "avgFilledScore" | "standardError" | "interval">) =>
+  `mean ${percent(metrics.avgFilledScore)}` + (metrics.interval === null
+    ? ""
+    : ` (95% interval ${percent(metrics.interval.lower)}–${percent(metrics.interval.upper)}` +
+      (metrics.standardError === null ? ")" : `, SE ${percent(metrics.standardError)})`))
+
+/** What a release mechanism told of a run: its mean, and nothing else. */
+const toldOf = (release: Release.Released) => `${release.mechanism} tells mean ${percent(release.mean)}`
+
 /** The progress bar of a run, on stderr: redrawn in place on a terminal, else a line every 5 s. */
 const withProgress = <A, E, R>(runId: string, effect: Effect.Effect<A, E, R>) =>
   Progress.showWhile(runId, effect, {
@@ -152,9 +177,13 @@ const printedSamples = 20
 const printExperiment = (experiment: Model.Experiment, admin: boolean) =>
   Effect.gen(function*() {
     const { metrics, run } = experiment
+    const where = `run ${run.runId}: ${run.candidate.id} on ${run.datasetId}/${run.split} ${run.status}`
+    // an optimizer's run told through a release mechanism shows what it was told, as the sidecar would
+    if (!admin && experiment.release !== undefined) {
+      return yield* Console.log(`${where}, ${toldOf(experiment.release)} (the exact mean is withheld)`)
+    }
     yield* Console.log(
-      `run ${run.runId}: ${run.candidate.id} on ${run.datasetId}/${run.split} ${run.status}, ` +
-        `mean ${percent(metrics.avgFilledScore)} over ${metrics.numSamples} samples (${metrics.numErrors} errors)`
+      `${where}, ${meanOf(metrics)} over ${metrics.numSamples} samples (${metrics.numErrors} errors)`
     )
     const viewable = admin ||
       Option.exists(yield* Effect.option(View.experiment(experiment)), (projected) => projected._tag === "viewable")
@@ -357,9 +386,9 @@ const evalCommand = Command.make(
         const { summary } = reply.experiment
         const where = `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag})`
         yield* Console.log(
-          summary.metrics === undefined
-            ? `${where}: ${summary.release?.mechanism ?? "release"} tells mean ${percent(summary.release?.mean ?? 0)}`
-            : `${where}: mean ${percent(summary.metrics.avgFilledScore)} over ${summary.metrics.numSamples} samples, ` +
+          "release" in summary
+            ? `${where}: ${toldOf(summary.release)}`
+            : `${where}: ${meanOf(summary.metrics)} over ${summary.metrics.numSamples} samples, ` +
               `${summary.metrics.numErrors} errors`
         )
         if (reply.experiment._tag === "viewable") {
@@ -428,13 +457,20 @@ const status = Command.make("status", { url: urlOption }, (options) =>
       for (const split of reply.splits) {
         yield* Console.log(
           `${split.datasetId}/${split.split}  ${split.tier.padEnd(12)}  ` +
-            `${split.remaining.runs ?? "unlimited"} runs, ${split.remaining.samples ?? "unlimited"} samples left`
+            `${split.remaining.runs ?? "unlimited"} runs, ${split.remaining.samples ?? "unlimited"} samples left` +
+            (split.overfit === undefined
+              ? ""
+              : `, overfitting budget ${split.overfit.remaining ?? "unlimited"} of ${
+                split.overfit.limit ?? "unlimited"
+              } left`)
         )
       }
       yield* Console.log(`submissions ${reply.submitEnabled ? "enabled" : "disabled"}`)
     }).pipe(Effect.provide(FetchHttpClient.layer))
   )).pipe(
-    Command.withDescription("The splits the optimizer may evaluate, with their budgets left.")
+    Command.withDescription(
+      "The splits the optimizer may evaluate, with their budgets left (and a thresholdout split's overfitting budget)."
+    )
   )
 
 const submit = Command.make(
@@ -473,6 +509,179 @@ const finalize = Command.make(
     )
 ).pipe(Command.withDescription("Choose and score the final candidate (verifier); the same answer on every call."))
 
+const signed = (value: number) => `${value > 0 ? "+" : value < 0 ? "−" : "±"}${percent(Math.abs(value))}`
+
+const pValueOf = (value: number | null) =>
+  value === null ? "not measured" : value < 1e-4 ? "< 0.0001" : value.toFixed(4)
+
+/** A paired comparison in words, a line a figure. */
+const comparisonLines = (
+  runA: string,
+  runB: string,
+  where: string,
+  comparison: Compare.PairedComparison
+): ReadonlyArray<string> => [
+  `A ${runA}`,
+  `B ${runB}`,
+  `on ${where}, ${comparison.shared} shared samples`,
+  `mean A ${percent(comparison.meanA)}, mean B ${percent(comparison.meanB)}`,
+  `difference A − B ${signed(comparison.difference)}` + (comparison.interval === null
+    ? ""
+    : `, 95% bootstrap interval [${signed(comparison.interval.lower)}, ${signed(comparison.interval.upper)}]` +
+      ` (${comparison.resamples} resamples, seed ${comparison.seed})`),
+  `p-value, two-sided (no difference): ${pValueOf(comparison.pValue)}; one-sided (A no better than B): ${
+    pValueOf(comparison.pValueGreater)
+  } (permutation, ${comparison.exact ? "exact" : `${comparison.permutations} sign patterns`})`,
+  ...(comparison.t === null ? [] : [`paired t ${comparison.t.toFixed(3)}, p ${pValueOf(comparison.tPValue)}`])
+]
+
+/** Two stored runs compared as the operator (admin: any split), from the stack's store. */
+const compareLocally = (runA: string, runB: string) =>
+  Effect.gen(function*() {
+    const store = yield* TaskStore.TaskStore
+    const get = (runId: string) =>
+      Effect.flatMap(
+        store.getRun(runId),
+        Option.match({
+          onNone: () =>
+            Effect.fail(
+              new HoldoutError.InvalidRequest({
+                message: `No run "${runId}" is stored; \`holdout report\` lists runs.`
+              })
+            ),
+          onSome: Effect.succeed
+        })
+      )
+    const a = yield* get(runA)
+    const b = yield* get(runB)
+    const comparison = yield* Compare.runs(a, b, { admin: true })
+    return { runA, runB, datasetId: a.datasetId, split: a.split, comparison }
+  })
+
+const compare = Command.make(
+  "compare",
+  {
+    runA: Args.text({ name: "run-a" }).pipe(Args.withDescription("Run A (differences are A − B).")),
+    runB: Args.text({ name: "run-b" }).pipe(Args.withDescription("Run B, of the same split.")),
+    url: urlOption,
+    config: Options.optional(configOption),
+    stack: stackModuleOption,
+    json: Options.boolean("json").pipe(Options.withDescription("Print the comparison as JSON."))
+  },
+  (options) =>
+    handled(
+      Effect.gen(function*() {
+        const local = Option.isSome(options.config) || Option.isSome(options.stack)
+        const compared = local
+          ? yield* compareLocally(options.runA, options.runB).pipe(
+            Effect.provide(stackOf(options.config, options.stack))
+          )
+          : yield* Effect.flatMap(
+            client(options.url),
+            (api) => api.agent.compare({ urlParams: { runA: options.runA, runB: options.runB } })
+          ).pipe(Effect.provide(FetchHttpClient.layer))
+        if (options.json) return yield* Console.log(JSON.stringify(compared, null, 2))
+        for (
+          const line of comparisonLines(
+            compared.runA,
+            compared.runB,
+            `${compared.datasetId}/${compared.split}`,
+            compared.comparison
+          )
+        ) yield* Console.log(line)
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "Compare two runs of one split paired by sample: mean difference, bootstrap interval, p-values. Through the " +
+      "sidecar (viewable splits only), or from the store with --config/--stack (any split)."
+  )
+)
+
+const intervalOf = (interval: Model.Interval | null) =>
+  interval === null ? "" : ` (95% interval ${percent(interval.lower)}–${percent(interval.upper)})`
+
+/** A race's outcome in words: its rounds, the winner and what was spent. */
+const raceLines = (result: Select.Result): ReadonlyArray<string> => [
+  ...result.rounds.map((round, index) =>
+    `round ${index + 1}: ${round.candidates.length} candidates on ${round.size} samples` +
+    (round.dropped.length === 0 ? "" : `, dropped ${round.dropped.join(", ")}`)
+  ),
+  `winner ${result.winner.candidate.id}: mean ${percent(result.winner.mean)}${
+    intervalOf(result.winner.interval)
+  } over ${result.winner.samples} samples`,
+  ...(result.lead === null
+    ? []
+    : [`lead over the runner-up: [${signed(result.lead.lower)}, ${signed(result.lead.upper)}] (paired)`]),
+  `spent ${result.samplesSpent} samples in ${result.runsSpent} runs`
+]
+
+const race = Command.make(
+  "race",
+  {
+    config: Options.optional(configOption),
+    stack: stackModuleOption,
+    dataset: Options.text("dataset").pipe(Options.withDescription("The dataset id.")),
+    split: Options.text("split").pipe(Options.withDescription("The split to race on (viewable, unless --admin).")),
+    candidates: Options.text("candidates").pipe(
+      Options.withDescription("Comma-separated candidate ids (at least two).")
+    ),
+    seed: Options.integer("seed").pipe(
+      Options.withDefault(0),
+      Options.withDescription("Seed of the order samples are taken in.")
+    ),
+    startSize: Options.integer("start-size").pipe(
+      Options.optional,
+      Options.withDescription("Samples a candidate in the first round (default: so that one is left at the end).")
+    ),
+    growth: Options.float("growth").pipe(
+      Options.optional,
+      Options.withDescription("How much the subset grows per round, and 1/growth of the rest go on (default 2).")
+    ),
+    confidence: Options.float("confidence").pipe(
+      Options.optional,
+      Options.withDescription("Joint level of a round's paired intervals against the leader (default 0.95).")
+    ),
+    delta: Options.float("delta").pipe(
+      Options.optional,
+      Options.withDescription("Drop a candidate once it cannot beat the leader by delta (default 0).")
+    ),
+    concurrency: Options.integer("concurrency").pipe(
+      Options.withDefault(1),
+      Options.withDescription("Evaluations of a round at once.")
+    ),
+    admin: Options.boolean("admin").pipe(Options.withDescription("Race as the verifier: any split, no charge.")),
+    json: Options.boolean("json").pipe(Options.withDescription("Print the result as JSON."))
+  },
+  (options) =>
+    handled(
+      Effect.gen(function*() {
+        const optional = <A, K extends string>(key: K, value: Option.Option<A>) =>
+          Option.match(value, { onNone: () => ({}), onSome: (some) => ({ [key]: some }) as Record<K, A> })
+        const result = yield* Select.race({
+          datasetId: options.dataset,
+          split: options.split,
+          candidates: options.candidates.split(",").map((id) => id.trim()).filter((id) => id.length > 0).map((id) => ({
+            id
+          })),
+          seed: options.seed,
+          concurrency: options.concurrency,
+          admin: options.admin,
+          ...optional("startSize", options.startSize),
+          ...optional("growth", options.growth),
+          ...optional("confidence", options.confidence),
+          ...optional("delta", options.delta)
+        })
+        if (options.json) return yield* Console.log(JSON.stringify(result, null, 2))
+        for (const line of raceLines(result)) yield* Console.log(line)
+      }).pipe(Effect.provide(stackOf(options.config, options.stack)))
+    )
+).pipe(
+  Command.withDescription(
+    "Choose among candidates by successive halving on growing subsets of a split, each round charged (Select.race)."
+  )
+)
+
 const report = Command.make(
   "report",
   {
@@ -505,7 +714,19 @@ const report = Command.make(
  */
 export const command = Command.make("holdout").pipe(
   Command.withDescription("Metered, visibility-controlled evaluation of agents and models."),
-  Command.withSubcommands([run, resume, serve, evalCommand, samples, status, submit, finalize, report])
+  Command.withSubcommands([
+    run,
+    race,
+    resume,
+    serve,
+    evalCommand,
+    samples,
+    compare,
+    status,
+    submit,
+    finalize,
+    report
+  ])
 )
 
 /**

@@ -10,7 +10,8 @@
  * workspace: { kind: git, repo: ../agent }                   # or { kind: static, path } (default: .)
  * budgets: [{ datasetId: qa, split: validation, runs: 10 }]
  * policy: { train: viewable, validation: non_viewable, test: no_access }
- * verifier: { mode: auto_best, selection: { datasetId: qa, split: validation },
+ * releases: { validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 20 } }
+ * verifier: { mode: auto_best, selection: { datasetId: qa, split: validation }, significance: 0.05,
  *             targets: [{ datasetId: qa, split: test, rewardKey: accuracy }] }
  * sidecar: { tokenFile: .holdout/admin.token, resultsDir: results, port: 8000 }
  * ```
@@ -27,6 +28,8 @@ import {
   Ledger,
   LocalStrategy,
   Model,
+  Release,
+  type SplitAccess,
   Stack,
   Task,
   TaskStore,
@@ -104,8 +107,32 @@ const VerifierConfig = Schema.Struct({
   selection: Schema.optional(Schema.Struct({ datasetId: Schema.NonEmptyString, split: Schema.NonEmptyString })),
   targets: Schema.Array(Target),
   baseline: Schema.optional(Schema.NonEmptyString),
-  topK: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)))
+  topK: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
+  /** `auto_best` ships a candidate only if it beats the baseline with a one-sided paired test at this level. */
+  significance: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1))),
+  /** How α is shared among the candidates the winner was chosen from (`Verifier.Options.correction`). */
+  correction: Schema.optional(Schema.Literal("bonferroni", "none"))
 })
+
+/**
+ * A split's release mechanism as the configuration writes it (`kind`, like every other section);
+ * the fields are those of `Release.Mechanism`.
+ */
+const ReleaseConfig = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("exact") }),
+  Schema.Struct({
+    kind: Schema.Literal("thresholdout"),
+    reference: Release.Thresholdout.fields.reference,
+    threshold: Release.Thresholdout.fields.threshold,
+    sigma: Release.Thresholdout.fields.sigma,
+    overfitBudget: Release.Thresholdout.fields.overfitBudget
+  }),
+  Schema.Struct({ kind: Schema.Literal("ladder"), eta: Release.Ladder.fields.eta })
+)
+
+/** How a release is written, for the messages of a malformed one. */
+const releaseShapes = "a release is { kind: exact }, { kind: thresholdout, reference: <split>, threshold: T, " +
+  "sigma: σ, overfitBudget: B } or { kind: ladder, eta: η }"
 
 const SidecarConfig = Schema.Struct({
   tokenFile: Schema.NonEmptyString,
@@ -128,6 +155,8 @@ export const HoldoutConfig = Schema.Struct({
   workspace: Schema.optional(WorkspaceConfig),
   budgets: Schema.Array(Model.SplitBudget),
   policy: Schema.Record({ key: Schema.String, value: Tier }),
+  /** Release mechanisms of `non_viewable` splits, by split name (unlisted splits are `exact`). */
+  releases: Schema.optional(Schema.Record({ key: Schema.String, value: ReleaseConfig })),
   verifier: Schema.optional(VerifierConfig),
   sidecar: Schema.optional(SidecarConfig)
 })
@@ -167,9 +196,60 @@ export const parse = (file: string, text: string): Either.Either<HoldoutConfig, 
   }
   return Either.mapLeft(decode(document), (error) =>
     new HoldoutError.ConfigError({
-      message: `${file} is not a valid Holdout configuration:\n${ParseResult.TreeFormatter.formatErrorSync(error)}`
+      message: `${file} is not a valid Holdout configuration: ${
+        describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
+      }. Fix the file and run again.`
     }))
 }
+
+/**
+ * One clause per offending field, by its dotted path: unknown fields by name with the fields
+ * expected there, missing and invalid ones with the schema's message. The "expected undefined"
+ * alternative of an optional section is left out when the section itself has an issue deeper down.
+ */
+const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): string => {
+  const pathOf = (issue: ParseResult.ArrayFormatterIssue) => issue.path.map(String).join(".")
+  const paths = issues.map(pathOf)
+  const clauses = issues.flatMap((issue, index) => {
+    const path = paths[index]!
+    const deeper = paths.some((other) => other.startsWith(path === "" ? "" : `${path}.`) && other !== path)
+    if (issue._tag === "Type" && issue.message.startsWith("Expected undefined") && deeper) return []
+    const where = path === "" ? "the file" : `"${path}"`
+    return [
+      issue._tag === "Unexpected"
+        ? `unknown field ${where} (${issue.message.replace(/^is unexpected, e/, "e")})`
+        : `${where} ${issue.message.replace(/^E/, "e")}`
+    ]
+  })
+  const hint = paths.some((path) => path === "releases" || path.startsWith("releases.")) ? ` (${releaseShapes})` : ""
+  return [...new Set(clauses)].join("; ") + hint
+}
+
+/**
+ * The release mechanisms a configuration gives, as `EngineOptions.releases` takes them.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const releases = (config: HoldoutConfig): Release.Releases =>
+  Object.fromEntries(
+    Object.entries(config.releases ?? {}).map(([split, release]): [string, Release.Mechanism] => {
+      switch (release.kind) {
+        case "exact":
+          return [split, { _tag: "exact" }]
+        case "thresholdout":
+          return [split, {
+            _tag: "thresholdout",
+            reference: release.reference,
+            threshold: release.threshold,
+            sigma: release.sigma,
+            overfitBudget: release.overfitBudget
+          }]
+        case "ladder":
+          return [split, { _tag: "ladder", eta: release.eta }]
+      }
+    })
+  )
 
 /**
  * Reads and decodes a configuration file.
@@ -250,6 +330,10 @@ export const stack = (
     const { config } = loaded
     const at = (relative: string) => path.resolve(loaded.baseDir, relative)
     const budgets = config.budgets
+    const releaseConfig = releases(config)
+    // the ledger meters the overfitting budgets of thresholdout splits beside the splits' own budgets,
+    // as `Stack.layerWith` would give them (the stores serve both tags, so they are built here once)
+    const ledgerBudgets = [...budgets, ...Release.overfitBudgets(releaseConfig, budgets)]
 
     const stores: Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, StackError, Requirements> =
       config.store.kind === "sqlite"
@@ -259,12 +343,12 @@ export const stack = (
           yield* fs.makeDirectory(path.dirname(filename), { recursive: true }).pipe(Effect.ignore)
           // better-sqlite3 is the embedded default on Node; it does not load under Deno, libsql does
           return "Deno" in globalThis
-            ? SqliteStore.layerLibsql({ filename, budgets })
-            : SqliteStore.layer({ filename, budgets })
+            ? SqliteStore.layerLibsql({ filename, budgets: ledgerBudgets })
+            : SqliteStore.layer({ filename, budgets: ledgerBudgets })
         }))
         : config.store.kind === "fs"
-        ? FsStore.layer({ dir: at(config.store.dir), budgets })
-        : Layer.merge(Ledger.layerMemory(budgets), TaskStore.layerMemory)
+        ? FsStore.layer({ dir: at(config.store.dir), budgets: ledgerBudgets })
+        : Layer.merge(Ledger.layerMemory(ledgerBudgets), TaskStore.layerMemory)
 
     const datasets: Layer.Layer<DatasetSource.DatasetSource, HoldoutError.ConfigError, Requirements> =
       config.datasets.kind === "jsonl"
@@ -306,7 +390,8 @@ export const stack = (
       ledger: () => stores,
       store: stores,
       datasets,
-      strategy: strategy.pipe(Layer.provide(workspace))
+      strategy: strategy.pipe(Layer.provide(workspace)),
+      engine: { releases: releaseConfig }
     }).pipe(Layer.provideMerge(workspace))
   }))
 
@@ -322,12 +407,16 @@ export const verifier = (
 ): Layer.Layer<
   Verifier.Verifier,
   HoldoutError.ConfigError,
-  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource
+  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource | SplitAccess.SplitAccess
 > =>
   Verifier.layer({
     mode: loaded.config.verifier?.mode ?? "submit",
     targets: loaded.config.verifier?.targets ?? [],
     ...(loaded.config.verifier?.selection === undefined ? {} : { selection: loaded.config.verifier.selection }),
     ...(loaded.config.verifier?.baseline === undefined ? {} : { baseline: { id: loaded.config.verifier.baseline } }),
-    ...(loaded.config.verifier?.topK === undefined ? {} : { topK: loaded.config.verifier.topK })
+    ...(loaded.config.verifier?.topK === undefined ? {} : { topK: loaded.config.verifier.topK }),
+    ...(loaded.config.verifier?.significance === undefined
+      ? {}
+      : { significance: loaded.config.verifier.significance }),
+    ...(loaded.config.verifier?.correction === undefined ? {} : { correction: loaded.config.verifier.correction })
   })

@@ -9,7 +9,9 @@
  *   is charged. A body over `maxBodyBytes` is refused with 413 before it is read.
  * - Every error is a JSON body with `_tag` and `message`, also for unknown routes (404) and for
  *   defects (500 `InternalError`, whose cause goes to the log, not to the caller).
- * - Responses are projected by tier (`View`); `/status` never lists a `no_access` split.
+ * - Responses are projected by tier (`View`); `/status` never lists a `no_access` split, and shows a
+ *   thresholdout split's overfitting budget. Under a release mechanism only the released mean is shown.
+ * - `/compare` pairs two of the optimizer's runs of a `viewable` split (`Compare.runs`), one at a time.
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
  * - All state lives in the stack's `Ledger` and `TaskStore`: a restarted sidecar on the same store
  *   has the same budgets, runs, submission and finalize answer.
@@ -27,7 +29,7 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
-import { Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
+import { Compare, Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -176,6 +178,7 @@ const agentHandlers = (resultsDir: string | undefined) =>
       >()
       const store = Context.get(context, TaskStore.TaskStore)
       const submitEnabled = verifier.mode === "submit"
+      const compareLock = yield* Effect.makeSemaphore(1)
       return handlers
         .handle("health", () => Effect.succeed({ ok: true }))
         .handleRaw("eval", ({ request }) =>
@@ -211,6 +214,24 @@ const agentHandlers = (resultsDir: string | undefined) =>
               : []
             return yield* View.samplePage(run.value, tier, samples, limit)
           }).pipe(logStoreErrors))
+        .handle("compare", ({ urlParams }) =>
+          Effect.gen(function*() {
+            // a run the optimizer may not know of is RunNotFound, as for /runs/{runId}/samples
+            const visible = (runId: string) =>
+              Effect.gen(function*() {
+                const run = yield* store.getRun(runId)
+                if (Option.isNone(run) || run.value.admin) return yield* new RunNotFound({ runId })
+                if ((yield* access.tier(run.value.split)) === "no_access") return yield* new RunNotFound({ runId })
+                return run.value
+              })
+            const runA = yield* visible(urlParams.runA)
+            const runB = yield* visible(urlParams.runB)
+            // the bootstrap holds the event loop for a while on large runs: one comparison at a time
+            const comparison = yield* compareLock.withPermits(1)(
+              Compare.runs(runA, runB).pipe(Effect.provide(context))
+            )
+            return { runA: runA.runId, runB: runB.runId, datasetId: runA.datasetId, split: runA.split, comparison }
+          }).pipe(logStoreErrors))
         .handle("status", () =>
           Effect.map(logStoreErrors(engine.status()), (splits) => ({
             submitEnabled,
@@ -221,7 +242,8 @@ const agentHandlers = (resultsDir: string | undefined) =>
                 tier: entry.tier,
                 limits: entry.limits,
                 spent: entry.spent,
-                remaining: entry.remaining
+                remaining: entry.remaining,
+                ...(entry.overfit === undefined ? {} : { overfit: entry.overfit })
               }]
             )
           })))
@@ -277,8 +299,8 @@ const limitBody = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): Http
 /** The routes a client polls, served without a tracing span of their own. */
 const pollRoutes = ["/health", "/status"]
 
-const routes = "GET /health, POST /eval, GET /runs/{runId}/samples, GET /status, POST /submit, POST /finalize, " +
-  "GET /experiments, GET /openapi.json"
+const routes = "GET /health, POST /eval, GET /runs/{runId}/samples, GET /compare, GET /status, POST /submit, " +
+  "POST /finalize, GET /experiments, GET /openapi.json"
 
 /**
  * What the API's own error encoding leaves over, as JSON with `_tag` and `message`: an unknown route

@@ -7,6 +7,10 @@
  * (unknown, the verifier's, or on a `no_access` split) is the same 404 `RunNotFound` whatever the
  * reason, so that not even its existence is confirmed.
  *
+ * `GET /compare?runA=&runB=` compares two of the optimizer's runs of one `viewable` split, paired by
+ * sample (`Compare.runs`): the mean difference, its bootstrap interval and the permutation p-values.
+ * Runs it may not know of are 404 `RunNotFound` as above; a `non_viewable` run is 403 `AccessDenied`.
+ *
  * Every error is a JSON body carrying `_tag`, `message` and the error's public fields (never a store
  * error's cause, nor its message, which may name files): 400 `InvalidRequest` / `UnknownSplit` /
  * `SubsetTooSmall` (and malformed or unknown-field bodies, as `InvalidRequest`), 401 `Unauthorized`,
@@ -24,7 +28,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
-import { HoldoutError, Model, View } from "@holdout/core"
+import { Compare, HoldoutError, Model, View } from "@holdout/core"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { Answer } from "./Verifier.js"
@@ -41,7 +45,16 @@ export const SplitInfo = Schema.Struct({
   tier: Schema.Literal("viewable", "non_viewable"),
   limits: Model.BudgetSnapshot.fields.limits,
   spent: Model.BudgetSnapshot.fields.spent,
-  remaining: Model.BudgetSnapshot.fields.remaining
+  remaining: Model.BudgetSnapshot.fields.remaining,
+  /**
+   * A thresholdout split's overfitting budget: over-threshold answers allowed (`limit`), given
+   * (`spent`) and left (`remaining`); past it, evaluations are `BudgetExhausted` (reason `overfit`).
+   */
+  overfit: Schema.optional(Schema.Struct({
+    limit: Schema.NullOr(Schema.Number),
+    spent: Schema.Number,
+    remaining: Schema.NullOr(Schema.Number)
+  }))
 })
 
 /**
@@ -95,6 +108,31 @@ export const SubmitRequest = Schema.Struct({ candidate: Model.Candidate }).annot
 export const SamplesQuery = Schema.Struct({
   after: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(0))),
   limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)))
+})
+
+/**
+ * The query of `GET /compare`: two runs of one `viewable` split; differences are A − B.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const CompareQuery = Schema.Struct({
+  runA: Schema.NonEmptyString,
+  runB: Schema.NonEmptyString
+})
+
+/**
+ * What `GET /compare` answers: the two runs and their paired comparison.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const CompareResponse = Schema.Struct({
+  runA: Schema.String,
+  runB: Schema.String,
+  datasetId: Schema.String,
+  split: Schema.String,
+  comparison: Compare.PairedComparison
 })
 
 /**
@@ -232,6 +270,15 @@ export const AgentGroup = HttpApiGroup.make("agent")
       .setPath(Schema.Struct({ runId: Schema.String }))
       .setUrlParams(SamplesQuery)
       .addSuccess(View.SamplePageView)
+      .addError(publicError(RunNotFound), { status: 404 })
+      .addError(AccessDenied, forbidden)
+      .addError(StoreError, failed)
+  )
+  .add(
+    HttpApiEndpoint.get("compare", "/compare")
+      .setUrlParams(CompareQuery)
+      .addSuccess(CompareResponse)
+      .addError(InvalidRequest, bad)
       .addError(publicError(RunNotFound), { status: 404 })
       .addError(AccessDenied, forbidden)
       .addError(StoreError, failed)

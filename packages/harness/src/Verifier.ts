@@ -10,7 +10,10 @@
  *   `topK` are re-scored as admin on the whole selection split, and the best re-score wins (ties go
  *   to the earlier place in the shortlist). The scores an optimizer got only shortlist; they never
  *   decide. With a baseline, the winner must beat the baseline's re-score strictly, else the
- *   baseline is chosen (also when the baseline cannot be scored).
+ *   baseline is chosen (also when the baseline cannot be scored). With `significance: α` it must
+ *   also beat it with a one-sided paired test (`Compare.runs` on the two re-score runs, permutation
+ *   p-value of "no better than the baseline") at level α, Bonferroni-corrected by default for the
+ *   number of candidates the winner was chosen among (see `Options.correction`).
  *
  * Without a candidate (nothing evaluated, nothing submitted) every reward is 0. A target that cannot
  * be scored after two attempts is floored to 0 and its error is reported in `targetErrors`.
@@ -24,7 +27,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { DatasetSource, Engine, HoldoutError, Model, TaskStore, Workspace } from "@holdout/core"
+import { Compare, DatasetSource, Engine, HoldoutError, Model, SplitAccess, TaskStore, Workspace } from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -60,7 +63,50 @@ export interface Options {
   readonly baseline?: Model.Candidate
   /** How many shortlisted candidates are re-scored (default 3). */
   readonly topK?: number
+  /**
+   * `auto_best` with a baseline: the level α (0 < α < 1) of the one-sided paired test the winner's
+   * re-score must pass against the baseline's; without it, any strict margin ships.
+   */
+  readonly significance?: number
+  /**
+   * How α is shared out (default `"bonferroni"`): the winner is the best of the `m` candidates
+   * evaluated on the selection split, and the re-score is on that same split, so its p-value is
+   * compared with α / m, which keeps the chance of shipping a candidate no better than the
+   * baseline at most α whichever of them wins. `"none"` compares it with α itself (valid for one
+   * candidate).
+   */
+  readonly correction?: "bonferroni" | "none"
 }
+
+/**
+ * The paired test of the winner's re-score against the baseline's (differences are winner −
+ * baseline, over the samples both re-scores have).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Significance = Schema.Struct({
+  /** The level asked for. */
+  alpha: Schema.Number,
+  /** The candidates the winner was chosen among (the Bonferroni divisor; 1 without correction). */
+  comparisons: Schema.Int,
+  /** What the p-value had to be at most: alpha / comparisons. */
+  threshold: Schema.Number,
+  candidate: Schema.String,
+  shared: Schema.Int,
+  difference: Schema.Number,
+  /** Paired bootstrap 95% interval of the difference. */
+  interval: Schema.NullOr(Model.Interval),
+  /** One-sided paired permutation p-value of "the winner is no better than the baseline". */
+  pValue: Schema.NullOr(Schema.Number),
+  significant: Schema.Boolean
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Significance = typeof Significance.Type
 
 /**
  * The verifier's answer.
@@ -76,10 +122,23 @@ export const Answer = Schema.Struct({
   rewards: Schema.Record({ key: Schema.String, value: Schema.Number }),
   /** Targets floored to 0 because they could not be scored, with the cause. */
   targetErrors: Schema.Record({ key: Schema.String, value: Schema.String }),
-  /** `auto_best`: the shortlist with pooled and re-scored means, in shortlist order. */
-  shortlist: Schema.Array(Schema.Struct({ candidate: Schema.String, pooled: Schema.Number, rescored: Schema.Number })),
+  /**
+   * `auto_best`: the shortlist with pooled and re-scored means, in shortlist order, and the standard
+   * error and 95% interval of each re-score (null when it could not be measured).
+   */
+  shortlist: Schema.Array(Schema.Struct({
+    candidate: Schema.String,
+    pooled: Schema.Number,
+    rescored: Schema.Number,
+    standardError: Schema.optionalWith(Schema.NullOr(Schema.Number), { default: () => null }),
+    interval: Schema.optionalWith(Schema.NullOr(Model.Interval), { default: () => null })
+  })),
   /** The baseline's re-score on the selection split, when one was measured. */
   baseline: Schema.NullOr(Schema.Number),
+  /** The 95% interval of the baseline's re-score. */
+  baselineInterval: Schema.optionalWith(Schema.NullOr(Model.Interval), { default: () => null }),
+  /** The winner's paired test against the baseline, when `significance` is set and both were re-scored. */
+  significance: Schema.optionalWith(Schema.NullOr(Significance), { default: () => null }),
   /** Why the answer is what it is, in words. */
   reason: Schema.String,
   finalizedAt: Schema.Number
@@ -159,7 +218,7 @@ export const make = (
 ): Effect.Effect<
   Verifier["Type"],
   HoldoutError.ConfigError,
-  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource
+  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource | SplitAccess.SplitAccess
 > =>
   Effect.gen(function*() {
     if (options.mode === "auto_best" && options.selection === undefined) {
@@ -179,8 +238,23 @@ export const make = (
         new HoldoutError.ConfigError({ message: `topK must be a positive integer, got ${topK}.` })
       )
     }
+    const significance = options.significance
+    if (significance !== undefined) {
+      if (!(significance > 0 && significance < 1)) {
+        return yield* new HoldoutError.ConfigError({
+          message: `significance is the test's level α, between 0 and 1 (0.05, say); got ${significance}.`
+        })
+      }
+      if (options.mode !== "auto_best" || options.baseline === undefined) {
+        return yield* new HoldoutError.ConfigError({
+          message: "significance tests the winner against the baseline: it needs mode auto_best and a baseline. " +
+            "Set `baseline`, or drop `significance`."
+        })
+      }
+    }
     const engine = yield* Engine.Engine
     const store = yield* TaskStore.TaskStore
+    const access = yield* SplitAccess.SplitAccess
     const source = yield* DatasetSource.DatasetSource
     const workspace = yield* Effect.serviceOption(Workspace.Workspace)
     const lock = yield* Effect.makeSemaphore(1)
@@ -239,8 +313,8 @@ export const make = (
         ? Effect.flatMap(workspace.value.resolve(candidate), recordSubmission)
         : recordSubmission(candidate)
 
-    /** An admin evaluation, idempotent under `key`; its mean score (errors count 0), or why it failed. */
-    const adminScore = (
+    /** An admin evaluation, idempotent under `key`: its experiment, or why it failed. */
+    const adminEvaluate = (
       key: string,
       candidate: Model.Candidate,
       target: { readonly datasetId: string; readonly split: string; readonly sampleIds?: ReadonlyArray<number> }
@@ -254,10 +328,11 @@ export const make = (
           ...(target.sampleIds === undefined ? {} : { sampleIds: target.sampleIds })
         },
         { admin: true }
-      ).pipe(
-        Effect.map((experiment) => experiment.metrics.avgFilledScore),
-        Effect.either
-      )
+      ).pipe(Effect.either)
+
+    /** An admin evaluation's mean score (errors count 0), or why it failed. */
+    const adminScore = (...args: Parameters<typeof adminEvaluate>) =>
+      Effect.map(adminEvaluate(...args), Either.map((experiment) => experiment.metrics.avgFilledScore))
 
     /** Scores a target, trying twice; a target that cannot be scored is floored to 0. */
     const scoreTarget = (candidate: Model.Candidate, target: Target) =>
@@ -312,66 +387,151 @@ export const make = (
         .map((pool) => ({ ...pool, mean: pool.scores.reduce((sum, score) => sum + score, 0) / pool.scores.length }))
         .sort((a, b) => b.mean - a.mean || b.newest - a.newest)
         .slice(0, topK)
-      const shortlist: Array<{ candidate: string; pooled: number; rescored: number }> = []
-      let best: { candidate: Model.Candidate; score: number } | undefined
+      const shortlist: Array<Answer["shortlist"][number]> = []
+      let best: { candidate: Model.Candidate; score: number; run: Model.RunRecord | undefined } | undefined
       for (const entry of pooled) {
-        const score = yield* adminScore(`holdout:finalize:rescore:${entry.candidate.id}`, entry.candidate, selection)
-        const rescored = score._tag === "Right" ? score.right : 0
-        shortlist.push({ candidate: entry.candidate.id, pooled: entry.mean, rescored })
-        if (best === undefined || rescored > best.score) best = { candidate: entry.candidate, score: rescored }
+        const scored = yield* adminEvaluate(
+          `holdout:finalize:rescore:${entry.candidate.id}`,
+          entry.candidate,
+          selection
+        )
+        const metrics = scored._tag === "Right" ? scored.right.metrics : undefined
+        const rescored = metrics?.avgFilledScore ?? 0
+        shortlist.push({
+          candidate: entry.candidate.id,
+          pooled: entry.mean,
+          rescored,
+          standardError: metrics?.standardError ?? null,
+          interval: metrics?.interval ?? null
+        })
+        if (best === undefined || rescored > best.score) {
+          best = {
+            candidate: entry.candidate,
+            score: rescored,
+            run: scored._tag === "Right" ? scored.right.run : undefined
+          }
+        }
       }
+      const none = { baseline: null, baselineInterval: null, significance: null }
       if (options.baseline === undefined) {
         return best === undefined
-          ? { candidate: null, shortlist, baseline: null, reason: "No candidate was evaluated on the selection split." }
+          ? { candidate: null, shortlist, ...none, reason: "No candidate was evaluated on the selection split." }
           : {
             candidate: best.candidate,
             shortlist,
-            baseline: null,
+            ...none,
             reason: `Best admin re-score of the shortlist (${best.score}).`
           }
       }
       if (best === undefined) {
-        return {
-          candidate: null,
-          shortlist,
-          baseline: null,
-          reason: "No candidate was evaluated on the selection split."
-        }
+        return { candidate: null, shortlist, ...none, reason: "No candidate was evaluated on the selection split." }
       }
-      const base = yield* adminScore(`holdout:finalize:rescore:${options.baseline.id}`, options.baseline, selection)
+      const base = yield* adminEvaluate(`holdout:finalize:rescore:${options.baseline.id}`, options.baseline, selection)
       if (base._tag === "Left") {
         return {
           candidate: options.baseline,
           shortlist,
-          baseline: null,
+          ...none,
           reason: `The baseline could not be scored (${base.left.message}); the baseline is kept.`
         }
       }
-      return best.score > base.right
+      const baseScore = base.right.metrics.avgFilledScore
+      const measured = { shortlist, baseline: baseScore, baselineInterval: base.right.metrics.interval }
+      if (!(best.score > baseScore)) {
+        return {
+          candidate: options.baseline,
+          ...measured,
+          significance: null,
+          reason: `No candidate beats the baseline (best ${best.score}, baseline ${baseScore}); the baseline wins ties.`
+        }
+      }
+      if (significance === undefined) {
+        return {
+          candidate: best.candidate,
+          ...measured,
+          significance: null,
+          reason: `${best.candidate.id} beats the baseline (${best.score} > ${baseScore}).`
+        }
+      }
+      const test = yield* pairedTest(best.candidate, best.run, base.right.run, significance, pools.size)
+      return test.significant
         ? {
           candidate: best.candidate,
-          shortlist,
-          baseline: base.right,
-          reason: `${best.candidate.id} beats the baseline (${best.score} > ${base.right}).`
+          ...measured,
+          significance: test,
+          reason: `${best.candidate.id} beats the baseline (${best.score} > ${baseScore}) significantly: one-sided ` +
+            `p = ${test.pValue} ≤ ${test.threshold} (α = ${significance}${
+              test.comparisons > 1 ? ` over ${test.comparisons} candidates` : ""
+            }).`
         }
         : {
           candidate: options.baseline,
-          shortlist,
-          baseline: base.right,
-          reason:
-            `No candidate beats the baseline (best ${best.score}, baseline ${base.right}); the baseline wins ties.`
+          ...measured,
+          significance: test,
+          reason: `${best.candidate.id} scores above the baseline (${best.score} > ${baseScore}) but not ` +
+            `significantly: one-sided p = ${test.pValue ?? "not measured"} > ${test.threshold} (α = ${significance}${
+              test.comparisons > 1 ? ` over ${test.comparisons} candidates` : ""
+            }); the baseline is kept.`
         }
     })
+
+    /**
+     * The winner's re-score against the baseline's, paired by sample: significant when the one-sided
+     * p-value is at most α over the number of candidates the winner was chosen among.
+     */
+    const pairedTest = (
+      winner: Model.Candidate,
+      winnerRun: Model.RunRecord | undefined,
+      baselineRun: Model.RunRecord,
+      alpha: number,
+      candidates: number
+    ): Effect.Effect<Significance, HoldoutError.StoreError> =>
+      Effect.gen(function*() {
+        const comparisons = options.correction === "none" ? 1 : Math.max(1, candidates)
+        const threshold = alpha / comparisons
+        const compared = winnerRun === undefined
+          ? undefined
+          : yield* Compare.runs(winnerRun, baselineRun, { admin: true }).pipe(
+            Effect.provideService(TaskStore.TaskStore, store),
+            Effect.provideService(SplitAccess.SplitAccess, access),
+            // both are whole-split admin runs of one split: anything else is no evidence, and is logged
+            Effect.catchTags({
+              AccessDenied: (error) => Effect.as(Effect.logWarning("Verifier: paired test refused", error), undefined),
+              InvalidRequest: (error) => Effect.as(Effect.logWarning("Verifier: paired test refused", error), undefined)
+            })
+          )
+        const pValue = compared?.pValueGreater ?? null
+        return {
+          alpha,
+          comparisons,
+          threshold,
+          candidate: winner.id,
+          shared: compared?.shared ?? 0,
+          difference: compared?.difference ?? 0,
+          interval: compared?.interval ?? null,
+          pValue,
+          significant: pValue !== null && pValue <= threshold && (compared?.difference ?? 0) > 0
+        }
+      })
 
     const compute = Effect.gen(function*() {
       const choice = options.mode === "submit"
         ? yield* Effect.map(submission(), (submitted) =>
           Option.match(submitted, {
-            onNone: () => ({ candidate: null, shortlist: [], baseline: null, reason: "Nothing was submitted." }),
+            onNone: () => ({
+              candidate: null,
+              shortlist: [],
+              baseline: null,
+              baselineInterval: null,
+              significance: null,
+              reason: "Nothing was submitted."
+            }),
             onSome: (candidate) => ({
               candidate,
               shortlist: [],
               baseline: null,
+              baselineInterval: null,
+              significance: null,
               reason: `${candidate.id} was submitted.`
             })
           }))
@@ -394,6 +554,8 @@ export const make = (
         targetErrors,
         shortlist: choice.shortlist,
         baseline: choice.baseline,
+        baselineInterval: choice.baselineInterval,
+        significance: choice.significance,
         reason: choice.candidate === null ? `${choice.reason} Every reward is 0.` : choice.reason,
         finalizedAt: yield* Clock.currentTimeMillis
       }
@@ -421,8 +583,11 @@ export const make = (
  */
 export const layer = (
   options: Options
-): Layer.Layer<Verifier, HoldoutError.ConfigError, Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource> =>
-  Layer.effect(Verifier, make(options))
+): Layer.Layer<
+  Verifier,
+  HoldoutError.ConfigError,
+  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource | SplitAccess.SplitAccess
+> => Layer.effect(Verifier, make(options))
 
 /**
  * Writes the rewards as `reward.json` (a flat `{ key: number }` object), atomically.

@@ -23,7 +23,9 @@ const logLevel = (name: string | undefined): LogLevel.LogLevel =>
 Effect.runPromise(
   main(process.argv).pipe(
     Effect.provide(NodeContext.layer),
-    Effect.provide(Logger.minimumLogLevel(logLevel(process.env["HOLDOUT_LOG"])))
+    Effect.provide(Logger.minimumLogLevel(logLevel(process.env["HOLDOUT_LOG"]))),
+    // logs go to stderr: stdout is the commands' output (`--json` is parsed by programs)
+    Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)))
   )
 ).catch(() => {
   // the command line has already said what was wrong (usage errors, with the help)

@@ -145,7 +145,21 @@ describe("holdout CLI", () => {
     Effect.gen(function*() {
       const top = yield* holdout(["--help"])
       assert.strictEqual(top.code, 0, top.stderr)
-      for (const command of ["run", "resume", "serve", "eval", "samples", "status", "submit", "finalize", "report"]) {
+      for (
+        const command of [
+          "run",
+          "race",
+          "resume",
+          "serve",
+          "eval",
+          "samples",
+          "compare",
+          "status",
+          "submit",
+          "finalize",
+          "report"
+        ]
+      ) {
         assert.include(top.stdout, command)
         const help = yield* holdout([command, "--help"])
         assert.strictEqual(help.code, 0, `${command}: ${help.stderr}`)
@@ -168,7 +182,10 @@ describe("holdout CLI", () => {
         "off-by-one"
       ])
       assert.strictEqual(train.code, 0, train.stderr)
-      assert.include(train.stdout, "off-by-one on qa/train completed, mean 75.0% over 8 samples")
+      assert.match(
+        train.stdout,
+        /off-by-one on qa\/train completed, mean 75\.0% \(95% interval 36\.3%–113\.7%, SE 16\.4%\) over 8 samples/
+      )
       assert.match(train.stdout, /\n\s+3\s+0\n/)
       // 12 samples of 400 ms at concurrency 4: longer than a second, so a progress line is shown
       const slow = yield* holdout([
@@ -201,11 +218,11 @@ describe("holdout CLI", () => {
         "exact"
       ])
       assert.strictEqual(fromModule.code, 0, fromModule.stderr)
-      assert.include(fromModule.stdout, "exact on qa/train completed, mean 100.0% over 8 samples")
+      assert.include(fromModule.stdout, "exact on qa/train completed, mean 100.0% (95% interval 100.0%–100.0%")
       const html = join(dir, "report.html")
       const report = yield* holdout(["report", "-c", file, "--html", html])
       assert.strictEqual(report.code, 0, report.stderr)
-      assert.match(report.stdout, /off-by-one\s+train\s+1\s+75\.0%/)
+      assert.match(report.stdout, /off-by-one\s+train\s+1\s+75\.0%\s+75\.0%\s+75\.0%, \[36\.3%, 113\.7%\], 16\.4%/)
       assert.match(report.stdout, /qa\/validation\s+non_viewable\s+\[#+\.+\] 2 of 3 runs left/)
       const page = readFileSync(html, "utf8")
       assert.include(page, "<svg")
@@ -251,7 +268,7 @@ policy: { train: viewable }
           "oracle"
         ])
         assert.strictEqual(outcome.code, 0, outcome.stderr)
-        assert.include(outcome.stdout, "oracle on tasks/train completed, mean 100.0% over 2 samples")
+        assert.match(outcome.stdout, /oracle on tasks\/train completed, mean 100\.0% .*over 2 samples/)
         // the nested run got the task directory resolved against the configuration's directory
         assert.isTrue(readdirSync(join(dir, "jobs", "runs")).length === 1)
       }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
@@ -338,6 +355,127 @@ describe("holdout eval and samples: per-sample results through the sidecar, in p
   }, 120_000)
 })
 
+describe("holdout compare, intervals and release mechanisms", () => {
+  it.live("means come with their interval; compare pairs runs; a thresholdout split tells its mean only", () => {
+    const { dir, file } = makeConfig(`releases:
+  validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 3 }
+`)
+    return Effect.gen(function*() {
+      const served = yield* serve(file)
+      const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: served.url })
+      const runIds: Array<string> = []
+      for (const candidate of ["exact", "off-by-one"]) {
+        const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "train", "--candidate", candidate])
+        assert.strictEqual(evaluated.code, 0, evaluated.stderr)
+        assert.match(
+          evaluated.stdout,
+          /\(viewable\): mean \d+\.\d% \(95% interval [\d.]+%–[\d.]+%, SE [\d.]+%\) over 8/
+        )
+        runIds.push(/holdout samples (\S+)/.exec(evaluated.stdout)![1]!)
+      }
+      const compared = yield* client(["compare", runIds[1]!, runIds[0]!])
+      assert.strictEqual(compared.code, 0, compared.stderr)
+      assert.include(compared.stdout, "on qa/train, 8 shared samples")
+      assert.include(compared.stdout, "mean A 75.0%, mean B 100.0%")
+      assert.include(compared.stdout, "difference A − B −25.0%, 95% bootstrap interval [")
+      assert.include(compared.stdout, "one-sided (A no better than B): 1.0000 (permutation, exact)")
+      const json = yield* client(["compare", runIds[0]!, runIds[1]!, "--json"])
+      assert.strictEqual(json.code, 0, json.stderr)
+      const parsed = JSON.parse(json.stdout) as {
+        split: string
+        comparison: { shared: number; difference: number; pValueGreater: number }
+      }
+      assert.deepStrictEqual(
+        [parsed.split, parsed.comparison.shared, parsed.comparison.difference, parsed.comparison.pValueGreater],
+        ["train", 8, 0.25, 0.25]
+      )
+
+      // through thresholdout: the mean it tells, nothing else
+      const told = yield* client(["eval", "--dataset", "qa", "--split", "validation", "--candidate", "exact"])
+      assert.strictEqual(told.code, 0, told.stderr)
+      assert.match(told.stdout, /\(non_viewable\): thresholdout tells mean \d+\.\d%/)
+      assert.notInclude(told.stdout, "interval")
+      const status = yield* client(["status"])
+      assert.match(
+        status.stdout,
+        /qa\/validation\s+non_viewable\s+2 runs, unlimited samples left, overfitting budget [0-3] of 3 left/
+      )
+      // an optimizer compares viewable runs only, in one line
+      const experiments = yield* call(served.url, "GET", "/experiments", {
+        token: readFileSync(join(dir, "state", "admin.token"), "utf8").trim()
+      })
+      const hidden = (experiments.json["experiments"] as ReadonlyArray<{ runId: string; split: string }>)
+        .find((entry) => entry.split === "validation")!.runId
+      const refused = yield* client(["compare", hidden, runIds[0]!])
+      assert.strictEqual(refused.code, 1)
+      assert.match(refused.stderr, /^error: AccessDenied: /m)
+      yield* kill(served, "SIGTERM")
+
+      // the operator, from the store: any split; `run` tells what the optimizer was told
+      const run = yield* holdout([
+        "run",
+        "-c",
+        file,
+        "--dataset",
+        "qa",
+        "--split",
+        "validation",
+        "--candidate",
+        "off-by-one"
+      ])
+      assert.strictEqual(run.code, 0, run.stderr)
+      assert.match(run.stdout, /completed, thresholdout tells mean \d+\.\d% \(the exact mean is withheld\)/)
+      const second = /^run (\S+):/m.exec(run.stdout)![1]!
+      const local = yield* holdout(["compare", "-c", file, hidden, second])
+      assert.strictEqual(local.code, 0, local.stderr)
+      assert.include(local.stdout, "on qa/validation, 12 shared samples")
+      assert.include(local.stdout, "mean A 100.0%, mean B 75.0%")
+      const report = yield* holdout(["report", "-c", file])
+      assert.strictEqual(report.code, 0, report.stderr)
+      assert.match(report.stdout, /off-by-one\s+validation\s+1\s+75\.0%/)
+      assert.match(
+        report.stdout,
+        /qa\/validation\s+non_viewable\s+\[#+\.+\] 1 of 3 runs left, overfitting budget [0-3] of 3 left/
+      )
+    }).pipe(
+      Effect.ensuring(Effect.zipRight(stopAll, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    )
+  }, 180_000)
+})
+
+describe("holdout race", () => {
+  it.live(
+    "races candidates on a viewable split, charged per round; stops in one line when the budget cannot pay",
+    () => {
+      const { dir, file } = makeConfig()
+      return Effect.gen(function*() {
+        const race = (args: ReadonlyArray<string>) => holdout(["race", "-c", file, "--dataset", "qa", ...args])
+        const raced = yield* race(["--split", "train", "--candidates", "off-by-one,exact"])
+        assert.strictEqual(raced.code, 0, raced.stderr)
+        assert.include(raced.stdout, "round 1: 2 candidates on 8 samples")
+        assert.match(raced.stdout, /winner exact: mean 100\.0% .*over 8 samples/)
+        assert.include(raced.stdout, "spent 16 samples in 2 runs")
+        const json = yield* race(["--split", "train", "--candidates", "exact,off-by-one", "--json", "--seed", "3"])
+        assert.strictEqual(json.code, 0, json.stderr)
+        const result = JSON.parse(json.stdout) as { winner: { candidate: { id: string } }; runsSpent: number }
+        assert.deepStrictEqual([result.winner.candidate.id, result.runsSpent], ["exact", 2])
+        // 4 of 5 runs spent: a round of two cannot be paid for
+        const stopped = yield* race(["--split", "train", "--candidates", "exact,off-by-one"])
+        assert.strictEqual(stopped.code, 1)
+        assert.match(stopped.stderr, /^error: RaceStopped: The race on split "train" stopped/m)
+        // an optimizer races on viewable splits only; the verifier anywhere, uncharged
+        const denied = yield* race(["--split", "validation", "--candidates", "exact,off-by-one"])
+        assert.match(denied.stderr, /^error: AccessDenied: /m)
+        const admin = yield* race(["--split", "validation", "--candidates", "exact,off-by-one", "--admin"])
+        assert.strictEqual(admin.code, 0, admin.stderr)
+        assert.include(admin.stdout, "winner exact")
+        for (const outcome of [stopped, denied]) assert.notMatch(outcome.stderr, /\n\s+at /)
+      }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    },
+    120_000
+  )
+})
+
 describe("holdout serve: restart safety", () => {
   it.live(
     "killed with SIGKILL mid-evaluation and restarted (on Node, then on Deno): budgets, runs and the finalize answer survive",
@@ -349,7 +487,7 @@ describe("holdout serve: restart safety", () => {
         const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: first.url })
         const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "validation", "--candidate", "exact"])
         assert.strictEqual(evaluated.code, 0, evaluated.stderr)
-        assert.include(evaluated.stdout, "(non_viewable): mean 100.0% over 12 samples")
+        assert.match(evaluated.stdout, /\(non_viewable\): mean 100\.0% .*over 12 samples/)
         // a slow evaluation, cut short by SIGKILL
         const pending = call(first.url, "POST", "/eval", {
           body: { datasetId: "qa", split: "validation", candidate: { id: "slow-off-by-one" } }

@@ -2,7 +2,17 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
-import { DatasetSource, EvalStrategy, HoldoutError, Ledger, LocalStrategy, Stack, Task, TaskStore } from "@holdout/core"
+import {
+  DatasetSource,
+  type Engine,
+  EvalStrategy,
+  HoldoutError,
+  Ledger,
+  LocalStrategy,
+  Stack,
+  Task,
+  TaskStore
+} from "@holdout/core"
 import { Sidecar, Verifier } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -60,8 +70,9 @@ const store = Layer.effect(
   }))
 ).pipe(Layer.provide(TaskStore.layerMemory))
 
-const stack = () =>
+const stack = (engine: Engine.EngineOptions = {}) =>
   Stack.layerWith({
+    engine,
     budgets,
     policy: {
       train: "viewable",
@@ -86,12 +97,13 @@ interface Server {
 }
 
 /** A sidecar on 127.0.0.1 (a free port), over a fresh memory stack. */
-const serve = (options: { readonly maxBodyBytes?: number } = {}) =>
+const serve = (options: { readonly maxBodyBytes?: number; readonly engine?: Engine.EngineOptions } = {}) =>
   Effect.gen(function*() {
+    const { engine, ...sidecar } = options
     const dir = mkdtempSync(join(tmpdir(), "holdout-sidecar-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
     const tokenFile = join(dir, "token", "admin.token")
-    const layer = Sidecar.layer({ tokenFile, resultsDir: join(dir, "results"), ...options }).pipe(
+    const layer = Sidecar.layer({ tokenFile, resultsDir: join(dir, "results"), ...sidecar }).pipe(
       Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
       Layer.provide(
         Verifier.layer({
@@ -100,7 +112,7 @@ const serve = (options: { readonly maxBodyBytes?: number } = {}) =>
           targets: [{ datasetId: "ds", split: "holdout-secret", rewardKey: "accuracy" }]
         })
       ),
-      Layer.provideMerge(stack()),
+      Layer.provideMerge(stack(engine)),
       Layer.provide(NodeContext.layer)
     )
     const context = yield* Layer.build(layer)
@@ -154,6 +166,8 @@ const request = (
     return { status: response.status, text, json }
   })
 
+const runIdOf = (reply: Reply): string => encodeURIComponent(String(at(reply.json, "experiment.summary.runId")))
+
 const evaluate = (server: Server, body: Record<string, unknown>) =>
   request(server, "POST", "/eval", { body: { datasetId: "ds", candidate: { id: "cand-1" }, ...body } })
 
@@ -166,7 +180,16 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       const openapi = yield* request(server, "GET", "/openapi.json")
       assert.strictEqual(openapi.status, 200)
       for (
-        const path of ["/health", "/eval", "/runs/{runId}/samples", "/status", "/submit", "/finalize", "/experiments"]
+        const path of [
+          "/health",
+          "/eval",
+          "/runs/{runId}/samples",
+          "/compare",
+          "/status",
+          "/submit",
+          "/finalize",
+          "/experiments"
+        ]
       ) {
         assert.property(at(openapi.json, "paths"), path)
       }
@@ -374,5 +397,111 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       assert.deepStrictEqual(at(answer.json, "rewards"), { accuracy: 5 / 6 })
       const again = yield* request(server, "POST", "/finalize", { headers: auth })
       assert.deepStrictEqual(again.json, answer.json)
+    }))
+})
+
+describe("Sidecar: uncertainty, release mechanisms and paired comparisons", () => {
+  it.scoped("summaries show the 95% interval: per sample on a viewable split, at block level on a non_viewable one", () =>
+    Effect.gen(function*() {
+      const server = yield* serve()
+      const train = yield* evaluate(server, { split: "train" })
+      const metrics = at(train.json, "experiment.summary.metrics") as Record<string, unknown>
+      // 6 of 8 right: mean 0.75, sample standard deviation 0.463, standard error 0.164
+      assert.strictEqual(metrics["numScored"], 8)
+      assert.closeTo(metrics["standardError"] as number, Math.sqrt(0.75 * 0.25 * 8 / 7 / 8), 1e-12)
+      const interval = metrics["interval"] as { lower: number; upper: number }
+      assert.isBelow(interval.lower, 0.75)
+      assert.isAbove(interval.upper, 0.75)
+      const summary = JSON.parse(readFileSync(join(String(at(train.json, "resultPath")), "summary.json"), "utf8"))
+      assert.deepStrictEqual(summary.metrics.interval, interval, "the results directory shows the same summary")
+
+      const validation = yield* evaluate(server, { split: "validation" })
+      const runId = String(at(validation.json, "experiment.summary.runId"))
+      const stored = yield* Effect.orDie(server.store.getRun(runId))
+      const blocks = stored._tag === "Some" ? stored.value.metrics?.blocks : undefined
+      assert.isDefined(blocks)
+      const hidden = at(validation.json, "experiment.summary.metrics") as Record<string, unknown>
+      // the spread of whole secret blocks, never that of the samples
+      assert.deepStrictEqual([hidden["standardError"], hidden["interval"]], [blocks!.standardError, blocks!.interval])
+      assert.notProperty(hidden, "blocks")
+    }))
+
+  it.scoped("under thresholdout only the released mean is shown; /status shows the overfitting budget", () =>
+    Effect.gen(function*() {
+      const server = yield* serve({
+        engine: {
+          releases: {
+            validation: { _tag: "thresholdout", reference: "train", threshold: 0.04, sigma: 0.01, overfitBudget: 2 }
+          }
+        }
+      })
+      const before = yield* request(server, "GET", "/status")
+      assert.deepStrictEqual(at(before.json, "splits.1.split"), "validation")
+      assert.deepStrictEqual(at(before.json, "splits.1.overfit"), { limit: 2, spent: 0, remaining: 2 })
+      assert.strictEqual(at(before.json, "splits.0.overfit"), undefined, "train has no mechanism")
+
+      assert.strictEqual((yield* evaluate(server, { split: "train" })).status, 200)
+      const told = yield* evaluate(server, { split: "validation" })
+      assert.strictEqual(told.status, 200, told.text)
+      const summary = at(told.json, "experiment.summary") as Record<string, unknown>
+      assert.strictEqual(at(summary, "release.mechanism"), "thresholdout")
+      assert.isNumber(at(summary, "release.mean"))
+      assert.notProperty(summary, "metrics")
+      assert.notMatch(told.text, /avgFilledScore|standardError|interval|numScored|sampleId/)
+      const file = readFileSync(join(String(at(told.json, "resultPath")), "summary.json"), "utf8")
+      assert.notMatch(file, /avgFilledScore|standardError|interval|numScored|sampleId/)
+      // the optimizer's run of validation is in no other answer either
+      const compared = yield* request(server, "GET", `/compare?runA=${runIdOf(told)}&runB=${runIdOf(told)}`)
+      assert.deepStrictEqual([compared.status, at(compared.json, "_tag")], [403, "AccessDenied"])
+      assert.notMatch(compared.text, /avgFilledScore|mean/)
+      const after = yield* request(server, "GET", "/status")
+      assert.deepStrictEqual(at(after.json, "splits.1.spent"), { runs: 1, samples: 12 })
+      assert.strictEqual(at(after.json, "splits.1.overfit.limit"), 2)
+    }))
+
+  it.scoped("GET /compare pairs two of the optimizer's viewable runs; other runs are refused as for their samples", () =>
+    Effect.gen(function*() {
+      const server = yield* serve()
+      const first = yield* evaluate(server, { split: "train" })
+      const second = yield* evaluate(server, { split: "train", candidate: { id: "cand-2" } })
+      const compared = yield* request(server, "GET", `/compare?runA=${runIdOf(first)}&runB=${runIdOf(second)}`)
+      assert.strictEqual(compared.status, 200, compared.text)
+      assert.deepStrictEqual(
+        [at(compared.json, "split"), at(compared.json, "runA"), at(compared.json, "runB")],
+        ["train", runIdOf(first), runIdOf(second)]
+      )
+      // the fixture scores by row, whatever the candidate: no difference
+      assert.deepStrictEqual(
+        ["shared", "meanA", "meanB", "difference", "pValue", "pValueGreater"].map((key) =>
+          at(compared.json, `comparison.${key}`)
+        ),
+        [8, 0.75, 0.75, 0, 1, 1]
+      )
+      assert.deepStrictEqual(at(compared.json, "comparison.interval"), { lower: 0, upper: 0 })
+
+      const hidden = yield* evaluate(server, { split: "validation" })
+      const denied = yield* request(server, "GET", `/compare?runA=${runIdOf(first)}&runB=${runIdOf(hidden)}`)
+      assert.deepStrictEqual([denied.status, at(denied.json, "_tag")], [403, "AccessDenied"])
+      const unknown = yield* request(server, "GET", `/compare?runA=${runIdOf(first)}&runB=no-such-run`)
+      assert.deepStrictEqual([unknown.status, at(unknown.json, "_tag")], [404, "RunNotFound"])
+      // the verifier's runs are as unknown as runs never made
+      yield* request(server, "POST", "/finalize", { headers: { authorization: `Bearer ${server.token}` } })
+      const listed = yield* request(server, "GET", "/experiments", {
+        headers: { authorization: `Bearer ${server.token}` }
+      })
+      const admin = (at(listed.json, "experiments") as ReadonlyArray<{ runId: string; admin: boolean }>)
+        .find((entry) => entry.admin)!.runId
+      const secret = yield* request(server, "GET", `/compare?runA=${encodeURIComponent(admin)}&runB=${runIdOf(first)}`)
+      assert.deepStrictEqual([secret.status, at(secret.json, "_tag")], [404, "RunNotFound"])
+      // two viewable runs of different splits are no pair
+      const run = yield* Effect.orDie(server.store.getRun(runIdOf(first)))
+      if (run._tag === "Some") {
+        yield* Effect.orDie(server.store.createRun({ ...run.value, runId: "other-split", split: "open" }))
+      }
+      const apart = yield* request(server, "GET", `/compare?runA=${runIdOf(first)}&runB=other-split`)
+      assert.deepStrictEqual([apart.status, at(apart.json, "_tag")], [400, "InvalidRequest"])
+      assert.include(String(at(apart.json, "message")), "different splits")
+      const missing = yield* request(server, "GET", `/compare?runA=${runIdOf(first)}`)
+      assert.strictEqual(missing.status, 400)
     }))
 })

@@ -183,6 +183,101 @@ describe("Verifier — auto_best", () => {
     ))
 })
 
+describe("Verifier — auto_best with significance", () => {
+  const significant = (alpha: number, extra: Partial<Verifier.Options> = {}): Verifier.Options => ({
+    ...autoBest,
+    significance: alpha,
+    ...extra
+  })
+
+  it.effect("a candidate better by chance on the selection split but not significantly on the re-score is kept out", () =>
+    Effect.gen(function*() {
+      // "lucky" looks perfect to the optimizer; its re-score (0.6) beats the baseline's (0.5) on 2 of 20 samples
+      const lucky = candidate("lucky", 6, { inflated: true })
+      const strict = yield* withVerifier(
+        autoBest,
+        memoryStack,
+        Effect.zipRight(evaluate(lucky), Effect.flatMap(Verifier.Verifier, (verifier) => verifier.finalize()))
+      )
+      assert.strictEqual(strict.candidate, "lucky", "without significance any strict margin ships")
+      assert.isNull(strict.significance)
+      const answer = yield* withVerifier(
+        significant(0.05),
+        memoryStack,
+        Effect.zipRight(evaluate(lucky), Effect.flatMap(Verifier.Verifier, (verifier) => verifier.finalize()))
+      )
+      assert.strictEqual(answer.candidate, "base")
+      assert.deepStrictEqual(answer.rewards, { accuracy: 0.5 })
+      const test = answer.significance!
+      assert.deepStrictEqual(
+        [test.candidate, test.shared, test.difference, test.pValue, test.significant, test.comparisons],
+        ["lucky", 20, 0.1, 0.25, false, 1]
+      )
+      assert.include(answer.reason, "not significantly")
+      assert.include(answer.reason, "p = 0.25 > 0.05")
+    }))
+
+  it.effect("a clearly better candidate ships; the answer records the interval and the p-value", () =>
+    withVerifier(
+      significant(0.05),
+      memoryStack,
+      Effect.gen(function*() {
+        yield* evaluate(candidate("clear", 10))
+        const answer = yield* (yield* Verifier.Verifier).finalize()
+        assert.strictEqual(answer.candidate, "clear")
+        assert.deepStrictEqual(answer.rewards, { accuracy: 1 })
+        const test = answer.significance!
+        // 10 of 20 samples better, none worse: one sign pattern of 2^10 is as large (exact)
+        assert.deepStrictEqual([test.shared, test.difference, test.pValue, test.significant], [20, 0.5, 1 / 1024, true])
+        assert.isNotNull(test.interval)
+        assert.isAbove(test.interval!.lower, 0)
+        assert.isAtMost(test.interval!.upper, 1)
+        assert.include(answer.reason, "significantly")
+        // every re-score carries its uncertainty
+        assert.strictEqual(answer.shortlist[0]!.rescored, 1)
+        assert.isNotNull(answer.shortlist[0]!.interval)
+        assert.isNotNull(answer.baselineInterval)
+        assert.isAbove(answer.baselineInterval!.upper, 0.5)
+        assert.isBelow(answer.baselineInterval!.lower, 0.5)
+      })
+    ))
+
+  it.effect("α is shared among the candidates the winner was chosen from (Bonferroni), unless told otherwise", () =>
+    Effect.gen(function*() {
+      // "good" beats the baseline on 6 of 20 samples: one-sided p = 1/64 ≈ 0.016
+      const search = Effect.gen(function*() {
+        yield* evaluate(candidate("good", 8))
+        for (const id of ["w1", "w2", "w3"]) yield* evaluate(candidate(id, 1))
+        return yield* (yield* Verifier.Verifier).finalize()
+      })
+      const corrected = yield* withVerifier(significant(0.05), memoryStack, search)
+      assert.strictEqual(corrected.candidate, "base")
+      assert.deepStrictEqual(
+        [corrected.significance?.pValue, corrected.significance?.comparisons, corrected.significance?.threshold],
+        [1 / 64, 4, 0.0125]
+      )
+      assert.include(corrected.reason, "over 4 candidates")
+      const uncorrected = yield* withVerifier(significant(0.05, { correction: "none" }), memoryStack, search)
+      assert.strictEqual(uncorrected.candidate, "good")
+      assert.deepStrictEqual([uncorrected.significance?.comparisons, uncorrected.significance?.threshold], [1, 0.05])
+    }))
+
+  it.effect("significance without a baseline, or outside (0, 1), is a ConfigError", () =>
+    Effect.gen(function*() {
+      const { baseline: _baseline, ...withoutBaseline } = autoBest
+      const refusals: ReadonlyArray<Verifier.Options> = [
+        { ...withoutBaseline, significance: 0.05 },
+        { ...autoBest, significance: 0 },
+        { ...autoBest, significance: 1.5 }
+      ]
+      for (const options of refusals) {
+        const refused = yield* expectFailure(withVerifier(options, memoryStack, Verifier.Verifier))
+        assert.strictEqual((refused as { _tag: string })._tag, "ConfigError")
+        assert.include((refused as { message: string }).message, "significance")
+      }
+    }))
+})
+
 describe("Verifier — submit", () => {
   const submitMode: Verifier.Options = {
     mode: "submit",

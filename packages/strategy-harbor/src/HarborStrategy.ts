@@ -17,7 +17,8 @@
  * A nested run that leaves no trial at all, or only trials of other tasks (a task-name mismatch),
  * is a `StrategyError`: scoring every sample 0 would charge the budget for nothing. Errored samples
  * are re-run on the next `produce` of the run. The launcher's output goes to
- * `<run dir>/holdout-<n>.log`; progress is logged while the nested run lasts.
+ * `<run dir>/holdout-<n>.log`; progress is logged while the nested run lasts. When the stack has a
+ * `RunEvents` hub, a `SampleScored` event is published for every record stored.
  *
  * @since 0.1.0
  */
@@ -25,7 +26,16 @@ import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { DatasetSource, EvalStrategy, HoldoutError, Metrics, type Model, TaskStore, Workspace } from "@holdout/core"
+import {
+  DatasetSource,
+  EvalStrategy,
+  HoldoutError,
+  Metrics,
+  type Model,
+  RunEvents,
+  TaskStore,
+  Workspace
+} from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -72,6 +82,12 @@ export type Requirements =
   | Path.Path
 
 const strategyName = "harbor"
+
+/** The running counts of a run, for `SampleScored` events. */
+interface Counts {
+  scored: number
+  errors: number
+}
 
 const failure = (message: string) => new HoldoutError.StrategyError({ strategy: strategyName, message })
 
@@ -143,6 +159,7 @@ export const make = (
     const config = yield* HarborConfig.decode(options.config)
     const store = yield* TaskStore.TaskStore
     const source = yield* DatasetSource.DatasetSource
+    const events = yield* Effect.serviceOption(RunEvents.RunEvents)
     const workspace = yield* Workspace.Workspace
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -166,25 +183,39 @@ export const make = (
       outcome: Collation.Outcome,
       times: { readonly startedAt: number; readonly finishedAt: number },
       note: string
-    ): Model.SampleRecord => ({
-      runId: plan.runId,
-      sampleId: pending.sampleId,
-      datasetId: plan.datasetId,
-      split: plan.split,
-      candidateId: plan.candidate.id,
-      input: pending.task,
-      output: outcome.output,
-      ...(outcome.error === undefined ? {} : { error: outcome.error + note }),
-      ...(outcome.trace === undefined ? {} : { errorTrace: outcome.trace }),
-      ...(outcome.score === undefined ? {} : { score: outcome.score }),
-      metrics: outcome.metrics,
-      attempts: outcome.trials,
-      startedAt: times.startedAt,
-      finishedAt: times.finishedAt
-    })
+    ): Model.SampleRecord =>
+      EvalStrategy.sampleRecord(plan, pending.sampleId, {
+        input: pending.task,
+        output: outcome.output,
+        ...(outcome.error === undefined ? {} : { error: outcome.error + note }),
+        ...(outcome.trace === undefined ? {} : { errorTrace: outcome.trace }),
+        ...(outcome.score === undefined ? {} : { score: outcome.score }),
+        metrics: outcome.metrics,
+        attempts: outcome.trials,
+        startedAt: times.startedAt,
+        finishedAt: times.finishedAt
+      })
 
-    const putAll = (records: ReadonlyArray<Model.SampleRecord>) =>
-      Effect.forEach(records, (sample) => store.putSample(sample), { concurrency: 16, discard: true })
+    /** Stores records, publishing `SampleScored` for each when the stack has an event hub. */
+    const putAll = (records: ReadonlyArray<Model.SampleRecord>, counts: Counts) =>
+      Effect.forEach(records, (sample) =>
+        Effect.zipRight(
+          store.putSample(sample),
+          Option.isNone(events) ? Effect.void : Effect.suspend(() => {
+            const error = Metrics.isError(sample)
+            counts.scored++
+            if (error) counts.errors++
+            return events.value.publish(
+              new RunEvents.SampleScored({
+                runId: sample.runId,
+                sampleId: sample.sampleId,
+                error,
+                scored: counts.scored,
+                errors: counts.errors
+              }, true)
+            )
+          })
+        ), { concurrency: 16, discard: true })
 
     /** The source flags: `-p <absolute dir>` for a local path, else `-d <registry ref>`. */
     const sourceArgs = Effect.map(
@@ -338,10 +369,11 @@ export const make = (
 
     const produce = (plan: EvalStrategy.RunPlan) =>
       Effect.gen(function*() {
-        const stored = yield* store.listSamples(plan.runId)
-        const complete = new Set(stored.filter((sample) => !Metrics.isError(sample)).map((sample) => sample.sampleId))
-        const ids = [...new Set(plan.sampleIds)].filter((sampleId) => !complete.has(sampleId))
+        // samples with an error are run again, so only a record without one is final
+        const ids = yield* EvalStrategy.pendingSampleIds(store, plan, { isFinal: (sample) => !Metrics.isError(sample) })
         if (ids.length === 0) return
+        // the run's counts for events: the samples already done, none of them an error
+        const counts: Counts = { scored: new Set(plan.sampleIds).size - ids.length, errors: 0 }
 
         const rows = yield* source.rows(plan.datasetId, plan.split, ids).pipe(
           Effect.catchTags({
@@ -381,7 +413,8 @@ export const make = (
           yield* putAll(
             salvaged.map((entry) =>
               record(plan, entry, earlier.get(entry.task.resultKey)!, { startedAt, finishedAt }, "")
-            )
+            ),
+            counts
           )
           yield* Effect.logInfo(
             `Harbor: ${salvaged.length} task(s) of run ${plan.runId} already had their trials; recorded without running again`
@@ -421,10 +454,13 @@ export const make = (
         const cut = round.ended._tag === "Exited" && round.ended.code === 0
           ? ""
           : ` The nested run ${describeEnd(round.ended)}.`
-        yield* putAll(toRun.map((entry) => {
-          const outcome = outcomes.get(entry.task.resultKey)!
-          return record(plan, entry, outcome, { startedAt, finishedAt }, outcome.trials === 0 ? cut : "")
-        }))
+        yield* putAll(
+          toRun.map((entry) => {
+            const outcome = outcomes.get(entry.task.resultKey)!
+            return record(plan, entry, outcome, { startedAt, finishedAt }, outcome.trials === 0 ? cut : "")
+          }),
+          counts
+        )
       })
 
     return { name: strategyName, produce }

@@ -1,12 +1,15 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { EvalStrategy, type Model, TaskStore } from "@holdout/core"
+import { EvalStrategy, type Model, RunEvents, TaskStore } from "@holdout/core"
 import { TaskStoreFs } from "@holdout/store-fs"
 import { expectFailure, makeRun, strategyConformance } from "@holdout/testkit"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -50,7 +53,8 @@ const produce = (runPlan: EvalStrategy.RunPlan) =>
       )
     }
     yield* strategy.produce(runPlan)
-    return new Map((yield* store.listSamples(runPlan.runId)).map((sample) => [sample.sampleId, sample] as const))
+    const samples = yield* Stream.runCollect(TaskStore.streamSamples(store, runPlan.runId))
+    return new Map(Chunk.toReadonlyArray(samples).map((sample) => [sample.sampleId, sample] as const))
   })
 
 const withStack = <A, E>(
@@ -284,7 +288,7 @@ describe("HarborStrategy — failures of attempts and of the nested run", () => 
         assert.include(error.message, "exited with code 1")
         assert.include(error.message, "No tasks matched the filter(s).")
         const store = yield* TaskStore.TaskStore
-        assert.deepStrictEqual(yield* store.listSamples("run-1"), [])
+        assert.deepStrictEqual(yield* store.listSamples("run-1", { limit: 10 }), [])
       })
     )
   })
@@ -391,6 +395,34 @@ describe("HarborStrategy — resume", () => {
         assert.strictEqual(invocations(fixture).length, 2)
       })
     )
+  })
+
+  it.live("publishes SampleScored with the run's counts when the stack has an event hub", () => {
+    const fixture = makeFixture([{ dir: "a" }, { dir: "b" }, { dir: "c", attempts: [{ rewardTxt: "0.5" }] }])
+    writeFileSync(join(fixture.stateDir, "fail-next"), "")
+    const options: StackOptions = { partition: { train: ["a", "b", "c"] }, fake: ["--fake-state", fixture.stateDir] }
+    return Effect.gen(function*() {
+      const hub = yield* RunEvents.RunEvents
+      const events = yield* hub.subscribe
+      const scored = () =>
+        Effect.map(
+          Queue.takeAll(events),
+          (taken) => Chunk.toReadonlyArray(taken).flatMap((event) => event._tag === "SampleScored" ? [event] : [])
+        )
+      yield* produce(plan([0, 1, 2]))
+      const first = yield* scored()
+      assert.deepStrictEqual(first.map((event) => event.sampleId).sort(), [0, 1, 2])
+      assert.deepStrictEqual(first.map((event) => [event.scored, event.errors]).at(-1), [3, 1])
+      assert.deepStrictEqual(first.map((event) => event.scored), [1, 2, 3])
+      assert.isTrue(first.find((event) => event.sampleId === 0)!.error)
+      // the resume runs the errored sample again; the two others count as done from the start
+      yield* produce(plan([0, 1, 2]))
+      const second = yield* scored()
+      assert.deepStrictEqual(
+        second.map((event) => [event.sampleId, event.error, event.scored, event.errors]),
+        [[0, false, 3, 0]]
+      )
+    }).pipe(Effect.scoped, Effect.provide(Layer.provideMerge(stack(fixture, options), RunEvents.layer)))
   })
 
   it.live("after the strategy's process is killed mid-run, resume keeps the finished trials and runs the rest", () => {

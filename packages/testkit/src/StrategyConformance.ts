@@ -1,13 +1,17 @@
 /**
  * The conformance suite every `EvalStrategy` runs: one record per planned sample, resume skips
- * what is complete, and no other run is touched.
+ * what is complete, no other run is touched, and the progress the store keeps for the run agrees
+ * with its samples.
  *
  * @since 0.1.0
  */
 import { assert, describe, it } from "@effect/vitest"
-import { EvalStrategy, type Model, TaskStore } from "@holdout/core"
+import { EvalStrategy, Metrics, type Model, TaskStore } from "@holdout/core"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { makeRun, makeSample } from "./TaskStoreConformance.js"
 
 /**
@@ -37,6 +41,28 @@ export interface StrategyBackend {
  */
 const isErrorSample = (sample: Model.SampleRecord): boolean =>
   sample.error !== undefined || sample.evalError !== undefined
+
+/** Every stored sample of a run, by ascending id, read as a stream. */
+const samplesOf = (store: TaskStore.TaskStore["Type"], runId: string) =>
+  Effect.map(Stream.runCollect(TaskStore.streamSamples(store, runId)), Chunk.toReadonlyArray)
+
+/** Checks that the progress the store keeps for a run is that of its stored samples. */
+const assertProgressOfSamples = (store: TaskStore.TaskStore["Type"], runId: string) =>
+  Effect.gen(function*() {
+    const run = yield* store.getRun(runId)
+    assert.isTrue(Option.isSome(run), `run ${runId} is not stored`)
+    const progress = Option.getOrThrow(run).progress ?? Metrics.emptyProgress
+    const expected = (yield* samplesOf(store, runId)).reduce(
+      (sum, sample) => Metrics.addToProgress(sum, sample),
+      Metrics.emptyProgress
+    )
+    assert.strictEqual(progress.samples, expected.samples, "progress.samples")
+    assert.strictEqual(progress.errors, expected.errors, "progress.errors")
+    assert.strictEqual(progress.scored, expected.scored, "progress.scored")
+    assert.closeTo(progress.scoreSum, expected.scoreSum, 1e-9, "progress.scoreSum")
+    assert.closeTo(progress.scoreSquares, expected.scoreSquares, 1e-9, "progress.scoreSquares")
+    assert.deepStrictEqual(Metrics.fromProgress(progress), Metrics.compute(yield* samplesOf(store, runId)))
+  })
 
 /**
  * Registers the strategy conformance cases for a backend.
@@ -92,7 +118,7 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           const whole = plan("run-whole", all)
           yield* createRun(store, whole)
           yield* strategy.produce(whole)
-          assertOnePerPlanned(yield* store.listSamples("run-whole"), whole)
+          assertOnePerPlanned(yield* samplesOf(store, "run-whole"), whole)
         })
       ))
 
@@ -102,7 +128,7 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           const subset = plan("run-subset", [backend.size - 1, 1])
           yield* createRun(store, subset)
           yield* strategy.produce(subset)
-          assertOnePerPlanned(yield* store.listSamples("run-subset"), subset)
+          assertOnePerPlanned(yield* samplesOf(store, "run-subset"), subset)
         })
       ))
 
@@ -112,9 +138,9 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           const again = plan("run-again", all)
           yield* createRun(store, again)
           yield* strategy.produce(again)
-          const first = yield* store.listSamples("run-again")
+          const first = yield* samplesOf(store, "run-again")
           yield* strategy.produce(again)
-          assert.deepStrictEqual(yield* store.listSamples("run-again"), first)
+          assert.deepStrictEqual(yield* samplesOf(store, "run-again"), first)
         })
       ))
 
@@ -133,9 +159,32 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           })
           yield* store.putSample(seeded)
           yield* strategy.produce(resumed)
-          const samples = yield* store.listSamples("run-resumed")
+          const samples = yield* samplesOf(store, "run-resumed")
           assertOnePerPlanned(samples, resumed)
           assert.deepStrictEqual(samples.find((sample) => sample.sampleId === 2), seeded)
+        })
+      ))
+
+    it.effect("the progress stored with the run agrees with its samples, after a run and after a resume", () =>
+      withStrategy((strategy, store) =>
+        Effect.gen(function*() {
+          const counted = plan("run-counted", all)
+          yield* createRun(store, counted)
+          // one sample from an earlier attempt, so that the resume starts from a stored record
+          yield* store.putSample(
+            makeSample("run-counted", 0, {
+              datasetId: backend.datasetId,
+              split: backend.split,
+              candidateId: candidate.id,
+              output: "seeded",
+              score: 0.5
+            })
+          )
+          yield* strategy.produce(plan("run-counted", all.slice(0, 2)))
+          yield* assertProgressOfSamples(store, "run-counted")
+          yield* strategy.produce(counted)
+          yield* assertProgressOfSamples(store, "run-counted")
+          assert.strictEqual((yield* samplesOf(store, "run-counted")).length, backend.size)
         })
       ))
 
@@ -157,8 +206,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           const mine = plan("run-mine", all)
           yield* createRun(store, mine)
           yield* strategy.produce(mine)
-          assert.deepStrictEqual(yield* store.listSamples("run-bystander"), theirs)
-          assertOnePerPlanned(yield* store.listSamples("run-mine"), mine)
+          assert.deepStrictEqual(yield* samplesOf(store, "run-bystander"), theirs)
+          assertOnePerPlanned(yield* samplesOf(store, "run-mine"), mine)
         })
       ))
 
@@ -170,8 +219,8 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           yield* createRun(store, left)
           yield* createRun(store, right)
           yield* Effect.all([strategy.produce(left), strategy.produce(right)], { concurrency: 2 })
-          assertOnePerPlanned(yield* store.listSamples("run-left"), left)
-          assertOnePerPlanned(yield* store.listSamples("run-right"), right)
+          assertOnePerPlanned(yield* samplesOf(store, "run-left"), left)
+          assertOnePerPlanned(yield* samplesOf(store, "run-right"), right)
         })
       ))
 
@@ -184,14 +233,15 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
             yield* createRun(store, failing)
             yield* failNextSample
             yield* strategy.produce(failing)
-            const samples = yield* store.listSamples("run-failing")
+            const samples = yield* samplesOf(store, "run-failing")
             assertOnePerPlanned(samples, failing)
+            yield* assertProgressOfSamples(store, "run-failing")
             assert.strictEqual(samples.filter(isErrorSample).length, 1, "exactly the failed sample is an error")
             // the failure was for one sample only: the next run is clean
             const clean = plan("run-clean", all)
             yield* createRun(store, clean)
             yield* strategy.produce(clean)
-            const cleanSamples = yield* store.listSamples("run-clean")
+            const cleanSamples = yield* samplesOf(store, "run-clean")
             assertOnePerPlanned(cleanSamples, clean)
             assert.strictEqual(cleanSamples.filter(isErrorSample).length, 0)
           })

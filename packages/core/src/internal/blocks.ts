@@ -6,9 +6,12 @@
  * Without the secret the blocks cannot be predicted; every answer is a sum over whole blocks.
  */
 import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { InvalidRequest, SubsetTooSmall } from "../HoldoutError.js"
-import type { EvalRequest } from "../Model.js"
+import * as Metrics from "../Metrics.js"
+import type { EvalRequest, RunRecord, SampleRecord } from "../Model.js"
 import { resolveSampleIds } from "./requests.js"
+import * as Statistics from "./statistics.js"
 
 /** The blocks of a split: sample ids, each block ascending, blocks in their secret order. */
 export type Blocks = ReadonlyArray<ReadonlyArray<number>>
@@ -91,7 +94,7 @@ export const newSecret = (): string =>
  * `SubsetTooSmall`. `secretOf` stores a new secret unless the store has one, and returns the
  * stored one. Blocks are drawn once per split and size and kept.
  */
-export const sampleIdsOf = <E>(
+export const make = <E>(
   secretOf: (fresh: string) => Effect.Effect<string, E>,
   floor: number
 ) => {
@@ -105,7 +108,7 @@ export const sampleIdsOf = <E>(
       cache.set(cacheKey, blocks)
       return blocks
     })
-  return (request: EvalRequest, size: number) =>
+  const sampleIds = (request: EvalRequest, size: number) =>
     Effect.gen(function*() {
       if (request.sampleIds !== undefined) {
         return yield* new InvalidRequest({
@@ -121,4 +124,47 @@ export const sampleIdsOf = <E>(
       }
       return take(yield* blocksOf(request.datasetId, request.split, size), first.length)
     })
+
+  /**
+   * The spread of a run made of whole blocks, at block level: the standard error of its mean from
+   * the blocks' sums (a cluster standard error, so it says nothing a sum over whole blocks does not)
+   * and its 95% t interval over the blocks. Reads the run's samples once.
+   */
+  const spread = <E2>(samples: Stream.Stream<SampleRecord, E2>, run: RunRecord, size: number) =>
+    Effect.gen(function*() {
+      const blocks = yield* blocksOf(run.datasetId, run.split, size)
+      const blockOf = new Int32Array(size).fill(-1)
+      blocks.forEach((block, index) => {
+        for (const id of block) blockOf[id] = index
+      })
+      const counts = new Float64Array(blocks.length)
+      const sums = new Float64Array(blocks.length)
+      yield* Stream.runForEach(samples, (sample) =>
+        Effect.sync(() => {
+          const block = sample.sampleId < size ? blockOf[sample.sampleId]! : -1
+          if (block < 0) return
+          counts[block]! += 1
+          sums[block]! += Metrics.isError(sample) ? 0 : (sample.score ?? 0)
+        }))
+      let used = 0
+      let total = 0
+      let sum = 0
+      for (let block = 0; block < blocks.length; block++) {
+        if (counts[block] === 0) continue
+        used++
+        total += counts[block]!
+        sum += sums[block]!
+      }
+      if (used < 2) return { count: used, standardError: null, interval: null }
+      const mean = sum / total
+      let squares = 0
+      for (let block = 0; block < blocks.length; block++) {
+        if (counts[block] !== 0) squares += (sums[block]! - counts[block]! * mean) ** 2
+      }
+      const standardError = Math.sqrt((used / (used - 1)) * squares) / total
+      const half = Statistics.tQuantile975(used - 1) * standardError
+      return { count: used, standardError, interval: { lower: mean - half, upper: mean + half } }
+    })
+
+  return { sampleIds, spread }
 }

@@ -16,7 +16,7 @@ import {
 } from "../HoldoutError.js"
 import type { Ledger } from "../Ledger.js"
 import * as Metrics from "../Metrics.js"
-import type { Candidate, Experiment, Released, RunRecord } from "../Model.js"
+import type { Candidate, Experiment, RunRecord } from "../Model.js"
 import * as Release from "../Release.js"
 import type { TaskStore } from "../TaskStore.js"
 import { toRanges } from "./runCodec.js"
@@ -162,7 +162,7 @@ export const make = (
       const told = yield* store.getMeta(key)
       const previous = Option.flatMap(told, decodeReleased)
       if (Option.isSome(previous)) return previous.value
-      const released: Released = {
+      const released: Release.Released = {
         mechanism: prepared.mechanism._tag,
         mean: prepared.mechanism._tag === "ladder"
           ? yield* ladder(prepared.mechanism, run, mean)

@@ -1,0 +1,341 @@
+/**
+ * One stage of the local pipeline, generic over what it does: the samples that need it are cut
+ * into units (one sample, or one chunk for a batch function), and each unit is attempted under the
+ * run's concurrency limit (a `Semaphore` permit held for the attempt only), retried by a `Schedule`
+ * for retryable failures, turned into records and handed to the store. Inference and scoring are
+ * two definitions of this one stage.
+ *
+ * A unit holds its permit while its task function runs and for nothing else: waiting for a retry
+ * and waiting for the store to commit its records happen outside it, so slow commits do not hold
+ * up the task and a store's commit batches are not capped by the concurrency (a page has
+ * `concurrency + handOff` units in hand). Samples are taken a page at a time (`runPage`), so the
+ * units in hand at once are bounded by the pages in flight.
+ */
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type { StoreError } from "../HoldoutError.js"
+import type { SampleRecord } from "../Model.js"
+import type { TaskStore } from "../TaskStore.js"
+import { Failed, withHistory } from "./failure.js"
+import { attempt, attemptNow, type Guard, Settling } from "./invoke.js"
+import { decodeBatch } from "./taskResult.js"
+import * as Watchdog from "./watchdog.js"
+
+/**
+ * The resolved options of the pipeline (times in milliseconds; `timeoutMs` may be `Infinity`).
+ *
+ * @internal
+ */
+export interface Settings {
+  readonly concurrency: number
+  readonly timeoutMs: number
+  readonly maxAttempts: number
+  readonly baseDelayMs: number
+  readonly maxDelayMs: number
+  readonly isRetryable: (error: unknown) => boolean
+  readonly batchSize: number
+}
+
+/**
+ * A sample on its way through the stages: its row, what inference sees of it, and its record so far.
+ *
+ * @internal
+ */
+export interface Item {
+  readonly sampleId: number
+  readonly row: unknown
+  readonly input: unknown
+  record: SampleRecord | undefined
+}
+
+/**
+ * The times of a unit's work, for its records.
+ *
+ * @internal
+ */
+export interface Times {
+  readonly attempts: number
+  readonly startedAt: number
+  readonly finishedAt: number
+}
+
+/**
+ * What a stage does: which samples it takes, how it calls the task, and how a result (`F`, the
+ * decoded fields) becomes a record.
+ *
+ * @internal
+ */
+export interface Definition<F> {
+  /** The task function, for messages: `infer`, `inferBatch`, `score` or `scoreBatch`. */
+  readonly fn: string
+  /** Whether `call` gets a chunk and returns one result per sample. */
+  readonly batch: boolean
+  readonly unitSize: number
+  readonly needs: (item: Item) => boolean
+  readonly call: (items: ReadonlyArray<Item>) => unknown
+  readonly decode: (value: unknown, fn: string) => F
+  readonly failed: (message: string, trace: string) => F
+  readonly build: (item: Item, fields: F, times: Times) => SampleRecord
+  /** Publishes that a record was stored (none when nobody listens). */
+  readonly landed: ((record: SampleRecord) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * What the stages of one run share.
+ *
+ * @internal
+ */
+export interface Runner {
+  readonly store: TaskStore["Type"]
+  readonly clock: Clock.Clock
+  readonly guard: Guard
+  readonly slots: Slots
+  /** Units a page has in hand at once: those running, and those waiting for a retry or the store. */
+  readonly width: number
+  readonly retry: RetryPolicy
+}
+
+/**
+ * The units a page may have waiting for a retry or for the store, beyond those running: what lets
+ * a durable store commit large batches.
+ *
+ * @internal
+ */
+export const handOff = 64
+
+/**
+ * The retry policy of `Effect.retry`.
+ *
+ * @internal
+ */
+export interface RetryPolicy {
+  readonly schedule: Schedule.Schedule<unknown, Failed>
+  readonly while: (failure: Failed) => boolean
+}
+
+/**
+ * Retries up to `maxAttempts` attempts in all, for retryable failures only, waiting
+ * `min(maxDelay, baseDelay · 2^(k - 1))` before attempt `k + 1`, jittered down by up to 20%.
+ *
+ * @internal
+ */
+export const retryPolicy = (settings: Settings, strategy: string): RetryPolicy => ({
+  schedule: Schedule.exponential(Duration.millis(settings.baseDelayMs)).pipe(
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.millis(settings.maxDelayMs))),
+    Schedule.jitteredWith({ min: 0.8, max: 1 }),
+    Schedule.intersect(Schedule.recurs(settings.maxAttempts - 1)),
+    Schedule.tapInput((failure: Failed) =>
+      Effect.annotateLogs(Effect.logDebug(`Retrying a retryable failure: ${failure.message}`), { strategy })
+    )
+  ),
+  while: (failure) => {
+    try {
+      return settings.isRetryable(failure.error) === true
+    } catch {
+      return false
+    }
+  }
+})
+
+/**
+ * The attempt slots of a run: a count of free slots and the attempts waiting for one, in order.
+ * It takes an asynchronous step only when every slot is in use. (Effect's `Semaphore` takes one on
+ * every `take`; on a task that answers at once that was half of the pipeline's time.) A waiting
+ * attempt that is interrupted leaves the queue; the slots belong to one run and end with it.
+ */
+export class Slots {
+  private free: number
+  private readonly waiting: Array<() => void> = []
+
+  constructor(count: number) {
+    this.free = count
+  }
+
+  readonly take: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.free > 0) {
+      this.free--
+      return Effect.void
+    }
+    return Effect.async<void>((resume) => {
+      const wake = () => resume(Effect.void)
+      this.waiting.push(wake)
+      return Effect.sync(() => {
+        const index = this.waiting.indexOf(wake)
+        if (index !== -1) this.waiting.splice(index, 1)
+      })
+    })
+  })
+
+  /** Gives a slot back: to the longest waiter, if any. */
+  unsafeRelease(): void {
+    const next = this.waiting.shift()
+    if (next === undefined) this.free++
+    else next()
+  }
+
+  readonly release: Effect.Effect<void> = Effect.sync(() => this.unsafeRelease())
+}
+
+/**
+ * The runner of one run, with its watchdog (stopped with the scope).
+ *
+ * @internal
+ */
+export const makeRunner = (
+  settings: Settings,
+  retry: RetryPolicy,
+  store: TaskStore["Type"]
+): Effect.Effect<Runner, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const watchdog = yield* Watchdog.start(settings.timeoutMs)
+    return {
+      store,
+      clock: yield* Effect.clock,
+      guard: { watchdog, runtime: yield* Effect.runtime<never>() },
+      slots: new Slots(settings.concurrency),
+      width: settings.concurrency + handOff,
+      retry
+    }
+  })
+
+/**
+ * One unit of work: its samples, and its attempts so far. A class with methods rather than
+ * closures: a run makes one or two units a sample.
+ */
+class Unit<F> {
+  attempts = 0
+  startedAt = 0
+  /** The messages of the failed attempts, once one failed. */
+  earlier: Array<string> | undefined = undefined
+
+  constructor(readonly runner: Runner, readonly stage: Definition<F>, readonly items: ReadonlyArray<Item>) {}
+
+  /** One attempt in a slot (for retries): the slot is held for the attempt only. */
+  get once(): Effect.Effect<unknown, Failed> {
+    const release = this.runner.slots.release
+    return Effect.zipRight(
+      this.runner.slots.take,
+      Effect.matchEffect(Effect.suspend(() => this.attempt()), {
+        onFailure: (failure) => Effect.zipRight(release, Effect.fail(failure)),
+        onSuccess: (value) => Effect.as(release, value)
+      })
+    )
+  }
+
+  attempt(): Effect.Effect<unknown, Failed> {
+    const now = this.runner.clock.unsafeCurrentTimeMillis()
+    if (this.attempts === 0) this.startedAt = now
+    this.attempts++
+    return attempt(() => this.stage.call(this.items), now, this.runner.guard)
+  }
+
+  /** `Effect.retry` takes over after a first failure (which it is handed to begin with). */
+  retry(first: Failed): Effect.Effect<unknown, Failed> {
+    const earlier = this.earlier = [first.message]
+    const again = Effect.tapError(this.once, (failure) => Effect.sync(() => earlier.push(failure.message)))
+    let replay = true
+    return Effect.retry(
+      Effect.suspend(() => {
+        if (!replay) return again
+        replay = false
+        return Effect.fail(first)
+      }),
+      this.runner.retry
+    )
+  }
+
+  failed(failure: Failed): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const last = withHistory(failure, this.earlier?.slice(0, -1) ?? [])
+    const fields = this.stage.failed(last.message, last.trace)
+    return this.land(() => fields)
+  }
+
+  succeeded(value: unknown): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const stage = this.stage
+    if (!stage.batch) return this.land(() => stage.decode(value, stage.fn))
+    const results = decodeBatch(value, stage.fn, this.items.length)
+    if (Either.isLeft(results)) {
+      const fields = stage.failed(results.left, results.left)
+      return this.land(() => fields)
+    }
+    return this.land((index) => stage.decode(results.right[index], stage.fn))
+  }
+
+  /** Records the fields of each sample, hands the records to the store, and says they landed. */
+  land(fieldsAt: (index: number) => F): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const { items, runner, stage } = this
+    const times: Times = {
+      attempts: this.attempts,
+      startedAt: this.startedAt,
+      finishedAt: runner.clock.unsafeCurrentTimeMillis()
+    }
+    for (let index = 0; index < items.length; index++) {
+      const item = items[index]!
+      item.record = stage.build(item, fieldsAt(index), times)
+    }
+    const stored = items.length === 1
+      ? runner.store.putSample(items[0]!.record!)
+      : Effect.forEach(items, (item) => runner.store.putSample(item.record!), {
+        concurrency: items.length,
+        discard: true
+      })
+    const landed = stage.landed
+    if (landed === undefined) return Effect.as(stored, items)
+    return Effect.zipRight(stored, Effect.as(Effect.forEach(items, (item) => landed(item.record!)), items))
+  }
+
+  /**
+   * Attempts the unit until it succeeds or may not be retried, then lands its records. The first
+   * attempt is made at once in a slot; an answer that is ready lands without another step.
+   */
+  run(): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const { runner } = this
+    return Effect.flatMap(runner.slots.take, () => {
+      const now = runner.clock.unsafeCurrentTimeMillis()
+      this.startedAt = now
+      this.attempts = 1
+      const first = attemptNow(() => this.stage.call(this.items), now, runner.guard)
+      if (!(first instanceof Settling)) {
+        runner.slots.unsafeRelease()
+        return first instanceof Failed ? this.afterFailure(first) : this.succeeded(first)
+      }
+      return Effect.matchEffect(Effect.ensuring(first.effect, runner.slots.release), {
+        onFailure: (failure) => this.afterFailure(failure),
+        onSuccess: (value) => this.succeeded(value)
+      })
+    })
+  }
+
+  afterFailure(first: Failed): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    return Effect.matchEffect(this.retry(first), {
+      onFailure: (failure) => this.failed(failure),
+      onSuccess: (value) => this.succeeded(value)
+    })
+  }
+}
+
+/**
+ * A stage, ready to run units of the samples it needs.
+ *
+ * @internal
+ */
+export interface Stage {
+  readonly unitSize: number
+  readonly needs: (item: Item) => boolean
+  readonly run: (runner: Runner, items: ReadonlyArray<Item>) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+}
+
+/**
+ * Makes a stage of its definition.
+ *
+ * @internal
+ */
+export const make = <F>(definition: Definition<F>): Stage => ({
+  unitSize: definition.unitSize,
+  needs: definition.needs,
+  run: (runner, items) => new Unit(runner, definition, items).run()
+})

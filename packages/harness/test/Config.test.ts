@@ -1,0 +1,127 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { assert, describe, it } from "@effect/vitest"
+import { Engine, type HoldoutError } from "@holdout/core"
+import { Config } from "@holdout/harness"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
+
+/** A memory stack over the fixture's data, with `releases` (YAML) added. */
+const yaml = (releases: string, verifier = "") =>
+  `store: { kind: memory }
+datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
+strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))} }
+budgets:
+  - { datasetId: qa, split: train, runs: 5 }
+  - { datasetId: qa, split: validation, runs: 5 }
+policy: { train: viewable, validation: non_viewable, test: no_access }
+${releases}
+${verifier}`
+
+const parse = (text: string) => Config.parse("holdout.yaml", text)
+
+const message = (result: Either.Either<Config.HoldoutConfig, HoldoutError.ConfigError>): string =>
+  Either.match(result, { onLeft: (error) => error.message, onRight: () => "" })
+
+describe("Config — releases", () => {
+  it("each split's mechanism becomes EngineOptions.releases", () => {
+    const parsed = parse(yaml(`releases:
+  validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 3 }
+  train: { kind: exact }`))
+    assert.isTrue(Either.isRight(parsed), message(parsed))
+    if (Either.isLeft(parsed)) return
+    assert.deepStrictEqual(Config.releases(parsed.right), {
+      validation: { _tag: "thresholdout", reference: "train", threshold: 0.04, sigma: 0.01, overfitBudget: 3 },
+      train: { _tag: "exact" }
+    })
+    const ladder = parse(yaml(`releases: { validation: { kind: ladder, eta: 0.05 } }`))
+    assert.deepStrictEqual(Either.getOrThrow(Either.map(ladder, Config.releases)), {
+      validation: { _tag: "ladder", eta: 0.05 }
+    })
+    // no releases: every split is exact
+    assert.deepStrictEqual(Either.getOrThrow(Either.map(parse(yaml("")), Config.releases)), {})
+  })
+
+  it("decoding is strict: unknown keys, unknown kinds, missing and invalid fields are named, with the shapes", () => {
+    const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+      [
+        `releases: { validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 3, sigmaa: 1 } }`,
+        [`unknown field "releases.validation.sigmaa"`, `"sigma"`]
+      ],
+      [`releases: { validation: { kind: ladderr, eta: 0.01 } }`, [`"releases.validation.kind"`, `"ladderr"`]],
+      [`releases: { validation: { kind: ladder, eta: -1 } }`, [`"releases.validation.eta"`, "positive"]],
+      [
+        `releases: { validation: { kind: thresholdout, reference: train, threshold: 0.04 } }`,
+        [`"releases.validation.sigma" is missing`, `"releases.validation.overfitBudget" is missing`]
+      ],
+      [`releases: { validation: { _tag: ladder, eta: 0.01 } }`, [`"releases.validation`]],
+      [
+        `releases: { validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 0 } }`,
+        [
+          `"releases.validation.overfitBudget"`
+        ]
+      ]
+    ]
+    for (const [releases, expected] of cases) {
+      const text = message(parse(yaml(releases)))
+      assert.include(text, "holdout.yaml is not a valid Holdout configuration", releases)
+      for (const part of expected) assert.include(text, part, `${releases}: ${text}`)
+      // what a release looks like, and what to do
+      assert.include(text, "{ kind: ladder, eta: η }", text)
+      assert.include(text, "Fix the file and run again.", text)
+      assert.notInclude(text, "Expected undefined", text)
+      assert.notInclude(text, "\n", text)
+    }
+    assert.include(
+      message(parse(yaml("", "verifier: { mode: auto_best, targets: [], significance: 1.5 }"))),
+      "significance"
+    )
+  })
+
+  it.effect("a stack from the configuration tells through its mechanism and meters the overfitting budget", () =>
+    Effect.gen(function*() {
+      const parsed = parse(yaml(`releases:
+  validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 3 }`))
+      assert.isTrue(Either.isRight(parsed))
+      if (Either.isLeft(parsed)) return
+      const stack = Config.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
+      yield* Effect.gen(function*() {
+        const engine = yield* Engine.Engine
+        // thresholdout compares with the candidate's mean on the reference split
+        yield* engine.evaluate({ datasetId: "qa", split: "train", candidate: { id: "exact" } })
+        const experiment = yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate: { id: "exact" } })
+        assert.strictEqual(experiment.release?.mechanism, "thresholdout")
+        const validation = (yield* engine.status()).find((entry) => entry.split === "validation")
+        assert.deepStrictEqual(validation?.overfit?.limit, 3)
+      }).pipe(Effect.provide(stack.pipe(Layer.provide(NodeContext.layer))))
+    }))
+
+  it.effect("a mechanism the tiers do not allow is a ConfigError saying what to do", () =>
+    Effect.gen(function*() {
+      for (
+        const [releases, expected] of [
+          [`releases: { train: { kind: ladder, eta: 0.01 } }`, "Tier it non_viewable or drop its release"],
+          [
+            `releases: { validation: { kind: thresholdout, reference: test, threshold: 0.04, sigma: 0.01, overfitBudget: 3 } }`,
+            "Give a split the optimizer evaluates candidates on"
+          ]
+        ] as const
+      ) {
+        const parsed = parse(yaml(releases))
+        assert.isTrue(Either.isRight(parsed))
+        if (Either.isLeft(parsed)) return
+        const stack = Config.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
+        const built = yield* Effect.either(
+          Layer.build(stack.pipe(Layer.provide(NodeContext.layer))).pipe(Effect.scoped)
+        )
+        assert.isTrue(Either.isLeft(built))
+        if (Either.isRight(built)) return
+        assert.strictEqual(built.left._tag, "ConfigError")
+        assert.include(built.left.message, expected)
+      }
+    }))
+})
