@@ -21,14 +21,9 @@ const lockOf = (sql: SqlClient.SqlClient): Effect.Semaphore => {
   return lock
 }
 
-/**
- * Runs `effect` alone on the client (no store transaction is open meanwhile). Holding the lock, it
- * runs straight through without yielding to other fibers (only a driver's asynchronous statements
- * make it wait): a holder put back in the scheduler's queue would keep every other store operation
- * of the client waiting.
- */
+/** Runs `effect` alone on the client (no store transaction is open meanwhile). */
 export const exclusive = <A, E, R>(sql: SqlClient.SqlClient, effect: Effect.Effect<A, E, R>) =>
-  lockOf(sql).withPermits(1)(Effect.withMaxOpsBeforeYield(effect, Number.MAX_SAFE_INTEGER))
+  lockOf(sql).withPermits(1)(effect)
 
 const begin = (sql: SqlClient.SqlClient) =>
   sql.onDialectOrElse({ sqlite: () => sql.unsafe("BEGIN IMMEDIATE"), orElse: () => sql.unsafe("BEGIN") })
