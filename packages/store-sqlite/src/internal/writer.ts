@@ -18,7 +18,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { GroupCommit, HoldoutError } from "@holdout/core"
+import { GroupCommit, type HoldoutError } from "@holdout/core"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -46,6 +46,7 @@ type Statements = (afterCommit: (effect: () => void) => void) => Effect.Effect<v
 
 /** A lane seen without its types. */
 interface Lane {
+  readonly op: string
   /** Takes the lane's inputs of the closing round: what writes them in its transaction. */
   readonly take: () => Statements
 }
@@ -95,8 +96,12 @@ const make = (sql: SqlClient.SqlClient): Effect.Effect<Writer, never, Scope.Scop
           // closed: a write from now on opens the next round
           if (open !== undefined && rounds.includes(open)) open = undefined
           const statements: Array<Statements> = []
+          const ops = new Set<string>()
           for (const round of rounds) {
-            for (const lane of round.lanes) statements.push(lane.take())
+            for (const lane of round.lanes) {
+              statements.push(lane.take())
+              ops.add(lane.op)
+            }
           }
           // a retried transaction starts again with no after-commit effect
           let afterCommit: Array<() => void> = []
@@ -110,7 +115,7 @@ const make = (sql: SqlClient.SqlClient): Effect.Effect<Writer, never, Scope.Scop
               return Effect.forEach(statements, (write) => write(register), { discard: true })
             })
           ).pipe(
-            storeOp("write"),
+            storeOp([...ops].join("+")),
             Effect.tap(() =>
               Effect.sync(() => {
                 for (const effect of afterCommit) effect()
@@ -137,6 +142,7 @@ const make = (sql: SqlClient.SqlClient): Effect.Effect<Writer, never, Scope.Scop
         // the inputs of the open round
         let queued: Array<Queued<I, A, E>> = []
         const lane: Lane = {
+          op,
           take: () => {
             const taken = queued
             queued = []
@@ -152,18 +158,10 @@ const make = (sql: SqlClient.SqlClient): Effect.Effect<Writer, never, Scope.Scop
             const entry: Queued<I, A, E> = { input, outcome: undefined }
             const done = join(lane, queued.length === 0)
             queued.push(entry)
-            return Effect.matchEffect(Deferred.await(done), {
-              // the round failed: the caller is told of its own operation
-              onFailure: (error) =>
-                Effect.fail(
-                  new HoldoutError.StoreError({
-                    op,
-                    message: error.message,
-                    ...(error.cause === undefined ? {} : { cause: error.cause })
-                  })
-                ),
-              onSuccess: (): Effect.Effect<A, E> => entry.outcome ?? Effect.die(`The ${op} write returned no outcome`)
-            })
+            return Effect.flatMap(
+              Deferred.await(done),
+              (): Effect.Effect<A, E> => entry.outcome ?? Effect.die(`The ${op} write returned no outcome`)
+            )
           })
       }
     }
