@@ -1,15 +1,12 @@
 /**
  * A `Ledger` driver on any `SqlClient`: reservations as rows with a unique id. Concurrent reservations of
- * one process are decided and inserted together in one transaction (the client's group commit, shared
- * with the task store) that first takes the write lock, so several processes sharing one database can
- * never overspend. What was spent is kept in memory while no other connection commits (SQLite's
- * `data_version`), so a status or a reservation need not read it again.
+ * one process are decided and inserted together in one transaction (group commit) that first takes
+ * the write lock, so several processes sharing one database can never overspend.
  *
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
-import { type HoldoutError, Ledger, type Model } from "@holdout/core"
+import { GroupCommit, type HoldoutError, Ledger, type Model } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -17,7 +14,6 @@ import type * as Scope from "effect/Scope"
 import { storeOp } from "./internal/errors.js"
 import * as Tables from "./internal/schema.js"
 import * as Transaction from "./internal/transaction.js"
-import * as Writer from "./internal/writer.js"
 
 type ReservationRow = {
   readonly id: string
@@ -75,91 +71,60 @@ export const make = (options: {
         ]))
     )
 
-    // What was spent, kept in memory as of a `data_version` of the database: SQLite changes that
-    // number when another connection (another process, another client) commits, never for this
-    // connection's own commits. While it has not changed, the kept map is what the database holds;
-    // a map is only ever kept together with a version read no later than the map itself.
-    const versioned = sql.onDialectOrElse({ sqlite: () => true, orElse: () => false })
-    let kept: { readonly version: number; readonly spent: ReadonlyMap<string, Ledger.Spent> } | undefined
-    const dataVersion = Effect.map(
-      sql<{ readonly data_version: number }>`PRAGMA data_version`,
-      ([row]) => Number(row?.data_version ?? Number.NaN)
-    )
-    const keptAt = (version: number) => kept !== undefined && kept.version === version ? kept.spent : undefined
-    // under the client's lock: no batch of this connection is open, so the database holds what was committed
-    const readSpent: Effect.Effect<ReadonlyMap<string, Ledger.Spent>, SqlError> = Transaction.exclusive(
-      sql,
-      versioned
-        ? Effect.flatMap(dataVersion, (version) =>
-          Effect.map(spentByKey, (spent) => {
-            kept = { version, spent }
-            return spent
-          }))
-        : spentByKey
-    )
-    const currentSpent = versioned
-      ? Effect.flatMap(dataVersion, (version) => {
-        const spent = keptAt(version)
-        return spent === undefined ? readSpent : Effect.succeed(spent)
-      })
-      : readSpent
-
-    // One group of a batch: the write lock (for dialects whose BEGIN does not take it), the group's
-    // ids and what was spent, every step in order against that view, then what they appended.
-    const reserveGroup: Writer.Write<Step, Model.Reservation, Ledger.ReserveError> = (steps, afterCommit) =>
-      Effect.gen(function*() {
-        yield* sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`
-        const found = new Map(
-          (yield* sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at
+    // One transaction a batch: take the write lock, read the batch's ids and what was spent, run every
+    // step in order against that view, insert what they appended.
+    const commit = (steps: ReadonlyArray<Step>) =>
+      Transaction.write(
+        sql,
+        Effect.gen(function*() {
+          yield* sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`
+          const found = new Map(
+            (yield* sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at
             FROM holdout_reservations WHERE ${sql.in("id", steps.map((entry) => entry.reservationId))}`).map((row) =>
-            [row.id, fromRow(row)] as const
+              [row.id, fromRow(row)] as const
+            )
           )
-        )
-        // inside the transaction no other connection can commit: the version read here stays
-        const version = versioned ? yield* dataVersion : Number.NaN
-        const known = keptAt(version)
-        const spent = new Map(known ?? (yield* spentByKey))
-        const inserts: Array<ReservationRow> = []
-        const changed = new Map<string, Model.BudgetKey>()
-        const view: Ledger.DriverView = {
-          find: (reservationId) => found.get(reservationId),
-          spent: (key) => spent.get(key) ?? Ledger.nothingSpent,
-          append: (reservation) => {
-            const key = Ledger.keyString(reservation)
-            const current = spent.get(key) ?? Ledger.nothingSpent
-            spent.set(key, { runs: current.runs + 1, samples: current.samples + reservation.samples })
-            found.set(reservation.id, reservation)
-            changed.set(key, reservation)
-            inserts.push({
-              id: reservation.id,
-              dataset_id: reservation.datasetId,
-              split: reservation.split,
-              samples: reservation.samples,
-              run_id: reservation.runId,
-              at: reservation.at
-            })
+          const spent = yield* spentByKey
+          const inserts: Array<ReservationRow> = []
+          const changed = new Map<string, Model.BudgetKey>()
+          const view: Ledger.DriverView = {
+            find: (reservationId) => found.get(reservationId),
+            spent: (key) => spent.get(key) ?? Ledger.nothingSpent,
+            append: (reservation) => {
+              const key = Ledger.keyString(reservation)
+              const current = spent.get(key) ?? Ledger.nothingSpent
+              spent.set(key, { runs: current.runs + 1, samples: current.samples + reservation.samples })
+              found.set(reservation.id, reservation)
+              changed.set(key, reservation)
+              inserts.push({
+                id: reservation.id,
+                dataset_id: reservation.datasetId,
+                split: reservation.split,
+                samples: reservation.samples,
+                run_id: reservation.runId,
+                at: reservation.at
+              })
+            }
           }
-        }
-        const outcomes = steps.map((entry) => entry.step(view))
-        if (inserts.length > 0) {
-          yield* sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`
-          const totals = [...changed].map(([key, { datasetId, split }]) => {
-            const { runs, samples } = spent.get(key)!
-            return { dataset_id: datasetId, split, runs, samples }
-          })
-          yield* sql`INSERT INTO holdout_spent ${sql.insert(totals)}
+          const outcomes = steps.map((entry) => entry.step(view))
+          if (inserts.length > 0) {
+            yield* sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`
+            const totals = [...changed].map(([key, { datasetId, split }]) => {
+              const { runs, samples } = spent.get(key)!
+              return { dataset_id: datasetId, split, runs, samples }
+            })
+            yield* sql`INSERT INTO holdout_spent ${sql.insert(totals)}
             ON CONFLICT (dataset_id, split) DO UPDATE SET runs = excluded.runs, samples = excluded.samples`
-        }
-        if (versioned) afterCommit(() => (kept = { version, spent }))
-        return outcomes
-      })
+          }
+          return outcomes
+        })
+      ).pipe(storeOp("reserve"))
 
-    const writer = yield* Writer.acquire(sql)
-    const reserve = writer.lane("reserve", reserveGroup)
+    const batcher = yield* GroupCommit.make(commit, { maxBatch: 512 })
 
     return Ledger.unsafeMake(budgets, {
-      transact: (reservationId, step) => reserve({ reservationId, step }),
-      spent: storeOp("status")(currentSpent),
+      transact: (reservationId, step) => batcher.submit({ reservationId, step }),
+      spent: storeOp("status")(Transaction.exclusive(sql, spentByKey)),
       reservations: (key) =>
         Effect.map(
           Transaction.exclusive(

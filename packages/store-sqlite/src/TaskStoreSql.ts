@@ -1,14 +1,13 @@
 /**
- * A `TaskStore` on any `SqlClient`: runs and samples as rows holding their JSON records. Every write
- * goes through the client's group commit (shared with the ledger): concurrent writes of one process
- * share a transaction, and the samples of a batch are upserted together, keeping each run's
- * progress; every record is decoded by its schema when read back.
+ * A `TaskStore` on any `SqlClient`: runs and samples as rows holding their JSON records. Sample
+ * writes of one process are upserted together in one transaction (core's `GroupCommit`), which
+ * also keeps each run's progress; every record is decoded by its schema when read back.
  *
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { HoldoutError, Metrics, Model, TaskStore } from "@holdout/core"
+import { GroupCommit, HoldoutError, Metrics, Model, TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -19,7 +18,6 @@ import type * as Scope from "effect/Scope"
 import { storeOp } from "./internal/errors.js"
 import * as Tables from "./internal/schema.js"
 import * as Transaction from "./internal/transaction.js"
-import * as Writer from "./internal/writer.js"
 
 const decodeSample = Schema.decodeUnknownEither(Schema.parseJson(Model.SampleRecord))
 
@@ -108,11 +106,9 @@ export const make: Effect.Effect<
           : Effect.map(runOf("getRun", row), Option.some)
     )
 
-  const writer = yield* Writer.acquire(sql)
-
-  // One group of a batch: the new rows, and for every run the change of its progress (what the rows
-  // they replace had added is taken back).
-  const putGroup: Writer.Write<Model.SampleRecord, void, never> = (samples) => {
+  // One transaction a batch: the new rows, and for every run the change of its progress (what the
+  // rows it replaces had added is taken back).
+  const putBatch = (samples: ReadonlyArray<Model.SampleRecord>) => {
     const byRun = new Map<string, Map<number, SampleRow>>()
     for (const sample of samples) {
       let rows = byRun.get(sample.runId)
@@ -130,78 +126,75 @@ export const make: Effect.Effect<
         score: share.score
       })
     }
-    return Effect.forEach(byRun, ([runId, rows]) =>
-      Effect.gen(function*() {
-        const delta = { samples: 0, errors: 0, scored: 0, scoreSum: 0, scoreSquares: 0 }
-        const all = [...rows.values()]
-        for (let start = 0; start < all.length; start += rowsPerStatement) {
-          const chunk = all.slice(start, start + rowsPerStatement)
-          const previous = yield* sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score
+    return Transaction.write(
+      sql,
+      Effect.forEach(byRun, ([runId, rows]) =>
+        Effect.gen(function*() {
+          const delta = { samples: 0, errors: 0, scored: 0, scoreSum: 0, scoreSquares: 0 }
+          const all = [...rows.values()]
+          for (let start = 0; start < all.length; start += rowsPerStatement) {
+            const chunk = all.slice(start, start + rowsPerStatement)
+            const previous = yield* sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score
               FROM holdout_samples WHERE run_id = ${runId} AND ${
-            sql.in("sample_id", chunk.map((row) => row.sample_id))
-          }`
-          for (const share of previous) addShare(delta, share, -1)
-          for (const row of chunk) addShare(delta, row, 1)
-          yield* sql`INSERT INTO holdout_samples ${sql.insert(chunk)}
+              sql.in("sample_id", chunk.map((row) => row.sample_id))
+            }`
+            for (const share of previous) addShare(delta, share, -1)
+            for (const row of chunk) addShare(delta, row, 1)
+            yield* sql`INSERT INTO holdout_samples ${sql.insert(chunk)}
               ON CONFLICT (run_id, sample_id) DO UPDATE
               SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
-        }
-        yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
+          }
+          yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
             scored = scored + ${delta.scored}, score_sum = score_sum + ${delta.scoreSum},
             score_squares = score_squares + ${delta.scoreSquares} WHERE run_id = ${runId}`
-      }), { discard: true }).pipe(Effect.as(samples.map(() => Exit.void)))
+        }), { discard: true })
+    ).pipe(storeOp("putSample"), Effect.as(samples.map(() => Exit.void)))
   }
-  const putSample = writer.lane("putSample", putGroup)
-
-  /** A lane whose inputs are written one at a time, in order. */
-  const oneByOne = <I, A, E>(op: string, write: (input: I) => Effect.Effect<Exit.Exit<A, E>, SqlError>) =>
-    writer.lane(op, (inputs: ReadonlyArray<I>) => Effect.forEach(inputs, write))
-
-  const createRun = oneByOne("createRun", (run: Model.RunRecord) =>
-    Effect.gen(function*() {
-      const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
-      if (existing.length > 0) return Exit.fail(TaskStore.runExists(run.runId))
-      yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: TaskStore.encodeRun(run) })}`
-      // samples stored before their run (none, unless a strategy wrote first) count from the start
-      yield* sql`UPDATE holdout_runs SET ${sql.literal(Tables.progressFromSamples)} WHERE run_id = ${run.runId}
-            AND EXISTS (SELECT 1 FROM holdout_samples s WHERE s.run_id = ${run.runId})`
-      return Exit.void
-    }))
-
-  const updateRun = oneByOne(
-    "updateRun",
-    ({ runId, update }: { readonly runId: string; readonly update: Model.RunUpdate }) =>
-      Effect.gen(function*() {
-        const [row] = yield* sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs WHERE run_id = ${runId}`
-        if (row === undefined) return Exit.fail(TaskStore.runNotFound(runId))
-        const run = TaskStore.decodeRun(row.record)
-        if (Either.isLeft(run)) return Exit.succeed(row)
-        const record = TaskStore.encodeRun(TaskStore.applyUpdate(run.right, update))
-        yield* sql`UPDATE holdout_runs SET record = ${record} WHERE run_id = ${runId}`
-        return Exit.succeed({ ...row, record })
-      })
-  )
-
-  const putMetaIfAbsent = oneByOne(
-    "putMetaIfAbsent",
-    ({ key, value }: { readonly key: string; readonly value: string }) =>
-      Effect.gen(function*() {
-        yield* sql`INSERT INTO holdout_meta ${sql.insert({ key, value })} ON CONFLICT (key) DO NOTHING`
-        const [row] = yield* sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`
-        return Exit.succeed(row?.value ?? value)
-      })
-  )
+  const samples = yield* GroupCommit.make(putBatch, { maxBatch: 4096 })
 
   return {
-    createRun,
+    createRun: (run) =>
+      Transaction.write(
+        sql,
+        Effect.gen(function*() {
+          const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
+          if (existing.length > 0) return false
+          yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: TaskStore.encodeRun(run) })}`
+          // samples stored before their run (none, unless a strategy wrote first) count from the start
+          yield* sql`UPDATE holdout_runs SET ${sql.literal(Tables.progressFromSamples)} WHERE run_id = ${run.runId}
+            AND EXISTS (SELECT 1 FROM holdout_samples s WHERE s.run_id = ${run.runId})`
+          return true
+        })
+      ).pipe(
+        storeOp("createRun"),
+        Effect.flatMap((created) => created ? Effect.void : Effect.fail(TaskStore.runExists(run.runId)))
+      ),
     getRun,
-    updateRun: (runId, update) => Effect.flatMap(updateRun({ runId, update }), (row) => runOf("updateRun", row)),
+    updateRun: (runId, update) =>
+      Transaction.write(
+        sql,
+        Effect.gen(function*() {
+          const [row] = yield* sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs WHERE run_id = ${runId}`
+          if (row === undefined) return Option.none<RunRow>()
+          const run = TaskStore.decodeRun(row.record)
+          if (Either.isLeft(run)) return Option.some(row)
+          const record = TaskStore.encodeRun(TaskStore.applyUpdate(run.right, update))
+          yield* sql`UPDATE holdout_runs SET record = ${record} WHERE run_id = ${runId}`
+          return Option.some({ ...row, record })
+        })
+      ).pipe(
+        storeOp("updateRun"),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.fail(TaskStore.runNotFound(runId)),
+          onSome: (row) => runOf("updateRun", row)
+        }))
+      ),
     listRuns: () =>
       Effect.flatMap(
         storeOp("listRuns")(read(sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs ORDER BY seq`)),
         (rows) => Effect.forEach(rows, (row) => runOf("listRuns", row))
       ),
-    putSample,
+    putSample: (sample) => samples.submit(sample),
     getSample: (runId, sampleId) =>
       Effect.flatMap(
         storeOp("getSample")(read(
@@ -222,7 +215,15 @@ export const make: Effect.Effect<
         )),
         (rows) => Effect.forEach(rows, (row) => decoded("listSamples", "sample", decodeSample(row.record)))
       ),
-    putMetaIfAbsent: (key, value) => putMetaIfAbsent({ key, value }),
+    putMetaIfAbsent: (key, value) =>
+      Transaction.write(
+        sql,
+        Effect.gen(function*() {
+          yield* sql`INSERT INTO holdout_meta ${sql.insert({ key, value })} ON CONFLICT (key) DO NOTHING`
+          const [row] = yield* sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`
+          return row?.value ?? value
+        })
+      ).pipe(storeOp("putMetaIfAbsent")),
     getMeta: (key) =>
       Effect.map(
         storeOp("getMeta")(read(sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`)),
