@@ -14,6 +14,7 @@
 import type { Model } from "@holdout/core"
 import { Compare, Engine, Halving, Release, Stack, Task, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
+import * as Statistics from "../packages/core/src/internal/statistics.js"
 
 interface Result {
   readonly name: string
@@ -39,24 +40,8 @@ const fmix = (input: number): number => {
 const hashUniform = (stream: number, key: number): number =>
   (fmix(fmix(key ^ stream) + Math.imul(stream, 0x9e3779b9)) + 0.5) / 4294967296
 
-/** sfc32 seeded by a number: uniform numbers in [0, 1). */
-const generator = (seed: number): () => number => {
-  let a = 0x9e3779b9
-  let b = 0x243f6a88
-  let c = 0xb7e15162
-  let d = seed | 0
-  const next = () => {
-    const t = (((a + b) | 0) + d) | 0
-    d = (d + 1) | 0
-    a = b ^ (b >>> 9)
-    b = (c + (c << 3)) | 0
-    c = (c << 21) | (c >>> 11)
-    c = (c + t) | 0
-    return (t >>> 0) / 4294967296
-  }
-  for (let index = 0; index < 12; index++) next()
-  return next
-}
+/** sfc32 seeded by a number: uniform numbers in [0, 1) (core's own generator). */
+const generator = Statistics.seeded
 
 // ---------------------------------------------------------------------------------------------
 // The adaptive analyst of Dwork et al.

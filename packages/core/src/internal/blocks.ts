@@ -23,22 +23,8 @@ const seedOf = (secret: string, datasetId: string, split: string, size: number, 
     return new Uint32Array(digest.slice(0, 16))
   })
 
-/** sfc32: a small, fast generator of uniform 32-bit words from a 128-bit seed. */
-const generator = (seed: Uint32Array) => {
-  let a = seed[0]! | 0
-  let b = seed[1]! | 0
-  let c = seed[2]! | 0
-  let d = seed[3]! | 0
-  return (): number => {
-    const t = (((a + b) | 0) + d) | 0
-    d = (d + 1) | 0
-    a = b ^ (b >>> 9)
-    b = (c + (c << 3)) | 0
-    c = (c << 21) | (c >>> 11)
-    c = (c + t) | 0
-    return (t >>> 0) / 4294967296
-  }
-}
+/** sfc32 from a 128-bit seed: uniform numbers in [0, 1). */
+const generator = (seed: Uint32Array) => Statistics.generator(seed[0]!, seed[1]!, seed[2]!, seed[3]!)
 
 /** Cuts a permutation into chunks of `floor`; a short last chunk joins the one before. */
 export const chunk = (permutation: ReadonlyArray<number>, floor: number): Blocks => {
