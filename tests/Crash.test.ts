@@ -123,12 +123,16 @@ describe.each(cases)("crash safety: %s", (_name, kind, reopenKind) => {
                   TaskStore.streamSamples(store, runId),
                   (sample) => Effect.sync(() => stored.add(sample.sampleId))
                 )
+                const run = yield* store.getRun(runId)
                 for (const [sampleRun, sampleId] of outcome.samples) {
                   assert.strictEqual(sampleRun, runId)
-                  assert.isTrue(stored.has(sampleId), `acknowledged sample ${sampleId} of ${runId} is missing`)
+                  assert.isTrue(
+                    stored.has(sampleId),
+                    `acknowledged sample ${sampleId} of ${runId} is missing (${outcome.samples.length} acknowledged, ` +
+                      `${stored.size} stored, the run ${run._tag === "Some" ? "is stored" : "is not stored"})`
+                  )
                 }
 
-                const run = yield* store.getRun(runId)
                 if (run._tag === "Some") {
                   if (!outcome.completed) midRun++
                   const before = yield* ledger.get({ datasetId, split: "train" })
