@@ -204,7 +204,7 @@ export const make = (
       })
 
     const sizeOf = (run: RunRecord) =>
-      Effect.map(datasets.info(run.datasetId), (info) => info.splits[run.split] ?? Math.max(-1, ...run.sampleIds) + 1)
+      Effect.map(datasets.info(run.datasetId), (info) => info.splits[run.split] ?? Missing.idsBelow(run.sampleIds))
     const progressOf = (run: RunRecord) => run.progress ?? Metrics.emptyProgress
     const reread = (run: RunRecord) => Effect.map(store.getRun(run.runId), Option.getOrElse(() => run))
 

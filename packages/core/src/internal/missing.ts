@@ -9,6 +9,13 @@ import type { StoreError } from "../HoldoutError.js"
 import type { RunRecord } from "../Model.js"
 import * as TaskStore from "../TaskStore.js"
 
+/** One more than the largest id (a loop: spreading a million ids into `Math.max` overflows the stack). */
+export const idsBelow = (ids: ReadonlyArray<number>): number => {
+  let largest = -1
+  for (const id of ids) if (id > largest) largest = id
+  return largest + 1
+}
+
 /** Records an error for every planned sample of `run` without a record; reads the stored ids page by page. */
 export const fill = (
   store: TaskStore.TaskStore["Type"],
@@ -16,8 +23,7 @@ export const fill = (
   run: RunRecord
 ): Effect.Effect<void, StoreError> =>
   Effect.gen(function*() {
-    let largest = -1
-    for (const id of run.sampleIds) if (id > largest) largest = id
+    const largest = idsBelow(run.sampleIds) - 1
     const present = new Uint8Array(largest + 1)
     yield* Stream.runForEach(
       TaskStore.streamSamples(store, run.runId),

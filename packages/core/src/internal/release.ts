@@ -19,18 +19,13 @@ import * as Metrics from "../Metrics.js"
 import type { Candidate, Experiment, RunRecord } from "../Model.js"
 import * as Release from "../Release.js"
 import type { TaskStore } from "../TaskStore.js"
+import { newSecret } from "./blocks.js"
 import { toRanges } from "./runCodec.js"
 
 /** The store key of the secret the noise is drawn from. */
 export const secretKey = "holdout:release-secret"
 
 const decodeReleased = Schema.decodeUnknownOption(Schema.parseJson(Release.Released))
-
-const newSecret = (): string => {
-  const bytes = new Uint8Array(32)
-  globalThis.crypto.getRandomValues(bytes)
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("")
-}
 
 /** What `before` learned, for `answer`. */
 export interface Prepared {
