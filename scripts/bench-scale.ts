@@ -63,11 +63,14 @@ export const child = (kind: Kind, size: number) =>
     let peak = process.memoryUsage.rss()
     const timer = setInterval(() => peak = Math.max(peak, process.memoryUsage.rss()), 20)
     const started = performance.now()
+    const cpuStarted = process.cpuUsage()
     const experiment = yield* Effect.flatMap(
       Engine.Engine,
       (engine) => engine.evaluate({ datasetId: "scale", split: "train", candidate: { id: "scale" } })
     ).pipe(Effect.provide(stack(kind, filename, size)))
     const seconds = (performance.now() - started) / 1000
+    const cpu = process.cpuUsage(cpuStarted)
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6
     if (experiment.metrics.numSuccesses !== size) {
       return yield* Effect.dieMessage(`expected ${size} successes, got ${experiment.metrics.numSuccesses}`)
     }
@@ -83,7 +86,12 @@ export const child = (kind: Kind, size: number) =>
     clearInterval(timer)
     peak = Math.max(peak, process.memoryUsage.rss(), process.resourceUsage().maxRSS * 1024)
     process.stdout.write(
-      JSON.stringify({ samplesPerSec: size / seconds, peakRssMb: peak / 1024 / 1024, resumeMs }) + "\n"
+      JSON.stringify({
+        samplesPerSec: size / seconds,
+        samplesPerCpuSec: size / cpuSeconds,
+        peakRssMb: peak / 1024 / 1024,
+        resumeMs
+      }) + "\n"
     )
   })).pipe(Effect.provide(NodeContext.layer), Effect.orDie)
 

@@ -117,6 +117,11 @@ export class RunEvents extends Context.Tag("@holdout/core/RunEvents")<RunEvents,
   readonly publish: (event: RunEvent) => Effect.Effect<void>
   /** A subscription that receives every event published from now on, until its scope closes. */
   readonly subscribe: Effect.Effect<Queue.Dequeue<RunEvent>, never, Scope.Scope>
+  /**
+   * Whether anyone is subscribed now: a publisher of many events (one a sample) makes none while
+   * nobody listens.
+   */
+  readonly unsafeHasSubscribers: () => boolean
 }>() {}
 
 /**
@@ -135,10 +140,17 @@ export const defaultCapacity = 16_384
  * @category constructors
  */
 export const make = (capacity: number = defaultCapacity): Effect.Effect<RunEvents["Type"]> =>
-  Effect.map(PubSub.sliding<RunEvent>(capacity), (hub) => ({
-    publish: (event) => Effect.asVoid(PubSub.publish(hub, event)),
-    subscribe: PubSub.subscribe(hub)
-  }))
+  Effect.map(PubSub.sliding<RunEvent>(capacity), (hub) => {
+    let subscribers = 0
+    return {
+      publish: (event) => Effect.asVoid(PubSub.publish(hub, event)),
+      subscribe: Effect.zipLeft(
+        PubSub.subscribe(hub),
+        Effect.acquireRelease(Effect.sync(() => subscribers++), () => Effect.sync(() => subscribers--))
+      ),
+      unsafeHasSubscribers: () => subscribers > 0
+    }
+  })
 
 /**
  * The in-memory hub as a layer.

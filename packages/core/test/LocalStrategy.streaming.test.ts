@@ -3,6 +3,8 @@ import { expectFailure } from "@holdout/testkit"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -133,6 +135,37 @@ describe("LocalStrategy — run events", () => {
       const again = yield* producedEvents(plan(ids(6)))
       assert.strictEqual(again.inferred.length + again.scored.length, 0)
     }).pipe(Effect.provide(Layer.provideMerge(strategyLayer(task, {}, { store }), RunEvents.layer)))
+  })
+
+  it.live("nothing is published while nobody listens; a late subscriber's counts include what landed before", () => {
+    const gate = Deferred.unsafeMake<void>(FiberId.none)
+    const slow = Task.make<Row, number, "label">({
+      name: "late",
+      labelFields: ["label"],
+      // samples from 3 on wait for the subscriber
+      infer: (row) => row.id < 3 ? row.id : Effect.as(Deferred.await(gate), row.id),
+      score: (row: Row) => row.label
+    })
+    return Effect.gen(function*() {
+      const hub = yield* RunEvents.RunEvents
+      const store = yield* TaskStore.TaskStore
+      assert.isFalse(hub.unsafeHasSubscribers())
+      const fiber = yield* Effect.fork(produce(plan(ids(6))))
+      while ((yield* samplesOf(store)).filter((sample) => sample.score !== undefined).length < 3) {
+        yield* Effect.sleep("5 millis")
+      }
+      const events = yield* Effect.scoped(Effect.gen(function*() {
+        const queue = yield* hub.subscribe
+        assert.isTrue(hub.unsafeHasSubscribers())
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(fiber)
+        return Chunk.toReadonlyArray(yield* Queue.takeAll(queue))
+      }))
+      assert.isFalse(hub.unsafeHasSubscribers(), "a closed subscription still counts")
+      const scored = events.flatMap((event) => event._tag === "SampleScored" ? [event] : [])
+      assert.deepStrictEqual(scored.map((event) => event.sampleId).sort(), [3, 4, 5])
+      assert.deepStrictEqual(scored.map((event) => event.scored), [4, 5, 6])
+    }).pipe(Effect.provide(Layer.provideMerge(strategyLayer(slow, {}), RunEvents.layer)))
   })
 
   it.effect("without an event hub the strategy publishes nothing and runs as usual", () =>

@@ -77,6 +77,8 @@ const withStrategy = <A, E, R, O, I>(
 const samplesOf = (store: TaskStore.TaskStore["Type"], runId: string) =>
   Effect.map(Stream.runCollect(TaskStore.streamSamples(store, runId)), Chunk.toReadonlyArray)
 
+const byId = (a: ReadonlyArray<number | undefined>, b: ReadonlyArray<number | undefined>) => a[0]! - b[0]!
+
 const sampleOf = (store: TaskStore.TaskStore["Type"], sampleId: number, runId = "run-1") =>
   Effect.map(store.getSample(runId, sampleId), Option.getOrThrow)
 
@@ -213,6 +215,51 @@ describe("LocalStrategy — records", () => {
       }))
   })
 
+  it.effect("a sample scored at once is stored once; one scored later is stored inferred, then scored", () => {
+    const make = (score: (row: Row, output: Task.StoredOutput<string>) => Task.Result<number>) =>
+      Task.make<Row, string, "answer">({
+        name: "writes",
+        labelFields: ["answer"],
+        infer: (row) => Promise.resolve(`out-${row.question}`),
+        score
+      })
+    const expected = (count: number) => ids(count).map((sampleId) => [sampleId, 1])
+    return Effect.gen(function*() {
+      // scoring answers in the step that stored inference would start: one write a sample, final
+      yield* withStrategy(
+        make((row, output) => exact(row, output)),
+        {},
+        ({ puts, store, strategy }) =>
+          Effect.gen(function*() {
+            yield* strategy.produce(plan(ids(6)))
+            assert.deepStrictEqual(puts.map((sample) => [sample.sampleId, sample.score]).sort(byId), expected(6))
+            assert.deepStrictEqual((yield* samplesOf(store, "run-1")).map((sample) => sample.output), [
+              "out-q0",
+              "out-q1",
+              "out-q2",
+              "out-q3",
+              "out-q4",
+              "out-q5"
+            ])
+          })
+      )
+      // scoring that settles later: the inference record is stored first, as the stage finishes
+      yield* withStrategy(
+        make((row, output) => Promise.resolve(exact(row, output))),
+        {},
+        ({ puts, strategy }) =>
+          Effect.gen(function*() {
+            yield* strategy.produce(plan(ids(6)))
+            assert.strictEqual(puts.length, 12)
+            for (const sampleId of ids(6)) {
+              const writes = puts.filter((sample) => sample.sampleId === sampleId).map((sample) => sample.score)
+              assert.deepStrictEqual(writes, [undefined, 1], `sample ${sampleId}`)
+            }
+          })
+      )
+    })
+  })
+
   it.effect("an empty plan or a fully done run reads no rows and calls nothing", () => {
     let calls = 0
     const task = Task.make({
@@ -327,7 +374,8 @@ describe("LocalStrategy — retries", () => {
         calls.set(index, attempt)
         return script[index]!(attempt) as Task.Result<string>
       },
-      score: () => 1
+      // a scorer that answers later: each inference record is stored before its scored one
+      score: () => Promise.resolve(1)
     })
     // concurrency 1: a unit waiting for its retry holds no slot, so the others are not held up
     return withStrategy(task, { concurrency: 1 }, ({ puts, store, strategy }) =>

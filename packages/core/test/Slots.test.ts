@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import { Slots } from "../src/internal/stage.js"
+import { Slots } from "../src/internal/slots.js"
 
 describe("the pipeline's attempt slots", () => {
   it.effect("hand a released slot to the longest waiter; an interrupted waiter leaves the queue", () =>

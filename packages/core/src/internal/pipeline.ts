@@ -158,7 +158,8 @@ export const produce = (
     const runner = yield* Stage.makeRunner(settings, retry, store)
     const landed = Option.isSome(events) ? TaskStages.makeLanded(events.value, plan.runId, status) : undefined
     const context: TaskStages.Context = { task, settings, plan, landed }
-    const stages = [TaskStages.inference(context), TaskStages.scoring(context)]
+    const scoring = TaskStages.scoring(context)
+    const stages = [TaskStages.inference(context, scoring), scoring]
     yield* pendingPages(store, source, plan, status, new Set(task.labelFields)).pipe(
       Stream.mapEffect((page) => runPage(runner, stages, page), { concurrency: pagesInFlight, unordered: true }),
       Stream.runDrain

@@ -22,6 +22,7 @@ import type { SampleRecord } from "../Model.js"
 import type { TaskStore } from "../TaskStore.js"
 import { Failed, withHistory } from "./failure.js"
 import { attempt, attemptNow, type Guard, Settling } from "./invoke.js"
+import { Slots } from "./slots.js"
 import { decodeBatch } from "./taskResult.js"
 import * as Watchdog from "./watchdog.js"
 
@@ -101,11 +102,12 @@ export interface Runner {
 
 /**
  * The units a page may have waiting for a retry or for the store, beyond those running: what lets
- * a durable store commit large batches.
+ * a durable store commit large batches (a commit's fsync shared by hundreds of samples; each unit
+ * in hand is a fiber, so more costs more than the fsyncs it saves).
  *
  * @internal
  */
-export const handOff = 64
+export const handOff = 256
 
 /**
  * The retry policy of `Effect.retry`.
@@ -142,45 +144,6 @@ export const retryPolicy = (settings: Settings, strategy: string): RetryPolicy =
 })
 
 /**
- * The attempt slots of a run: a count of free slots and the attempts waiting for one, in order.
- * It takes an asynchronous step only when every slot is in use. (Effect's `Semaphore` takes one on
- * every `take`; on a task that answers at once that was half of the pipeline's time.) A waiting
- * attempt that is interrupted leaves the queue; the slots belong to one run and end with it.
- */
-export class Slots {
-  private free: number
-  private readonly waiting: Array<() => void> = []
-
-  constructor(count: number) {
-    this.free = count
-  }
-
-  readonly take: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.free > 0) {
-      this.free--
-      return Effect.void
-    }
-    return Effect.async<void>((resume) => {
-      const wake = () => resume(Effect.void)
-      this.waiting.push(wake)
-      return Effect.sync(() => {
-        const index = this.waiting.indexOf(wake)
-        if (index !== -1) this.waiting.splice(index, 1)
-      })
-    })
-  })
-
-  /** Gives a slot back: to the longest waiter, if any. */
-  unsafeRelease(): void {
-    const next = this.waiting.shift()
-    if (next === undefined) this.free++
-    else next()
-  }
-
-  readonly release: Effect.Effect<void> = Effect.sync(() => this.unsafeRelease())
-}
-
-/**
  * The runner of one run, with its watchdog (stopped with the scope).
  *
  * @internal
@@ -206,13 +169,18 @@ export const makeRunner = (
  * One unit of work: its samples, and its attempts so far. A class with methods rather than
  * closures: a run makes one or two units a sample.
  */
-class Unit<F> {
+class Unit<F> implements Started {
   attempts = 0
   startedAt = 0
   /** The messages of the failed attempts, once one failed. */
   earlier: Array<string> | undefined = undefined
 
-  constructor(readonly runner: Runner, readonly stage: Definition<F>, readonly items: ReadonlyArray<Item>) {}
+  constructor(
+    readonly runner: Runner,
+    readonly stage: Definition<F>,
+    readonly items: ReadonlyArray<Item>,
+    readonly next: Stage | undefined
+  ) {}
 
   /** One attempt in a slot (for retries): the slot is held for the attempt only. */
   get once(): Effect.Effect<unknown, Failed> {
@@ -254,20 +222,27 @@ class Unit<F> {
     return this.land(() => fields)
   }
 
-  succeeded(value: unknown): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+  succeeded(value: unknown, earlier?: Effect.Effect<void>): Effect.Effect<ReadonlyArray<Item>, StoreError> {
     const stage = this.stage
-    if (!stage.batch) return this.land(() => stage.decode(value, stage.fn))
+    if (!stage.batch) return this.land(() => stage.decode(value, stage.fn), earlier)
     const results = decodeBatch(value, stage.fn, this.items.length)
     if (Either.isLeft(results)) {
       const fields = stage.failed(results.left, results.left)
-      return this.land(() => fields)
+      return this.land(() => fields, earlier)
     }
-    return this.land((index) => stage.decode(results.right[index], stage.fn))
+    return this.land((index) => stage.decode(results.right[index], stage.fn), earlier)
   }
 
-  /** Records the fields of each sample, hands the records to the store, and says they landed. */
-  land(fieldsAt: (index: number) => F): Effect.Effect<ReadonlyArray<Item>, StoreError> {
-    const { items, runner, stage } = this
+  /**
+   * Records the fields of each sample, hands the records to the store, and says they landed.
+   *
+   * A single sample whose next stage takes single samples goes on to it at once, if a slot is
+   * free: when that stage answers at once, only its record is stored (one write a sample, not two;
+   * what the earlier record said is published with it); otherwise this record is stored while the
+   * next stage's attempt goes on.
+   */
+  land(fieldsAt: (index: number) => F, earlier?: Effect.Effect<void>): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const { items, next, runner, stage } = this
     const times: Times = {
       attempts: this.attempts,
       startedAt: this.startedAt,
@@ -277,15 +252,40 @@ class Unit<F> {
       const item = items[index]!
       item.record = stage.build(item, fieldsAt(index), times)
     }
+    if (next !== undefined && items.length === 1 && next.needs(items[0]!) && runner.slots.unsafeTryTake()) {
+      const unit = next.unit(runner, items)
+      const first = unit.first()
+      if (first instanceof Settling || first instanceof Failed) {
+        return Effect.zipRight(this.store(earlier), unit.proceed(first))
+      }
+      runner.slots.unsafeRelease()
+      return unit.succeeded(first, this.published(earlier))
+    }
+    return this.store(earlier)
+  }
+
+  /** What says that this unit's records landed, after `earlier`. */
+  published(earlier: Effect.Effect<void> | undefined): Effect.Effect<void> | undefined {
+    const landed = this.stage.landed
+    if (landed === undefined) return earlier
+    const items = this.items
+    const own = items.length === 1
+      ? Effect.suspend(() => landed(items[0]!.record!))
+      : Effect.forEach(items, (item) => landed(item.record!), { discard: true })
+    return earlier === undefined ? own : Effect.zipRight(earlier, own)
+  }
+
+  /** Hands the records to the store, then says they landed (after `earlier`). */
+  store(earlier: Effect.Effect<void> | undefined): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    const { items, runner } = this
     const stored = items.length === 1
       ? runner.store.putSample(items[0]!.record!)
       : Effect.forEach(items, (item) => runner.store.putSample(item.record!), {
         concurrency: items.length,
         discard: true
       })
-    const landed = stage.landed
-    if (landed === undefined) return Effect.as(stored, items)
-    return Effect.zipRight(stored, Effect.as(Effect.forEach(items, (item) => landed(item.record!)), items))
+    const published = this.published(earlier)
+    return published === undefined ? Effect.as(stored, items) : Effect.zipRight(stored, Effect.as(published, items))
   }
 
   /**
@@ -293,20 +293,27 @@ class Unit<F> {
    * attempt is made at once in a slot; an answer that is ready lands without another step.
    */
   run(): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+    return Effect.flatMap(this.runner.slots.take, () => this.proceed(this.first()))
+  }
+
+  /** The first attempt, made at once in a slot the caller took: its answer, `Failed` or `Settling`. */
+  first(): unknown {
+    const now = this.runner.clock.unsafeCurrentTimeMillis()
+    this.startedAt = now
+    this.attempts = 1
+    return attemptNow(() => this.stage.call(this.items), now, this.runner.guard)
+  }
+
+  /** Goes on from the first attempt: gives its slot back when it is done, retries, lands. */
+  proceed(first: unknown): Effect.Effect<ReadonlyArray<Item>, StoreError> {
     const { runner } = this
-    return Effect.flatMap(runner.slots.take, () => {
-      const now = runner.clock.unsafeCurrentTimeMillis()
-      this.startedAt = now
-      this.attempts = 1
-      const first = attemptNow(() => this.stage.call(this.items), now, runner.guard)
-      if (!(first instanceof Settling)) {
-        runner.slots.unsafeRelease()
-        return first instanceof Failed ? this.afterFailure(first) : this.succeeded(first)
-      }
-      return Effect.matchEffect(Effect.ensuring(first.effect, runner.slots.release), {
-        onFailure: (failure) => this.afterFailure(failure),
-        onSuccess: (value) => this.succeeded(value)
-      })
+    if (!(first instanceof Settling)) {
+      runner.slots.unsafeRelease()
+      return first instanceof Failed ? this.afterFailure(first) : this.succeeded(first)
+    }
+    return Effect.matchEffect(Effect.ensuring(first.effect, runner.slots.release), {
+      onFailure: (failure) => this.afterFailure(failure),
+      onSuccess: (value) => this.succeeded(value)
     })
   }
 
@@ -327,15 +334,37 @@ export interface Stage {
   readonly unitSize: number
   readonly needs: (item: Item) => boolean
   readonly run: (runner: Runner, items: ReadonlyArray<Item>) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+  /** A unit of this stage, to be started by a stage before it. */
+  readonly unit: (runner: Runner, items: ReadonlyArray<Item>) => Started
 }
 
 /**
- * Makes a stage of its definition.
+ * A unit of a stage as a stage before it starts it: its first attempt is made in a slot the
+ * caller took; `proceed` goes on from there, and `succeeded` lands an answer that came at once,
+ * saying first what `earlier` says.
  *
  * @internal
  */
-export const make = <F>(definition: Definition<F>): Stage => ({
-  unitSize: definition.unitSize,
-  needs: definition.needs,
-  run: (runner, items) => new Unit(runner, definition, items).run()
-})
+export interface Started {
+  readonly first: () => unknown
+  readonly proceed: (first: unknown) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+  readonly succeeded: (value: unknown, earlier?: Effect.Effect<void>) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+}
+
+/**
+ * Makes a stage of its definition. With `next`, a stage of single samples whose next stage also
+ * takes single samples hands each sample on to it at once (`Unit.land`).
+ *
+ * @internal
+ */
+export const make = <F>(definition: Definition<F>, next?: Stage): Stage => {
+  const fused = next !== undefined && definition.unitSize === 1 && !definition.batch && next.unitSize === 1
+    ? next
+    : undefined
+  return {
+    unitSize: definition.unitSize,
+    needs: definition.needs,
+    run: (runner, items) => new Unit(runner, definition, items, fused).run(),
+    unit: (runner, items) => new Unit(runner, definition, items, undefined)
+  }
+}

@@ -49,8 +49,10 @@ export const makeLanded = (
   status: PlanStatus.PlanStatus
 ): Landed => {
   const counts = { inferred: status.stored, scored: status.final, errors: status.errors }
+  // the counts are kept while nobody listens, for whoever subscribes later
   const scored = (record: SampleRecord, error: boolean) => {
     counts.scored++
+    if (!events.unsafeHasSubscribers()) return Effect.void
     return events.publish(
       new RunEvents.SampleScored(
         { runId, sampleId: record.sampleId, error, scored: counts.scored, errors: counts.errors },
@@ -64,6 +66,7 @@ export const makeLanded = (
         const error = record.error !== undefined
         counts.inferred++
         if (error) counts.errors++
+        if (!events.unsafeHasSubscribers()) return error ? scored(record, true) : Effect.void
         const inferred = events.publish(
           new RunEvents.SampleInferred(
             { runId, sampleId: record.sampleId, error, inferred: counts.inferred, errors: counts.errors },
@@ -106,11 +109,12 @@ const calling = (
     : { fn: names[0], batch: false, unitSize: 1, call: (items) => single(items[0]!) }
 
 /**
- * The inference stage of a task.
+ * The inference stage of a task; with `next` (its scoring stage), a sample goes on to scoring at
+ * once (`Stage.make`).
  *
  * @internal
  */
-export const inference = ({ landed, plan, settings, task }: Context): Stage.Stage => {
+export const inference = ({ landed, plan, settings, task }: Context, next?: Stage.Stage): Stage.Stage => {
   const infer = task.infer
   return Stage.make<InferenceFields>({
     ...calling(
@@ -135,7 +139,7 @@ export const inference = ({ landed, plan, settings, task }: Context): Stage.Stag
       return record
     },
     landed: landed?.inferred
-  })
+  }, next)
 }
 
 /**
