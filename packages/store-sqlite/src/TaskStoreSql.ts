@@ -1,7 +1,8 @@
 /**
- * A `TaskStore` on any `SqlClient`: runs and samples as rows holding their JSON records. Sample
- * writes of one process are upserted together in one transaction (core's `GroupCommit`), which
- * also keeps each run's progress; every record is decoded by its schema when read back.
+ * A `TaskStore` on any `SqlClient`: runs and samples as rows holding their JSON records. The writes
+ * of one process (runs created and updated, samples upserted) are committed together in one
+ * transaction (core's `GroupCommit`), which also keeps each run's progress; every record is decoded
+ * by its schema when read back.
  *
  * @since 0.1.0
  */
@@ -79,6 +80,12 @@ const addShare = (
   }
 }
 
+/** A write of the store: queued in its group commit. */
+type Write =
+  | { readonly _tag: "sample"; readonly sample: Model.SampleRecord }
+  | { readonly _tag: "create"; readonly run: Model.RunRecord }
+  | { readonly _tag: "update"; readonly runId: string; readonly update: Model.RunUpdate }
+
 /** Rows a statement writes at most (bound parameters stay well under SQLite's limit). */
 const rowsPerStatement = 1000
 
@@ -106,9 +113,10 @@ export const make: Effect.Effect<
           : Effect.map(runOf("getRun", row), Option.some)
     )
 
-  // One transaction a batch: the new rows, and for every run the change of its progress (what the
-  // rows it replaces had added is taken back).
-  const putBatch = (samples: ReadonlyArray<Model.SampleRecord>) => {
+  // The rows of a batch's samples, by run (the last write of a sample in a batch wins, as it would
+  // one at a time), written with the change of each run's progress (what the rows they replace had
+  // added is taken back).
+  const writeSamples = (samples: ReadonlyArray<Model.SampleRecord>) => {
     const byRun = new Map<string, Map<number, SampleRow>>()
     for (const sample of samples) {
       let rows = byRun.get(sample.runId)
@@ -117,7 +125,6 @@ export const make: Effect.Effect<
         byRun.set(sample.runId, rows)
       }
       const share = Metrics.contribution(sample)
-      // the last write of a sample in a batch wins, as it would one at a time
       rows.set(sample.sampleId, {
         run_id: sample.runId,
         sample_id: sample.sampleId,
@@ -126,75 +133,101 @@ export const make: Effect.Effect<
         score: share.score
       })
     }
-    return Transaction.write(
-      sql,
-      Effect.forEach(byRun, ([runId, rows]) =>
-        Effect.gen(function*() {
-          const delta = { samples: 0, errors: 0, scored: 0, scoreSum: 0, scoreSquares: 0 }
-          const all = [...rows.values()]
-          for (let start = 0; start < all.length; start += rowsPerStatement) {
-            const chunk = all.slice(start, start + rowsPerStatement)
-            const previous = yield* sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score
-              FROM holdout_samples WHERE run_id = ${runId} AND ${
-              sql.in("sample_id", chunk.map((row) => row.sample_id))
-            }`
-            for (const share of previous) addShare(delta, share, -1)
-            for (const row of chunk) addShare(delta, row, 1)
-            yield* sql`INSERT INTO holdout_samples ${sql.insert(chunk)}
-              ON CONFLICT (run_id, sample_id) DO UPDATE
-              SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
-          }
-          yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
-            scored = scored + ${delta.scored}, score_sum = score_sum + ${delta.scoreSum},
-            score_squares = score_squares + ${delta.scoreSquares} WHERE run_id = ${runId}`
-        }), { discard: true })
-    ).pipe(storeOp("putSample"), Effect.as(samples.map(() => Exit.void)))
+    return Effect.forEach(byRun, ([runId, rows]) =>
+      Effect.gen(function*() {
+        const delta = { samples: 0, errors: 0, scored: 0, scoreSum: 0, scoreSquares: 0 }
+        const all = [...rows.values()]
+        for (let start = 0; start < all.length; start += rowsPerStatement) {
+          const chunk = all.slice(start, start + rowsPerStatement)
+          const previous = yield* sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score
+            FROM holdout_samples WHERE run_id = ${runId} AND ${sql.in("sample_id", chunk.map((row) => row.sample_id))}`
+          for (const share of previous) addShare(delta, share, -1)
+          for (const row of chunk) addShare(delta, row, 1)
+          yield* sql`INSERT INTO holdout_samples ${sql.insert(chunk)}
+            ON CONFLICT (run_id, sample_id) DO UPDATE
+            SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
+        }
+        yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
+          scored = scored + ${delta.scored}, score_sum = score_sum + ${delta.scoreSum},
+          score_squares = score_squares + ${delta.scoreSquares} WHERE run_id = ${runId}`
+      }), { discard: true })
   }
-  const samples = yield* GroupCommit.make(putBatch, { maxBatch: 4096 })
+
+  const createRunRow = (run: Model.RunRecord) =>
+    Effect.gen(function*() {
+      const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
+      if (existing.length > 0) return Exit.fail(TaskStore.runExists(run.runId))
+      yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: TaskStore.encodeRun(run) })}`
+      // samples stored before their run (none, unless a strategy wrote first) count from the start
+      yield* sql`UPDATE holdout_runs SET ${sql.literal(Tables.progressFromSamples)} WHERE run_id = ${run.runId}
+        AND EXISTS (SELECT 1 FROM holdout_samples s WHERE s.run_id = ${run.runId})`
+      return Exit.succeed<Option.Option<RunRow>>(Option.none())
+    })
+
+  const updateRunRow = (runId: string, update: Model.RunUpdate) =>
+    Effect.gen(function*() {
+      const [row] = yield* sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs WHERE run_id = ${runId}`
+      if (row === undefined) return Exit.fail(TaskStore.runNotFound(runId))
+      const run = TaskStore.decodeRun(row.record)
+      if (Either.isLeft(run)) return Exit.succeed(Option.some(row))
+      const record = TaskStore.encodeRun(TaskStore.applyUpdate(run.right, update))
+      yield* sql`UPDATE holdout_runs SET record = ${record} WHERE run_id = ${runId}`
+      return Exit.succeed(Option.some({ ...row, record }))
+    })
+
+  // Every write of this process goes through one group commit: a batch is one transaction, so
+  // concurrent runs share its commit. Writes are applied in the order they were queued (samples
+  // queued one after another are written together).
+  const commit = (writes: ReadonlyArray<Write>) =>
+    Transaction.write(
+      sql,
+      Effect.gen(function*() {
+        const outcomes: Array<Exit.Exit<Option.Option<RunRow>, HoldoutError.StoreError>> = []
+        let samples: Array<Model.SampleRecord> = []
+        for (const write of writes) {
+          if (write._tag === "sample") {
+            samples.push(write.sample)
+            outcomes.push(Exit.succeed(Option.none()))
+            continue
+          }
+          if (samples.length > 0) {
+            yield* writeSamples(samples)
+            samples = []
+          }
+          outcomes.push(
+            write._tag === "create" ? yield* createRunRow(write.run) : yield* updateRunRow(write.runId, write.update)
+          )
+        }
+        if (samples.length > 0) yield* writeSamples(samples)
+        return outcomes
+      })
+    ).pipe(storeOp("write"))
+  const group = yield* GroupCommit.make(commit, { maxBatch: 4096 })
+  // a batch that fails fails each of its writes, named by the caller's operation
+  const submit = (op: string, write: Write) =>
+    Effect.catchIf(
+      group.submit(write),
+      (error) => error.op === "write",
+      (error) => Effect.fail(new HoldoutError.StoreError({ op, message: error.message, cause: error.cause }))
+    )
 
   return {
-    createRun: (run) =>
-      Transaction.write(
-        sql,
-        Effect.gen(function*() {
-          const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
-          if (existing.length > 0) return false
-          yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: TaskStore.encodeRun(run) })}`
-          // samples stored before their run (none, unless a strategy wrote first) count from the start
-          yield* sql`UPDATE holdout_runs SET ${sql.literal(Tables.progressFromSamples)} WHERE run_id = ${run.runId}
-            AND EXISTS (SELECT 1 FROM holdout_samples s WHERE s.run_id = ${run.runId})`
-          return true
-        })
-      ).pipe(
-        storeOp("createRun"),
-        Effect.flatMap((created) => created ? Effect.void : Effect.fail(TaskStore.runExists(run.runId)))
-      ),
+    createRun: (run) => Effect.asVoid(submit("createRun", { _tag: "create", run })),
     getRun,
     updateRun: (runId, update) =>
-      Transaction.write(
-        sql,
-        Effect.gen(function*() {
-          const [row] = yield* sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs WHERE run_id = ${runId}`
-          if (row === undefined) return Option.none<RunRow>()
-          const run = TaskStore.decodeRun(row.record)
-          if (Either.isLeft(run)) return Option.some(row)
-          const record = TaskStore.encodeRun(TaskStore.applyUpdate(run.right, update))
-          yield* sql`UPDATE holdout_runs SET record = ${record} WHERE run_id = ${runId}`
-          return Option.some({ ...row, record })
-        })
-      ).pipe(
-        storeOp("updateRun"),
-        Effect.flatMap(Option.match({
+      Effect.flatMap(
+        submit("updateRun", { _tag: "update", runId, update }),
+        Option.match({
           onNone: () => Effect.fail(TaskStore.runNotFound(runId)),
           onSome: (row) => runOf("updateRun", row)
-        }))
+        })
       ),
     listRuns: () =>
       Effect.flatMap(
         storeOp("listRuns")(read(sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs ORDER BY seq`)),
         (rows) => Effect.forEach(rows, (row) => runOf("listRuns", row))
       ),
-    putSample: (sample) => samples.submit(sample),
+    putSample: (sample) => Effect.asVoid(submit("putSample", { _tag: "sample", sample })),
     getSample: (runId, sampleId) =>
       Effect.flatMap(
         storeOp("getSample")(read(
