@@ -45,6 +45,7 @@ import * as Serve from "./cli/serve.js"
 import * as Show from "./cli/show.js"
 import * as Status from "./cli/status.js"
 import * as Submit from "./cli/submit.js"
+import { version } from "./version.js"
 
 /**
  * The subcommands, in the order `holdout --help` lists them. A new command is a file under `cli/`
@@ -193,8 +194,6 @@ const summaryOf = (doc: HelpDoc.HelpDoc): string => {
   // its first sentence or clause, for a line of the command list
   return first.split(/(?<=[.;:])\s/)[0]!.replace(/[;:]$/, ".")
 }
-
-const version = "0.1.0"
 
 /** `HOLDOUT_LOG`: the least level logged (default warning); an unknown level is a one-line error. */
 const logLevel = Config.literal("debug", "info", "warning", "error")("HOLDOUT_LOG").pipe(

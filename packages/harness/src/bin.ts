@@ -19,5 +19,5 @@ main(process.argv).pipe(
       process.exitCode = 1
     })
   ),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )

@@ -7,9 +7,12 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Path from "@effect/platform/Path"
 import { HoldoutError } from "@holdout/core"
+import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import * as Sidecar from "../Sidecar.js"
@@ -58,8 +61,11 @@ export const command = Command.make(
         Layer.provideMerge(NodeHttpServer.layer(createServer, { port, host })),
         Layer.provide(StackConfig.verifier(loaded).pipe(Layer.provideMerge(StackConfig.stack(loaded))))
       )
+      // requests are logged at info level: shown unless HOLDOUT_LOG asks for less (or more)
+      const explicitLevel = yield* Config.option(Config.string("HOLDOUT_LOG"))
       // announced once the routes are installed: a client that waits for this line is never early
       yield* Layer.launch(announce.pipe(Layer.provide(server))).pipe(
+        (launched) => Option.isNone(explicitLevel) ? Logger.withMinimumLogLevel(launched, LogLevel.Info) : launched,
         Effect.catchIf(
           (error) => listenCode(error) !== undefined,
           (error) =>
