@@ -8,7 +8,9 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { main } from "./Cli.js"
 
 main(process.argv).pipe(
@@ -19,5 +21,17 @@ main(process.argv).pipe(
       process.exitCode = 1
     })
   ),
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    // Ctrl-C ends with 130, as shells expect of an interrupted command (the default would be 0)
+    teardown: (exit, onExit) =>
+      onExit(
+        Exit.isFailure(exit)
+          ? Cause.isInterruptedOnly(exit.cause) ? 130 : 1
+          : typeof process.exitCode === "number"
+          ? process.exitCode
+          : 0
+      )
+  })
 )
