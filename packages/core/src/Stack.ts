@@ -9,6 +9,7 @@ import * as DatasetSource from "./DatasetSource.js"
 import * as Engine from "./Engine.js"
 import type { EvalStrategy } from "./EvalStrategy.js"
 import { ConfigError } from "./HoldoutError.js"
+import { didYouMean } from "./internal/suggest.js"
 import * as Ledger from "./Ledger.js"
 import * as LocalStrategy from "./LocalStrategy.js"
 import type { SplitBudget, SplitTier } from "./Model.js"
@@ -33,7 +34,7 @@ export interface Reconciled {
  * Reconciles budgets with the access policy (tiers are per split name, across datasets):
  * a budgeted split with no tier becomes `non_viewable`; a budgeted `no_access` split is a
  * `ConfigError` (the budget could never be used); a budgeted `viewable` split is allowed with a
- * logged warning (the budget meters compute, but the optimizer sees every per-sample result).
+ * logged note at info level (the budget meters compute, but the optimizer sees every per-sample result).
  *
  * @since 0.1.0
  * @category constructors
@@ -59,13 +60,49 @@ export const reconcile = (
             `non_viewable or viewable, or drop the budget.`
         })
       } else if (tier === "viewable") {
-        yield* Effect.logWarning(
+        // a budget on a viewable split is ordinary (it meters compute on train): said at info level,
+        // not as a warning on every command
+        yield* Effect.logInfo(
           `Split "${budget.split}" of dataset "${budget.datasetId}" is budgeted and viewable: the budget meters ` +
             `evaluation compute, but every per-sample result is visible to the optimizer`
         )
       }
     }
     return { budgets: checkedBudgets, policy: entries }
+  })
+
+/**
+ * Checks that every budget names a dataset the source holds and a split that dataset has: a budget
+ * for a split that does not exist (a typo such as `valdation`) could never be spent, and the split
+ * it was meant for would run unbudgeted. A `ConfigError` with the closest known name, at start.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const checkBudgetedSplits = (
+  budgets: ReadonlyArray<SplitBudget>
+): Effect.Effect<void, ConfigError, DatasetSource.DatasetSource> =>
+  Effect.gen(function*() {
+    const source = yield* DatasetSource.DatasetSource
+    const datasetIds = [...new Set(budgets.map((budget) => budget.datasetId))]
+    for (const datasetId of datasetIds) {
+      const info = yield* source.info(datasetId).pipe(
+        Effect.mapError((error) =>
+          new ConfigError({
+            message: `A budget names dataset "${datasetId}", which the datasets do not hold: ${error.message}` +
+              ` Fix the budget's datasetId.`
+          })
+        )
+      )
+      const known = Object.keys(info.splits)
+      for (const budget of budgets) {
+        if (budget.datasetId !== datasetId || known.includes(budget.split)) continue
+        return yield* new ConfigError({
+          message: `A budget names split "${budget.split}" of dataset "${datasetId}", which has no such split ` +
+            `(its splits: ${known.join(", ") || "none"}).${didYouMean(budget.split, known)} Fix the budget's split.`
+        })
+      }
+    }
   })
 
 /**
@@ -84,7 +121,8 @@ export type Services =
   | RunEvents.RunEvents
 
 /**
- * Assembles a stack from its parts after reconciling budgets with the policy: the ledger is
+ * Assembles a stack from its parts after reconciling budgets with the policy and checking that
+ * every budgeted split exists in the datasets (`checkBudgetedSplits`): the ledger is
  * opened with the reconciled budgets, the strategy gets the store, the datasets and the stack's
  * event hub (`RunEvents`).
  *
@@ -124,7 +162,9 @@ export const layerWith = <E1, R1, E2, R2, E3, R3, E4, R4>(options: {
         ]),
         options.store,
         options.datasets,
-        RunEvents.layer
+        RunEvents.layer,
+        // the datasets are built once (layers are shared by reference), and checked before anything runs
+        Layer.effectDiscard(checkBudgetedSplits(reconciled.budgets)).pipe(Layer.provide(options.datasets))
       )
       const withStrategy = Layer.provideMerge(options.strategy, base)
       return Layer.provideMerge(Engine.layer(options.engine), withStrategy)

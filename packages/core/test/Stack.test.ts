@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Engine from "../src/Engine.js"
 import * as Stack from "../src/Stack.js"
@@ -39,13 +40,14 @@ describe("Stack.reconcile", () => {
       assert.include(error.message, "no_access")
     }))
 
-  it.effect("a budgeted viewable split is allowed with a logged warning", () =>
+  it.effect("a budgeted viewable split is allowed, noted at info level (no warning on every command)", () =>
     Effect.gen(function*() {
       const { lines, result } = yield* captureLogs(
         Stack.reconcile([{ datasetId: "qa", split: "train", samples: 10 }], { train: "viewable" })
       )
       assert.deepStrictEqual(result.policy, [{ split: "train", tier: "viewable" }])
-      assert.isTrue(lines.some((line) => line.startsWith("WARN") && line.includes("viewable")))
+      assert.isTrue(lines.some((line) => line.startsWith("INFO") && line.includes("viewable")), lines.join("\n"))
+      assert.isFalse(lines.some((line) => line.startsWith("WARN")), lines.join("\n"))
     }))
 
   it.effect("invalid budgets are ConfigErrors", () =>
@@ -55,6 +57,47 @@ describe("Stack.reconcile", () => {
       const negative = yield* expectFailure(Stack.reconcile([{ datasetId: "qa", split: "train", runs: -1 }], {}))
       assert.strictEqual(negative._tag, "ConfigError")
     }))
+})
+
+describe("Stack.layerWith: budgets for splits the datasets lack", () => {
+  const task = Task.make<{ readonly n: number }, number>({ name: "echo", infer: (row) => row.n, score: () => 1 })
+  const build = (
+    budgets: ReadonlyArray<{ readonly datasetId: string; readonly split: string; readonly runs: number }>
+  ) =>
+    Effect.flip(Effect.scoped(Layer.build(Stack.layerMemory({
+      datasets: { qa: { train: [{ n: 1 }], validation: [{ n: 2 }] } },
+      budgets,
+      policy: { train: "viewable", validation: "non_viewable" },
+      task
+    }))))
+
+  it.effect("a budget for a split the dataset does not have is a ConfigError at start, with the closest name", () =>
+    Effect.gen(function*() {
+      const error = yield* build([{ datasetId: "qa", split: "valdation", runs: 2 }])
+      assert.strictEqual(error._tag, "ConfigError")
+      assert.include(error.message, `split "valdation" of dataset "qa"`)
+      assert.include(error.message, `Did you mean "validation"?`)
+      assert.notInclude(error.message, "\n")
+    }))
+
+  it.effect("a budget for a dataset the source does not hold is a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* build([{ datasetId: "qb", split: "train", runs: 2 }])
+      assert.strictEqual(error._tag, "ConfigError")
+      assert.include(error.message, `dataset "qb"`)
+    }))
+
+  it.effect("budgets for existing splits build", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const experiment = yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate: { id: "c" } })
+      assert.strictEqual(experiment.metrics.numSamples, 1)
+    }).pipe(Effect.provide(Stack.layerMemory({
+      datasets: { qa: { train: [{ n: 1 }], validation: [{ n: 2 }] } },
+      budgets: [{ datasetId: "qa", split: "validation", runs: 2 }],
+      policy: { validation: "viewable" },
+      task
+    }))))
 })
 
 describe("Stack.layerMemory", () => {

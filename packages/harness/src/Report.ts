@@ -1,18 +1,23 @@
 /**
  * Reports for whoever runs the stack: the mean score of every candidate on every split it was
- * evaluated on (the optimizer's runs and the verifier's apart) with the 95% interval of its newest
- * run, and every budget with what is left (and a thresholdout split's overfitting budget). `text` is
- * a terminal table; `html` a self-contained page (inline CSS and SVG, nothing fetched) with a
+ * evaluated on (the optimizer's runs and the verifier's apart, whole-split runs and subsets apart,
+ * failed runs counted: they were charged) with the 95% interval of its newest run, and every budget
+ * with what is left (and a thresholdout split's overfitting budget). `text` is aligned terminal
+ * tables, `csv` the rows as CSV, `html` a self-contained page (inline CSS and SVG, nothing fetched) with a
  * score-per-candidate chart (intervals as whiskers) and a bar per budget. The report is the
  * operator's: it shows exact means, also of runs an optimizer was told through a release mechanism.
  *
  * @since 0.1.0
  */
-import { Engine, type HoldoutError, type Model, TaskStore } from "@holdout/core"
+import { DatasetSource, Engine, type HoldoutError, type Model, TaskStore } from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 
 /**
+ * The runs of one candidate on one split, by one caller (optimizer or verifier), over whole splits or
+ * over subsets of it: a subset's mean is not the split's, so the two are never averaged together.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -22,16 +27,21 @@ export interface Row {
   readonly split: string
   /** Whether these are the verifier's (admin) runs. */
   readonly admin: boolean
+  /** Whether these runs took a part of the split (`sampleIds` or `numSamples`), not the whole of it. */
+  readonly subset: boolean
+  /** Every run of the group: completed, failed (charged all the same) and unfinished. */
   readonly runs: number
-  /** The mean of the runs' mean scores (errors count 0). */
-  readonly mean: number
-  readonly best: number
-  /** The newest run's mean, its standard error and 95% interval (block level for a non_viewable split). */
+  readonly failed: number
+  readonly unfinished: number
+  /** The mean of the runs' mean scores (errors count 0), over the runs that have metrics; null if none has. */
+  readonly mean: number | null
+  readonly best: number | null
+  /** The newest run with metrics: its mean, standard error and 95% interval (block level on a non_viewable split). */
   readonly newest: {
     readonly mean: number
     readonly standardError: number | null
     readonly interval: Model.Interval | null
-  }
+  } | null
 }
 
 /**
@@ -45,100 +55,221 @@ export interface Data {
 }
 
 /**
- * Reads the report's data from the stack.
+ * Reads the report's data from the stack. Every run counts, failed and unfinished ones too (they
+ * were charged); a run's size is compared with its split's to tell subsets from whole splits.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const collect: Effect.Effect<Data, HoldoutError.StoreError, Engine.Engine | TaskStore.TaskStore> = Effect.gen(
-  function*() {
-    const engine = yield* Engine.Engine
-    const store = yield* TaskStore.TaskStore
-    const groups = new Map<
-      string,
-      { row: Omit<Row, "runs" | "mean" | "best" | "newest">; scores: Array<number>; newest: Model.RunRecord }
-    >()
-    for (const run of yield* store.listRuns()) {
-      // a finished run carries its metrics: no sample is read
-      if (run.status !== "completed" || run.metrics === undefined) continue
-      const key = JSON.stringify([run.candidate.id, run.datasetId, run.split, run.admin])
-      const group = groups.get(key) ??
-        {
-          row: { candidate: run.candidate.id, datasetId: run.datasetId, split: run.split, admin: run.admin },
-          scores: [],
-          newest: run
-        }
-      group.scores.push(run.metrics.avgFilledScore)
-      if (run.createdAt >= group.newest.createdAt) group.newest = run
-      groups.set(key, group)
-    }
-    const rows = [...groups.values()].map(({ newest, row, scores }) => {
-      const metrics = newest.metrics!
-      // an optimizer's run of a non_viewable split is whole blocks: its spread is the blocks'
-      const spread = metrics.blocks ?? metrics
-      return {
-        ...row,
-        runs: scores.length,
-        mean: scores.reduce((sum, score) => sum + score, 0) / scores.length,
-        best: Math.max(...scores),
-        newest: { mean: metrics.avgFilledScore, standardError: spread.standardError, interval: spread.interval }
+export const collect: Effect.Effect<
+  Data,
+  HoldoutError.StoreError,
+  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource
+> = Effect.gen(function*() {
+  const engine = yield* Engine.Engine
+  const store = yield* TaskStore.TaskStore
+  const source = yield* DatasetSource.DatasetSource
+  const sizes = new Map<string, Readonly<Record<string, number>>>()
+  const splitSize = (datasetId: string, split: string) =>
+    Effect.gen(function*() {
+      let splits = sizes.get(datasetId)
+      if (splits === undefined) {
+        // a dataset that can no longer be read: its runs are taken as whole-split runs
+        splits = Option.getOrElse(
+          Option.map(yield* Effect.option(source.info(datasetId)), (info) => info.splits),
+          () => ({})
+        )
+        sizes.set(datasetId, splits)
       }
+      return splits[split]
     })
-    return { rows, budgets: yield* engine.status(), generatedAt: yield* Clock.currentTimeMillis }
+  const groups = new Map<string, {
+    row: Pick<Row, "candidate" | "datasetId" | "split" | "admin" | "subset">
+    runs: number
+    failed: number
+    unfinished: number
+    scores: Array<number>
+    newest: Model.RunRecord | undefined
+  }>()
+  for (const run of yield* store.listRuns()) {
+    const size = yield* splitSize(run.datasetId, run.split)
+    const subset = size !== undefined && run.sampleIds.length < size
+    const key = JSON.stringify([run.candidate.id, run.datasetId, run.split, run.admin, subset])
+    const group = groups.get(key) ??
+      {
+        row: { candidate: run.candidate.id, datasetId: run.datasetId, split: run.split, admin: run.admin, subset },
+        runs: 0,
+        failed: 0,
+        unfinished: 0,
+        scores: [],
+        newest: undefined
+      }
+    group.runs++
+    if (run.status === "failed") group.failed++
+    if (run.status === "running" || run.status === "pending") group.unfinished++
+    // a finished run carries its metrics: no sample is read
+    if (run.metrics !== undefined && run.status !== "running" && run.status !== "pending") {
+      group.scores.push(run.metrics.avgFilledScore)
+      if (group.newest === undefined || run.createdAt >= group.newest.createdAt) group.newest = run
+    }
+    groups.set(key, group)
   }
-)
+  const rows = [...groups.values()].map(({ newest, row, scores, ...counts }): Row => {
+    const metrics = newest?.metrics
+    // an optimizer's run of a non_viewable split is whole blocks: its spread is the blocks'
+    const spread = metrics?.blocks ?? metrics
+    return {
+      ...row,
+      ...counts,
+      mean: scores.length === 0 ? null : scores.reduce((sum, score) => sum + score, 0) / scores.length,
+      best: scores.length === 0 ? null : Math.max(...scores),
+      newest: metrics === undefined || spread === undefined
+        ? null
+        : { mean: metrics.avgFilledScore, standardError: spread.standardError, interval: spread.interval }
+    }
+  })
+  return { rows, budgets: yield* engine.status(), generatedAt: yield* Clock.currentTimeMillis }
+})
 
 const percent = (value: number) => `${(value * 100).toFixed(1)}%`
 
+const percentOrDash = (value: number | null | undefined) => value === null || value === undefined ? "-" : percent(value)
+
 /** The newest run's interval, `[36.3%, 100.0%]`, or `-` when it is not known. */
 const intervalText = (row: Row) =>
-  row.newest.interval === null ? "-" : `[${percent(row.newest.interval.lower)}, ${percent(row.newest.interval.upper)}]`
+  row.newest?.interval === null || row.newest?.interval === undefined
+    ? "-"
+    : `[${percent(row.newest.interval.lower)}, ${percent(row.newest.interval.upper)}]`
+
+/** `train`, `train (verifier)`. */
+const splitText = (row: Row) => `${row.split}${row.admin ? " (verifier)" : ""}`
+
+const plural = (count: number, singular: string) => `${count} ${count === 1 ? singular : `${singular}s`}`
+
+const runsLeftText = (limit: number | null, left: number | null) =>
+  limit === null || left === null ? "unlimited runs" : `${left} of ${plural(limit, "run")} left`
 
 const overfitText = (split: Engine.SplitStatus) =>
   split.overfit === undefined
     ? ""
-    : `, overfitting budget ${split.overfit.remaining ?? "unlimited"} of ${split.overfit.limit ?? "unlimited"} left`
+    : `overfitting budget ${split.overfit.remaining ?? "unlimited"} of ${split.overfit.limit ?? "unlimited"} left`
 
 const bar = (fraction: number, width: number) => {
   const filled = Math.max(0, Math.min(width, Math.round(fraction * width)))
   return `${"#".repeat(filled)}${".".repeat(width - filled)}`
 }
 
+/** Rows of cells under headers, each column as wide as its widest cell; `right` columns are figures. */
+const align = (
+  headers: ReadonlyArray<string>,
+  right: ReadonlySet<number>,
+  rows: ReadonlyArray<ReadonlyArray<string>>
+): Array<string> => {
+  const widths = headers.map((header, index) => Math.max(header.length, ...rows.map((row) => row[index]!.length)))
+  return [headers, ...rows].map((cells) =>
+    cells.map((cell, index) => right.has(index) ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!))
+      .join("  ").trimEnd()
+  )
+}
+
 /**
- * The report as a terminal table.
+ * The report as terminal tables: runs per candidate and split (whole-split runs and subsets on
+ * rows of their own), then the budgets.
  *
  * @since 0.1.0
  * @category rendering
  */
 export const text = (data: Data): string => {
-  const lines: Array<string> = []
-  const width = Math.max(9, ...data.rows.map((row) => row.candidate.length))
-  lines.push(
-    `${"candidate".padEnd(width)}  ${"split".padEnd(16)}  runs   mean    best  newest run: mean, 95% interval, SE`
-  )
-  for (const row of data.rows) {
-    lines.push(
-      `${row.candidate.padEnd(width)}  ${`${row.split}${row.admin ? " (verifier)" : ""}`.padEnd(16)}  ` +
-        `${String(row.runs).padStart(4)}  ${percent(row.mean).padStart(6)}  ${percent(row.best).padStart(6)}  ` +
-        `${percent(row.newest.mean)}, ${intervalText(row)}, ${
-          row.newest.standardError === null ? "-" : percent(row.newest.standardError)
-        }`
+  const lines = data.rows.length === 0
+    ? ["(no runs yet)"]
+    : align(
+      ["candidate", "split", "samples", "runs", "failed", "mean", "best", "newest", "95% interval", "SE"],
+      new Set([3, 4, 5, 6, 7, 9]),
+      data.rows.map((row) => [
+        row.candidate,
+        splitText(row),
+        row.subset ? "subset" : "whole",
+        String(row.runs),
+        String(row.failed),
+        percentOrDash(row.mean),
+        percentOrDash(row.best),
+        percentOrDash(row.newest?.mean),
+        intervalText(row),
+        percentOrDash(row.newest?.standardError)
+      ])
     )
+  const unfinished = data.rows.reduce((sum, row) => sum + row.unfinished, 0)
+  if (unfinished > 0) {
+    lines.push(`(${plural(unfinished, "run")} unfinished: \`holdout runs --status running\` lists them)`)
   }
-  if (data.rows.length === 0) lines.push("(no completed runs yet)")
-  lines.push("\nbudgets")
-  for (const split of data.budgets) {
-    const limit = split.limits.runs
-    const left = split.remaining.runs
-    lines.push(
-      `  ${`${split.datasetId}/${split.split}`.padEnd(24)} ${split.tier.padEnd(12)} ` +
-        (limit === null || left === null
-          ? "unlimited runs"
-          : `[${bar(left / Math.max(1, limit), 20)}] ${left} of ${limit} runs left`) +
+  lines.push("", "budgets")
+  const budgetLines = align(
+    ["split", "tier", "", "runs left", ""],
+    new Set(),
+    data.budgets.map((split) => {
+      const limit = split.limits.runs
+      const left = split.remaining.runs
+      return [
+        `${split.datasetId}/${split.split}`,
+        split.tier,
+        limit === null || left === null ? "" : `[${bar(left / Math.max(1, limit), 20)}]`,
+        runsLeftText(limit, left),
         overfitText(split)
-    )
-  }
+      ]
+    })
+  )
+  for (const line of budgetLines) lines.push(`  ${line}`)
   return lines.join("\n")
+}
+
+/**
+ * The report's rows as CSV (a header line, then a line a row).
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const csv = (data: Data): string => {
+  const field = (value: string | number | boolean | null | undefined) => {
+    const text = value === null || value === undefined ? "" : String(value)
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, "\"\"")}"` : text
+  }
+  const header = [
+    "candidate",
+    "datasetId",
+    "split",
+    "admin",
+    "subset",
+    "runs",
+    "failed",
+    "unfinished",
+    "mean",
+    "best",
+    "newestMean",
+    "newestLower",
+    "newestUpper",
+    "newestStandardError"
+  ]
+  return [
+    header.join(","),
+    ...data.rows.map((row) =>
+      [
+        row.candidate,
+        row.datasetId,
+        row.split,
+        row.admin,
+        row.subset,
+        row.runs,
+        row.failed,
+        row.unfinished,
+        row.mean,
+        row.best,
+        row.newest?.mean,
+        row.newest?.interval?.lower,
+        row.newest?.interval?.upper,
+        row.newest?.standardError
+      ].map(field).join(",")
+    )
+  ].join("\n")
 }
 
 const escape = (value: string) =>
@@ -157,7 +288,9 @@ const colors = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2"
  */
 export const html = (data: Data): string => {
   const candidates = [...new Set(data.rows.map((row) => row.candidate))]
-  const series = [...new Set(data.rows.map((row) => `${row.split}${row.admin ? " (verifier)" : ""}`))]
+  // the chart shows whole-split runs that have a mean; subsets and failures are in the table
+  const charted = data.rows.filter((row) => !row.subset && row.mean !== null && row.newest !== null)
+  const series = [...new Set(charted.map(splitText))]
   const barWidth = 18
   const groupWidth = Math.max(1, series.length) * barWidth + 24
   const chartWidth = Math.max(320, 60 + candidates.length * groupWidth)
@@ -165,28 +298,27 @@ export const html = (data: Data): string => {
   const plot = chartHeight - 60
   const bars = candidates.flatMap((candidate, group) =>
     series.flatMap((name, index) => {
-      const row = data.rows.find((entry) =>
-        entry.candidate === candidate && `${entry.split}${entry.admin ? " (verifier)" : ""}` === name
-      )
-      if (row === undefined) return []
+      const row = charted.find((entry) => entry.candidate === candidate && splitText(entry) === name)
+      if (row === undefined || row.mean === null || row.newest === null) return []
+      const newest = row.newest
       const height = Math.round(row.mean * plot)
       const x = 50 + group * groupWidth + index * barWidth
       const y = (value: number) => (20 + plot - Math.max(0, Math.min(1, value)) * plot).toFixed(1)
       const middle = x + (barWidth - 4) / 2
       // the newest run's 95% interval as a whisker
-      const whisker = row.newest.interval === null ?
+      const whisker = newest.interval === null ?
         "" :
-        `<path class="ci" d="M${middle} ${y(row.newest.interval.lower)}V${y(row.newest.interval.upper)}M${middle - 3} ${
-          y(row.newest.interval.lower)
-        }h6M${middle - 3} ${y(row.newest.interval.upper)}h6"/>`
+        `<path class="ci" d="M${middle} ${y(newest.interval.lower)}V${y(newest.interval.upper)}M${middle - 3} ${
+          y(newest.interval.lower)
+        }h6M${middle - 3} ${y(newest.interval.upper)}h6"/>`
       return [
         `<rect x="${x}" y="${20 + plot - height}" width="${barWidth - 4}" height="${height}" fill="${
           colors[index % colors.length]
         }">` +
         `<title>${
           escape(
-            `${candidate} on ${name}: ${percent(row.mean)} over ${row.runs} run(s); newest run ${
-              percent(row.newest.mean)
+            `${candidate} on ${name}: ${percent(row.mean)} over ${plural(row.runs, "run")}; newest run ${
+              percent(newest.mean)
             }, 95% interval ${intervalText(row)}`
           )
         }</title></rect>` + whisker
@@ -209,8 +341,7 @@ export const html = (data: Data): string => {
     const limit = split.limits.runs
     const left = split.remaining.runs
     const fraction = limit === null || left === null ? 1 : left / Math.max(1, limit)
-    const label = (limit === null || left === null ? "unlimited runs" : `${left} of ${limit} runs left`) +
-      overfitText(split)
+    const label = [runsLeftText(limit, left), overfitText(split)].filter((part) => part !== "").join(", ")
     return `<tr><td>${escape(`${split.datasetId}/${split.split}`)}</td><td>${escape(split.tier)}</td>` +
       `<td><div class="meter"><div style="width:${(fraction * 100).toFixed(1)}%"></div></div></td><td>${
         escape(label)
@@ -220,9 +351,10 @@ export const html = (data: Data): string => {
     `<tr><td>${escape(row.candidate)}</td><td>${escape(row.datasetId)}/${escape(row.split)}${
       row.admin ? " (verifier)" : ""
     }</td>` +
-    `<td>${row.runs}</td><td>${percent(row.mean)}</td><td>${percent(row.best)}</td>` +
-    `<td>${percent(row.newest.mean)}</td><td>${escape(intervalText(row))}</td><td>${
-      row.newest.standardError === null ? "-" : percent(row.newest.standardError)
+    `<td>${row.subset ? "subset" : "whole"}</td><td>${row.runs}</td><td>${row.failed}</td>` +
+    `<td>${percentOrDash(row.mean)}</td><td>${percentOrDash(row.best)}</td>` +
+    `<td>${percentOrDash(row.newest?.mean)}</td><td>${escape(intervalText(row))}</td><td>${
+      percentOrDash(row.newest?.standardError)
     }</td></tr>`
   )
   return `<!doctype html>
@@ -242,7 +374,7 @@ ${bars.join("\n")}
 ${labels.join("\n")}
 </svg>
 <p>Bars are the mean of a candidate's runs; whiskers the 95% interval of its newest run.</p>
-<table><thead><tr><th>candidate</th><th>split</th><th>runs</th><th>mean</th><th>best</th><th>newest run</th><th>95% interval</th><th>SE</th></tr></thead>
+<table><thead><tr><th>candidate</th><th>split</th><th>samples</th><th>runs</th><th>failed</th><th>mean</th><th>best</th><th>newest run</th><th>95% interval</th><th>SE</th></tr></thead>
 <tbody>${tableRows.join("\n")}</tbody></table>
 <h2>Budgets</h2>
 <table><thead><tr><th>split</th><th>tier</th><th>left</th><th></th></tr></thead><tbody>${

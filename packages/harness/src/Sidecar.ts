@@ -13,6 +13,8 @@
  *   thresholdout split's overfitting budget. Under a release mechanism only the released mean is shown.
  * - `/compare` pairs two of the optimizer's runs of a `viewable` split (`Compare.runs`), one at a time.
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
+ * - Every request is logged in a line (method, path, status, milliseconds, error tag) through the
+ *   Effect logger: at info level, the polled `/health` and `/status` at debug level.
  * - All state lives in the stack's `Ledger` and `TaskStore`: a restarted sidecar on the same store
  *   has the same budgets, runs, submission and finalize answer.
  *
@@ -31,8 +33,10 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
 import { Compare, Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -296,6 +300,41 @@ const limitBody = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): Http
     return yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
   })
 
+/** The `_tag` of an error response's JSON body (bodies of errors are small), if it has one. */
+const errorTagOf = (response: HttpServerResponse.HttpServerResponse): string | undefined => {
+  if (response.status < 400 || response.body._tag !== "Uint8Array") return undefined
+  try {
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(response.body.body))
+    return typeof parsed === "object" && parsed !== null && "_tag" in parsed && typeof parsed._tag === "string"
+      ? parsed._tag
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A log line per request, through the Effect logger: `POST /eval 429 12ms BudgetExhausted`, with the
+ * same fields as annotations (method, path, status, ms, error). The routes a client polls are logged
+ * at debug level, every other at info.
+ */
+const requestLog = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const started = yield* Clock.currentTimeMillis
+    const exit = yield* Effect.exit(app)
+    const ms = (yield* Clock.currentTimeMillis) - started
+    const path = request.url.split("?")[0] ?? request.url
+    const status = Exit.isSuccess(exit) ? exit.value.status : 500
+    const error = Exit.isSuccess(exit) ? errorTagOf(exit.value) : "InternalError"
+    const line = `${request.method} ${path} ${status} ${ms}ms${error === undefined ? "" : ` ${error}`}`
+    const log = pollRoutes.includes(path) ? Effect.logDebug(line) : Effect.logInfo(line)
+    yield* log.pipe(
+      Effect.annotateLogs({ method: request.method, path, status, ms, ...(error === undefined ? {} : { error }) })
+    )
+    return yield* exit
+  })
+
 /** The routes a client polls, served without a tracing span of their own. */
 const pollRoutes = ["/health", "/status"]
 
@@ -363,7 +402,12 @@ export const layer = (
     // `HttpApiBuilder.serve`, except that `jsonErrors` wraps the API's app itself: a middleware given
     // to `serve` runs after the platform has already answered what the API left unanswered
     const served = HttpApiBuilder.httpApp.pipe(
-      Effect.map((app) => HttpServer.serve(jsonErrors(app), limitBody(options.maxBodyBytes ?? 64 * 1024))),
+      Effect.map((app) =>
+        HttpServer.serve(
+          jsonErrors(app),
+          (app) => requestLog(limitBody(options.maxBodyBytes ?? 64 * 1024)(app))
+        )
+      ),
       Layer.unwrapEffect,
       // the polled routes make no span each: a poller's spans would drown the evaluations' ones
       HttpMiddleware.withTracerDisabledForUrls(pollRoutes),

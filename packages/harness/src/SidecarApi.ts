@@ -28,10 +28,12 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Compare, HoldoutError, Model, View } from "@holdout/core"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { Answer } from "./Verifier.js"
+import { version } from "./version.js"
 
 /**
  * One split as the optimizer may know it (`no_access` splits are never listed).
@@ -215,17 +217,53 @@ export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound"
 export const storeErrorMessage =
   "The sidecar's store failed; the cause is in its log. Retry later or tell the operator."
 
-const InvalidRequest = publicError(HoldoutError.InvalidRequest)
+/**
+ * A request body over the sidecar's size limit, refused before it is read (413).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  message: Schema.String
+}) {}
+
+/** The description of a response in the OpenAPI document (the first error of a status gives its status's). */
+const described = <S extends Schema.Schema.Any>(schema: S, description: string) =>
+  schema.annotations({ description }) as unknown as S
+
+const InvalidRequest = described(
+  publicError(HoldoutError.InvalidRequest),
+  "The request is malformed, contradictory or out of range, or names an unknown split or too small a subset " +
+    "(InvalidRequest, UnknownSplit, SubsetTooSmall); nothing was charged."
+)
 const UnknownSplit = publicError(HoldoutError.UnknownSplit)
 const SubsetTooSmall = publicError(HoldoutError.SubsetTooSmall)
-const AccessDenied = publicError(HoldoutError.AccessDenied)
+const AccessDenied = described(
+  publicError(HoldoutError.AccessDenied),
+  "The split's tier does not allow this, or it has no budget (AccessDenied, SplitNotBudgeted)."
+)
 const SplitNotBudgeted = publicError(HoldoutError.SplitNotBudgeted)
-const IdempotencyConflict = publicError(HoldoutError.IdempotencyConflict)
-const BudgetExhausted = publicError(HoldoutError.BudgetExhausted)
-const StoreError = publicError(HoldoutError.StoreError, { hidden: ["cause"], message: () => storeErrorMessage })
+const IdempotencyConflict = described(
+  publicError(HoldoutError.IdempotencyConflict),
+  "The idempotency key was used before for a different request (IdempotencyConflict)."
+)
+const BudgetExhausted = described(
+  publicError(HoldoutError.BudgetExhausted),
+  "The split's budget cannot pay for this evaluation (BudgetExhausted: runs, samples, per-run cap or overfit)."
+)
+const StoreError = described(
+  publicError(HoldoutError.StoreError, { hidden: ["cause"], message: () => storeErrorMessage }),
+  "The sidecar failed: its store, the strategy, or a run that left no sample (StoreError, StrategyError, " +
+    "RunFailed); the cause is in the sidecar's log."
+)
 const StrategyError = publicError(HoldoutError.StrategyError)
 const RunFailed = publicError(HoldoutError.RunFailed)
-const Unauthorized = publicError(HoldoutError.Unauthorized)
+const Unauthorized = described(
+  publicError(HoldoutError.Unauthorized),
+  "No valid admin token (Authorization: Bearer <token>)."
+)
+const TooLarge = described(PayloadTooLarge, "The request body is over the sidecar's size limit (PayloadTooLarge).")
+const NotFound = described(publicError(RunNotFound), "No run of that id is known to the caller (RunNotFound).")
 
 const bad = { status: 400 } as const
 const forbidden = { status: 403 } as const
@@ -249,11 +287,15 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Autho
  * @category groups
  */
 export const AgentGroup = HttpApiGroup.make("agent")
-  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Schema.Struct({ ok: Schema.Boolean })))
+  .add(
+    HttpApiEndpoint.get("health", "/health")
+      .addSuccess(described(Schema.Struct({ ok: Schema.Boolean }), "The sidecar is up."))
+      .annotate(OpenApi.Description, "Whether the sidecar is up.")
+  )
   .add(
     HttpApiEndpoint.post("eval", "/eval")
       .setPayload(EvalPayload)
-      .addSuccess(EvalResponse)
+      .addSuccess(described(EvalResponse, "The experiment as the split's tier shows it, and the budget left."))
       .addError(InvalidRequest, bad)
       .addError(UnknownSplit, bad)
       .addError(SubsetTooSmall, bad)
@@ -264,33 +306,57 @@ export const AgentGroup = HttpApiGroup.make("agent")
       .addError(StoreError, failed)
       .addError(StrategyError, failed)
       .addError(RunFailed, failed)
+      .addError(TooLarge, { status: 413 })
+      .annotate(
+        OpenApi.Description,
+        "Evaluate a candidate on a split, charged to its budget: a viewable split answers the run, a non_viewable " +
+          "one its summary only (block-level intervals, or what a release mechanism told)."
+      )
   )
   .add(
     HttpApiEndpoint.get("samples", "/runs/:runId/samples")
       .setPath(Schema.Struct({ runId: Schema.String }))
       .setUrlParams(SamplesQuery)
-      .addSuccess(View.SamplePageView)
-      .addError(publicError(RunNotFound), { status: 404 })
+      .addSuccess(described(View.SamplePageView, "A page of the run's samples and the cursor of the next page."))
+      .addError(NotFound, { status: 404 })
       .addError(AccessDenied, forbidden)
       .addError(StoreError, failed)
+      .annotate(
+        OpenApi.Description,
+        "A viewable run's per-sample records in pages by ascending sample id (after, limit); a non_viewable run is 403."
+      )
   )
   .add(
     HttpApiEndpoint.get("compare", "/compare")
       .setUrlParams(CompareQuery)
-      .addSuccess(CompareResponse)
+      .addSuccess(described(CompareResponse, "The two runs and their paired comparison."))
       .addError(InvalidRequest, bad)
-      .addError(publicError(RunNotFound), { status: 404 })
+      .addError(NotFound, { status: 404 })
       .addError(AccessDenied, forbidden)
       .addError(StoreError, failed)
+      .annotate(
+        OpenApi.Description,
+        "Two of the optimizer's runs of one viewable split, paired by sample: difference, bootstrap interval, p-values."
+      )
   )
-  .add(HttpApiEndpoint.get("status", "/status").addSuccess(Status).addError(StoreError, failed))
+  .add(
+    HttpApiEndpoint.get("status", "/status")
+      .addSuccess(described(Status, "The splits and their budgets, and whether submissions are open."))
+      .addError(StoreError, failed)
+      .annotate(
+        OpenApi.Description,
+        "The splits the optimizer may evaluate (never a no_access one) with their budgets left."
+      )
+  )
   .add(
     HttpApiEndpoint.post("submit", "/submit")
       .setPayload(SubmitRequest)
-      .addSuccess(Schema.Struct({ submitted: Model.Candidate }))
+      .addSuccess(described(Schema.Struct({ submitted: Model.Candidate }), "The submission, which is final."))
       .addError(InvalidRequest, bad)
       .addError(StoreError, failed)
       .addError(StrategyError, failed)
+      .addError(TooLarge, { status: 413 })
+      .annotate(OpenApi.Description, "Submit the final candidate; it must have been evaluated, and it is final.")
   )
 
 /**
@@ -300,11 +366,20 @@ export const AgentGroup = HttpApiGroup.make("agent")
  * @category groups
  */
 export const AdminGroup = HttpApiGroup.make("admin")
-  .add(HttpApiEndpoint.post("finalize", "/finalize").addSuccess(Answer).addError(StoreError, failed))
+  .add(
+    HttpApiEndpoint.post("finalize", "/finalize")
+      .addSuccess(described(Answer, "The verifier's answer: the candidate, its rewards and why."))
+      .addError(StoreError, failed)
+      .annotate(
+        OpenApi.Description,
+        "Choose and score the final candidate (the verifier); every call gives one answer."
+      )
+  )
   .add(
     HttpApiEndpoint.get("experiments", "/experiments")
-      .addSuccess(Schema.Struct({ experiments: Schema.Array(ExperimentEntry) }))
+      .addSuccess(described(Schema.Struct({ experiments: Schema.Array(ExperimentEntry) }), "Every run, unredacted."))
       .addError(StoreError, failed)
+      .annotate(OpenApi.Description, "Every stored run with its metrics, unredacted (the verifier).")
   )
   .middleware(Authorization)
 
@@ -314,4 +389,11 @@ export const AdminGroup = HttpApiGroup.make("admin")
  * @since 0.1.0
  * @category api
  */
-export class Api extends HttpApi.make("holdout").add(AgentGroup).add(AdminGroup) {}
+export class Api extends HttpApi.make("holdout").add(AgentGroup).add(AdminGroup).annotateContext(
+  OpenApi.annotations({
+    title: "Holdout sidecar",
+    version,
+    description: "Metered, visibility-controlled evaluation for an optimizer: every evaluation is charged to its " +
+      "split's budget, and answers are projected by the split's access tier. Errors are JSON with _tag and message."
+  })
+) {}

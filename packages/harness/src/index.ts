@@ -2,11 +2,11 @@
  * @since 0.1.0
  */
 export * as Cli from "./Cli.js"
-export * as Config from "./Config.js"
 export * as GitWorkspace from "./GitWorkspace.js"
 export * as Progress from "./Progress.js"
 export * as Report from "./Report.js"
 export * as Results from "./Results.js"
 export * as Sidecar from "./Sidecar.js"
 export * as SidecarApi from "./SidecarApi.js"
+export * as StackConfig from "./StackConfig.js"
 export * as Verifier from "./Verifier.js"

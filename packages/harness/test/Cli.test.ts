@@ -157,14 +157,25 @@ describe("holdout CLI", () => {
           "status",
           "submit",
           "finalize",
-          "report"
+          "report",
+          "init",
+          "runs",
+          "show"
         ]
       ) {
-        assert.include(top.stdout, command)
+        assert.match(top.stdout, new RegExp(`\\n  ${command} +\\S`), command)
         const help = yield* holdout([command, "--help"])
         assert.strictEqual(help.code, 0, `${command}: ${help.stderr}`)
         assert.include(help.stdout, "DESCRIPTION", command)
+        // the executable's name in the usage and the examples, no filler
+        assert.include(help.stdout, `$ holdout ${command}`, command)
+        assert.include(help.stdout, "EXAMPLES", command)
+        assert.notInclude(help.stdout, "A user-defined piece of text", command)
+        assert.notInclude(help.stdout, "This setting is optional", command)
+        assert.notInclude(help.stdout, "--wizard", command)
       }
+      assert.include(top.stdout, "$ holdout init")
+      assert.include(top.stdout, "HOLDOUT_URL")
     }), 120_000)
 
   it.live("run prints the samples of a viewable split, shows progress on long runs, and report renders", () => {
@@ -222,8 +233,13 @@ describe("holdout CLI", () => {
       const html = join(dir, "report.html")
       const report = yield* holdout(["report", "-c", file, "--html", html])
       assert.strictEqual(report.code, 0, report.stderr)
-      assert.match(report.stdout, /off-by-one\s+train\s+1\s+75\.0%\s+75\.0%\s+75\.0%, \[36\.3%, 113\.7%\], 16\.4%/)
-      assert.match(report.stdout, /qa\/validation\s+non_viewable\s+\[#+\.+\] 2 of 3 runs left/)
+      assert.match(
+        report.stdout,
+        /off-by-one\s+train\s+whole\s+1\s+0\s+75\.0%\s+75\.0%\s+75\.0%\s+\[36\.3%, 113\.7%\]\s+16\.4%/
+      )
+      assert.match(report.stdout, /qa\/validation\s+non_viewable\s+\[#+\.+\]\s+2 of 3 runs left/)
+      // the budgeted viewable split is no warning on every command
+      for (const outcome of [train, slow, report]) assert.notInclude(outcome.stderr, "WARN")
       const page = readFileSync(html, "utf8")
       assert.include(page, "<svg")
       assert.include(page, "slow-exact")
@@ -312,7 +328,7 @@ policy: { train: viewable }
         "x"
       ])
       assert.strictEqual(both.code, 1)
-      assert.include(both.stderr, "Give either --config <file> or --stack <module>.")
+      assert.include(both.stderr, "--config and --stack both given")
       const offline = yield* holdout(["status", "--url", "http://127.0.0.1:9"])
       assert.strictEqual(offline.code, 1)
       assert.match(offline.stderr, /^error: /m)
@@ -396,10 +412,7 @@ describe("holdout compare, intervals and release mechanisms", () => {
       assert.match(told.stdout, /\(non_viewable\): thresholdout tells mean \d+\.\d%/)
       assert.notInclude(told.stdout, "interval")
       const status = yield* client(["status"])
-      assert.match(
-        status.stdout,
-        /qa\/validation\s+non_viewable\s+2 runs, unlimited samples left, overfitting budget [0-3] of 3 left/
-      )
+      assert.match(status.stdout, /qa\/validation\s+non_viewable\s+2 runs\s+unlimited\s+[0-3] of 3/)
       // an optimizer compares viewable runs only, in one line
       const experiments = yield* call(served.url, "GET", "/experiments", {
         token: readFileSync(join(dir, "state", "admin.token"), "utf8").trim()
@@ -432,10 +445,10 @@ describe("holdout compare, intervals and release mechanisms", () => {
       assert.include(local.stdout, "mean A 100.0%, mean B 75.0%")
       const report = yield* holdout(["report", "-c", file])
       assert.strictEqual(report.code, 0, report.stderr)
-      assert.match(report.stdout, /off-by-one\s+validation\s+1\s+75\.0%/)
+      assert.match(report.stdout, /off-by-one\s+validation\s+whole\s+1\s+0\s+75\.0%/)
       assert.match(
         report.stdout,
-        /qa\/validation\s+non_viewable\s+\[#+\.+\] 1 of 3 runs left, overfitting budget [0-3] of 3 left/
+        /qa\/validation\s+non_viewable\s+\[#+\.+\]\s+1 of 3 runs left\s+overfitting budget [0-3] of 3 left/
       )
     }).pipe(
       Effect.ensuring(Effect.zipRight(stopAll, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))

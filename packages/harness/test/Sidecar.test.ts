@@ -37,11 +37,11 @@ const task = Task.make<Row, number, "answer">({
   score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
 })
 
-// "holdout-secret" is no_access; "ghost" is tiered but holds no data; "open" is viewable but unbudgeted
+// "holdout-secret" is no_access; "ghost" is tiered but holds no data (a budget for it would be a
+// ConfigError at start: `Stack.checkBudgetedSplits`); "open" is viewable but unbudgeted
 const budgets = [
   { datasetId: "ds", split: "train", runs: 3 },
-  { datasetId: "ds", split: "validation", runs: 2 },
-  { datasetId: "ds", split: "ghost", runs: 1 }
+  { datasetId: "ds", split: "validation", runs: 2 }
 ]
 
 /** The local strategy, except for candidate "broken" (a StrategyError) and "empty" (no sample at all). */
@@ -292,7 +292,7 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
         (at(status.json, "splits") as ReadonlyArray<{ split: string; tier: string }>).map((
           split
         ) => [split.split, split.tier]),
-        [["train", "viewable"], ["validation", "non_viewable"], ["ghost", "viewable"]]
+        [["train", "viewable"], ["validation", "non_viewable"]]
       )
       assert.strictEqual(at(status.json, "submitEnabled"), false)
       assert.isFalse(

@@ -64,7 +64,14 @@ export const decode = (input: unknown): Effect.Effect<HarborConfig, HoldoutError
     onLeft: (error) =>
       Effect.fail(
         new HoldoutError.ConfigError({
-          message: `Invalid Harbor configuration:\n${ParseResult.TreeFormatter.formatErrorSync(error)}`
+          // one line, a clause per offending field by its path (never the schema's whole signature)
+          message: `Invalid Harbor configuration: ${
+            ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+              `${issue.path.length === 0 ? "" : `"${issue.path.join(".")}" `}${
+                issue.message.split("\n")[0]!.replace(/^Expected \{.*\}, actual/, "expected a mapping, actual")
+              }`
+            ).join("; ")
+          }. Fix strategy.harbor and run again.`
         })
       ),
     onRight: Effect.succeed

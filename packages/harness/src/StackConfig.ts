@@ -203,26 +203,96 @@ export const parse = (file: string, text: string): Either.Either<HoldoutConfig, 
 }
 
 /**
- * One clause per offending field, by its dotted path: unknown fields by name with the fields
- * expected there, missing and invalid ones with the schema's message. The "expected undefined"
- * alternative of an optional section is left out when the section itself has an issue deeper down.
+ * One clause per offending field, by its dotted path: unknown fields by name with the closest known
+ * field ("did you mean"), missing and invalid ones with the schema's message. The "expected
+ * undefined" alternative of an optional field is left out when the field has another issue; the
+ * alternatives of a union at one path are joined into one clause; a section of the wrong type says
+ * so (and which kinds there are) instead of printing the schema's signature.
  */
 const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): string => {
   const pathOf = (issue: ParseResult.ArrayFormatterIssue) => issue.path.map(String).join(".")
   const paths = issues.map(pathOf)
-  const clauses = issues.flatMap((issue, index) => {
+  const expected = new Map<string, { alternatives: Array<string>; actual: string }>()
+  const clauses: Array<string> = []
+  issues.forEach((issue, index) => {
     const path = paths[index]!
-    const deeper = paths.some((other) => other.startsWith(path === "" ? "" : `${path}.`) && other !== path)
-    if (issue._tag === "Type" && issue.message.startsWith("Expected undefined") && deeper) return []
     const where = path === "" ? "the file" : `"${path}"`
-    return [
-      issue._tag === "Unexpected"
-        ? `unknown field ${where} (${issue.message.replace(/^is unexpected, e/, "e")})`
-        : `${where} ${issue.message.replace(/^E/, "e")}`
-    ]
+    const others = paths.some((other, otherIndex) =>
+      otherIndex !== index && (other === path || other.startsWith(path === "" ? "" : `${path}.`))
+    )
+    if (issue._tag === "Type" && issue.message.startsWith("Expected undefined") && others) return
+    if (issue._tag === "Unexpected") {
+      const known = [...issue.message.matchAll(/"([^"]+)"/g)].map((match) => match[1]!)
+      const name = String(issue.path[issue.path.length - 1] ?? "")
+      const close = closestName(name, known)
+      clauses.push(
+        `unknown field ${where}` +
+          (close === undefined
+            ? ` (${issue.message.replace(/^is unexpected, e/, "e")})`
+            : ` (did you mean "${close}"?)`)
+      )
+      return
+    }
+    const typed = /^Expected (.*), actual (.*)$/s.exec(issue.message)
+    if (issue._tag === "Type" && typed !== null) {
+      const [, alternative, actual] = typed
+      const kinds = [...alternative!.matchAll(/kind: "([^"]+)"/g)].map((match) => match[1]!)
+      const shown = alternative!.startsWith("{")
+        ? kinds.length > 0 ? `a mapping with kind ${kinds.join(" | ")}` : "a mapping"
+        : alternative!
+      const entry = expected.get(path) ?? { alternatives: [], actual: actual! }
+      if (!entry.alternatives.includes(shown)) entry.alternatives.push(shown)
+      if (!expected.has(path)) clauses.push(`\u0000${path}`)
+      expected.set(path, entry)
+      return
+    }
+    clauses.push(`${where} ${issue.message.split("\n")[0]!.replace(/^E/, "e")}`)
   })
+  const text = [
+    ...new Set(clauses.map((clause) => {
+      if (!clause.startsWith("\u0000")) return clause
+      const path = clause.slice(1)
+      const entry = expected.get(path)!
+      const literals = entry.alternatives.flatMap((alternative) => alternative.split(" | "))
+      const known = literals.every((literal) => /^"[^"]*"$/.test(literal))
+        ? closestName(entry.actual.replace(/^"|"$/g, ""), literals.map((literal) => literal.slice(1, -1)))
+        : undefined
+      return `${path === "" ? "the file" : `"${path}"`} expected ${
+        entry.alternatives.join(" | ")
+      }, actual ${entry.actual}${known === undefined ? "" : ` (did you mean "${known}"?)`}`
+    }))
+  ]
+  const shown = text.length > 4 ? [...text.slice(0, 4), `and ${text.length - 4} more`] : text
   const hint = paths.some((path) => path === "releases" || path.startsWith("releases.")) ? ` (${releaseShapes})` : ""
-  return [...new Set(clauses)].join("; ") + hint
+  return shown.join("; ") + hint
+}
+
+/** The Levenshtein distance of two names. */
+const editDistance = (left: string, right: string): number => {
+  let previous = Array.from({ length: right.length + 1 }, (_, index) => index)
+  for (let i = 1; i <= left.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= right.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (left[i - 1] === right[j - 1] ? 0 : 1)
+      )
+    }
+    previous = current
+  }
+  return previous[right.length]!
+}
+
+/** The known name closest to `name`, when close enough to be a typo of it. */
+const closestName = (name: string, known: ReadonlyArray<string>): string | undefined => {
+  const limit = Math.max(1, Math.floor(name.length / 3))
+  let best: { readonly name: string; readonly distance: number } | undefined
+  for (const candidate of known) {
+    const distance = editDistance(name, candidate)
+    if (distance <= limit && (best === undefined || distance < best.distance)) best = { name: candidate, distance }
+  }
+  return best?.name
 }
 
 /**

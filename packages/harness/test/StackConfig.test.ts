@@ -1,7 +1,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
 import { Engine, type HoldoutError } from "@holdout/core"
-import { Config } from "@holdout/harness"
+import { StackConfig } from "@holdout/harness"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -22,28 +22,28 @@ policy: { train: viewable, validation: non_viewable, test: no_access }
 ${releases}
 ${verifier}`
 
-const parse = (text: string) => Config.parse("holdout.yaml", text)
+const parse = (text: string) => StackConfig.parse("holdout.yaml", text)
 
-const message = (result: Either.Either<Config.HoldoutConfig, HoldoutError.ConfigError>): string =>
+const message = (result: Either.Either<StackConfig.HoldoutConfig, HoldoutError.ConfigError>): string =>
   Either.match(result, { onLeft: (error) => error.message, onRight: () => "" })
 
-describe("Config — releases", () => {
+describe("StackConfig — releases", () => {
   it("each split's mechanism becomes EngineOptions.releases", () => {
     const parsed = parse(yaml(`releases:
   validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 3 }
   train: { kind: exact }`))
     assert.isTrue(Either.isRight(parsed), message(parsed))
     if (Either.isLeft(parsed)) return
-    assert.deepStrictEqual(Config.releases(parsed.right), {
+    assert.deepStrictEqual(StackConfig.releases(parsed.right), {
       validation: { _tag: "thresholdout", reference: "train", threshold: 0.04, sigma: 0.01, overfitBudget: 3 },
       train: { _tag: "exact" }
     })
     const ladder = parse(yaml(`releases: { validation: { kind: ladder, eta: 0.05 } }`))
-    assert.deepStrictEqual(Either.getOrThrow(Either.map(ladder, Config.releases)), {
+    assert.deepStrictEqual(Either.getOrThrow(Either.map(ladder, StackConfig.releases)), {
       validation: { _tag: "ladder", eta: 0.05 }
     })
     // no releases: every split is exact
-    assert.deepStrictEqual(Either.getOrThrow(Either.map(parse(yaml("")), Config.releases)), {})
+    assert.deepStrictEqual(Either.getOrThrow(Either.map(parse(yaml("")), StackConfig.releases)), {})
   })
 
   it("decoding is strict: unknown keys, unknown kinds, missing and invalid fields are named, with the shapes", () => {
@@ -88,7 +88,7 @@ describe("Config — releases", () => {
   validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 3 }`))
       assert.isTrue(Either.isRight(parsed))
       if (Either.isLeft(parsed)) return
-      const stack = Config.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
+      const stack = StackConfig.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
       yield* Effect.gen(function*() {
         const engine = yield* Engine.Engine
         // thresholdout compares with the candidate's mean on the reference split
@@ -114,7 +114,7 @@ describe("Config — releases", () => {
         const parsed = parse(yaml(releases))
         assert.isTrue(Either.isRight(parsed))
         if (Either.isLeft(parsed)) return
-        const stack = Config.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
+        const stack = StackConfig.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
         const built = yield* Effect.either(
           Layer.build(stack.pipe(Layer.provide(NodeContext.layer))).pipe(Effect.scoped)
         )
