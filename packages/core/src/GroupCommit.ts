@@ -41,12 +41,23 @@ export interface Options {
   readonly maxBatch?: number
 }
 
+interface Immediate {
+  readonly setImmediate?: (callback: () => void) => unknown
+  readonly clearImmediate?: (handle: unknown) => void
+}
+
 /**
  * A turn of the event loop: fibers resumed one after another run as microtasks, which starve the
- * loop's I/O; waiting for a timer lets requests that arrived meanwhile be read and queue their
- * inputs, so that concurrent callers share a batch. (Not `Effect.sleep`: a test clock would hold it.)
+ * loop's I/O; waiting for the loop's next check phase (`setImmediate`, on Node and Deno; a timer
+ * elsewhere) lets requests that arrived meanwhile be read and queue their inputs, so that concurrent
+ * callers share a batch. (Not `Effect.sleep`: a test clock would hold it.)
  */
 const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const { clearImmediate, setImmediate } = globalThis as Immediate
+  if (setImmediate !== undefined && clearImmediate !== undefined) {
+    const handle = setImmediate(() => resume(Effect.void))
+    return Effect.sync(() => clearImmediate(handle))
+  }
   const timer = globalThis.setTimeout(() => resume(Effect.void), 0)
   return Effect.sync(() => globalThis.clearTimeout(timer))
 })
