@@ -86,9 +86,6 @@ type Write =
   | { readonly _tag: "create"; readonly run: Model.RunRecord }
   | { readonly _tag: "update"; readonly runId: string; readonly update: Model.RunUpdate }
 
-/** Rows a statement writes at most (bound parameters stay well under SQLite's limit). */
-const rowsPerStatement = 1000
-
 /**
  * Builds the store over the `SqlClient` in context, migrating the schema first.
  *
@@ -137,16 +134,20 @@ export const make: Effect.Effect<
       Effect.gen(function*() {
         const delta = { samples: 0, errors: 0, scored: 0, scoreSum: 0, scoreSquares: 0 }
         const all = [...rows.values()]
-        for (let start = 0; start < all.length; start += rowsPerStatement) {
-          const chunk = all.slice(start, start + rowsPerStatement)
-          const previous = yield* sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score
-            FROM holdout_samples WHERE run_id = ${runId} AND ${sql.in("sample_id", chunk.map((row) => row.sample_id))}`
-          for (const share of previous) addShare(delta, share, -1)
-          for (const row of chunk) addShare(delta, row, 1)
-          yield* sql`INSERT INTO holdout_samples ${sql.insert(chunk)}
-            ON CONFLICT (run_id, sample_id) DO UPDATE
-            SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
-        }
+        // one statement text whatever the batch's size (its rows as one JSON parameter), so it is
+        // prepared once and the statement cache holds no statement per batch size
+        const ids = JSON.stringify(all.map((row) => row.sample_id))
+        const previous = yield* sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score
+          FROM holdout_samples WHERE run_id = ${runId} AND sample_id IN (SELECT value FROM json_each(${ids}))`
+        for (const share of previous) addShare(delta, share, -1)
+        for (const row of all) addShare(delta, row, 1)
+        const values = JSON.stringify(all.map((row) => [row.sample_id, row.record, row.is_error, row.score]))
+        yield* sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
+          SELECT ${runId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+            json_extract(value, '$[3]')
+          FROM json_each(${values}) WHERE true
+          ON CONFLICT (run_id, sample_id) DO UPDATE
+          SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
         yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
           scored = scored + ${delta.scored}, score_sum = score_sum + ${delta.scoreSum},
           score_squares = score_squares + ${delta.scoreSquares} WHERE run_id = ${runId}`
