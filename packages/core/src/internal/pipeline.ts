@@ -94,44 +94,51 @@ const pendingPages = (
   status: PlanStatus.PlanStatus,
   labels: ReadonlySet<string>
 ): Stream.Stream<ReadonlyArray<Item>, StrategyError | StoreError> =>
-  Stream.paginateEffect(0, (from: number): Effect.Effect<
-    readonly [ReadonlyArray<Item>, Option.Option<number>],
-    StrategyError | StoreError
-  > =>
-    Effect.gen(function*() {
-      const ids: Array<number> = []
-      const unfinished: Array<number> = []
-      let position = from
-      for (; position < status.ids.length && ids.length < rowsPerRead; position++) {
-        const state = status.status[position]
-        if (state === PlanStatus.Final) continue
-        ids.push(status.ids[position]!)
-        if (state === PlanStatus.Unfinished) unfinished.push(status.ids[position]!)
-      }
-      while (position < status.ids.length && status.status[position] === PlanStatus.Final) position++
-      const next = position < status.ids.length ? Option.some(position) : Option.none()
-      if (ids.length === 0) return [[], next]
-      const rows = yield* source.rows(plan.datasetId, plan.split, ids).pipe(
-        Effect.catchTags({
-          InvalidRequest: (error) => Effect.fail(readError(plan, error.message)),
-          UnknownSplit: (error) => Effect.fail(readError(plan, error.message))
-        })
-      )
-      if (rows.length !== ids.length) {
-        return yield* readError(plan, `the dataset source returned ${rows.length} rows for ${ids.length} sample ids`)
-      }
-      const records = unfinished.length === 0
-        ? undefined
-        : yield* storedRecords(store, plan.runId, unfinished, rowsPerRead)
-      const items = ids.map((sampleId, index): Item => {
-        const record = records?.get(sampleId)
-        const row = rows[index]
-        return record === undefined
-          ? { sampleId, row, input: scrub(row, labels), record: undefined }
-          : { sampleId, row, input: record.input, record }
+  Stream.paginateEffect(0, (from: number) => readPage(store, source, plan, status, labels, from))
+
+/** The page of pending samples from position `from` of the plan, and where the next one starts. */
+const readPage = (
+  store: TaskStore["Type"],
+  source: DatasetSource["Type"],
+  plan: RunPlan,
+  status: PlanStatus.PlanStatus,
+  labels: ReadonlySet<string>,
+  from: number
+): Effect.Effect<readonly [ReadonlyArray<Item>, Option.Option<number>], StrategyError | StoreError> =>
+  Effect.gen(function*() {
+    const ids: Array<number> = []
+    const unfinished: Array<number> = []
+    let position = from
+    for (; position < status.ids.length && ids.length < rowsPerRead; position++) {
+      const state = status.status[position]
+      if (state === PlanStatus.Final) continue
+      ids.push(status.ids[position]!)
+      if (state === PlanStatus.Unfinished) unfinished.push(status.ids[position]!)
+    }
+    while (position < status.ids.length && status.status[position] === PlanStatus.Final) position++
+    const next = position < status.ids.length ? Option.some(position) : Option.none()
+    if (ids.length === 0) return [[], next]
+    const rows = yield* source.rows(plan.datasetId, plan.split, ids).pipe(
+      Effect.catchTags({
+        InvalidRequest: (error) => Effect.fail(readError(plan, error.message)),
+        UnknownSplit: (error) => Effect.fail(readError(plan, error.message))
       })
-      return [items, next]
-    }))
+    )
+    if (rows.length !== ids.length) {
+      return yield* readError(plan, `the dataset source returned ${rows.length} rows for ${ids.length} sample ids`)
+    }
+    const records = unfinished.length === 0
+      ? undefined
+      : yield* storedRecords(store, plan.runId, unfinished, rowsPerRead)
+    const items = ids.map((sampleId, index): Item => {
+      const record = records?.get(sampleId)
+      const row = rows[index]
+      return record === undefined
+        ? { sampleId, row, input: scrub(row, labels), record: undefined }
+        : { sampleId, row, input: record.input, record }
+    })
+    return [items, next]
+  })
 
 /**
  * Runs the pipeline for one plan.
@@ -160,7 +167,13 @@ export const produce = (
     const context: TaskStages.Context = { task, settings, plan, landed }
     const scoring = TaskStages.scoring(context)
     const stages = [TaskStages.inference(context, scoring), scoring]
-    yield* pendingPages(store, source, plan, status, new Set(task.labelFields)).pipe(
+    const labels = new Set(task.labelFields)
+    // a run of one page (the sidecar's usual) takes no stream
+    if (status.ids.length - status.final <= rowsPerRead) {
+      const [page] = yield* readPage(store, source, plan, status, labels, 0)
+      return yield* runPage(runner, stages, page)
+    }
+    yield* pendingPages(store, source, plan, status, labels).pipe(
       Stream.mapEffect((page) => runPage(runner, stages, page), { concurrency: pagesInFlight, unordered: true }),
       Stream.runDrain
     )

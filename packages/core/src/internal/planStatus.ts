@@ -3,13 +3,11 @@
  * repeats, in a `Float64Array`, and one status byte per id, learnt by streaming the stored records
  * (ascending by sample id) past them. Memory is 9 bytes a planned sample, whatever the records hold.
  */
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
 import type { StoreError } from "../HoldoutError.js"
 import * as Metrics from "../Metrics.js"
 import type { SampleRecord } from "../Model.js"
-import { streamSamples, type TaskStore } from "../TaskStore.js"
+import { defaultPageSize, type TaskStore } from "../TaskStore.js"
 
 /**
  * The status of a planned sample: no record, a record that is not final, a final record.
@@ -68,20 +66,28 @@ export const read = (
     const counts = { stored: 0, final: 0, errors: 0 }
     let position = 0
     if (ids.length === 0) return Effect.succeed({ ids, status, ...counts })
-    return Stream.runForEachChunk(streamSamples(store, runId), (records) =>
-      Effect.sync(() => {
-        for (const record of Chunk.toReadonlyArray(records)) {
-          while (position < ids.length && ids[position]! < record.sampleId) position++
-          if (position === ids.length) return
-          if (ids[position] !== record.sampleId) continue
-          counts.stored++
-          if (Metrics.isError(record)) counts.errors++
-          if (isFinal(record)) {
-            counts.final++
-            status[position] = Final
-          } else status[position] = Unfinished
+    // page by page (a fresh run reads one empty page; no stream is built for it)
+    const from = (after: number | undefined): Effect.Effect<PlanStatus, StoreError> =>
+      Effect.flatMap(
+        store.listSamples(runId, after === undefined ? { limit: defaultPageSize } : { after, limit: defaultPageSize }),
+        (records) => {
+          for (const record of records) {
+            while (position < ids.length && ids[position]! < record.sampleId) position++
+            if (position === ids.length) break
+            if (ids[position] !== record.sampleId) continue
+            counts.stored++
+            if (Metrics.isError(record)) counts.errors++
+            if (isFinal(record)) {
+              counts.final++
+              status[position] = Final
+            } else status[position] = Unfinished
+          }
+          return records.length < defaultPageSize || position === ids.length
+            ? Effect.succeed({ ids, status, ...counts })
+            : from(records[records.length - 1]!.sampleId)
         }
-      })).pipe(Effect.map(() => ({ ids, status, ...counts })))
+      )
+    return from(undefined)
   })
 
 /**
