@@ -55,6 +55,7 @@ import * as Report from "./Report.js"
 import * as Sidecar from "./Sidecar.js"
 import { Api } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
+import * as Viewer from "./Viewer.js"
 
 const configOption = Options.file("config").pipe(
   Options.withAlias("c"),
@@ -706,6 +707,20 @@ const report = Command.make(
     )
 ).pipe(Command.withDescription("Scores per candidate and split, and the budgets left: a table, and optionally HTML."))
 
+const view = Command.make(
+  "view",
+  {
+    config: Options.optional(configOption),
+    stack: stackModuleOption,
+    port: Options.integer("port").pipe(
+      Options.withDefault(8090),
+      Options.withDescription("The port on 127.0.0.1 to serve the viewer on (0 picks a free one).")
+    )
+  },
+  (options) =>
+    handled(Viewer.launch({ port: options.port }).pipe(Effect.provide(stackOf(options.config, options.stack))))
+).pipe(Command.withDescription("A read-only web viewer of the stack's runs, scores, budgets and verifier, live."))
+
 /**
  * The `holdout` command.
  *
@@ -725,7 +740,8 @@ export const command = Command.make("holdout").pipe(
     status,
     submit,
     finalize,
-    report
+    report,
+    view
   ])
 )
 
