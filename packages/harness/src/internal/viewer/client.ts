@@ -11,7 +11,7 @@
 export const styles = String.raw`
 :root{--fg:#111;--muted:#666;--line:#e2e2e2;--bad:#b91c1c;--good:#15803d;--bg:#fff}
 *{box-sizing:border-box}body{font-family:system-ui,-apple-system,sans-serif;margin:0;color:var(--fg);background:var(--bg)}
-header{display:flex;align-items:baseline;gap:1rem;padding:1rem 1.5rem;border-bottom:1px solid var(--line);position:sticky;top:0;background:var(--bg);z-index:1}
+header{display:flex;flex-wrap:wrap;align-items:baseline;gap:1rem;padding:1rem 1.5rem;border-bottom:1px solid var(--line)}
 header h1{font-size:1.2rem;margin:0}#live{font-size:.8rem;color:var(--muted)}#live.on::before{content:"● ";color:var(--good)}#live.off::before{content:"● ";color:var(--bad)}
 nav a{margin-right:.8rem;font-size:.85rem;color:#2563eb;text-decoration:none}
 main{padding:0 1.5rem 3rem;max-width:1200px}section{margin-top:2rem}h2{font-size:1.05rem;border-bottom:1px solid var(--line);padding-bottom:.3rem}
@@ -125,7 +125,7 @@ export const script = String.raw`
     return function (value) { return range0 + (value - from) / span * (range1 - range0); };
   }
   function runsOverTime(runs) {
-    var width = 560, height = 220, left = 44, right = 12, top = 12, bottom = 28;
+    var width = 520, height = 220, left = 44, right = 12, top = 12, bottom = 28;
     var times = runs.map(function (r) { return r.createdAt; });
     var t0 = Math.min.apply(null, times), t1 = Math.max.apply(null, times);
     if (t1 - t0 < 1000) { t0 -= 1000; t1 += 1000; }
@@ -258,7 +258,7 @@ export const script = String.raw`
     root.appendChild(h("p", { id: "verifier-answer" }, ["Answer: " + (a.candidate === null ? "no candidate" : a.candidate) + ", finalized " + time(a.finalizedAt) + ". " + a.reason]));
     var rewards = h("tbody");
     Object.keys(a.rewards).forEach(function (key) {
-      rewards.appendChild(h("tr", null, [h("td", null, [key]), h("td", { "class": "num" }, [String(a.rewards[key])]), h("td", { "class": "bad" }, [a.targetErrors[key] || ""])]));
+      rewards.appendChild(h("tr", null, [h("td", null, [key]), h("td", { "class": "num" }, [String(Math.round(a.rewards[key] * 10000) / 10000)]), h("td", { "class": "bad" }, [a.targetErrors[key] || ""])]));
     });
     root.appendChild(h("table", null, [h("thead", null, [h("tr", null, [h("th", null, ["reward"]), h("th", null, ["score"]), h("th", null, [""])])]), rewards]));
     if (a.shortlist.length) {

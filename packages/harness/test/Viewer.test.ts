@@ -1,0 +1,322 @@
+/**
+ * The viewer in headless Chromium (Debian's `chromium`, driven by playwright-core): a stack in memory
+ * with runs on a viewable and a non_viewable split (failed runs among them), the viewer on a free
+ * port of 127.0.0.1, and the page's views checked as a person would see them: runs, intervals,
+ * burn-down, the verifier's answer, failed runs, a per-sample table for the viewable split only,
+ * a diff, live updates; then the report page opened from a file. No request may leave the origin.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpServer from "@effect/platform/HttpServer"
+import { assert, describe, it } from "@effect/vitest"
+import { Engine, Stack, Task, TaskStore } from "@holdout/core"
+import { Verifier, Viewer } from "@holdout/harness"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { createServer } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { pathToFileURL } from "node:url"
+import type { Browser, Page } from "playwright-core"
+
+const chromiumPath = "/usr/bin/chromium"
+const underDeno = "Deno" in globalThis
+
+interface Row {
+  readonly index: number
+  readonly answer: number
+}
+
+const rows = (count: number): ReadonlyArray<Row> =>
+  Array.from({ length: count }, (_, index) => ({ index, answer: index * 2 }))
+
+/** "good" misses every fourth sample; "fair" is off on odd ones; "broken" fails inference on even ones. */
+const task = Task.make<Row, number, "answer">({
+  name: "double",
+  labelFields: ["answer"],
+  infer: (row, run) =>
+    run.candidate.id === "broken" && row.index % 2 === 0
+      ? Task.output(-1, { error: `model timed out on row ${row.index}` })
+      : run.candidate.id === "fair" && row.index % 2 === 1
+      ? row.index * 2 + 1
+      : row.index * 2,
+  score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
+})
+
+const stack = Stack.layerMemory({
+  budgets: [
+    { datasetId: "ds", split: "train", runs: 8 },
+    { datasetId: "ds", split: "validation", runs: 4, samples: 100 }
+  ],
+  policy: { train: "viewable", validation: "non_viewable", test: "no_access" },
+  datasets: { ds: { train: rows(12), validation: rows(20), test: rows(6) } },
+  task
+})
+
+const verifier = Verifier.layer({
+  mode: "submit",
+  targets: [{ datasetId: "ds", split: "test", rewardKey: "accuracy" }]
+})
+
+/** The browser, or a failure that says how to install it: never a silent skip. */
+const launchBrowser = Effect.acquireRelease(
+  Effect.tryPromise({
+    try: async () => {
+      if (!existsSync(chromiumPath)) {
+        throw new Error(
+          `${chromiumPath} is missing: the viewer is tested in Debian's chromium. ` +
+            "Install it with `apt-get install -y chromium` (as .ci/run does)."
+        )
+      }
+      const { chromium } = await import("playwright-core")
+      return await chromium.launch({ executablePath: chromiumPath })
+    },
+    catch: (error) => error
+  }),
+  (browser: Browser) => Effect.promise(() => browser.close())
+)
+
+/** A page that records every request it makes and every script error. */
+const openPage = (browser: Browser) =>
+  Effect.promise(async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    const requests: Array<string> = []
+    const errors: Array<string> = []
+    page.on("request", (request) => requests.push(request.url()))
+    page.on("pageerror", (error) => errors.push(error.message))
+    page.on("console", (message) => {
+      if (message.type() === "error") errors.push(message.text())
+    })
+    return { page, requests, errors }
+  })
+
+const texts = (page: Page, selector: string) => page.locator(selector).allTextContents()
+
+const describeBrowser = underDeno ? describe.skip : describe
+
+if (underDeno) {
+  // playwright-core drives Chromium over extra stdio pipes, which Deno's child_process does not offer
+  console.warn("Viewer.test.ts: the headless Chromium tests run under Node only (playwright-core needs Node pipes).")
+}
+
+describeBrowser("holdout view in headless Chromium", () => {
+  it.scopedLive(
+    "shows runs, intervals, burn-down, the verifier, failed runs, samples of viewable splits only",
+    () =>
+      Effect.gen(function*() {
+        const dir = mkdtempSync(join(tmpdir(), "holdout-viewer-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+        const context = yield* Layer.build(
+          Viewer.layer({ updates: { _tag: "poll", interval: "200 millis" } }).pipe(
+            Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+            Layer.provideMerge(verifier),
+            Layer.provideMerge(stack),
+            Layer.provide(NodeContext.layer)
+          )
+        )
+        const engine = Context.get(context, Engine.Engine)
+        const address = Context.get(context, HttpServer.HttpServer).address
+        assert(address._tag === "TcpAddress")
+        const origin = `http://127.0.0.1:${address.port}`
+
+        const evaluate = (split: string, candidate: string) =>
+          Effect.either(engine.evaluate({ datasetId: "ds", split, candidate: { id: candidate } }))
+        const goodTrain = yield* evaluate("train", "good")
+        const fairTrain = yield* evaluate("train", "fair")
+        const brokenTrain = yield* evaluate("train", "broken")
+        const goodValidation = yield* evaluate("validation", "good")
+        const brokenValidation = yield* evaluate("validation", "broken")
+        for (const outcome of [goodTrain, fairTrain, brokenTrain, goodValidation, brokenValidation]) {
+          assert(outcome._tag === "Right", "every evaluation returns its experiment")
+        }
+        const runIdOf = (outcome: typeof goodTrain) => outcome._tag === "Right" ? outcome.right.run.runId : ""
+        assert.strictEqual(brokenTrain._tag === "Right" && brokenTrain.right.run.status, "failed")
+        assert.strictEqual(brokenValidation._tag === "Right" && brokenValidation.right.run.status, "failed")
+        const answer = yield* Effect.flatMap(
+          Verifier.Verifier,
+          (service) => Effect.zipRight(service.submit({ id: "good" }), service.finalize())
+        ).pipe(Effect.provide(context))
+        assert.strictEqual(answer.candidate, "good")
+
+        const browser = yield* launchBrowser
+        const { errors, page, requests } = yield* openPage(browser)
+        yield* Effect.promise(async () => {
+          await page.goto(`${origin}/`)
+          await page.waitForSelector("body[data-ready=true]")
+          await page.waitForSelector("#live.on")
+        })
+
+        // runs: every run listed, the failed ones as failed
+        const listed = yield* Effect.promise(() =>
+          page.locator("#runs-table tbody tr").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-run")))
+        )
+        const allRuns = yield* Effect.map(TaskStore.TaskStore, (store) => store.listRuns()).pipe(
+          Effect.flatten,
+          Effect.provide(context)
+        )
+        assert.deepStrictEqual([...listed].sort(), allRuns.map((run) => run.runId).sort())
+        assert.strictEqual(allRuns.length, 6, "five evaluations and the verifier's admin run on test")
+        const failedStatus = yield* Effect.promise(() =>
+          page.locator(`#runs-table tr[data-run="${runIdOf(brokenTrain)}"] .status-failed`).count()
+        )
+        assert.strictEqual(failedStatus, 1)
+
+        // scores with their 95% intervals, and runs over time drawn with whiskers
+        const scoreRows = yield* Effect.promise(() => texts(page, "#scores-table tbody tr"))
+        const goodOnTrain = scoreRows.find((row) => row.startsWith("good") && row.includes("ds/train"))
+        assert.isDefined(goodOnTrain)
+        assert.match(goodOnTrain!, /75\.0%\[\d+\.\d%, \d+\.\d%\]/)
+        const intervals = yield* Effect.promise(() => texts(page, "#scores-table .interval"))
+        assert.isAtLeast(intervals.filter((text) => /^\[-?\d+\.\d%, \d+\.\d%\]$/.test(text)).length, 4)
+        assert.isAtLeast(yield* Effect.promise(() => page.locator("svg.runs-over-time").count()), 2)
+        assert.isAtLeast(yield* Effect.promise(() => page.locator("svg.runs-over-time .whisker").count()), 4)
+
+        // burn-down of each budget, a step per charge
+        const budgets = yield* Effect.promise(() => texts(page, "#budgets .budget"))
+        assert.strictEqual(budgets.length, 2)
+        assert.include(budgets.find((text) => text.includes("ds/train"))!, "5 of 8 runs, unlimited samples left")
+        assert.include(budgets.find((text) => text.includes("ds/validation"))!, "2 of 4 runs, 60 of 100 samples left")
+        assert.strictEqual(yield* Effect.promise(() => page.locator("#budgets svg.burndown").count()), 2)
+        const trainSteps = yield* Effect.promise(() =>
+          page.locator(`#budgets .budget[data-split="ds/train"] svg.burndown circle`).count()
+        )
+        assert.strictEqual(trainSteps, 3)
+
+        // the verifier's answer
+        const verifierText = yield* Effect.promise(() => page.locator("#verifier").textContent())
+        assert.include(verifierText, "Submission: good")
+        assert.include(verifierText, "Answer: good")
+        assert.include(verifierText, "accuracy")
+
+        // failed runs: the viewable one with its first errors, the non_viewable one in aggregate only
+        const failedTrain = yield* Effect.promise(() =>
+          page.locator(`#failed .failed-run[data-run="${runIdOf(brokenTrain)}"]`).textContent()
+        )
+        assert.include(failedTrain, "6 of 12 samples failed")
+        assert.include(failedTrain, "sample 0: model timed out on row 0")
+        const failedValidation = yield* Effect.promise(() =>
+          page.locator(`#failed .failed-run[data-run="${runIdOf(brokenValidation)}"]`).textContent()
+        )
+        assert.include(failedValidation, "shows aggregates only")
+        assert.notInclude(failedValidation, "model timed out")
+
+        // per-sample table: offered for the viewable split only
+        const offered = yield* Effect.promise(() =>
+          page.locator("#sample-run option").evaluateAll((options) =>
+            options.map((option) => (option as HTMLOptionElement).value).filter((value) => value !== "")
+          )
+        )
+        assert.deepStrictEqual(
+          [...offered].sort(),
+          [runIdOf(goodTrain), runIdOf(fairTrain), runIdOf(brokenTrain)].sort()
+        )
+        for (const hidden of [goodValidation, brokenValidation]) {
+          const row = `#runs-table tr[data-run="${runIdOf(hidden)}"]`
+          assert.strictEqual(yield* Effect.promise(() => page.locator(`${row} .open-samples`).count()), 0)
+          assert.include(yield* Effect.promise(() => page.locator(row).textContent()), "aggregate only")
+        }
+        yield* Effect.promise(async () => {
+          await page.locator(`#runs-table tr[data-run="${runIdOf(goodTrain)}"] .open-samples`).click()
+          await page.waitForFunction(() => document.querySelectorAll("#samples-table-body tr").length === 12)
+        })
+        // filter: errors and scores below 1 (every fourth sample of "good")
+        yield* Effect.promise(async () => {
+          await page.selectOption("#sample-status", "wrong")
+          await page.waitForFunction(() => document.querySelectorAll("#samples-table-body tr").length === 3)
+        })
+        const wrongIds = yield* Effect.promise(() =>
+          page.locator("#samples-table-body tr").evaluateAll((rows) =>
+            rows.map((row) => row.getAttribute("data-sample"))
+          )
+        )
+        assert.deepStrictEqual(wrongIds, ["3", "7", "11"])
+        // sort: by id, descending on a second click
+        yield* Effect.promise(async () => {
+          await page.selectOption("#sample-status", "all")
+          await page.waitForFunction(() => document.querySelectorAll("#samples-table-body tr").length === 12)
+          await page.locator("#samples-table th[data-key=score]").click()
+        })
+        const byScore = yield* Effect.promise(() => texts(page, "#samples-table-body tr td:nth-child(2)"))
+        assert.deepStrictEqual(byScore.slice(0, 3), ["0", "0", "0"])
+        yield* Effect.promise(async () => {
+          await page.locator("#samples-table th[data-key=sampleId]").click()
+          await page.locator("#samples-table th[data-key=sampleId]").click()
+        })
+        const descending = yield* Effect.promise(() => texts(page, "#samples-table-body tr td:nth-child(1)"))
+        assert.strictEqual(descending[0], "11")
+        // asked directly, a non_viewable run's samples are refused
+        const refused = yield* Effect.promise(async () => {
+          const response = await fetch(`${origin}/api/runs/${encodeURIComponent(runIdOf(goodValidation))}/samples`)
+          return { status: response.status, body: await response.json() as { _tag: string } }
+        })
+        assert.strictEqual(refused.status, 403)
+        assert.strictEqual(refused.body._tag, "AggregateOnly")
+
+        // candidate-vs-candidate diff on the viewable split
+        yield* Effect.promise(async () => {
+          await page.selectOption("#compare-split", "ds/train")
+          await page.selectOption("#compare-a", runIdOf(goodTrain))
+          await page.selectOption("#compare-b", runIdOf(fairTrain))
+          await page.locator("#compare-run").click()
+          await page.waitForSelector("#compare-summary")
+        })
+        const summary = yield* Effect.promise(() => page.locator("#compare-summary").textContent())
+        assert.include(summary, "good − fair on ds/train")
+        assert.include(summary, "12 shared samples")
+        const compareSplits = yield* Effect.promise(() =>
+          page.locator("#compare-split option").evaluateAll((options) =>
+            options.map((option) => (option as HTMLOptionElement).value)
+          )
+        )
+        assert.deepStrictEqual(compareSplits, ["ds/train"])
+        // "fair" is wrong on odd samples that "good" gets right: 1, 5, 9 (3, 7, 11 are 0 for both)
+        const differing = yield* Effect.promise(() => texts(page, "#compare-table tbody tr td:first-child"))
+        assert.deepStrictEqual(differing, ["1", "5", "9"])
+
+        // live: a new run shows up without a reload
+        const later = yield* evaluate("train", "fair")
+        const laterId = runIdOf(later)
+        yield* Effect.promise(() => page.waitForSelector(`#runs-table tr[data-run="${laterId}"]`, { timeout: 10_000 }))
+
+        const screenshot = join(dir, "viewer.png")
+        yield* Effect.promise(() => page.screenshot({ path: screenshot, fullPage: true }))
+        const png = readFileSync(screenshot)
+        assert.isAbove(statSync(screenshot).size, 10_000)
+        assert.strictEqual(png.subarray(1, 4).toString("latin1"), "PNG")
+
+        assert.deepStrictEqual(errors, [], "the page raised no script error")
+        assert.isAbove(requests.length, 3)
+        const outside = requests.filter((url) => !url.startsWith(`${origin}/`))
+        assert.deepStrictEqual(outside, [], "the page requested nothing outside the viewer's origin")
+
+        // the report: the same page with its data embedded, opened from a file, requests nothing else
+        const reportFile = join(dir, "report.html")
+        writeFileSync(reportFile, yield* Effect.provide(Viewer.report, context))
+        const report = yield* openPage(browser)
+        const fileUrl = pathToFileURL(reportFile).href
+        yield* Effect.promise(async () => {
+          await report.page.goto(fileUrl)
+          await report.page.waitForSelector("body[data-ready=true]")
+        })
+        const reportRuns = yield* Effect.promise(() => report.page.locator("#runs-table tbody tr").count())
+        assert.strictEqual(reportRuns, 7)
+        assert.strictEqual(yield* Effect.promise(() => report.page.locator("#budgets svg.burndown").count()), 2)
+        assert.include(yield* Effect.promise(() => report.page.locator("#live").textContent()), "self-contained")
+        yield* Effect.promise(async () => {
+          await report.page.locator(`#runs-table tr[data-run="${runIdOf(brokenTrain)}"] .open-samples`).click()
+          await report.page.waitForFunction(() => document.querySelectorAll("#samples-table-body tr").length === 12)
+          await report.page.selectOption("#sample-status", "errors")
+          await report.page.waitForFunction(() => document.querySelectorAll("#samples-table-body tr").length === 6)
+        })
+        const reportOffered = yield* Effect.promise(() => report.page.locator("#sample-run option").count())
+        assert.strictEqual(reportOffered, 1 + 4, "the report offers the four viewable runs only")
+        const html = readFileSync(reportFile, "utf8")
+        assert.notMatch(html, /(src|href)="(https?:)?\/\//, "the report links nothing outside itself")
+        assert.deepStrictEqual(report.errors, [])
+        assert.deepStrictEqual(report.requests, [fileUrl], "the report made no request but its own file")
+      }),
+    120_000
+  )
+})
