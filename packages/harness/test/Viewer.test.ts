@@ -22,7 +22,6 @@ import { pathToFileURL } from "node:url"
 import type { Browser, Page } from "playwright-core"
 
 const chromiumPath = "/usr/bin/chromium"
-const underDeno = "Deno" in globalThis
 
 interface Row {
   readonly index: number
@@ -94,14 +93,7 @@ const openPage = (browser: Browser) =>
 
 const texts = (page: Page, selector: string) => page.locator(selector).allTextContents()
 
-const describeBrowser = underDeno ? describe.skip : describe
-
-if (underDeno) {
-  // playwright-core drives Chromium over extra stdio pipes, which Deno's child_process does not offer
-  console.warn("Viewer.test.ts: the headless Chromium tests run under Node only (playwright-core needs Node pipes).")
-}
-
-describeBrowser("holdout view in headless Chromium", () => {
+describe("holdout view in headless Chromium", () => {
   it.scopedLive(
     "shows runs, intervals, burn-down, the verifier, failed runs, samples of viewable splits only",
     () =>
