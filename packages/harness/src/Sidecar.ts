@@ -41,6 +41,7 @@ import * as Schema from "effect/Schema"
 import * as Results from "./Results.js"
 import { Api, Authorization, defaultSamplesLimit, EvalPayload, RunNotFound, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
+import * as Viewer from "./Viewer.js"
 
 /**
  * @since 0.1.0
@@ -53,6 +54,8 @@ export interface Options {
   readonly resultsDir?: string
   /** The largest request body accepted, in bytes (default 64 KiB). */
   readonly maxBodyBytes?: number
+  /** Serve the operator's viewer under `/view`, behind the admin token (default true). */
+  readonly view?: boolean
 }
 
 /** Compares two strings in time that depends only on their lengths. */
@@ -367,7 +370,12 @@ export const layer = (
       Layer.unwrapEffect,
       // the polled routes make no span each: a poller's spans would drown the evaluations' ones
       HttpMiddleware.withTracerDisabledForUrls(pollRoutes),
-      Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+      Layer.provide([
+        options.view === false
+          ? HttpApiBuilder.Router.Live
+          : Layer.provideMerge(Viewer.layerMount({ token }), HttpApiBuilder.Router.Live),
+        HttpApiBuilder.Middleware.layer
+      ])
     )
     return served.pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

@@ -10,7 +10,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Engine, Stack, Task, TaskStore } from "@holdout/core"
-import { Verifier, Viewer } from "@holdout/harness"
+import { Sidecar, Verifier, Viewer } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -311,4 +311,160 @@ describe("holdout view in headless Chromium", () => {
       }),
     120_000
   )
+})
+
+/** Reads a response body to its end (or until aborted), keeping its text as it arrives. */
+const readAll = async (response: Response, into: Array<string>): Promise<void> => {
+  if (response.body === null) return
+  const reader = response.body.getReader()
+  const decoder = new TextDecoder()
+  try {
+    while (true) {
+      const { done, value } = await reader.read()
+      if (done) return
+      into.push(decoder.decode(value))
+    }
+  } catch {
+    // aborted
+  }
+}
+
+describe("the viewer in the sidecar, under /view", () => {
+  it.scopedLive(
+    "needs the admin token, keeps the tier rule and pushes changes from the sidecar's runs",
+    () =>
+      Effect.gen(function*() {
+        const dir = mkdtempSync(join(tmpdir(), "holdout-viewer-sidecar-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+        const tokenFile = join(dir, "admin.token")
+        const context = yield* Layer.build(
+          Sidecar.layer({ tokenFile }).pipe(
+            Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+            Layer.provide(verifier),
+            Layer.provideMerge(stack),
+            Layer.provide(NodeContext.layer)
+          )
+        )
+        const address = Context.get(context, HttpServer.HttpServer).address
+        assert(address._tag === "TcpAddress")
+        const origin = `http://127.0.0.1:${address.port}`
+        const token = readFileSync(tokenFile, "utf8").trim()
+        const get = (path: string, headers: Record<string, string> = {}) =>
+          Effect.promise(async () => {
+            const response = await fetch(origin + path, { headers })
+            return { status: response.status, text: await response.text(), type: response.headers.get("content-type") }
+          })
+        const bearer = { authorization: `Bearer ${token}` }
+
+        for (const headers of [{}, { authorization: `Bearer ${token}x` }, { authorization: token }]) {
+          for (const path of ["/view/", "/view/api/overview", "/view/api/events"]) {
+            const refused = yield* get(path, headers)
+            assert.strictEqual(refused.status, 401, `${path} without the token`)
+            assert.include(refused.text, "Unauthorized")
+          }
+        }
+        const page = yield* get("/view/", bearer)
+        assert.strictEqual(page.status, 200)
+        assert.include(page.type, "text/html")
+        assert.include(page.text, "<title>Holdout</title>")
+
+        // an optimizer's evaluations through the sidecar, pushed to an open event stream
+        const events = new AbortController()
+        const received: Array<string> = []
+        const stream = yield* Effect.promise(() =>
+          fetch(`${origin}/view/api/events`, { headers: bearer, signal: events.signal })
+        )
+        assert.strictEqual(stream.status, 200)
+        assert.include(stream.headers.get("content-type"), "text/event-stream")
+        const reading = readAll(stream, received)
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(() => {
+            events.abort()
+            return reading
+          })
+        )
+        const evaluate = (split: string) =>
+          Effect.promise(async () => {
+            const response = await fetch(`${origin}/eval`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ datasetId: "ds", split, candidate: { id: "good" } })
+            })
+            const body = await response.json() as { experiment: { summary: { runId: string } } }
+            assert.strictEqual(response.status, 200)
+            return body.experiment.summary.runId
+          })
+        const trainRun = yield* evaluate("train")
+        const validationRun = yield* evaluate("validation")
+        yield* Effect.promise(async () => {
+          for (let waited = 0; waited < 100 && !received.join("").includes("event: change"); waited++) {
+            await new Promise((resolve) => setTimeout(resolve, 50))
+          }
+        })
+        assert.include(received.join(""), "event: change", "the run events reached the page's stream")
+
+        const overview = JSON.parse((yield* get("/view/api/overview", bearer)).text) as Viewer.Overview
+        assert.deepStrictEqual(overview.runs.map((run) => run.runId).sort(), [trainRun, validationRun].sort())
+        const viewable = yield* get(`/view/api/runs/${encodeURIComponent(trainRun)}/samples?limit=5`, bearer)
+        assert.strictEqual(viewable.status, 200)
+        const samplePage = JSON.parse(viewable.text) as { samples: ReadonlyArray<{ sampleId: number }>; next: number }
+        assert.deepStrictEqual(samplePage.samples.map((sample) => sample.sampleId), [0, 1, 2, 3, 4])
+        assert.strictEqual(samplePage.next, 4)
+        const hidden = yield* get(`/view/api/runs/${encodeURIComponent(validationRun)}/samples`, bearer)
+        assert.strictEqual(hidden.status, 403)
+        assert.include(hidden.text, "aggregate only")
+        const compared = yield* get(`/view/api/compare?runA=${trainRun}&runB=${validationRun}`, bearer)
+        assert.strictEqual(compared.status, 403)
+        // the optimizer's own routes are as they were
+        assert.strictEqual((yield* get("/health")).status, 200)
+
+        // the page itself, given the token as a header, reads its data from beside /view
+        const browser = yield* launchBrowser
+        const opened = yield* Effect.promise(async () => {
+          const page = await browser.newPage({ extraHTTPHeaders: bearer })
+          const requests: Array<string> = []
+          page.on("request", (request) => requests.push(request.url()))
+          await page.goto(`${origin}/view`)
+          await page.waitForSelector("body[data-ready=true]")
+          return { rows: await page.locator("#runs-table tbody tr").count(), requests }
+        })
+        assert.strictEqual(opened.rows, 2)
+        assert.deepStrictEqual(opened.requests.filter((url) => !url.startsWith(`${origin}/view`)), [])
+      }),
+    120_000
+  )
+})
+
+describe("the viewer's event stream", () => {
+  it.live("ends when the viewer stops, so a server with pages still open shuts down", () =>
+    Effect.gen(function*() {
+      const received: Array<string> = []
+      const reading = yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(
+          Viewer.layer({ updates: { _tag: "poll", interval: "100 millis" } }).pipe(
+            Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+            Layer.provideMerge(stack),
+            Layer.provide(NodeContext.layer)
+          )
+        )
+        const address = Context.get(context, HttpServer.HttpServer).address
+        assert(address._tag === "TcpAddress")
+        const response = yield* Effect.promise(() => fetch(`http://127.0.0.1:${address.port}/api/events`))
+        assert.strictEqual(response.status, 200)
+        const reading = readAll(response, received)
+        // a change while the page listens: the poller sees the new run
+        const engine = Context.get(context, Engine.Engine)
+        yield* engine.evaluate({ datasetId: "ds", split: "train", candidate: { id: "good" } })
+        yield* Effect.promise(async () => {
+          for (let waited = 0; waited < 100 && !received.join("").includes("event: change"); waited++) {
+            await new Promise((resolve) => setTimeout(resolve, 50))
+          }
+        })
+        return reading
+      }))
+      // the scope closed with the stream still open: it ended, and closing did not wait for the client
+      yield* Effect.promise(() => reading).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "open" }))
+      assert.include(received.join(""), "retry: 3000")
+      assert.include(received.join(""), "event: change")
+    }), 60_000)
 })

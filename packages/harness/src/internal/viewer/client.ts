@@ -35,7 +35,8 @@ export const script = String.raw`
   "use strict";
   var dataNode = document.getElementById("holdout-data");
   var embedded = dataNode === null ? null : JSON.parse(dataNode.textContent);
-  var base = location.pathname.replace(/[^/]*$/, "");
+  // the routes are beside the page: at /, or under /view of the sidecar (also when asked as /view)
+  var base = /\/$/.test(location.pathname) ? location.pathname : location.pathname + "/";
   var palette = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4d7c0f", "#be185d"];
   var state = { overview: null, run: null, rows: [], next: null, sort: { key: "sampleId", dir: 1 } };
 
