@@ -14,11 +14,12 @@ import { Sidecar, Verifier, Viewer } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { pathToFileURL } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import type { Browser, Page } from "playwright-core"
 
 const chromiumPath = "/usr/bin/chromium"
@@ -467,4 +468,123 @@ describe("the viewer's event stream", () => {
       assert.include(received.join(""), "retry: 3000")
       assert.include(received.join(""), "event: change")
     }), 60_000)
+})
+
+const root = fileURLToPath(new URL("../../..", import.meta.url))
+const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
+const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
+
+/** Runs `holdout` to its end. */
+const holdout = (args: ReadonlyArray<string>) =>
+  Effect.async<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
+    const child = spawn("node", ["--import", "tsx", bin, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    child.on("exit", (code) => resume(Effect.succeed({ code, stdout, stderr })))
+  })
+
+/** Starts `holdout view` and waits for the address it serves on; it is killed when the scope closes. */
+const startViewer = (args: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly child: ChildProcess; readonly url: string }>((resume) => {
+      const child = spawn("node", ["--import", "tsx", bin, "view", ...args], {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let output = ""
+      let done = false
+      const onData = (chunk: string) => {
+        output += chunk
+        const match = /holdout viewer on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+        if (match !== null && !done) {
+          done = true
+          resume(Effect.succeed({ child, url: match[1]! }))
+        }
+      }
+      child.stdout.setEncoding("utf8").on("data", onData)
+      child.stderr.setEncoding("utf8").on("data", onData)
+      child.on("exit", () => {
+        if (!done) {
+          done = true
+          resume(Effect.die(new Error(`holdout view exited:\n${output}`)))
+        }
+      })
+    }).pipe(Effect.timeout("60 seconds"), Effect.orDie),
+    ({ child }) =>
+      Effect.sync(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+      })
+  )
+
+describe("holdout view", () => {
+  it.scopedLive(
+    "serves a stack's store on 127.0.0.1, live from runs another process makes",
+    () =>
+      Effect.gen(function*() {
+        const dir = mkdtempSync(join(tmpdir(), "holdout-view-cli-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+        const config = join(dir, "holdout.yaml")
+        writeFileSync(
+          config,
+          `store: { kind: sqlite, filename: state/holdout.db }
+datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
+strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))}, concurrency: 4 }
+budgets:
+  - { datasetId: qa, split: train, runs: 5 }
+  - { datasetId: qa, split: validation, runs: 3 }
+policy: { train: viewable, validation: non_viewable, test: no_access }
+`
+        )
+        const run = (split: string, candidate: string) =>
+          holdout(["run", "-c", config, "--dataset", "qa", "--split", split, "--candidate", candidate])
+        const first = yield* run("train", "exact")
+        assert.strictEqual(first.code, 0, first.stderr)
+
+        const viewer = yield* startViewer(["-c", config, "--port", "0"])
+        const overview = yield* Effect.promise(async () => (await fetch(`${viewer.url}/api/overview`)).json())
+        const runs = (overview as Viewer.Overview).runs
+        assert.deepStrictEqual(runs.map((entry) => [entry.candidateId, entry.split, entry.status]), [
+          ["exact", "train", "completed"]
+        ])
+        const page = yield* Effect.promise(async () => {
+          const response = await fetch(`${viewer.url}/`)
+          return { type: response.headers.get("content-type"), csp: response.headers.get("content-security-policy") }
+        })
+        assert.include(page.type, "text/html")
+        assert.include(page.csp, "connect-src 'self'")
+
+        // a run made by another process reaches an open page through the store
+        const events = new AbortController()
+        const received: Array<string> = []
+        const stream = yield* Effect.promise(() => fetch(`${viewer.url}/api/events`, { signal: events.signal }))
+        const reading = readAll(stream, received)
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(() => {
+            events.abort()
+            return reading
+          })
+        )
+        const second = yield* run("validation", "exact")
+        assert.strictEqual(second.code, 0, second.stderr)
+        yield* Effect.promise(async () => {
+          for (let waited = 0; waited < 200 && !received.join("").includes("event: change"); waited++) {
+            await new Promise((resolve) => setTimeout(resolve, 50))
+          }
+        })
+        assert.include(received.join(""), "event: change")
+
+        // a port in use is one line that says what to do
+        const port = new URL(viewer.url).port
+        const taken = yield* holdout(["view", "-c", config, "--port", port])
+        assert.strictEqual(taken.code, 1)
+        // (a budgeted viewable split also logs a warning line first; the error itself is one line)
+        const errorLines = taken.stderr.split("\n").filter((line) => line.startsWith("error:"))
+        assert.strictEqual(errorLines.length, 1, taken.stderr)
+        assert.match(errorLines[0]!, /^error: ListenError: The viewer cannot listen on 127\.0\.0\.1:\d+ .*--port/)
+        assert.notInclude(taken.stderr, "    at ", "no stack trace")
+      }),
+    120_000
+  )
 })

@@ -38,6 +38,7 @@ export const render = (options: { readonly title: string; readonly embedded?: Em
   }</span><span id="generated" class="muted"></span>
 <nav><a href="#runs-over-time">over time</a><a href="#scores">scores</a><a href="#budgets">budgets</a><a href="#verifier">verifier</a><a href="#failed">failed</a><a href="#runs">runs</a><a href="#samples">samples</a><a href="#compare">compare</a></nav></header>
 <main>
+<noscript><p>This page draws its views with its own inline script: open it in a browser with JavaScript on.</p></noscript>
 <div id="errors"></div>
 <section id="runs-over-time"><h2>Runs over time</h2><div id="runs-over-time-body"></div></section>
 <section id="scores"><h2>Score per candidate</h2><div id="scores-body"></div>
