@@ -13,6 +13,8 @@
  *   thresholdout split's overfitting budget. Under a release mechanism only the released mean is shown.
  * - `/compare` pairs two of the optimizer's runs of a `viewable` split (`Compare.runs`), one at a time.
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
+ * - The operator's viewer (`Viewer`) is served under `/view`, behind the admin token (a bearer
+ *   header, or a browser session opened with the token on its login form); `view: false` leaves it out.
  * - All state lives in the stack's `Ledger` and `TaskStore`: a restarted sidecar on the same store
  *   has the same budgets, runs, submission and finalize answer.
  *

@@ -168,9 +168,19 @@ const answered = <E extends { readonly _tag: string; readonly message: string },
 const encoder = new TextEncoder()
 const frame = (text: string) => encoder.encode(text)
 
-/** A fingerprint of what the views show, from the runs list: it changes when a run starts, advances or ends. */
+/**
+ * A fingerprint of what the views show: the runs list (it changes when a run starts, advances or
+ * ends) and the verifier's state (a submission makes no run).
+ */
 const fingerprint = (store: TaskStore.TaskStore["Type"]) =>
-  Effect.map(store.listRuns(), (runs) => runs.map((run) => `${run.runId}:${run.status}:${run.progress?.samples ?? 0}`))
+  Effect.all([
+    Effect.map(
+      store.listRuns(),
+      (runs) => runs.map((run) => `${run.runId}:${run.status}:${run.progress?.samples ?? 0}`)
+    ),
+    Effect.map(store.getMeta(Verifier.stateKeys.submission), Option.isSome),
+    Effect.map(store.getMeta(Verifier.stateKeys.answer), Option.isSome)
+  ]).pipe(Effect.map(([runs, submitted, answered]) => [...runs, `${submitted}:${answered}`]))
 
 /** The changes the page is told of, as `event: change` frames. */
 const changes = (
@@ -320,18 +330,74 @@ const constantTimeEquals = (left: string, right: string): boolean => {
   return difference === 0
 }
 
+/** The cookie of a browser that gave the admin token on the login form. */
+const sessionCookie = "holdout_view_session"
+
+const randomId = () => {
+  const bytes = crypto.getRandomValues(new Uint8Array(32))
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("")
+}
+
+const loginPage = (message: string, action: string) =>
+  HttpServerResponse.html(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Holdout viewer: sign in</title>
+<style>body{font-family:system-ui,sans-serif;margin:3rem;max-width:36rem}input{width:100%;font:inherit;margin:.5rem 0}</style>
+</head><body><h1>Holdout viewer</h1><p>${message}</p>
+<form method="post" action="${action}"><label>Admin token <input name="token" type="password" autocomplete="off" autofocus></label>
+<button type="submit">Open the viewer</button></form></body></html>`).pipe(
+    HttpServerResponse.setStatus(401),
+    HttpServerResponse.setHeaders({
+      "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'",
+      "cache-control": "no-store"
+    })
+  )
+
+const LoginForm = Schema.Struct({ token: Schema.String })
+
 /**
- * Serves the viewer only to a request that carries the admin token (`Authorization: Bearer …`).
+ * Serves the viewer only to whoever holds the admin token: a request with `Authorization: Bearer
+ * <token>`, or a browser that gave the token on the login form (`POST login`), which gets a random
+ * session cookie (HttpOnly, SameSite=Strict, for `cookiePath` only; the token itself is never put
+ * in a cookie, and sessions end with the process).
  *
  * @since 0.1.0
  * @category combinators
  */
-export const requireToken = (token: string) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const header = request.headers["authorization"] ?? ""
-    return header.startsWith("Bearer ") && constantTimeEquals(header.slice("Bearer ".length), token)
-      ? app
-      : Effect.succeed(
+export const requireToken = (token: string, options: { readonly cookiePath?: string } = {}) => {
+  const sessions = new Set<string>()
+  const cookiePath = options.cookiePath ?? "/"
+  const prefix = cookiePath.replace(/\/$/, "")
+  const login = (message: string) => loginPage(message, `${prefix}/login`)
+  return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const header = request.headers["authorization"] ?? ""
+      if (header.startsWith("Bearer ") && constantTimeEquals(header.slice("Bearer ".length), token)) return app
+      const session = request.cookies[sessionCookie]
+      if (session !== undefined && sessions.has(session)) return app
+      const path = request.url.split("?")[0] ?? ""
+      if (request.method === "POST" && path.endsWith("/login")) {
+        return HttpServerRequest.schemaBodyUrlParams(LoginForm).pipe(
+          Effect.map(({ token: given }) => {
+            if (!constantTimeEquals(given, token)) return login("That is not the admin token. Try again.")
+            const id = randomId()
+            sessions.add(id)
+            return HttpServerResponse.redirect(`${prefix}/`, { status: 303 }).pipe(
+              HttpServerResponse.unsafeSetCookie(sessionCookie, id, {
+                httpOnly: true,
+                sameSite: "strict",
+                path: cookiePath
+              })
+            )
+          }),
+          Effect.orElseSucceed(() => login("Send the admin token from the form."))
+        )
+      }
+      if ((request.headers["accept"] ?? "").includes("text/html")) {
+        return Effect.succeed(
+          login("The viewer is the operator's: give the admin token (the sidecar's token file holds it).")
+        )
+      }
+      return Effect.succeed(
         failure(
           "Unauthorized",
           "The viewer is the operator's: send the admin token as `Authorization: Bearer <token>` (the sidecar's " +
@@ -339,7 +405,8 @@ export const requireToken = (token: string) => <E, R>(app: HttpApp.Default<E, R>
           401
         )
       )
-  })
+    })
+}
 
 /**
  * The viewer under `/view` of the sidecar's router (`HttpApiBuilder.Router`), behind the admin
@@ -354,7 +421,7 @@ export const layerMount = (
   HttpApiBuilder.Router.use((sidecarRouter) =>
     Effect.gen(function*() {
       const routes = yield* router({ updates: { _tag: "events" }, ...options })
-      yield* sidecarRouter.mountApp("/view", requireToken(options.token)(notFound(routes)))
+      yield* sidecarRouter.mountApp("/view", requireToken(options.token, { cookiePath: "/view" })(notFound(routes)))
     })
   )
 

@@ -431,6 +431,44 @@ describe("the viewer in the sidecar, under /view", () => {
         })
         assert.strictEqual(opened.rows, 2)
         assert.deepStrictEqual(opened.requests.filter((url) => !url.startsWith(`${origin}/view`)), [])
+        // a browser without the header signs in with the token and gets a session cookie for /view only
+        const signedIn = yield* Effect.promise(async () => {
+          const page = await browser.newPage()
+          await page.goto(`${origin}/view`)
+          const form = await page.locator("form").count()
+          await page.fill("input[name=token]", `${token}x`)
+          await page.click("button[type=submit]")
+          const wrong = await page.locator("body").textContent()
+          await page.fill("input[name=token]", token)
+          await page.click("button[type=submit]")
+          await page.waitForSelector("body[data-ready=true]")
+          const cookies = await page.context().cookies()
+          return {
+            form,
+            wrong,
+            url: page.url(),
+            rows: await page.locator("#runs-table tbody tr").count(),
+            cookies
+          }
+        })
+        assert.strictEqual(signedIn.form, 1)
+        assert.include(signedIn.wrong, "not the admin token")
+        assert.strictEqual(signedIn.url, `${origin}/view/`)
+        assert.strictEqual(signedIn.rows, 2)
+        assert.strictEqual(signedIn.cookies.length, 1)
+        const [cookie] = signedIn.cookies
+        assert.strictEqual(cookie!.path, "/view")
+        assert.isTrue(cookie!.httpOnly)
+        assert.strictEqual(cookie!.sameSite, "Strict")
+        assert.notInclude(cookie!.value, token, "the cookie is a session id, not the token")
+        // the session opens the viewer, never the verifier's routes
+        const withCookie = { cookie: `${cookie!.name}=${cookie!.value}` }
+        assert.strictEqual((yield* get("/view/api/overview", withCookie)).status, 200)
+        const finalize = yield* Effect.promise(() =>
+          fetch(`${origin}/finalize`, { method: "POST", headers: withCookie }).then((response) => response.status)
+        )
+        assert.strictEqual(finalize, 401)
+        assert.strictEqual((yield* get("/view/api/overview", { cookie: `${cookie!.name}=forged` })).status, 401)
       }),
     120_000
   )
