@@ -55,6 +55,8 @@ export type Services = Engine.Engine | Ledger.Ledger | TaskStore.TaskStore | Spl
  * - `poll`: the store's runs list, read every `interval`, for a viewer in its own process (`holdout
  *   view` beside a sidecar or `holdout run` sharing the store): another process's events do not
  *   reach this one, and the store is what they share. Reading the runs list reads no sample.
+ *   A store shared across processes is the SQLite one; the file store is held by one process, so
+ *   while a sidecar holds it, its viewer is the sidecar's `/view`.
  *
  * @since 0.1.0
  * @category models

@@ -416,6 +416,33 @@ describe("the viewer in the sidecar, under /view", () => {
         assert.include(hidden.text, "aggregate only")
         const compared = yield* get(`/view/api/compare?runA=${trainRun}&runB=${validationRun}`, bearer)
         assert.strictEqual(compared.status, 403)
+        // the other JSON routes, and refusals as JSON with their tag
+        const jsonOf = (path: string) =>
+          Effect.map(get(path, bearer), (reply) => ({ status: reply.status, body: JSON.parse(reply.text) as unknown }))
+        const listed = yield* jsonOf("/view/api/runs")
+        assert.strictEqual(listed.status, 200)
+        assert.strictEqual((listed.body as { runs: ReadonlyArray<unknown> }).runs.length, 2)
+        const budgets = (yield* jsonOf("/view/api/budgets")).body as {
+          budgets: ReadonlyArray<{ split: string; burn: ReadonlyArray<{ runsLeft: number | null }> }>
+        }
+        assert.deepStrictEqual(
+          budgets.budgets.map((budget) => [budget.split, budget.burn.map((point) => point.runsLeft)]),
+          [["train", [7]], ["validation", [3]]]
+        )
+        const verifierState = (yield* jsonOf("/view/api/verifier")).body
+        assert.deepStrictEqual(verifierState, { mode: "submit", submission: null, answer: null })
+        const refusals = [
+          ["/view/api/nothing-here", 404, "RouteNotFound"],
+          ["/view/api/runs/no-such-run/samples", 404, "UnknownRun"],
+          [`/view/api/runs/${encodeURIComponent(trainRun)}/samples?limit=0`, 400, "InvalidRequest"],
+          [`/view/api/runs/${encodeURIComponent(trainRun)}/samples?status=bogus`, 400, "InvalidRequest"],
+          ["/view/api/compare?runA=x", 400, "InvalidRequest"]
+        ] as const
+        for (const [path, status, tag] of refusals) {
+          const reply = yield* jsonOf(path)
+          assert.strictEqual(reply.status, status, path)
+          assert.strictEqual((reply.body as { _tag: string })._tag, tag, path)
+        }
         // the optimizer's own routes are as they were
         assert.strictEqual((yield* get("/health")).status, 200)
 
