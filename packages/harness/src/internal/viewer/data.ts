@@ -554,8 +554,9 @@ export const compare = (
     }
   })
 
-/** How many samples of each viewable run a report embeds. */
+/** How many samples of each viewable run a report embeds, and of how many runs (the newest). */
 export const embeddedSamples = 200
+export const embeddedRuns = 100
 
 /** The data a self-contained page embeds: the overview, first pages of samples, and comparisons. */
 export interface Embedded {
@@ -579,8 +580,9 @@ export const embedded: Effect.Effect<
   const data = yield* overview
   const pages: Record<string, SamplesPage> = {}
   const all: SampleFilter = { status: "all", text: "" }
-  for (const run of data.runs) {
-    if (run.tier !== "viewable") continue
+  // the newest viewable runs only: a report stays a file a browser opens at once
+  const newestViewable = data.runs.filter((run) => run.tier === "viewable").slice(-embeddedRuns)
+  for (const run of newestViewable) {
     const page = yield* samples(run.runId, { limit: embeddedSamples, filter: all }).pipe(
       Effect.map(Option.some),
       Effect.catchTags({
