@@ -4,7 +4,8 @@
  *
  * - For whoever runs the stack: `init` (a project that runs as it is), `run` (one evaluation, with
  *   progress), `race`, `resume`, `runs` (every run), `show <run>` (one run as its tier shows it),
- *   `serve` (the sidecar), `report` (tables, CSV, JSON, a self-contained HTML page).
+ *   `serve` (the sidecar), `report` (tables, CSV, JSON, a self-contained HTML page), `view` (a live
+ *   read-only web viewer on 127.0.0.1).
  * - For the optimizer, clients of the sidecar (`--url`, else `HOLDOUT_URL`, else
  *   `http://127.0.0.1:8000`): `eval`, `samples`, `compare`, `status`, `submit`.
  * - For the verifier: `finalize`.
@@ -45,6 +46,7 @@ import * as Serve from "./cli/serve.js"
 import * as Show from "./cli/show.js"
 import * as Status from "./cli/status.js"
 import * as Submit from "./cli/submit.js"
+import * as View from "./cli/view.js"
 import { version } from "./version.js"
 
 /**
@@ -62,6 +64,7 @@ export const subcommands = [
   Resume.command,
   Race.command,
   Report.command,
+  View.command,
   Serve.command,
   Eval.command,
   Samples.command,

@@ -15,6 +15,8 @@
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
  * - Every request is logged in a line (method, path, status, milliseconds, error tag) through the
  *   Effect logger: at info level, the polled `/health` and `/status` at debug level.
+ * - The operator's viewer (`Viewer`) is served under `/view`, behind the admin token (a bearer
+ *   header, or a browser session opened with the token on its login form); `view: false` leaves it out.
  * - All state lives in the stack's `Ledger` and `TaskStore`: a restarted sidecar on the same store
  *   has the same budgets, runs, submission and finalize answer.
  *
@@ -31,7 +33,7 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
-import { Compare, Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
+import { Compare, type DatasetSource, Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -45,6 +47,7 @@ import * as Schema from "effect/Schema"
 import * as Results from "./Results.js"
 import { Api, Authorization, defaultSamplesLimit, EvalPayload, RunNotFound, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
+import * as Viewer from "./Viewer.js"
 
 /**
  * @since 0.1.0
@@ -57,6 +60,8 @@ export interface Options {
   readonly resultsDir?: string
   /** The largest request body accepted, in bytes (default 64 KiB). */
   readonly maxBodyBytes?: number
+  /** Serve the operator's viewer under `/view`, behind the admin token (default true). */
+  readonly view?: boolean
 }
 
 /** Compares two strings in time that depends only on their lengths. */
@@ -388,6 +393,7 @@ export const layer = (
   | TaskStore.TaskStore
   | SplitAccess.SplitAccess
   | Verifier.Verifier
+  | DatasetSource.DatasetSource
   | FileSystem.FileSystem
   | Path.Path
 > =>
@@ -411,7 +417,12 @@ export const layer = (
       Layer.unwrapEffect,
       // the polled routes make no span each: a poller's spans would drown the evaluations' ones
       HttpMiddleware.withTracerDisabledForUrls(pollRoutes),
-      Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+      Layer.provide([
+        options.view === false
+          ? HttpApiBuilder.Router.Live
+          : Layer.provideMerge(Viewer.layerMount({ token }), HttpApiBuilder.Router.Live),
+        HttpApiBuilder.Middleware.layer
+      ])
     )
     return served.pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

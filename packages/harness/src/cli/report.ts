@@ -27,7 +27,9 @@ export const command = Command.make(
       Effect.gen(function*() {
         if (options.json && options.csv) return yield* new UsageError({ message: "--json and --csv: give one." })
         const data = yield* Report.collect
-        if (options.json) yield* Console.log(JSON.stringify(data, null, 2))
+        // the tables' data; the viewer's (samples, comparisons) is what the HTML page embeds
+        const { view: _view, ...tables } = data
+        if (options.json) yield* Console.log(JSON.stringify(tables, null, 2))
         else if (options.csv) yield* Console.log(Report.csv(data))
         else yield* Console.log(Report.text(data))
         if (Option.isSome(options.html)) {
