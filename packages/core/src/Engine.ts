@@ -78,6 +78,8 @@ export interface SplitStatus extends BudgetSnapshot {
   readonly evaluable: boolean
   /** A thresholdout split's overfitting budget: over-threshold answers allowed, given, left. */
   readonly overfit?: { readonly limit: number | null; readonly spent: number; readonly remaining: number | null }
+  /** The release mechanism that tells its runs' means, when not `exact`: a stored run's figures are not shown. */
+  readonly release?: "thresholdout" | "ladder"
 }
 
 /**
