@@ -20,6 +20,7 @@ import type * as Path from "@effect/platform/Path"
 import { Compare, Engine, HoldoutError, Ledger, Model, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Results from "./Results.js"
 import type { CompareResponse, EvalResponse, Status } from "./SidecarApi.js"
@@ -144,6 +145,31 @@ export interface Agent {
 export interface Options {
   /** Where the optimizer's evaluations are written by tier (default: none are written). */
   readonly resultsDir?: string
+}
+
+/**
+ * What is wrong with an input, in one line: a clause per offending field, unknown fields by name, other
+ * problems with the schema's message.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): string => {
+  const seen = new Set<string>()
+  const parts: Array<string> = []
+  for (const issue of issues) {
+    const field = issue.path.map(String).join(".")
+    if (seen.has(field)) continue
+    seen.add(field)
+    parts.push(
+      issue._tag === "Unexpected"
+        ? `unknown field "${field}" (${issue.message.replace(/^is unexpected, e/, "e")})`
+        : field === ""
+        ? issue.message
+        : `"${field}": ${issue.message}`
+    )
+  }
+  return parts.join("; ")
 }
 
 /** A store failure is logged with its cause; the caller is told `_tag`, `op` and a message naming no file. */

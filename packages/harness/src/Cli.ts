@@ -50,6 +50,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { createServer } from "node:http"
 import * as Config from "./Config.js"
+import * as Mcp from "./Mcp.js"
 import * as Progress from "./Progress.js"
 import * as Report from "./Report.js"
 import * as Sidecar from "./Sidecar.js"
@@ -288,6 +289,12 @@ const serve = Command.make(
       yield* Layer.launch(announce.pipe(Layer.provide(server)))
     }))
 ).pipe(Command.withDescription("Serve the stack to an optimizer over HTTP (the sidecar)."))
+
+const mcp = Command.make("mcp", { config: configOption }, (options) => handled(Mcp.serve(options.config))).pipe(
+  Command.withDescription(
+    "Serve the stack to a coding agent as MCP tools over stdio: eval, status, submit, runs, show."
+  )
+)
 
 /** The sidecar's typed client. */
 const client = (url: Option.Option<string>, token?: string) =>
@@ -719,6 +726,7 @@ export const command = Command.make("holdout").pipe(
     race,
     resume,
     serve,
+    mcp,
     evalCommand,
     samples,
     compare,

@@ -38,6 +38,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Agent from "./Agent.js"
+import { describeIssues } from "./Agent.js"
 import { Api, Authorization, EvalPayload, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
 
@@ -104,25 +105,6 @@ const authorization = (token: string) =>
           ? Effect.void
           : Effect.fail(new HoldoutError.Unauthorized()))
   })
-
-/** One line per offending field: unknown fields by name, other problems with the schema's message. */
-const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): string => {
-  const seen = new Set<string>()
-  const parts: Array<string> = []
-  for (const issue of issues) {
-    const field = issue.path.map(String).join(".")
-    if (seen.has(field)) continue
-    seen.add(field)
-    parts.push(
-      issue._tag === "Unexpected"
-        ? `unknown field "${field}" (${issue.message.replace(/^is unexpected, e/, "e")})`
-        : field === ""
-        ? issue.message
-        : `"${field}": ${issue.message}`
-    )
-  }
-  return parts.join("; ")
-}
 
 /**
  * Reads and decodes a request body as JSON, strictly (the payload schemas refuse unknown fields).

@@ -227,6 +227,27 @@ const StrategyError = publicError(HoldoutError.StrategyError)
 const RunFailed = publicError(HoldoutError.RunFailed)
 const Unauthorized = publicError(HoldoutError.Unauthorized)
 
+/**
+ * Every error of the optimizer's routes as its body encodes it (`_tag`, `message` and the error's public
+ * fields): what the MCP tools answer with, too.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const AgentError = Schema.Union(
+  InvalidRequest,
+  UnknownSplit,
+  SubsetTooSmall,
+  AccessDenied,
+  SplitNotBudgeted,
+  IdempotencyConflict,
+  BudgetExhausted,
+  StoreError,
+  StrategyError,
+  RunFailed,
+  publicError(RunNotFound)
+)
+
 const bad = { status: 400 } as const
 const forbidden = { status: 403 } as const
 const failed = { status: 500 } as const
