@@ -16,86 +16,21 @@
  * @since 0.1.0
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as Path from "@effect/platform/Path"
-import { Compare, Engine, HoldoutError, Ledger, Model, SplitAccess, TaskStore, View } from "@holdout/core"
+import type { Model } from "@holdout/core"
+import { Compare, Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type * as ParseResult from "effect/ParseResult"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Results from "./Results.js"
-import type { CompareResponse, EvalResponse, Status } from "./SidecarApi.js"
-import { defaultSamplesLimit, RunNotFound } from "./SidecarApi.js"
+import type { CompareResponse, EvalResponse, RunEntry, Runs, RunSummary, Shown, Status } from "./SidecarApi.js"
+import { Api, defaultSamplesLimit, RunNotFound } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
-
-/**
- * A run's summary as the optimizer may see it again: with its metrics (at block level on a
- * `non_viewable` split), or with nothing of its scores when a release mechanism tells its split's means
- * (`withheld` names it) or while no sample of it is recorded (`withheld` is null).
- *
- * @since 0.1.0
- * @category models
- */
-export const RunSummary = Schema.Union(
-  View.ExperimentSummary,
-  Schema.Struct({
-    ...View.ExperimentSummary.pick("runId", "candidateId", "datasetId", "split", "status", "createdAt").fields,
-    candidateLabel: Schema.optional(Schema.String),
-    finishedAt: Schema.optional(Schema.Number),
-    withheld: Schema.NullOr(Schema.Literal("thresholdout", "ladder"))
-  })
-)
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type RunSummary = typeof RunSummary.Type
-
-/**
- * One of the optimizer's runs in a listing.
- *
- * @since 0.1.0
- * @category models
- */
-export const RunEntry = Schema.Struct({
-  tier: Schema.Literal("viewable", "non_viewable"),
-  summary: RunSummary
-})
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type RunEntry = typeof RunEntry.Type
-
-/**
- * The optimizer's runs, oldest first.
- *
- * @since 0.1.0
- * @category models
- */
-export const Runs = Schema.Struct({ runs: Schema.Array(RunEntry) })
-
-/**
- * One run as the optimizer may see it: on a `viewable` split also its record and a page of its
- * per-sample records (`samples.next` is the cursor of the following page); on a `non_viewable` split
- * the summary only.
- *
- * @since 0.1.0
- * @category models
- */
-export const Shown = Schema.Struct({
-  tier: Schema.Literal("viewable", "non_viewable"),
-  summary: RunSummary,
-  run: Schema.optional(Model.RunRecord),
-  samples: Schema.optional(View.SamplePageView)
-})
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type Shown = typeof Shown.Type
 
 /**
  * A page of samples: after sample id `after` (from the first when absent), at most `limit` of them.
@@ -109,34 +44,114 @@ export interface Page {
 }
 
 /**
- * The optimizer's operations.
+ * The optimizer's operations. `E` is how a frontend can fail besides the operations' own errors (a
+ * client of a sidecar: `SidecarUnavailable`).
  *
  * @since 0.1.0
  * @category models
  */
-export interface Agent {
-  readonly evaluate: (request: Model.EvalRequest) => Effect.Effect<typeof EvalResponse.Type, Engine.EvaluateError>
+export interface Agent<E = never> {
+  readonly evaluate: (request: Model.EvalRequest) => Effect.Effect<typeof EvalResponse.Type, Engine.EvaluateError | E>
   readonly samples: (
     runId: string,
     page?: Page
-  ) => Effect.Effect<View.SamplePageView, RunNotFound | HoldoutError.AccessDenied | HoldoutError.StoreError>
+  ) => Effect.Effect<View.SamplePageView, RunNotFound | HoldoutError.AccessDenied | HoldoutError.StoreError | E>
   readonly compare: (
     runA: string,
     runB: string
   ) => Effect.Effect<
     typeof CompareResponse.Type,
-    RunNotFound | HoldoutError.AccessDenied | HoldoutError.InvalidRequest | HoldoutError.StoreError
+    RunNotFound | HoldoutError.AccessDenied | HoldoutError.InvalidRequest | HoldoutError.StoreError | E
   >
-  readonly status: () => Effect.Effect<typeof Status.Type, HoldoutError.StoreError>
+  readonly status: () => Effect.Effect<typeof Status.Type, HoldoutError.StoreError | E>
   readonly submit: (
     candidate: Model.Candidate
   ) => Effect.Effect<
     { readonly submitted: Model.Candidate },
-    HoldoutError.InvalidRequest | HoldoutError.StoreError | HoldoutError.StrategyError
+    HoldoutError.InvalidRequest | HoldoutError.StoreError | HoldoutError.StrategyError | E
   >
-  readonly runs: () => Effect.Effect<typeof Runs.Type, HoldoutError.StoreError>
-  readonly show: (runId: string, page?: Page) => Effect.Effect<Shown, RunNotFound | HoldoutError.StoreError>
+  readonly runs: () => Effect.Effect<typeof Runs.Type, HoldoutError.StoreError | E>
+  readonly show: (
+    runId: string,
+    page?: Page
+  ) => Effect.Effect<typeof Shown.Type, RunNotFound | HoldoutError.StoreError | E>
 }
+
+/**
+ * A client of a sidecar could not reach it, or had an answer the API does not declare.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SidecarUnavailable extends Schema.TaggedError<SidecarUnavailable>()("SidecarUnavailable", {
+  url: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `The sidecar at ${this.url} could not be reached or answered unexpectedly (${this.reason}). ` +
+      "Start it with `holdout serve -c holdout.yaml`, or give its address with --url or $HOLDOUT_URL."
+  }
+}
+
+/** The first line of a message, at most 200 characters. */
+const firstLine = (text: string) => {
+  const line = text.split("\n")[0]!.trim()
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line
+}
+
+/** What a client of the sidecar fails with when it did not get a declared answer. */
+type Unreached = HttpClientError.HttpClientError | ParseResult.ParseError | HttpApiError.HttpApiDecodeError
+
+const isUnreached = (error: unknown): error is Unreached =>
+  HttpClientError.isHttpClientError(error) || ParseResult.isParseError(error) ||
+  error instanceof HttpApiError.HttpApiDecodeError
+
+/** What lies under a transport error: the system error code (`ECONNREFUSED`…), else the innermost message. */
+const codeOf = (cause: unknown): string => {
+  let innermost = ""
+  for (let depth = 0; depth < 5 && typeof cause === "object" && cause !== null; depth++) {
+    if ("code" in cause && typeof cause.code === "string") return `, ${cause.code}`
+    if ("message" in cause && typeof cause.message === "string") innermost = cause.message
+    cause = "cause" in cause ? cause.cause : undefined
+  }
+  return innermost === "" ? "" : `, ${innermost}`
+}
+
+/**
+ * The optimizer's operations through a running sidecar at `url` (its `agent` routes): the same
+ * answers and errors as in process, and `SidecarUnavailable` when it cannot be reached.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const remote = (url: string): Effect.Effect<Agent<SidecarUnavailable>, never, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const client = yield* HttpApiClient.make(Api, { baseUrl: url })
+    const reach = <A, E>(
+      effect: Effect.Effect<A, E | Unreached>
+    ): Effect.Effect<A, Exclude<E, Unreached> | SidecarUnavailable> =>
+      Effect.catchIf(
+        effect,
+        isUnreached,
+        (error) =>
+          Effect.fail(
+            new SidecarUnavailable({ url, reason: firstLine(`${error._tag}: ${error.message}${codeOf(error.cause)}`) })
+          )
+      ) as Effect.Effect<A, Exclude<E, Unreached> | SidecarUnavailable>
+    const pageParams = (page: Page) => ({
+      ...(page.after === undefined ? {} : { after: page.after }),
+      ...(page.limit === undefined ? {} : { limit: page.limit })
+    })
+    return {
+      evaluate: (request) => reach(client.agent.eval({ payload: request })),
+      samples: (runId, page = {}) => reach(client.agent.samples({ path: { runId }, urlParams: pageParams(page) })),
+      compare: (runA, runB) => reach(client.agent.compare({ urlParams: { runA, runB } })),
+      status: () => reach(client.agent.status()),
+      submit: (candidate) => reach(client.agent.submit({ payload: { candidate } })),
+      runs: () => reach(client.agent.runs()),
+      show: (runId, page = {}) => reach(client.agent.show({ path: { runId }, urlParams: pageParams(page) }))
+    } satisfies Agent<SidecarUnavailable>
+  })
 
 /**
  * @since 0.1.0
@@ -183,7 +198,7 @@ const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<
   )
 
 /** A run's fields without anything of its scores. */
-const runFields = (run: Model.RunRecord, withheld: "thresholdout" | "ladder" | null): RunSummary => ({
+const runFields = (run: Model.RunRecord, withheld: "thresholdout" | "ladder" | null): typeof RunSummary.Type => ({
   runId: run.runId,
   candidateId: run.candidate.id,
   ...(run.candidate.label === undefined ? {} : { candidateLabel: run.candidate.label }),
@@ -264,7 +279,7 @@ export const make = (
         )
         if (experiment === undefined) return runFields(run, null)
         // the tier is not no_access, so the projection cannot fail
-        return (yield* View.project(experiment, tier).pipe(Effect.orDie)).summary as RunSummary
+        return (yield* View.project(experiment, tier).pipe(Effect.orDie)).summary as typeof RunSummary.Type
       })
 
     /** A page of a run's samples for its tier: nothing per sample is read unless the tier shows it. */
@@ -330,7 +345,7 @@ export const make = (
       runs: () =>
         Effect.gen(function*() {
           const released = yield* mechanisms
-          const runs: Array<RunEntry> = []
+          const runs: Array<typeof RunEntry.Type> = []
           for (const run of yield* store.listRuns()) {
             if (run.admin) continue
             const tier = yield* access.tier(run.split)

@@ -290,9 +290,18 @@ const serve = Command.make(
     }))
 ).pipe(Command.withDescription("Serve the stack to an optimizer over HTTP (the sidecar)."))
 
-const mcp = Command.make("mcp", { config: configOption }, (options) => handled(Mcp.serve(options.config))).pipe(
+const mcp = Command.make(
+  "mcp",
+  { config: Options.optional(configOption), url: urlOption },
+  (options) =>
+    Option.match(options.config, {
+      onSome: (config) => handled(Mcp.serve(config)),
+      onNone: () => handled(Mcp.serveRemote(Option.getOrUndefined(options.url)))
+    })
+).pipe(
   Command.withDescription(
-    "Serve the stack to a coding agent as MCP tools over stdio: eval, status, submit, runs, show."
+    "Serve a coding agent MCP tools over stdio (eval, status, submit, runs, show): through the sidecar at --url " +
+      "(default $HOLDOUT_URL), or in process over the stack of -c holdout.yaml."
   )
 )
 

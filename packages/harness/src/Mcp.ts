@@ -5,6 +5,11 @@
  * with the same errors. No tool has an admin power: there is no finalize, no admin evaluation and no
  * listing of the verifier's runs.
  *
+ * Two ways to serve: through a running sidecar (`serveRemote`, `holdout mcp --url`), where the MCP
+ * process holds nothing but the sidecar's address, as an untrusted optimizer's side must; or in process
+ * over a configuration's stack (`serve`, `holdout mcp -c holdout.yaml`), for a local setup where the
+ * agent may read the store anyway. Both answer alike.
+ *
  * - A tool's result is its answer as JSON, in `structuredContent` and as the text of its content.
  * - A failure is a result with `isError: true` whose body is the HTTP error body: `_tag`, a one-line
  *   `message` and the error's public fields (a store failure's cause stays in the log, on stderr).
@@ -21,10 +26,11 @@ import * as Tool from "@effect/ai/Tool"
 import * as Toolkit from "@effect/ai/Toolkit"
 import * as NodeSink from "@effect/platform-node/NodeSink"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import type * as FileSystem from "@effect/platform/FileSystem"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Path from "@effect/platform/Path"
-import { type Engine, type Ledger, Model, type SplitAccess, type TaskStore } from "@holdout/core"
+import { Model } from "@holdout/core"
 import * as Cause from "effect/Cause"
+import * as EffectConfig from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -36,8 +42,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as Agent from "./Agent.js"
 import * as Config from "./Config.js"
-import { AgentError, EvalResponse, Status } from "./SidecarApi.js"
-import type * as Verifier from "./Verifier.js"
+import { AgentError, EvalResponse, Runs, Shown, Status } from "./SidecarApi.js"
 
 /**
  * What a failed tool call answers: the error's `_tag`, a one-line `message`, and its public fields.
@@ -108,7 +113,7 @@ export const SubmitTool = Tool.make("submit", {
 export const RunsTool = Tool.make("runs", {
   description: "Your runs, oldest first, each with its tier and summary: status, mean score with its 95% " +
     "interval, samples and errors (a non_viewable split's figures are over whole blocks of samples).",
-  success: Agent.Runs,
+  success: Runs,
   failure: Failure
 }).annotate(Tool.Title, "List your runs").annotate(Tool.Readonly, true)
 
@@ -126,7 +131,7 @@ export const ShowTool = Tool.make("show", {
     after: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(0))),
     limit: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)))
   },
-  success: Agent.Shown,
+  success: Shown,
   failure: Failure
 }).annotate(Tool.Title, "Show a run").annotate(Tool.Readonly, true)
 
@@ -138,12 +143,16 @@ export const ShowTool = Tool.make("show", {
  */
 export const toolkit = Toolkit.make(EvalTool, StatusTool, SubmitTool, RunsTool, ShowTool)
 
-const encodeError = Schema.encodeUnknownEither(AgentError)
+const encodeError = Schema.encodeUnknownEither(Schema.Union(AgentError, Agent.SidecarUnavailable))
 
 /** An error as a tool answers it: the HTTP error body; anything unforeseen is logged and named only. */
 const failureOf = (error: { readonly _tag: string }): Effect.Effect<Failure> =>
   Either.match(encodeError(error), {
-    onRight: (body) => Effect.succeed(body as Failure),
+    onRight: (body) =>
+      Effect.succeed(
+        // the public errors carry their message; a client's SidecarUnavailable is told its own
+        ("message" in body ? body : { ...body, message: (error as Agent.SidecarUnavailable).message }) as Failure
+      ),
     onLeft: () =>
       Effect.as(Effect.logError("MCP: a tool failed unexpectedly", error), {
         _tag: "InternalError",
@@ -156,7 +165,7 @@ const answered = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<
   Effect.catchAll(effect, (error) => Effect.flatMap(failureOf(error), Effect.fail))
 
 /** The handlers of the tools: each one operation of `agent`. */
-const handlers = (agent: Agent.Agent) =>
+const handlers = <E extends { readonly _tag: string }>(agent: Agent.Agent<E>) =>
   toolkit.of({
     eval: (request) => answered(agent.evaluate(request)),
     status: () => answered(agent.status()),
@@ -254,35 +263,17 @@ const consoleToStderr = Layer.scopedDiscard(Effect.acquireRelease(
 ))
 
 /**
- * @since 0.1.0
- * @category models
- */
-export interface Options {
-  /** Where the optimizer's evaluations are written by tier, as the sidecar writes them (default: none). */
-  readonly resultsDir?: string
-}
-
-/**
- * The MCP server over stdio, serving the stack it is given.
+ * The MCP server over stdio, serving the optimizer's operations it is given: `Agent.make` over a stack
+ * in process, or `Agent.remote` through a running sidecar.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerStdio = (
-  options: Options = {}
-): Layer.Layer<
-  never,
-  never,
-  | Engine.Engine
-  | Verifier.Verifier
-  | SplitAccess.SplitAccess
-  | Ledger.Ledger
-  | TaskStore.TaskStore
-  | FileSystem.FileSystem
-  | Path.Path
-> =>
+export const layerStdio = <E extends { readonly _tag: string }, R>(
+  agent: Effect.Effect<Agent.Agent<E>, never, R>
+): Layer.Layer<never, never, R> =>
   Layer.effectDiscard(register).pipe(
-    Layer.provide(toolkit.toLayer(Effect.map(Agent.make(options), handlers))),
+    Layer.provide(toolkit.toLayer(Effect.map(agent, handlers))),
     Layer.provide(
       McpServer.layerStdio({ name: "holdout", version: "0.1.0", stdin: NodeStream.stdin, stdout: NodeSink.stdout })
     ),
@@ -290,8 +281,21 @@ export const layerStdio = (
   )
 
 /**
- * Serves the stack of a configuration file over stdio until the client closes stdin (then it ends
- * without failure); evaluations are written to the config's `sidecar.resultsDir` when it has one.
+ * Runs a server until the client closes stdin. The end of stdin interrupts the fiber that built the
+ * server: that is the end of the session, not a failure, so the server runs in a fiber of its own and
+ * its interruption ends this one without failure.
+ */
+const untilClosed = <E, R>(server: Layer.Layer<never, E, R>) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.flatMap(Effect.fork(Layer.launch(server)), Fiber.await)
+    if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
+    yield* Effect.logInfo("MCP: the client closed stdin; the server stops")
+  })
+
+/**
+ * Serves the stack of a configuration file, in process, over stdio until the client closes stdin;
+ * evaluations are written to the config's `sidecar.resultsDir` when it has one. The server reads the
+ * store and the data itself: for an optimizer that must not, serve through a sidecar (`serveRemote`).
  *
  * @since 0.1.0
  * @category constructors
@@ -302,11 +306,24 @@ export const serve = (file: string) =>
     const path = yield* Path.Path
     const resultsDir = loaded.config.sidecar?.resultsDir
     const stack = Config.verifier(loaded).pipe(Layer.provideMerge(Config.stack(loaded)))
+    const agent = Agent.make(resultsDir === undefined ? {} : { resultsDir: path.resolve(loaded.baseDir, resultsDir) })
     yield* Effect.logInfo(`MCP: serving the stack of ${file} over stdio`)
-    const server = layerStdio(resultsDir === undefined ? {} : { resultsDir: path.resolve(loaded.baseDir, resultsDir) })
-    // the end of stdin interrupts the fiber that built the server: that is the end of the session,
-    // not a failure, so the server runs in a fiber of its own and its interruption ends `serve`
-    const exit = yield* Effect.flatMap(Effect.fork(Layer.launch(server.pipe(Layer.provide(stack)))), Fiber.await)
-    if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
-    yield* Effect.logInfo("MCP: the client closed stdin; the server stops")
+    yield* untilClosed(layerStdio(agent).pipe(Layer.provide(stack)))
+  })
+
+/**
+ * Serves the optimizer's operations of the sidecar at `url` (default `$HOLDOUT_URL`, else
+ * `http://127.0.0.1:8000`) over stdio until the client closes stdin: the process holds no store, no
+ * data and no token, only the sidecar's address.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serveRemote = (url?: string) =>
+  Effect.gen(function*() {
+    const baseUrl = url ?? (yield* EffectConfig.string("HOLDOUT_URL").pipe(
+      EffectConfig.withDefault("http://127.0.0.1:8000")
+    ))
+    yield* Effect.logInfo(`MCP: serving the sidecar at ${baseUrl} over stdio`)
+    yield* untilClosed(layerStdio(Agent.remote(baseUrl)).pipe(Layer.provide(FetchHttpClient.layer)))
   })

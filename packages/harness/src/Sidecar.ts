@@ -157,6 +157,8 @@ const agentHandlers = (resultsDir: string | undefined) =>
         .handleRaw("eval", ({ request }) => Effect.flatMap(decodeEval(request), agent.evaluate))
         .handle("samples", ({ path: { runId }, urlParams }) => agent.samples(runId, urlParams))
         .handle("compare", ({ urlParams }) => agent.compare(urlParams.runA, urlParams.runB))
+        .handle("runs", () => agent.runs())
+        .handle("show", ({ path: { runId }, urlParams }) => agent.show(runId, urlParams))
         .handle("status", () => agent.status())
         .handleRaw("submit", ({ request }) =>
           Effect.flatMap(decodeSubmit(request), (payload) => agent.submit(payload.candidate)))
@@ -202,7 +204,8 @@ const limitBody = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): Http
 /** The routes a client polls, served without a tracing span of their own. */
 const pollRoutes = ["/health", "/status"]
 
-const routes = "GET /health, POST /eval, GET /runs/{runId}/samples, GET /compare, GET /status, POST /submit, " +
+const routes =
+  "GET /health, POST /eval, GET /runs, GET /runs/{runId}, GET /runs/{runId}/samples, GET /compare, GET /status, POST /submit, " +
   "POST /finalize, GET /experiments, GET /openapi.json"
 
 /**

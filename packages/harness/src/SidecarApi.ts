@@ -7,6 +7,9 @@
  * (unknown, the verifier's, or on a `no_access` split) is the same 404 `RunNotFound` whatever the
  * reason, so that not even its existence is confirmed.
  *
+ * `GET /runs` lists the optimizer's runs, each summarised as its tier allows, and `GET /runs/{runId}?after=&limit=`
+ * shows one, with a page of its per-sample records on a `viewable` split (`Agent.runs` / `Agent.show`).
+ *
  * `GET /compare?runA=&runB=` compares two of the optimizer's runs of one `viewable` split, paired by
  * sample (`Compare.runs`): the mean difference, its bootstrap interval and the permutation p-values.
  * Runs it may not know of are 404 `RunNotFound` as above; a `non_viewable` run is 403 `AccessDenied`.
@@ -133,6 +136,58 @@ export const CompareResponse = Schema.Struct({
   datasetId: Schema.String,
   split: Schema.String,
   comparison: Compare.PairedComparison
+})
+
+/**
+ * A run's summary as the optimizer may see it again: with its metrics (at block level on a
+ * `non_viewable` split), or with nothing of its scores when a release mechanism tells its split's means
+ * (`withheld` names it) or while no sample of it is recorded (`withheld` is null).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunSummary = Schema.Union(
+  View.ExperimentSummary,
+  Schema.Struct({
+    ...View.ExperimentSummary.pick("runId", "candidateId", "datasetId", "split", "status", "createdAt").fields,
+    candidateLabel: Schema.optional(Schema.String),
+    finishedAt: Schema.optional(Schema.Number),
+    withheld: Schema.NullOr(Schema.Literal("thresholdout", "ladder"))
+  })
+)
+
+/**
+ * One of the optimizer's runs in a listing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunEntry = Schema.Struct({
+  tier: Schema.Literal("viewable", "non_viewable"),
+  summary: RunSummary
+})
+
+/**
+ * The optimizer's runs, oldest first.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Runs = Schema.Struct({ runs: Schema.Array(RunEntry) })
+
+/**
+ * One run as the optimizer may see it: on a `viewable` split also its record and a page of its
+ * per-sample records (`samples.next` is the cursor of the following page); on a `non_viewable` split
+ * the summary only.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Shown = Schema.Struct({
+  tier: Schema.Literal("viewable", "non_viewable"),
+  summary: RunSummary,
+  run: Schema.optional(Model.RunRecord),
+  samples: Schema.optional(View.SamplePageView)
 })
 
 /**
@@ -302,6 +357,19 @@ export const AgentGroup = HttpApiGroup.make("agent")
       .addError(InvalidRequest, bad)
       .addError(publicError(RunNotFound), { status: 404 })
       .addError(AccessDenied, forbidden)
+      .addError(StoreError, failed)
+  )
+  .add(
+    HttpApiEndpoint.get("runs", "/runs")
+      .addSuccess(Runs)
+      .addError(StoreError, failed)
+  )
+  .add(
+    HttpApiEndpoint.get("show", "/runs/:runId")
+      .setPath(Schema.Struct({ runId: Schema.String }))
+      .setUrlParams(SamplesQuery)
+      .addSuccess(Shown)
+      .addError(publicError(RunNotFound), { status: 404 })
       .addError(StoreError, failed)
   )
   .add(HttpApiEndpoint.get("status", "/status").addSuccess(Status).addError(StoreError, failed))

@@ -7,22 +7,25 @@ import { Model, View } from "@holdout/core"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import * as Schema from "effect/Schema"
-import { spawnSync } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Agent, Mcp, SidecarApi } from "../src/index.js"
+import { Mcp, SidecarApi } from "../src/index.js"
 
 const root = fileURLToPath(new URL("../../..", import.meta.url))
 const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
 const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
 
-const dir = mkdtempSync(join(tmpdir(), "holdout-mcp-"))
-const config = join(dir, "holdout.yaml")
-writeFileSync(
-  config,
-  `store: { kind: sqlite, filename: state/holdout.db }
+/** A fresh stack configuration (its store in its own directory), served with a sidecar on a free port. */
+const makeConfig = () => {
+  const dir = mkdtempSync(join(tmpdir(), "holdout-mcp-"))
+  const config = join(dir, "holdout.yaml")
+  writeFileSync(
+    config,
+    `store: { kind: sqlite, filename: state/holdout.db }
 datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
 strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))}, concurrency: 4 }
 budgets:
@@ -33,8 +36,11 @@ verifier:
   mode: submit
   selection: { datasetId: qa, split: validation }
   targets: [{ datasetId: qa, split: test, rewardKey: accuracy }]
+sidecar: { tokenFile: state/admin.token, port: 0, host: 127.0.0.1 }
 `
-)
+  )
+  return { dir, config }
+}
 
 const env = {
   ...Object.fromEntries(
@@ -86,6 +92,35 @@ const isRunning = (pid: number) => {
   }
 }
 
+/** Starts `holdout serve` and waits until it listens; the child is returned with its address. */
+const serveSidecar = (config: string) =>
+  new Promise<{ readonly child: ChildProcess; readonly url: string }>((resolve, reject) => {
+    const child = spawn("node", ["--import", "tsx", bin, "serve", "-c", config], {
+      cwd: root,
+      env,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    const onData = (chunk: string) => {
+      output += chunk
+      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output)
+      if (match !== null) resolve({ child, url: match[1]! })
+    }
+    child.stdout.setEncoding("utf8").on("data", onData)
+    child.stderr.setEncoding("utf8").on("data", onData)
+    child.on("exit", () => reject(new Error(`the sidecar exited:\n${output}`)))
+  })
+
+/** A port that was free a moment ago. */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+
 /** The session the calls go to. */
 let session: Session
 
@@ -121,8 +156,15 @@ const assertFailure = (answer: Answer, tag: string): Mcp.Failure => {
 const remainingRuns = async (split: string) =>
   ok(SidecarApi.Status, await call("status")).splits.find((entry) => entry.split === split)?.remaining.runs
 
-describe("holdout mcp over stdio, with an MCP client", () => {
+const modes = {
+  "in process (-c holdout.yaml)": "in process",
+  "through a running sidecar (--url)": "remote"
+} as const
+
+describe.each(Object.entries(modes))("holdout mcp %s, with an MCP client over stdio", (_, mode) => {
+  const { config, dir } = makeConfig()
   let adminRunId: string
+  let sidecar: ChildProcess | undefined
 
   beforeAll(async () => {
     // a verifier's run, made beside the server on the same store: the optimizer must never see it
@@ -148,11 +190,18 @@ describe("holdout mcp over stdio, with an MCP client", () => {
     const made = /run (\S+): /.exec(admin.stdout)
     assert.isNotNull(made, admin.stdout + admin.stderr)
     adminRunId = made![1]!
-    session = await connect("node", ["--import", "tsx", bin, "mcp", "-c", config])
+    if (mode === "in process") {
+      session = await connect("node", ["--import", "tsx", bin, "mcp", "-c", config])
+    } else {
+      const served = await serveSidecar(config)
+      sidecar = served.child
+      session = await connect("node", ["--import", "tsx", bin, "mcp", "--url", served.url])
+    }
   })
 
   afterAll(async () => {
     await session?.close()
+    sidecar?.kill("SIGKILL")
     rmSync(dir, { recursive: true, force: true })
   })
 
@@ -210,7 +259,7 @@ describe("holdout mcp over stdio, with an MCP client", () => {
     assert.strictEqual(reply.remaining?.runs, 4)
     const runId = experiment.summary.runId
 
-    const shown = ok(Agent.Shown, await call("show", { runId, limit: 5 }))
+    const shown = ok(SidecarApi.Shown, await call("show", { runId, limit: 5 }))
     assert.strictEqual(shown.tier, "viewable")
     assert.deepStrictEqual(shown.summary, experiment.summary)
     assert.deepStrictEqual(shown.run?.sampleIds, experiment.run.sampleIds)
@@ -221,7 +270,7 @@ describe("holdout mcp over stdio, with an MCP client", () => {
     const third = page.samples[3]!
     assert.deepInclude(third, { sampleId: 3, score: 0, output: 4 })
     assert.deepStrictEqual(third.input, { a: 3, b: 0 })
-    const rest = ok(Agent.Shown, await call("show", { runId, after: page.next }))
+    const rest = ok(SidecarApi.Shown, await call("show", { runId, after: page.next }))
     assert.deepStrictEqual(rest.samples?.samples.map((sample) => sample.sampleId), [5, 6, 7])
     assert.isNull(rest.samples?.next)
   })
@@ -237,7 +286,7 @@ describe("holdout mcp over stdio, with an MCP client", () => {
     const runId = experiment.summary.runId
 
     const shownAnswer = await call("show", { runId })
-    const shown = ok(Agent.Shown, shownAnswer)
+    const shown = ok(SidecarApi.Shown, shownAnswer)
     assert.strictEqual(shown.tier, "non_viewable")
     assert.isUndefined(shown.run)
     assert.isUndefined(shown.samples)
@@ -245,7 +294,7 @@ describe("holdout mcp over stdio, with an MCP client", () => {
     assert.notInclude(shownAnswer.text, "sampleId")
 
     const runsAnswer = await call("runs")
-    const entry = ok(Agent.Runs, runsAnswer).runs.find((run) => run.summary.runId === runId)
+    const entry = ok(SidecarApi.Runs, runsAnswer).runs.find((run) => run.summary.runId === runId)
     assert.deepStrictEqual(entry, { tier: "non_viewable", summary: experiment.summary })
     assert.notInclude(runsAnswer.text, "sampleId")
   })
@@ -291,7 +340,7 @@ describe("holdout mcp over stdio, with an MCP client", () => {
 
   it("runs lists the optimizer's runs only: the verifier's run is as unknown as one never made", async () => {
     const answer = await call("runs")
-    const runs = ok(Agent.Runs, answer).runs
+    const runs = ok(SidecarApi.Runs, answer).runs
     assert.deepStrictEqual(runs.map((run) => [run.tier, run.summary.split, run.summary.candidateId]), [
       ["viewable", "train", "off-by-one"],
       ["non_viewable", "validation", "exact"],
@@ -317,8 +366,11 @@ describe("holdout mcp over stdio, with an MCP client", () => {
       await call("eval", { datasetId: "qa", split: "train", candidate: { id: "noisy-exact" } })
     )
     assert.strictEqual(View.toldMean(reply.experiment.summary), 1)
-    assert.include(session.stderr(), "noisy output of sample")
-    assert.include(session.stderr(), "MCP: serving the stack")
+    // through a sidecar, the task runs (and prints) there
+    if (mode === "in process") {
+      assert.include(session.stderr(), "noisy output of sample")
+      assert.include(session.stderr(), "MCP: serving the stack")
+    } else assert.include(session.stderr(), "MCP: serving the sidecar at http://127.0.0.1:")
   })
 
   it("ends, without failure, when the client closes its stdin", async () => {
@@ -327,6 +379,24 @@ describe("holdout mcp over stdio, with an MCP client", () => {
     assert.isFalse(isRunning(pid))
     assert.include(session.stderr(), "the client closed stdin; the server stops")
     assert.notInclude(session.stderr(), "level=ERROR")
+  })
+})
+
+describe("holdout mcp --url without a sidecar", () => {
+  afterAll(async () => {
+    await session?.close()
+  })
+
+  it("answers SidecarUnavailable in one line, with what to do", async () => {
+    // a port nothing listens on: the sidecar is not started
+    const port = await freePort()
+    session = await connect("node", ["--import", "tsx", bin, "mcp", "--url", `http://127.0.0.1:${port}`])
+    const { tools } = await session.client.listTools()
+    assert.strictEqual(tools.length, 5)
+    const failure = assertFailure(await call("status"), "SidecarUnavailable")
+    assert.include(failure.message, `http://127.0.0.1:${port}`)
+    assert.include(failure.message, "ECONNREFUSED")
+    assert.include(failure.message, "holdout serve")
   })
 })
 
@@ -368,7 +438,7 @@ policy: { train: viewable, test: no_access }
       await call("eval", { datasetId: "qa", split: "train", candidate: { id: "exact" } })
     )
     assert.strictEqual(reply.experiment._tag, "viewable")
-    const shown = ok(Agent.Shown, await call("show", { runId: reply.experiment.summary.runId }))
+    const shown = ok(SidecarApi.Shown, await call("show", { runId: reply.experiment.summary.runId }))
     assert.strictEqual(shown.samples?.samples.length, 8)
     assertFailure(await call("eval", { datasetId: "qa", split: "test", candidate: { id: "exact" } }), "AccessDenied")
     assertFailure(
