@@ -187,8 +187,13 @@ export const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterI
   return parts.join("; ")
 }
 
-/** A store failure is logged with its cause; the caller is told `_tag`, `op` and a message naming no file. */
-const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+/**
+ * Logs a store failure with its cause; the caller is told `_tag`, `op` and a message naming no file.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.tapError(
     effect,
     (error) =>

@@ -20,6 +20,7 @@
  *
  * @since 0.1.0
  */
+import * as AiError from "@effect/ai/AiError"
 import * as McpSchema from "@effect/ai/McpSchema"
 import * as McpServer from "@effect/ai/McpServer"
 import * as Tool from "@effect/ai/Tool"
@@ -28,6 +29,8 @@ import * as NodeSink from "@effect/platform-node/NodeSink"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Path from "@effect/platform/Path"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
 import { Model } from "@holdout/core"
 import * as Cause from "effect/Cause"
 import * as EffectConfig from "effect/Config"
@@ -37,7 +40,9 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as Agent from "./Agent.js"
@@ -185,8 +190,11 @@ const text = (value: unknown) => [{ type: "text", text: JSON.stringify(value) }]
 /** The answer of a failed call: a public body with `isError`; anything else is a defect of the server. */
 const failed = (failure: unknown) =>
   Effect.gen(function*() {
-    const body: Failure = typeof failure === "object" && failure !== null && "_tag" in failure &&
-        typeof failure._tag === "string" && "message" in failure && typeof failure.message === "string"
+    // a handler fails with a public body (a plain object); the toolkit's own errors (a result that does
+    // not match its schema) are defects, whose details stay in the log
+    const body: Failure = !AiError.isAiError(failure) && typeof failure === "object" && failure !== null &&
+        "_tag" in failure && typeof failure._tag === "string" && "message" in failure &&
+        typeof failure.message === "string"
       ? failure as Failure
       : yield* Effect.as(Effect.logError("MCP: a tool failed unexpectedly", failure), {
         _tag: "InternalError",
@@ -225,8 +233,10 @@ const register = Effect.gen(function*() {
           openWorldHint: false
         })
       }),
-      handle: (payload: unknown) =>
-        Either.match(decode(payload ?? {}), {
+      handle: (input: unknown) => {
+        // a call without arguments is a call with none
+        const payload = input ?? {}
+        return Either.match(decode(payload), {
           onLeft: (error): Effect.Effect<unknown, unknown> =>
             Effect.fail({
               _tag: "InvalidRequest",
@@ -244,6 +254,7 @@ const register = Effect.gen(function*() {
               )
           })
         )
+      }
     })
   }
 })
@@ -263,6 +274,38 @@ const consoleToStderr = Layer.scopedDiscard(Effect.acquireRelease(
 ))
 
 /**
+ * NDJSON-RPC, except that a `tools/call` without `arguments` (the protocol lets a client leave them
+ * out) is read as a call with none: `McpServer`'s schema requires the field.
+ */
+const serialization = Layer.succeed(
+  RpcSerialization.RpcSerialization,
+  (() => {
+    const inner = RpcSerialization.ndJsonRpc()
+    const withArguments = (message: unknown): unknown =>
+      Predicate.isRecord(message) && message["_tag"] === "Request" && message["tag"] === "tools/call" &&
+        Predicate.isRecord(message["payload"]) && message["payload"]["arguments"] === undefined
+        ? { ...message, payload: { ...message["payload"], arguments: {} } }
+        : message
+    return RpcSerialization.RpcSerialization.of({
+      ...inner,
+      unsafeMake: () => {
+        const parser = inner.unsafeMake()
+        return { decode: (data) => parser.decode(data).map(withArguments), encode: (message) => parser.encode(message) }
+      }
+    })
+  })()
+)
+
+/** `McpServer.layerStdio`, reading calls without `arguments` as calls with none. */
+const stdioServer = McpServer.layer({ name: "holdout", version: "0.1.0" }).pipe(
+  Layer.provide(RpcServer.layerProtocolStdio({ stdin: NodeStream.stdin, stdout: NodeSink.stdout })),
+  Layer.provide(serialization),
+  // stdout is the protocol's: no logger writes there
+  Layer.provideMerge(Logger.remove(Logger.defaultLogger)),
+  Layer.provideMerge(Logger.remove(Logger.prettyLoggerDefault))
+)
+
+/**
  * The MCP server over stdio, serving the optimizer's operations it is given: `Agent.make` over a stack
  * in process, or `Agent.remote` through a running sidecar.
  *
@@ -274,9 +317,7 @@ export const layerStdio = <E extends { readonly _tag: string }, R>(
 ): Layer.Layer<never, never, R> =>
   Layer.effectDiscard(register).pipe(
     Layer.provide(toolkit.toLayer(Effect.map(agent, handlers))),
-    Layer.provide(
-      McpServer.layerStdio({ name: "holdout", version: "0.1.0", stdin: NodeStream.stdin, stdout: NodeSink.stdout })
-    ),
+    Layer.provide(stdioServer),
     Layer.provide(consoleToStderr)
   )
 

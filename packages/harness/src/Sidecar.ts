@@ -38,7 +38,6 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Agent from "./Agent.js"
-import { describeIssues } from "./Agent.js"
 import { Api, Authorization, EvalPayload, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
 
@@ -124,7 +123,7 @@ const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
             new HoldoutError.InvalidRequest({
               message:
                 `The request body is not valid: ${
-                  describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
+                  Agent.describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
                 }. ` +
                 `Fix it and send it again; nothing was charged or recorded.`
             })
@@ -137,15 +136,7 @@ const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
 const decodeEval = decodeBody(EvalPayload)
 const decodeSubmit = decodeBody(SubmitRequest)
 
-/** A store failure is logged with its cause; the caller gets `_tag`, `op` and a message naming no file. */
-const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.tapError(
-    effect,
-    (error) =>
-      typeof error === "object" && error !== null && "_tag" in error && error._tag === "StoreError"
-        ? Effect.logError("Sidecar: a store operation failed", error)
-        : Effect.void
-  )
+const logStoreErrors = Agent.logStoreErrors
 
 /** The optimizer's routes: each one an operation of `Agent`, which the MCP tools share. */
 const agentHandlers = (resultsDir: string | undefined) =>

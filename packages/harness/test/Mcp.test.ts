@@ -245,6 +245,10 @@ describe.each(Object.entries(modes))("holdout mcp %s, with an MCP client over st
       ["validation", "non_viewable", 2]
     ])
     assert.notInclude(answer.text, "test")
+    // a call that sends no arguments at all is a call with none
+    const bare = await session.client.callTool({ name: "status" })
+    assert.notStrictEqual(bare.isError, true)
+    assert.deepStrictEqual(bare.structuredContent, answer.body)
   })
 
   it("eval on a viewable split answers the run, and show gives its per-sample results", async () => {
