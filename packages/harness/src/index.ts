@@ -1,8 +1,10 @@
 /**
  * @since 0.1.0
  */
+export * as Agent from "./Agent.js"
 export * as Cli from "./Cli.js"
 export * as GitWorkspace from "./GitWorkspace.js"
+export * as Mcp from "./Mcp.js"
 export * as Progress from "./Progress.js"
 export * as Report from "./Report.js"
 export * as Results from "./Results.js"

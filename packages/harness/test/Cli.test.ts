@@ -151,6 +151,7 @@ describe("holdout CLI", () => {
           "race",
           "resume",
           "serve",
+          "mcp",
           "eval",
           "samples",
           "compare",

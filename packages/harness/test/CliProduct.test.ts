@@ -274,6 +274,8 @@ describe("holdout serve: request log, OpenAPI, port in use", () => {
         >
       }
       assert.deepStrictEqual([openapi.info.title, openapi.info.version], ["Holdout sidecar", version])
+      // the optimizer's run listing and run view are among the endpoints checked below
+      assert.includeMembers(Object.keys(openapi.paths), ["/runs", "/runs/{runId}", "/runs/{runId}/samples"])
       for (const [path, methods] of Object.entries(openapi.paths)) {
         for (const [method, operation] of Object.entries(methods)) {
           assert.isString(operation.description, `${method} ${path}`)
