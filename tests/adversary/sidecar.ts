@@ -72,13 +72,13 @@ export interface Budgets {
   readonly validation: number
 }
 
-// "holdout-secret" is no_access; "ghost" is tiered but holds no data; "open" is viewable but unbudgeted
+// "holdout-secret" is no_access; "ghost" is tiered but holds no data (a budget for it would be a
+// ConfigError at start); "open" is viewable but unbudgeted
 const stack = (budgets: Budgets) =>
   Stack.layerWith({
     budgets: [
       { datasetId: "ds", split: "train", runs: budgets.train },
-      { datasetId: "ds", split: "validation", runs: budgets.validation },
-      { datasetId: "ds", split: "ghost", runs: 1 }
+      { datasetId: "ds", split: "validation", runs: budgets.validation }
     ],
     policy: {
       train: "viewable",

@@ -55,7 +55,12 @@ export const layer = (
     Effect.map(TaskStore.TaskStore, (inner): TaskStore.TaskStore["Type"] => ({
       ...inner,
       putSample: (sample) =>
-        Effect.tap(inner.putSample(sample), () => Effect.sync(() => onSample(sample.runId, sample.sampleId)))
+        Effect.tap(inner.putSample(sample), () => Effect.sync(() => onSample(sample.runId, sample.sampleId))),
+      putSamples: (samples) =>
+        Effect.tap(inner.putSamples(samples), () =>
+          Effect.sync(() => {
+            for (const sample of samples) onSample(sample.runId, sample.sampleId)
+          }))
     }))
   ).pipe(Layer.provide(store))
   return Stack.layerWith({

@@ -1,7 +1,8 @@
 /**
  * Group commit, the one batching seam of the durable stores: inputs submitted while a batch is
  * being committed are committed together by the next batch, so concurrent writers share one
- * transaction or one fsync. Each caller gets its own outcome. The committing fiber belongs to the
+ * transaction or one fsync. An idle committer woken by an input waits for a turn of the event loop
+ * before it takes its batch, so that callers in other turns (HTTP requests) join it. Each caller gets its own outcome. The committing fiber belongs to the
  * scope that made it; closing the scope lets a batch in flight finish, then interrupts the callers
  * still queued.
  *
@@ -39,6 +40,27 @@ export interface GroupCommit<in I, O, E> {
 export interface Options {
   readonly maxBatch?: number
 }
+
+interface Immediate {
+  readonly setImmediate?: (callback: () => void) => unknown
+  readonly clearImmediate?: (handle: unknown) => void
+}
+
+/**
+ * A turn of the event loop: fibers resumed one after another run as microtasks, which starve the
+ * loop's I/O; waiting for the loop's next check phase (`setImmediate`, on Node and Deno; a timer
+ * elsewhere) lets requests that arrived meanwhile be read and queue their inputs, so that concurrent
+ * callers share a batch. (Not `Effect.sleep`: a test clock would hold it.)
+ */
+const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const { clearImmediate, setImmediate } = globalThis as Immediate
+  if (setImmediate !== undefined && clearImmediate !== undefined) {
+    const handle = setImmediate(() => resume(Effect.void))
+    return Effect.sync(() => clearImmediate(handle))
+  }
+  const timer = globalThis.setTimeout(() => resume(Effect.void), 0)
+  return Effect.sync(() => globalThis.clearTimeout(timer))
+})
 
 interface Entry<I, O, E> {
   readonly input: I
@@ -99,8 +121,11 @@ export const make = <I, O, E, R>(
       if (state.pending.length === 0) {
         const idle = Deferred.unsafeMake<void>(FiberId.none)
         state.idle = idle
-        return Effect.zipRight(Deferred.await(idle), next)
+        return Effect.zipRight(Deferred.await(idle), Effect.zipRight(eventLoopTurn, take))
       }
+      return take
+    })
+    const take: Effect.Effect<never, never, R> = Effect.suspend(() => {
       let entries = state.pending
       if (entries.length > maxBatch) {
         state.pending = entries.slice(maxBatch)

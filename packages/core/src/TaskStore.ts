@@ -46,6 +46,12 @@ export class TaskStore extends Context.Tag("@holdout/core/TaskStore")<TaskStore,
   /** Every run, oldest first. */
   readonly listRuns: () => Effect.Effect<ReadonlyArray<RunRecord>, StoreError>
   readonly putSample: (sample: SampleRecord) => Effect.Effect<void, StoreError>
+  /**
+   * Stores samples as `putSample` would one after another (a later record of the same sample
+   * wins), done when all are stored: a durable store commits them together. Each record is atomic;
+   * a batch that fails may have stored some of them.
+   */
+  readonly putSamples: (samples: ReadonlyArray<SampleRecord>) => Effect.Effect<void, StoreError>
   readonly getSample: (runId: string, sampleId: number) => Effect.Effect<Option.Option<SampleRecord>, StoreError>
   /** One page of the samples of a run, by ascending sample id (see `streamSamples` for all of them). */
   readonly listSamples: (runId: string, page: SamplePage) => Effect.Effect<ReadonlyArray<SampleRecord>, StoreError>
@@ -285,6 +291,10 @@ export const makeMemory = (): TaskStore["Type"] => {
       }),
     listRuns: () => Effect.sync(() => state.listRuns()),
     putSample: (sample) => Effect.sync(() => state.putSample(sample)),
+    putSamples: (samples) =>
+      Effect.sync(() => {
+        for (const sample of samples) state.putSample(sample)
+      }),
     getSample: (runId, sampleId) => Effect.sync(() => Option.fromNullable(state.getSample(runId, sampleId))),
     listSamples: (runId, page) => Effect.sync(() => state.listSamples(runId, page)),
     putMetaIfAbsent: (key, value) => Effect.sync(() => state.putMetaIfAbsent(key, value)),

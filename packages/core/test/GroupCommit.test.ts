@@ -3,6 +3,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as GroupCommit from "../src/GroupCommit.js"
 
@@ -45,14 +46,37 @@ describe("GroupCommit", () => {
       assert.deepStrictEqual(outcomes, ["disk full", "disk full"])
     }))
 
+  it.scoped("callers that arrive in separate turns of the event loop (requests, timers) share a batch", () =>
+    Effect.gen(function*() {
+      const batches: Array<ReadonlyArray<number>> = []
+      const group = yield* GroupCommit.make((inputs: ReadonlyArray<number>) =>
+        Effect.sync(() => {
+          batches.push(inputs)
+          return inputs.map(() => Exit.void)
+        })
+      )
+      const runtime = yield* Effect.runtime<never>()
+      // five timers of one turn, each a caller of its own: a commit made at once would take the first alone
+      yield* Effect.promise(() =>
+        Promise.all(
+          [1, 2, 3, 4, 5].map((input) =>
+            new Promise((resolve) => setTimeout(() => resolve(Runtime.runPromise(runtime)(group.submit(input))), 0))
+          )
+        )
+      )
+      assert.deepStrictEqual(batches, [[1, 2, 3, 4, 5]])
+    }))
+
   it.effect("closing the scope lets the batch in flight finish and interrupts the callers still queued", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const gate = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
       const committed: Array<number> = []
       const group = yield* Scope.extend(
         GroupCommit.make((inputs: ReadonlyArray<number>) =>
           Effect.gen(function*() {
+            yield* Deferred.succeed(started, undefined)
             yield* Deferred.await(gate)
             committed.push(...inputs)
             return inputs.map(() => Exit.void)
@@ -61,7 +85,8 @@ describe("GroupCommit", () => {
         scope
       )
       const inFlight = yield* Effect.fork(group.submit(1))
-      yield* Effect.yieldNow()
+      // the batch of 1 is being committed
+      yield* Deferred.await(started)
       const queued = yield* Effect.fork(group.submit(2))
       yield* Effect.yieldNow()
       const closing = yield* Effect.fork(Scope.close(scope, Exit.void))

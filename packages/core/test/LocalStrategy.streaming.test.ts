@@ -176,65 +176,83 @@ describe("LocalStrategy — run events", () => {
     }).pipe(Effect.provide(strategyLayer(task, {}))))
 })
 
-/** A store whose puts wait for a gate: what a durable store's commit looks like to the pipeline. */
-const gatedStore = (gate: Deferred.Deferred<void>, openAt: number) => {
+/**
+ * A store whose writes wait for a gate: what a durable store's commit looks like to the pipeline.
+ * It counts the records written, and the most records waiting at once.
+ */
+const gatedStore = (gate: Deferred.Deferred<void>) => {
   const memory = TaskStore.makeMemory()
-  const state = { pending: 0, maxPending: 0, submitted: 0, committed: 0 }
+  const state = { calls: 0, pending: 0, maxPending: 0, submitted: 0, committed: 0 }
+  const putSamples = (samples: ReadonlyArray<SampleRecord>) =>
+    Effect.gen(function*() {
+      state.calls++
+      state.submitted += samples.length
+      state.pending += samples.length
+      state.maxPending = Math.max(state.maxPending, state.pending)
+      yield* Deferred.await(gate)
+      yield* Effect.yieldNow()
+      yield* memory.putSamples(samples)
+      state.pending -= samples.length
+      state.committed += samples.length
+    })
   const store: TaskStore.TaskStore["Type"] = {
     ...memory,
-    putSample: (sample) =>
-      Effect.gen(function*() {
-        state.submitted++
-        state.pending++
-        state.maxPending = Math.max(state.maxPending, state.pending)
-        if (state.pending >= openAt) yield* Deferred.succeed(gate, undefined)
-        yield* Deferred.await(gate)
-        yield* Effect.yieldNow()
-        yield* memory.putSample(sample)
-        state.pending--
-        state.committed++
-      })
+    putSample: (sample) => putSamples([sample]),
+    putSamples
   }
   return { store, state }
 }
 
 describe("LocalStrategy — handing samples to the store", () => {
+  const inferred = { count: 0 }
   const task = Task.make<Row, number, "label">({
     name: "handoff",
     labelFields: ["label"],
-    infer: (row) => Promise.resolve(row.id),
-    score: (row: Row) => row.label
+    infer: (row) => {
+      inferred.count++
+      return Promise.resolve(row.id)
+    },
+    score: (row: Row) => Promise.resolve(row.label)
   })
 
-  it.live("a sample leaves its concurrency slot when handed to the store: more puts wait than the limit", () =>
+  it.live("a sample leaves its concurrency slot when handed to the store; what waits is written together", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
-      // the gate opens only once 8 puts wait at once; with concurrency 2 that needs the slots free
-      const { state, store } = gatedStore(gate, 8)
+      // the store holds every write until all 12 samples are inferred: with concurrency 2 that
+      // needs the slots free while the records wait for the store
+      const { state, store } = gatedStore(gate)
+      inferred.count = 0
+      const opener = yield* Effect.fork(Effect.gen(function*() {
+        while (inferred.count < 12) yield* Effect.sleep("2 millis")
+        yield* Deferred.succeed(gate, undefined)
+      }))
       yield* produce(plan(ids(12))).pipe(
         Effect.provide(strategyLayer(task, { concurrency: 2 }, { store })),
-        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("deadlock: puts held the slots") })
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("deadlock: writes held the slots") })
       )
-      assert.isAtLeast(state.maxPending, 8)
-      // produce returned after every put committed
-      assert.strictEqual(state.submitted, 24)
-      assert.strictEqual(state.committed, 24)
+      yield* Fiber.join(opener)
+      // produce returned after every write committed; the waiting ones were written in few calls
       assert.strictEqual(state.pending, 0)
+      assert.strictEqual(state.committed, state.submitted)
+      assert.strictEqual(state.submitted, 24, "each sample's inference record, then its scored one")
+      assert.isBelow(state.calls, 12, "records that waited together were not written together")
       assert.strictEqual((yield* samplesOf(store)).filter((sample) => sample.score !== undefined).length, 12)
     }))
 
   it.live("a put that fails fails produce with its StoreError", () =>
     Effect.gen(function*() {
       const memory = TaskStore.makeMemory()
+      const putSample = (sample: SampleRecord) =>
+        Effect.zipRight(
+          Effect.sleep("1 millis"),
+          sample.sampleId === 7 && sample.score !== undefined
+            ? Effect.fail(new StoreError({ op: "putSample", message: "disk full at 7" }))
+            : memory.putSample(sample)
+        )
       const store: TaskStore.TaskStore["Type"] = {
         ...memory,
-        putSample: (sample) =>
-          Effect.zipRight(
-            Effect.sleep("1 millis"),
-            sample.sampleId === 7 && sample.score !== undefined
-              ? Effect.fail(new StoreError({ op: "putSample", message: "disk full at 7" }))
-              : memory.putSample(sample)
-          )
+        putSample,
+        putSamples: (samples) => Effect.forEach(samples, putSample, { discard: true })
       }
       const error = yield* expectFailure(
         produce(plan(ids(12))).pipe(Effect.provide(strategyLayer(task, { concurrency: 3 }, { store })))
@@ -250,6 +268,13 @@ const countingServices = (size: number) => {
   const memory = TaskStore.makeMemory()
   const reads = { maxLimit: 0, pages: 0, rowCalls: 0, maxRowIds: 0, rowsRead: 0, putsDone: 0, maxAhead: 0 }
   const records = DatasetSource.makeRecords({ numbers: { train: rowsOf(size) } })
+  const putSample = (sample: SampleRecord) =>
+    Effect.zipRight(
+      memory.putSample(sample),
+      Effect.sync(() => {
+        if (sample.score !== undefined || sample.error !== undefined) reads.putsDone++
+      })
+    )
   const store: TaskStore.TaskStore["Type"] = {
     ...memory,
     listSamples: (runId, page) => {
@@ -257,13 +282,8 @@ const countingServices = (size: number) => {
       reads.maxLimit = Math.max(reads.maxLimit, page.limit)
       return memory.listSamples(runId, page)
     },
-    putSample: (sample) =>
-      Effect.zipRight(
-        memory.putSample(sample),
-        Effect.sync(() => {
-          if (sample.score !== undefined || sample.error !== undefined) reads.putsDone++
-        })
-      )
+    putSample: (sample) => putSample(sample),
+    putSamples: (samples) => Effect.forEach(samples, putSample, { discard: true })
   }
   const source: DatasetSource.DatasetSource["Type"] = {
     ...records,

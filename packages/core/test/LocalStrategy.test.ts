@@ -56,9 +56,12 @@ const withStrategy = <A, E, R, O, I>(
 ) => {
   const puts: Array<SampleRecord> = []
   const memory = TaskStore.makeMemory()
+  const putSample = (sample: SampleRecord) =>
+    Effect.zipRight(Effect.sync(() => puts.push(sample)), memory.putSample(sample))
   const recording = Layer.succeed(TaskStore.TaskStore, {
     ...memory,
-    putSample: (sample) => Effect.zipRight(Effect.sync(() => puts.push(sample)), memory.putSample(sample))
+    putSample,
+    putSamples: (samples) => Effect.forEach(samples, putSample, { discard: true })
   })
   return Effect.gen(function*() {
     const strategy = yield* EvalStrategy.EvalStrategy
@@ -788,7 +791,8 @@ describe("LocalStrategy — strategy errors", () => {
     Effect.gen(function*() {
       const failing = Layer.succeed(TaskStore.TaskStore, {
         ...TaskStore.makeMemory(),
-        putSample: () => Effect.fail(new StoreError({ op: "putSample", message: "disk full" }))
+        putSample: () => Effect.fail(new StoreError({ op: "putSample", message: "disk full" })),
+        putSamples: () => Effect.fail(new StoreError({ op: "putSamples", message: "disk full" }))
       })
       const error = yield* expectFailure(
         Effect.flatMap(EvalStrategy.EvalStrategy, (strategy) => strategy.produce(plan(ids(3)))).pipe(

@@ -182,6 +182,14 @@ export const make = (
           state.putSample(sample)
           return durable("putSample", journal.unsafeEnqueue({ t: "sample", sample }))
         }),
+      putSamples: (samples) =>
+        Effect.suspend(() => {
+          const queued = samples.map((sample) => {
+            state.putSample(sample)
+            return journal.unsafeEnqueue({ t: "sample", sample })
+          })
+          return Effect.forEach(queued, (done) => durable("putSamples", done), { discard: true })
+        }),
       getSample: (runId, sampleId) => Effect.sync(() => Option.fromNullable(state.getSample(runId, sampleId))),
       listSamples: (runId, page) => Effect.sync(() => state.listSamples(runId, page)),
       putMetaIfAbsent: (key, value) =>

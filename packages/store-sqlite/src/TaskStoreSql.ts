@@ -82,7 +82,7 @@ const addShare = (
 
 /** A write of the store: queued in its group commit. */
 type Write =
-  | { readonly _tag: "sample"; readonly sample: Model.SampleRecord }
+  | { readonly _tag: "samples"; readonly samples: ReadonlyArray<Model.SampleRecord> }
   | { readonly _tag: "create"; readonly run: Model.RunRecord }
   | { readonly _tag: "update"; readonly runId: string; readonly update: Model.RunUpdate }
 
@@ -185,8 +185,8 @@ export const make: Effect.Effect<
         const outcomes: Array<Exit.Exit<Option.Option<RunRow>, HoldoutError.StoreError>> = []
         let samples: Array<Model.SampleRecord> = []
         for (const write of writes) {
-          if (write._tag === "sample") {
-            samples.push(write.sample)
+          if (write._tag === "samples") {
+            for (const sample of write.samples) samples.push(sample)
             outcomes.push(Exit.succeed(Option.none()))
             continue
           }
@@ -227,7 +227,9 @@ export const make: Effect.Effect<
         storeOp("listRuns")(read(sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs ORDER BY seq`)),
         (rows) => Effect.forEach(rows, (row) => runOf("listRuns", row))
       ),
-    putSample: (sample) => Effect.asVoid(submit("putSample", { _tag: "sample", sample })),
+    putSample: (sample) => Effect.asVoid(submit("putSample", { _tag: "samples", samples: [sample] })),
+    putSamples: (samples) =>
+      samples.length === 0 ? Effect.void : Effect.asVoid(submit("putSamples", { _tag: "samples", samples })),
     getSample: (runId, sampleId) =>
       Effect.flatMap(
         storeOp("getSample")(read(

@@ -338,6 +338,42 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
         })
       ))
 
+    it.effect("putSamples stores a batch as putSample would one by one: the last record of a sample wins", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          yield* store.createRun(makeRun("r1"))
+          yield* store.createRun(makeRun("r2"))
+          yield* store.putSample(makeSample("r1", 3, { error: "stored before" }))
+          const batch = [
+            makeSample("r1", 3),
+            makeSample("r1", 1, { score: 0.25 }),
+            makeSample("r2", 1, { score: 1 }),
+            makeSample("r1", 3, { score: 0.5, feedback: "scored" }),
+            makeSample("r1", 0, { evalError: "unjudgeable" })
+          ]
+          yield* store.putSamples(batch)
+          yield* store.putSamples([])
+          const r1 = yield* allSamples(store, "r1", 2)
+          assert.deepStrictEqual(r1.map((sample) => sample.sampleId), [0, 1, 3])
+          assert.deepStrictEqual(Option.getOrThrow(yield* store.getSample("r1", 3)), batch[3])
+          assert.deepStrictEqual(Option.getOrThrow(yield* store.getSample("r2", 1)), batch[2])
+          assertProgress(
+            Option.getOrThrow(yield* store.getRun("r1")).progress,
+            progressOf([batch[4]!, batch[1]!, batch[3]!])
+          )
+          assertProgress(Option.getOrThrow(yield* store.getRun("r2")).progress, progressOf([batch[2]!]))
+          // batches of many callers at once all land
+          const ids = Array.from({ length: 600 }, (_, index) => index + 10)
+          yield* Effect.forEach(
+            Array.from({ length: 12 }, (_, chunk) => ids.slice(chunk * 50, chunk * 50 + 50)),
+            (chunk) => store.putSamples(chunk.map((id) => makeSample("r2", id, { score: 0.5 }))),
+            { concurrency: 12, discard: true }
+          )
+          assert.strictEqual((yield* allSamples(store, "r2", 100)).length, 601)
+          assert.strictEqual(Option.getOrThrow(yield* store.getRun("r2")).progress?.scored, 601)
+        })
+      ))
+
     it.effect("concurrent upserts of one sample leave one whole version; readers never see a torn one", () =>
       withStore((store) =>
         Effect.gen(function*() {

@@ -11,7 +11,8 @@ import type { Item, Runner, Stage } from "./stage.js"
  * it has a full chunk (the chunks still short when the page is done run last). The page's units
  * are run by `width` fibers (`Effect.forEach`) taking them in turn, so a fiber is started per
  * fiber of the page rather than per unit; how many attempts run at once is the semaphore's to say.
- * The page is done when every record of it is stored.
+ * The page is done when every record of it is stored: its units hand their records to the run's
+ * landing and go on without waiting for the store.
  *
  * @internal
  */
@@ -82,5 +83,6 @@ export const runPage = (
       return drain
     })
     feed(0, page)
-    return drain
+    // the page is done when its records are stored (the landing may hold the next page's too)
+    return Effect.zipRight(drain, runner.landing.settled)
   })

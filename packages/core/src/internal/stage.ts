@@ -5,11 +5,11 @@
  * for retryable failures, turned into records and handed to the store. Inference and scoring are
  * two definitions of this one stage.
  *
- * A unit holds its permit while its task function runs and for nothing else: waiting for a retry
- * and waiting for the store to commit its records happen outside it, so slow commits do not hold
- * up the task and a store's commit batches are not capped by the concurrency (a page has
- * `concurrency + handOff` units in hand). Samples are taken a page at a time (`runPage`), so the
- * units in hand at once are bounded by the pages in flight.
+ * A unit holds its slot while its task function runs and for nothing else: waiting for a retry
+ * happens outside it, and its records are handed to the run's landing (`landing.ts`), which stores
+ * them in batches while the unit's fiber goes on, so slow commits do not hold up the task and a
+ * store's commit batches are not capped by the concurrency. Samples are taken a page at a time
+ * (`runPage`), so the records in hand at once are bounded by the pages in flight.
  */
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -22,6 +22,7 @@ import type { SampleRecord } from "../Model.js"
 import type { TaskStore } from "../TaskStore.js"
 import { Failed, withHistory } from "./failure.js"
 import { attempt, attemptNow, type Guard, Settling } from "./invoke.js"
+import { Landing } from "./landing.js"
 import { Slots } from "./slots.js"
 import { decodeBatch } from "./taskResult.js"
 import * as Watchdog from "./watchdog.js"
@@ -91,23 +92,21 @@ export interface Definition<F> {
  * @internal
  */
 export interface Runner {
-  readonly store: TaskStore["Type"]
+  readonly landing: Landing
   readonly clock: Clock.Clock
   readonly guard: Guard
   readonly slots: Slots
-  /** Units a page has in hand at once: those running, and those waiting for a retry or the store. */
+  /** Units a page has in hand at once: those running, and those waiting for a retry. */
   readonly width: number
   readonly retry: RetryPolicy
 }
 
 /**
- * The units a page may have waiting for a retry or for the store, beyond those running: what lets
- * a durable store commit large batches (a commit's fsync shared by hundreds of samples; each unit
- * in hand is a fiber, so more costs more than the fsyncs it saves).
+ * The units a page may have waiting for a retry, beyond those running (each is a fiber).
  *
  * @internal
  */
-export const handOff = 256
+export const handOff = 64
 
 /**
  * The retry policy of `Effect.retry`.
@@ -155,8 +154,10 @@ export const makeRunner = (
 ): Effect.Effect<Runner, never, Scope.Scope> =>
   Effect.gen(function*() {
     const watchdog = yield* Watchdog.start(settings.timeoutMs)
+    const landing = new Landing(store)
+    yield* landing.start
     return {
-      store,
+      landing,
       clock: yield* Effect.clock,
       guard: { watchdog, runtime: yield* Effect.runtime<never>() },
       slots: new Slots(settings.concurrency),
@@ -219,29 +220,38 @@ class Unit<F> implements Started {
   failed(failure: Failed): Effect.Effect<ReadonlyArray<Item>, StoreError> {
     const last = withHistory(failure, this.earlier?.slice(0, -1) ?? [])
     const fields = this.stage.failed(last.message, last.trace)
-    return this.land(() => fields)
+    return this.land(() => fields, undefined, false)
   }
 
-  succeeded(value: unknown, earlier?: Effect.Effect<void>): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+  succeeded(
+    value: unknown,
+    earlier?: Effect.Effect<void>,
+    holding = false
+  ): Effect.Effect<ReadonlyArray<Item>, StoreError> {
     const stage = this.stage
-    if (!stage.batch) return this.land(() => stage.decode(value, stage.fn), earlier)
+    if (!stage.batch) return this.land(() => stage.decode(value, stage.fn), earlier, holding)
     const results = decodeBatch(value, stage.fn, this.items.length)
     if (Either.isLeft(results)) {
       const fields = stage.failed(results.left, results.left)
-      return this.land(() => fields, earlier)
+      return this.land(() => fields, earlier, holding)
     }
-    return this.land((index) => stage.decode(results.right[index], stage.fn), earlier)
+    return this.land((index) => stage.decode(results.right[index], stage.fn), earlier, holding)
   }
 
   /**
    * Records the fields of each sample, hands the records to the store, and says they landed.
    *
-   * A single sample whose next stage takes single samples goes on to it at once, if a slot is
-   * free: when that stage answers at once, only its record is stored (one write a sample, not two;
+   * A single sample whose next stage takes single samples goes on to it at once, in the slot of
+   * its answer (`holding`: an answer of a first attempt keeps its slot until here) or in a free
+   * one: when that stage answers at once, only its record is stored (one write a sample, not two;
    * what the earlier record said is published with it); otherwise this record is stored while the
    * next stage's attempt goes on.
    */
-  land(fieldsAt: (index: number) => F, earlier?: Effect.Effect<void>): Effect.Effect<ReadonlyArray<Item>, StoreError> {
+  land(
+    fieldsAt: (index: number) => F,
+    earlier: Effect.Effect<void> | undefined,
+    holding: boolean
+  ): Effect.Effect<ReadonlyArray<Item>, StoreError> {
     const { items, next, runner, stage } = this
     const times: Times = {
       attempts: this.attempts,
@@ -252,40 +262,40 @@ class Unit<F> implements Started {
       const item = items[index]!
       item.record = stage.build(item, fieldsAt(index), times)
     }
-    if (next !== undefined && items.length === 1 && next.needs(items[0]!) && runner.slots.unsafeTryTake()) {
+    if (
+      next !== undefined && items.length === 1 && next.needs(items[0]!) &&
+      (holding || runner.slots.unsafeTryTake())
+    ) {
       const unit = next.unit(runner, items)
       const first = unit.first()
       if (first instanceof Settling || first instanceof Failed) {
         return Effect.zipRight(this.store(earlier), unit.proceed(first))
       }
-      runner.slots.unsafeRelease()
-      return unit.succeeded(first, this.published(earlier))
+      return unit.succeeded(first, this.published(earlier), true)
     }
+    if (holding) runner.slots.unsafeRelease()
     return this.store(earlier)
   }
 
-  /** What says that this unit's records landed, after `earlier`. */
+  /** What says that this unit's records (as they are now) landed, after `earlier`. */
   published(earlier: Effect.Effect<void> | undefined): Effect.Effect<void> | undefined {
     const landed = this.stage.landed
     if (landed === undefined) return earlier
-    const items = this.items
-    const own = items.length === 1
-      ? Effect.suspend(() => landed(items[0]!.record!))
-      : Effect.forEach(items, (item) => landed(item.record!), { discard: true })
+    const records = this.items.map((item) => item.record!)
+    const own = records.length === 1
+      ? Effect.suspend(() => landed(records[0]!))
+      : Effect.forEach(records, landed, { discard: true })
     return earlier === undefined ? own : Effect.zipRight(earlier, own)
   }
 
-  /** Hands the records to the store, then says they landed (after `earlier`). */
+  /**
+   * Hands the records to the run's landing, which stores them and then says they landed (after
+   * `earlier`); the samples go on at once.
+   */
   store(earlier: Effect.Effect<void> | undefined): Effect.Effect<ReadonlyArray<Item>, StoreError> {
     const { items, runner } = this
-    const stored = items.length === 1
-      ? runner.store.putSample(items[0]!.record!)
-      : Effect.forEach(items, (item) => runner.store.putSample(item.record!), {
-        concurrency: items.length,
-        discard: true
-      })
-    const published = this.published(earlier)
-    return published === undefined ? Effect.as(stored, items) : Effect.zipRight(stored, Effect.as(published, items))
+    runner.landing.add(items.map((item) => item.record!), this.published(earlier))
+    return Effect.succeed(items)
   }
 
   /**
@@ -304,16 +314,22 @@ class Unit<F> implements Started {
     return attemptNow(() => this.stage.call(this.items), now, this.runner.guard)
   }
 
-  /** Goes on from the first attempt: gives its slot back when it is done, retries, lands. */
+  /**
+   * Goes on from the first attempt: a failure gives its slot back and is retried; an answer lands
+   * holding the slot (`land` gives it back, or goes on in it to the next stage).
+   */
   proceed(first: unknown): Effect.Effect<ReadonlyArray<Item>, StoreError> {
     const { runner } = this
     if (!(first instanceof Settling)) {
-      runner.slots.unsafeRelease()
-      return first instanceof Failed ? this.afterFailure(first) : this.succeeded(first)
+      if (first instanceof Failed) {
+        runner.slots.unsafeRelease()
+        return this.afterFailure(first)
+      }
+      return this.succeeded(first, undefined, true)
     }
-    return Effect.matchEffect(Effect.ensuring(first.effect, runner.slots.release), {
-      onFailure: (failure) => this.afterFailure(failure),
-      onSuccess: (value) => this.succeeded(value)
+    return Effect.matchEffect(Effect.onInterrupt(first.effect, () => runner.slots.release), {
+      onFailure: (failure) => Effect.zipRight(runner.slots.release, this.afterFailure(failure)),
+      onSuccess: (value) => this.succeeded(value, undefined, true)
     })
   }
 
@@ -348,7 +364,11 @@ export interface Stage {
 export interface Started {
   readonly first: () => unknown
   readonly proceed: (first: unknown) => Effect.Effect<ReadonlyArray<Item>, StoreError>
-  readonly succeeded: (value: unknown, earlier?: Effect.Effect<void>) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+  readonly succeeded: (
+    value: unknown,
+    earlier: Effect.Effect<void> | undefined,
+    holding: boolean
+  ) => Effect.Effect<ReadonlyArray<Item>, StoreError>
 }
 
 /**
