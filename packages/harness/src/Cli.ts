@@ -20,7 +20,6 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as PlatformCommand from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
@@ -48,13 +47,9 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { createServer } from "node:http"
-import * as Config from "./Config.js"
+import type * as Config from "./Config.js"
+import { importModule } from "./internal/importModule.js"
 import * as Progress from "./Progress.js"
-import * as Report from "./Report.js"
-import * as Sidecar from "./Sidecar.js"
-import { Api } from "./SidecarApi.js"
-import * as Verifier from "./Verifier.js"
 
 const configOption = Options.file("config").pipe(
   Options.withAlias("c"),
@@ -101,6 +96,12 @@ const handled = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<void, n
       })
     ))
 
+/**
+ * The configuration module (its schemas, YAML, and through it the verifier and the stores) loads
+ * when a command reads a configuration: `--help` and the sidecar's clients start without it.
+ */
+const loadConfig: Effect.Effect<typeof Config> = Effect.promise(() => import("./Config.js"))
+
 const stackModuleOption = Options.file("stack").pipe(
   Options.optional,
   Options.withDescription("A module whose default export is the stack's Layer (instead of --config).")
@@ -110,6 +111,7 @@ const stackModuleOption = Options.file("stack").pipe(
 const stackOf = (config: Option.Option<string>, module: Option.Option<string>) =>
   Layer.unwrapEffect(Effect.gen(function*() {
     if (Option.isSome(config) && Option.isNone(module)) {
+      const Config = yield* loadConfig
       const loaded = yield* Config.load(config.value)
       return Config.stack(loaded)
     }
@@ -120,11 +122,11 @@ const stackOf = (config: Option.Option<string>, module: Option.Option<string>) =
     }
     const path = yield* Path.Path
     const file = path.resolve(module.value)
-    const exported = yield* Effect.tryPromise({
-      try: () => import(file) as Promise<{ readonly default?: unknown }>,
-      catch: (error) =>
+    const exported = yield* importModule(file).pipe(
+      Effect.mapError((error) =>
         new HoldoutError.ConfigError({ message: `Cannot load the stack module ${file}: ${String(error)}` })
-    })
+      )
+    )
     if (!Layer.isLayer(exported.default)) {
       return yield* Effect.fail(
         new HoldoutError.ConfigError({
@@ -256,6 +258,13 @@ const resume = Command.make(
     )
 ).pipe(Command.withDescription("Finish an interrupted run without a new charge."))
 
+/** What `serve` needs beyond the command line, loaded when it runs (start-up does without it). */
+const serverModules = async () => ({
+  NodeHttpServer: await import("@effect/platform-node/NodeHttpServer"),
+  Sidecar: await import("./Sidecar.js"),
+  createServer: (await import("node:http")).createServer
+})
+
 const serve = Command.make(
   "serve",
   {
@@ -265,6 +274,7 @@ const serve = Command.make(
   },
   (options) =>
     handled(Effect.gen(function*() {
+      const Config = yield* loadConfig
       const loaded = yield* Config.load(options.config)
       const sidecar = loaded.config.sidecar
       if (sidecar === undefined) {
@@ -276,6 +286,7 @@ const serve = Command.make(
       const announce = Layer.effectDiscard(
         HttpServer.addressFormattedWith((address) => Console.log(`holdout sidecar listening on ${address}`))
       )
+      const { NodeHttpServer, Sidecar, createServer } = yield* Effect.promise(serverModules)
       const server = Sidecar.layer({
         tokenFile: path.resolve(loaded.baseDir, sidecar.tokenFile),
         ...(sidecar.resultsDir === undefined ? {} : { resultsDir: path.resolve(loaded.baseDir, sidecar.resultsDir) }),
@@ -289,14 +300,15 @@ const serve = Command.make(
     }))
 ).pipe(Command.withDescription("Serve the stack to an optimizer over HTTP (the sidecar)."))
 
-/** The sidecar's typed client. */
+/** The sidecar's typed client (its API's schemas load with the first client). */
 const client = (url: Option.Option<string>, token?: string) =>
-  HttpApiClient.make(Api, {
-    baseUrl: Option.getOrElse(url, () => process.env["HOLDOUT_URL"] ?? "http://127.0.0.1:8000"),
-    ...(token === undefined
-      ? {}
-      : { transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
-  })
+  Effect.flatMap(Effect.promise(() => import("./SidecarApi.js")), ({ Api }) =>
+    HttpApiClient.make(Api, {
+      baseUrl: Option.getOrElse(url, () => process.env["HOLDOUT_URL"] ?? "http://127.0.0.1:8000"),
+      ...(token === undefined
+        ? {}
+        : { transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
+    }))
 
 type Client = Effect.Effect.Success<ReturnType<typeof client>>
 
@@ -504,7 +516,10 @@ const finalize = Command.make(
         const api = yield* client(options.url, token)
         const answer = yield* api.admin.finalize()
         yield* Console.log(JSON.stringify(answer, null, 2))
-        if (Option.isSome(options.output)) yield* Verifier.writeRewards(options.output.value, answer.rewards)
+        if (Option.isSome(options.output)) {
+          const Verifier = yield* Effect.promise(() => import("./Verifier.js"))
+          yield* Verifier.writeRewards(options.output.value, answer.rewards)
+        }
       }).pipe(Effect.provide(FetchHttpClient.layer))
     )
 ).pipe(Command.withDescription("Choose and score the final candidate (verifier); the same answer on every call."))
@@ -695,6 +710,7 @@ const report = Command.make(
   (options) =>
     handled(
       Effect.gen(function*() {
+        const Report = yield* Effect.promise(() => import("./Report.js"))
         const data = yield* Report.collect
         yield* Console.log(Report.text(data))
         if (Option.isSome(options.html)) {

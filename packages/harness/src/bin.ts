@@ -1,11 +1,19 @@
+#!/usr/bin/env node
 /**
- * The `holdout` executable: `tsx packages/harness/src/bin.ts …` on Node,
- * `deno run -A --sloppy-imports packages/harness/src/bin.ts …` on Deno.
+ * The `holdout` executable: `holdout …` once installed (`dist/bin.js`), `npm run holdout -- …` from
+ * the sources on Node, `deno run -A --sloppy-imports --conditions @holdout/source
+ * packages/harness/src/bin.ts …` on Deno.
+ *
+ * Ctrl-C (or SIGTERM) interrupts the command, so its finalizers run (a strategy's nested processes
+ * are stopped) before the process exits with code 130.
  *
  * @since 0.1.0
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { main } from "./Cli.js"
@@ -20,14 +28,17 @@ const logLevel = (name: string | undefined): LogLevel.LogLevel =>
     ? LogLevel.Error
     : LogLevel.Warning
 
-Effect.runPromise(
+NodeRuntime.runMain(
   main(process.argv).pipe(
     Effect.provide(NodeContext.layer),
     Effect.provide(Logger.minimumLogLevel(logLevel(process.env["HOLDOUT_LOG"]))),
     // logs go to stderr: stdout is the commands' output (`--json` is parsed by programs)
     Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)))
-  )
-).catch(() => {
-  // the command line has already said what was wrong (usage errors, with the help)
-  process.exitCode = 1
-})
+  ),
+  {
+    // the command line has already said what was wrong (usage errors, with the help)
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+  }
+)
