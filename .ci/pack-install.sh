@@ -66,7 +66,8 @@ step "holdout --help"
 npx --no-install holdout --help >help.txt
 grep -q "holdout" help.txt || fail "holdout --help printed no usage"
 
-if npx --no-install holdout init --help >/dev/null 2>&1; then
+# `init` comes with a later version of the command line: run when `holdout --help` lists it
+if grep -Eq '^[[:space:]]*- init([[:space:]]|$)' help.txt; then
   step "holdout init"
   mkdir init && (cd init && npx --no-install holdout init)
   [ -f init/holdout.yaml ] || fail "holdout init wrote no holdout.yaml"
