@@ -1,28 +1,32 @@
 /**
- * Bundles the `holdout` executable into `packages/harness/dist/bin.js`, with the chunks it loads on
- * demand in `dist/chunks/`: one file to parse at start-up instead of a thousand modules, and what a
- * command needs beyond the command line (the configuration, the stores, Harbor, the sidecar's
- * server) only when that command runs. It replaces the `dist/bin.js` tsc writes; the library
- * (`dist/index.js`) stays unbundled. Run by `npm run build`, after tsc.
+ * Builds the `holdout` executable of `@holdout/harness`:
+ *
+ * - `dist/holdout.cjs`: the command line and everything it imports, as one bundle. What a command
+ *   needs beyond the command line (the configuration, the stores, Harbor, the sidecar's server, the
+ *   report) is imported dynamically by the sources, so the bundle defines it but runs it only when
+ *   that command does.
+ * - `dist/bin.js` (in place of the one tsc writes): runs the bundle through V8's code cache, kept
+ *   beside it (`holdout.cjs.<command>.cache`, written after a command's first run; V8 rejects a
+ *   cache of another bundle or Node version, and a new one is written). Node 20 has no code cache
+ *   of its own for ES modules.
+ *
+ * The library (`dist/index.js`) stays unbundled. Run by `npm run build`, after tsc.
  */
 import { build, type BuildOptions } from "esbuild"
-import { rmSync } from "node:fs"
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 /** The harness package's directory. */
 export const harness = fileURLToPath(new URL("../packages/harness/", import.meta.url))
 
-/**
- * esbuild's options (relative to `harness`).
- */
+/** esbuild's options for the bundle (paths relative to `harness`). */
 export const options: BuildOptions = {
   absWorkingDir: harness,
-  entryPoints: { bin: "src/bin.ts" },
+  entryPoints: { holdout: "src/bin.ts" },
   outdir: "dist",
-  chunkNames: "chunks/[name]-[hash]",
+  outExtension: { ".js": ".cjs" },
   bundle: true,
-  splitting: true,
-  format: "esm",
+  format: "cjs",
   platform: "node",
   target: "node20",
   // the workspace packages from their sources, as everything else in this repository reads them
@@ -39,16 +43,16 @@ export const options: BuildOptions = {
     "tsx",
     "tsx/*"
   ],
-  // CommonJS dependencies inside an ES module bundle still call `require`
-  banner: {
-    js:
-      "import { createRequire as __holdoutRequire } from \"node:module\"; const require = __holdoutRequire(import.meta.url);"
-  },
   legalComments: "none",
   logLevel: "warning"
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   rmSync(`${harness}dist/chunks`, { recursive: true, force: true })
+  mkdirSync(`${harness}dist`, { recursive: true })
+  for (const name of readdirSync(`${harness}dist`)) {
+    if (name.endsWith(".cache")) rmSync(`${harness}dist/${name}`)
+  }
   await build(options)
+  copyFileSync(fileURLToPath(new URL("bin-launcher.js", import.meta.url)), `${harness}dist/bin.js`)
 }

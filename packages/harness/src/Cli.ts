@@ -20,9 +20,9 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as PlatformCommand from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -300,6 +300,12 @@ const serve = Command.make(
     }))
 ).pipe(Command.withDescription("Serve the stack to an optimizer over HTTP (the sidecar)."))
 
+/**
+ * The HTTP client of the sidecar's clients: Node's `http` module, ready at start, where the global
+ * `fetch` of Node 20 costs its first call some 100 ms of loading.
+ */
+const clientLayer = NodeHttpClient.layer
+
 /** The sidecar's typed client (its API's schemas load with the first client). */
 const client = (url: Option.Option<string>, token?: string) =>
   Effect.flatMap(Effect.promise(() => import("./SidecarApi.js")), ({ Api }) =>
@@ -426,7 +432,7 @@ const evalCommand = Command.make(
           )
         }
         if (reply.resultPath !== null) yield* Console.log(`  results: ${reply.resultPath}`)
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+      }).pipe(Effect.provide(clientLayer))
     )
 ).pipe(Command.withDescription("Evaluate a candidate through the sidecar (charges the split's budget)."))
 
@@ -455,7 +461,7 @@ const samples = Command.make(
         const page = yield* samplePage(api, options.runId, options.after, options.limit)
         for (const sample of page.samples) yield* Console.log(JSON.stringify(sample))
         if (page.next !== null) yield* Console.error(`next page: --after ${page.next}`)
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+      }).pipe(Effect.provide(clientLayer))
     )
 ).pipe(
   Command.withDescription("The per-sample results of a viewable run, one JSON line each, in pages (--after, --limit).")
@@ -478,7 +484,7 @@ const status = Command.make("status", { url: urlOption }, (options) =>
         )
       }
       yield* Console.log(`submissions ${reply.submitEnabled ? "enabled" : "disabled"}`)
-    }).pipe(Effect.provide(FetchHttpClient.layer))
+    }).pipe(Effect.provide(clientLayer))
   )).pipe(
     Command.withDescription(
       "The splits the optimizer may evaluate, with their budgets left (and a thresholdout split's overfitting budget)."
@@ -495,7 +501,7 @@ const submit = Command.make(
         const candidate = yield* candidateOf(options.candidate, options.commit)
         const reply = yield* api.agent.submit({ payload: { candidate } })
         yield* Console.log(`submitted ${reply.submitted.id} (final)`)
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+      }).pipe(Effect.provide(clientLayer))
     )
 ).pipe(
   Command.withDescription("Submit the final candidate (it must have been evaluated; a submission is final).")
@@ -520,7 +526,7 @@ const finalize = Command.make(
           const Verifier = yield* Effect.promise(() => import("./Verifier.js"))
           yield* Verifier.writeRewards(options.output.value, answer.rewards)
         }
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+      }).pipe(Effect.provide(clientLayer))
     )
 ).pipe(Command.withDescription("Choose and score the final candidate (verifier); the same answer on every call."))
 
@@ -594,7 +600,7 @@ const compare = Command.make(
           : yield* Effect.flatMap(
             client(options.url),
             (api) => api.agent.compare({ urlParams: { runA: options.runA, runB: options.runB } })
-          ).pipe(Effect.provide(FetchHttpClient.layer))
+          ).pipe(Effect.provide(clientLayer))
         if (options.json) return yield* Console.log(JSON.stringify(compared, null, 2))
         for (
           const line of comparisonLines(

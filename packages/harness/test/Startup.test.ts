@@ -5,10 +5,14 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { options } from "../../../scripts/bundle-bin.js"
 
-/** The bundle's inputs that load when `holdout` starts: the entry and the chunks it imports statically. */
+/**
+ * The inputs that load when `holdout` starts, found by building the bundle as ES modules split at
+ * its dynamic imports (the entry and the chunks it imports statically). The shipped CommonJS bundle
+ * defers the same modules: esbuild runs a module imported dynamically only when it is imported.
+ */
 const startupInputs = (metafile: Metafile): ReadonlyArray<string> => {
   const outputs = metafile.outputs
-  const entry = Object.keys(outputs).find((name) => name.endsWith("/bin.js"))!
+  const entry = Object.keys(outputs).find((name) => name.endsWith("/holdout.js"))!
   const seen = new Set<string>()
   const pending = [entry]
   while (pending.length > 0) {
@@ -39,7 +43,16 @@ describe("the holdout executable's bundle", () => {
   it("starts without the stores, Harbor, the configuration, the sidecar or the report: they load with their commands", async () => {
     const outdir = mkdtempSync(join(tmpdir(), "holdout-bundle-"))
     try {
-      const result = await build({ ...options, outdir, write: false, metafile: true, logLevel: "silent" })
+      const result = await build({
+        ...options,
+        format: "esm",
+        splitting: true,
+        outExtension: {},
+        outdir,
+        write: false,
+        metafile: true,
+        logLevel: "silent"
+      })
       const all = Object.keys(result.metafile.inputs)
       const startup = startupInputs(result.metafile)
       assert.isTrue(startup.some((input) => input === "src/Cli.ts"), "the command line loads at start")
