@@ -59,7 +59,8 @@ runtime=()
 for name in core store-fs store-sqlite strategy-harbor harness; do
   runtime+=("$scratch/tarballs/holdout-$name-0.1.0.tgz")
 done
-npm install --no-audit --no-fund --prefer-offline --loglevel=error "${runtime[@]}" "typescript@$(node -p "require('$repo/node_modules/typescript/package.json').version")"
+# better-sqlite3 downloads its native module, or builds it where it cannot (JOBS: with every core)
+JOBS=max npm install --no-audit --no-fund --prefer-offline --loglevel=error "${runtime[@]}" "typescript@$(node -p "require('$repo/node_modules/typescript/package.json').version")"
 [ -x node_modules/.bin/holdout ] || fail "installing @holdout/harness gave no holdout executable"
 
 step "holdout --help"

@@ -12,6 +12,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Logger from "effect/Logger"
@@ -28,8 +29,23 @@ const logLevel = (name: string | undefined): LogLevel.LogLevel =>
     ? LogLevel.Error
     : LogLevel.Warning
 
+/**
+ * A defect (what no command expected, e.g. a native module that does not load) as one line, with
+ * what to do when it is known.
+ */
+const defectLine = (cause: Cause.Cause<unknown>): string => {
+  const defect = Cause.squash(cause)
+  const text = defect instanceof Error ? `${defect.name}: ${defect.message}` : String(defect)
+  const line = text.split("\n")[0]!
+  return /bindings file/.test(line) && /better_sqlite3/.test(text)
+    ? "better-sqlite3 is not built (its bindings file is missing): allow its install script, " +
+      "`npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3`, or use another store kind"
+    : line
+}
+
 NodeRuntime.runMain(
   main(process.argv).pipe(
+    Effect.tapDefect((cause) => Console.error(`error: ${defectLine(cause)}`)),
     Effect.provide(NodeContext.layer),
     Effect.provide(Logger.minimumLogLevel(logLevel(process.env["HOLDOUT_LOG"]))),
     // logs go to stderr: stdout is the commands' output (`--json` is parsed by programs)
