@@ -28,9 +28,7 @@ const source = "(function (exports, require, module, __filename, __dirname) {" +
   readFileSync(file, "utf8").replace(/^#!.*/, "") + "\n})"
 const script = new vm.Script(source, {
   filename: file,
-  cachedData,
-  // `import()` in the bundle (a task module, tsx) as in any module of the application
-  importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER
+  cachedData
 })
 
 if (cachedData === undefined || script.cachedDataRejected === true) {
@@ -44,6 +42,10 @@ if (cachedData === undefined || script.cachedDataRejected === true) {
     }
   })
 }
+
+// such a script has no `import()` of its own (on Node 20): the bundle imports a user's task module
+// and tsx through this one (see packages/harness/src/internal/importModule.ts)
+globalThis[Symbol.for("@holdout/harness/import")] = (specifier) => import(specifier)
 
 const module = { exports: {} }
 script.runInThisContext().call(module.exports, module.exports, createRequire(file), module, file, dirname(file))

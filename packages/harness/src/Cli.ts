@@ -47,6 +47,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { createServer } from "node:http"
 import type * as Config from "./Config.js"
 import { importModule } from "./internal/importModule.js"
 import * as Progress from "./Progress.js"
@@ -262,7 +263,7 @@ const resume = Command.make(
 const serverModules = async () => ({
   NodeHttpServer: await import("@effect/platform-node/NodeHttpServer"),
   Sidecar: await import("./Sidecar.js"),
-  createServer: (await import("node:http")).createServer
+  createServer
 })
 
 const serve = Command.make(

@@ -1,9 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { build, type Metafile } from "esbuild"
-import { mkdtempSync, rmSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { options } from "../../../scripts/bundle-bin.js"
+
+const root = fileURLToPath(new URL("../../..", import.meta.url))
 
 /**
  * The inputs that load when `holdout` starts, found by building the bundle as ES modules split at
@@ -59,6 +63,36 @@ describe("the holdout executable's bundle", () => {
       for (const [what, pattern] of deferred) {
         assert.isTrue(all.some((input) => pattern.test(input)), `${what} is in the bundle`)
         assert.deepStrictEqual(startup.filter((input) => pattern.test(input)), [], `${what} loads at start-up`)
+      }
+    } finally {
+      rmSync(outdir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("the built holdout executable", () => {
+  it("imports a user's module on its first start (compiling the bundle) and on the next (from V8's code cache)", async () => {
+    // inside the repository, so that the bundle's external packages (tsx) resolve
+    mkdirSync(join(root, "node_modules", ".cache"), { recursive: true })
+    const outdir = mkdtempSync(join(root, "node_modules", ".cache", "holdout-bin-"))
+    try {
+      await build({ ...options, outdir, logLevel: "silent" })
+      copyFileSync(join(root, "scripts", "bin-launcher.js"), join(outdir, "bin.js"))
+      // a TypeScript module on plain Node: imported through tsx, registered on demand
+      const stack = fileURLToPath(new URL("./fixtures/entry/dying.ts", import.meta.url))
+      const start = () =>
+        spawnSync(
+          "node",
+          [join(outdir, "bin.js"), "run", "--stack", stack, "--dataset", "qa", "--split", "train", "--candidate", "c"],
+          { cwd: root, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "", HOLDOUT_TEST_DEFECT: "plain" } }
+        )
+      const first = start()
+      assert.isTrue(existsSync(join(outdir, "holdout.cjs.run.cache")), "the first start leaves a cache")
+      const second = start()
+      for (const outcome of [first, second]) {
+        // the module was imported: its layer's defect is what the command reports
+        assert.include(outcome.stderr, "error: Error: the first line\n")
+        assert.strictEqual(outcome.status, 1)
       }
     } finally {
       rmSync(outdir, { recursive: true, force: true })

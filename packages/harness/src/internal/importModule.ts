@@ -8,12 +8,21 @@
  */
 import * as Effect from "effect/Effect"
 import { pathToFileURL } from "node:url"
+import type * as Tsx from "tsx/esm/api"
 
 const typeScript = /\.[cm]?tsx?$/
 
+/**
+ * The importer the built executable's launcher provides: the bundle runs as a script compiled with
+ * V8's code cache, and such a script has no `import()` of its own on Node 20.
+ */
+const hostImport = (globalThis as { readonly [key: symbol]: unknown })[Symbol.for("@holdout/harness/import")] as
+  | ((specifier: string) => Promise<unknown>)
+  | undefined
+
 const load = (url: string) =>
   Effect.tryPromise({
-    try: () => import(url) as Promise<Record<string, unknown>>,
+    try: () => (hostImport === undefined ? import(url) : hostImport(url)) as Promise<Record<string, unknown>>,
     catch: (error) => error
   })
 
@@ -24,7 +33,10 @@ let registered: Promise<unknown> | undefined
 
 /** tsx's loader hooks, registered once per process. */
 const registerTsx = Effect.tryPromise({
-  try: () => registered ??= import("tsx/esm/api").then((tsx) => tsx.register()),
+  try: () =>
+    registered ??= (hostImport === undefined
+      ? import("tsx/esm/api")
+      : hostImport("tsx/esm/api") as Promise<typeof Tsx>).then((tsx) => tsx.register()),
   catch: (error) => error
 })
 
