@@ -12,7 +12,7 @@
  */
 import * as Effect from "effect/Effect"
 import { execFileSync, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -30,16 +30,24 @@ const newest = (dir: string): number =>
     }, 0)
     : 0
 
-/** Builds the packages when the executable is missing or older than a source of theirs. */
+/**
+ * Builds the packages when the bundle is missing or older than a source of theirs, or when
+ * `dist/bin.js` is not the launcher (a type-check alone writes tsc's own `bin.js` there).
+ */
 const buildIfStale = Effect.sync(() => {
   const packages = join(root, "packages")
+  const bundle = join(packages, "harness", "dist", "holdout.cjs")
   const sources = Math.max(
     ...readdirSync(packages).flatMap((name) => [
       newest(join(packages, name, "src")),
       statSync(join(packages, name, "package.json")).mtimeMs
-    ])
+    ]),
+    ...["bundle-bin.ts", "bin-launcher.js"].map((name) => statSync(join(root, "scripts", name)).mtimeMs)
   )
-  if (existsSync(bin) && statSync(bin).mtimeMs >= sources) return
+  const launcher = readFileSync(join(root, "scripts", "bin-launcher.js"), "utf8")
+  const built = existsSync(bundle) && statSync(bundle).mtimeMs >= sources && existsSync(bin) &&
+    readFileSync(bin, "utf8") === launcher
+  if (built) return
   process.stderr.write("building the packages (npm run build)…\n")
   execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] })
 })
