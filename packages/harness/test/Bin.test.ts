@@ -33,7 +33,8 @@ const holdout = (args: ReadonlyArray<string>, env: Record<string, string>, inter
       stdout += chunk
       if (interruptOn !== undefined && !interrupted && stdout.includes(interruptOn)) {
         interrupted = true
-        child.kill("SIGINT")
+        // as a terminal's Ctrl-C would (not child.kill, after which Deno reports no exit code)
+        process.kill(child.pid!, "SIGINT")
       }
     })
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
