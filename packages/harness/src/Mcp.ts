@@ -25,9 +25,9 @@ import * as McpSchema from "@effect/ai/McpSchema"
 import * as McpServer from "@effect/ai/McpServer"
 import * as Tool from "@effect/ai/Tool"
 import * as Toolkit from "@effect/ai/Toolkit"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeSink from "@effect/platform-node/NodeSink"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Path from "@effect/platform/Path"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
@@ -366,5 +366,5 @@ export const serveRemote = (url?: string) =>
       EffectConfig.withDefault("http://127.0.0.1:8000")
     ))
     yield* Effect.logInfo(`MCP: serving the sidecar at ${baseUrl} over stdio`)
-    yield* untilClosed(layerStdio(Agent.remote(baseUrl)).pipe(Layer.provide(FetchHttpClient.layer)))
+    yield* untilClosed(layerStdio(Agent.remote(baseUrl)).pipe(Layer.provide(NodeHttpClient.layer)))
   })

@@ -212,7 +212,7 @@ describe("holdout: mistakes are one line, the cause first, with a hint", () => {
         )
         oneLineError(
           yield* holdout(["status"], { env: dead }),
-          /^error: no sidecar at http:\/\/127\.0\.0\.1:9 .*holdout serve -c .* or set HOLDOUT_URL/
+          /^error: no sidecar at http:\/\/127\.0\.0\.1:9 \(the connection was refused\): .*holdout serve -c .* or set HOLDOUT_URL/
         )
       }),
     60_000

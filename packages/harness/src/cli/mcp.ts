@@ -5,7 +5,6 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Mcp from "../Mcp.js"
 import { handled } from "./errors.js"
 import * as Shared from "./shared.js"
 
@@ -14,6 +13,8 @@ export const command = Command.make(
   { config: Options.optional(Shared.config), url: Shared.url },
   (options) =>
     handled(Effect.gen(function*() {
+      // the MCP server and @effect/ai load with this command only
+      const Mcp = yield* Effect.promise(() => import("../Mcp.js"))
       // in process over the stack of -c, else a client of the sidecar at --url (or $HOLDOUT_URL)
       return Option.isSome(options.config)
         ? yield* Mcp.serve(options.config.value)

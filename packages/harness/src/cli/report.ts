@@ -7,7 +7,6 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Report from "../Report.js"
 import { handled, UsageError } from "./errors.js"
 import * as Shared from "./shared.js"
 
@@ -26,6 +25,7 @@ export const command = Command.make(
     handled(
       Effect.gen(function*() {
         if (options.json && options.csv) return yield* new UsageError({ message: "--json and --csv: give one." })
+        const Report = yield* Effect.promise(() => import("../Report.js"))
         const data = yield* Report.collect
         // the tables' data; the viewer's (samples, comparisons) is what the HTML page embeds
         const { view: _view, ...tables } = data

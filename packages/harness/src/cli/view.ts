@@ -4,7 +4,6 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
-import * as Viewer from "../Viewer.js"
 import { handled } from "./errors.js"
 import * as Shared from "./shared.js"
 
@@ -18,7 +17,12 @@ export const command = Command.make(
     )
   },
   (options) =>
-    handled(Viewer.launch({ port: options.port }).pipe(Effect.provide(Shared.stackOf(options.config, options.stack))))
+    handled(
+      Effect.promise(() => import("../Viewer.js")).pipe(
+        Effect.flatMap((Viewer) => Viewer.launch({ port: options.port })),
+        Effect.provide(Shared.stackOf(options.config, options.stack))
+      )
+    )
 ).pipe(
   Command.withDescription(Shared.describedWith(
     "A read-only web viewer of the stack's runs, scores, budgets and verifier, live; on 127.0.0.1 only.",
