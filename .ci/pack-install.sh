@@ -68,8 +68,10 @@ npx --no-install holdout --help >help.txt
 grep -q "holdout" help.txt || fail "holdout --help printed no usage"
 
 step "holdout view --help, holdout mcp --help"
-npx --no-install holdout view --help | grep -q "holdout view" || fail "holdout view --help printed no usage"
-npx --no-install holdout mcp --help | grep -q "holdout mcp" || fail "holdout mcp --help printed no usage"
+for name in view mcp; do
+  npx --no-install holdout "$name" --help >"help-$name.txt"
+  grep -q "holdout $name" "help-$name.txt" || fail "holdout $name --help printed no usage"
+done
 
 step "holdout init, then a run and a report of the project it writes"
 mkdir init
