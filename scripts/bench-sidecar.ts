@@ -115,8 +115,11 @@ const measure = (
 
 const script = new URL(import.meta.url).pathname
 
-/** Starts the sidecar process and waits for its address; `stop` ends it. */
-const startSidecar = (dir: string) =>
+/**
+ * Starts the sidecar process (its dataset `bench`, split `train`: 10 samples, viewable) and waits
+ * for its address; `stop` ends it. Also the sidecar of `cli/evalRoundTripMs` (bench-cli.ts).
+ */
+export const startSidecar = (dir: string) =>
   Effect.acquireRelease(
     Effect.async<{ readonly url: string; readonly stop: () => void }, Error>((resume) => {
       const child = spawn(process.execPath, [...process.execArgv, script, "--sidecar-child", dir], {

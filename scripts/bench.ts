@@ -1,5 +1,6 @@
 /**
- * Holdout benchmarks: prints a table and writes bench-results.json ({ results: [{ name, value, unit }] }).
+ * Holdout benchmarks: prints a table and writes bench-results.json ({ results: [{ name, value, unit }] };
+ * the figures of this machine, not tracked by git).
  *
  *   npm run bench              all benchmarks
  *   npm run bench -- ledger    only those whose name contains "ledger"
@@ -20,6 +21,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { execFileSync, spawn } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import * as CliBench from "./bench-cli.js"
 import * as Scale from "./bench-scale.js"
 import * as SidecarBench from "./bench-sidecar.js"
 import * as Stats from "./bench-stats.js"
@@ -369,6 +371,7 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["pipeline/sqlite/samples+resumeMs", benchPipelineSqlite("sqlite")],
   ["pipeline/libsql/samples", benchPipelineSqlite("libsql")],
   ["sidecar/sqlite/evalPerSec+statusPerSec", SidecarBench.bench],
+  ["cli/startMs+evalRoundTripMs", CliBench.bench],
   ["scale/sqlite/1M", Scale.bench(scriptPath, "sqlite", 1_000_000, "1M")],
   ["scale/sqlite/10M", Scale.bench(scriptPath, "sqlite", 10_000_000, "10M")],
   ["scale/memory/10M", Scale.bench(scriptPath, "memory", 10_000_000, "10M")],

@@ -11,9 +11,11 @@
  *   npm run example:harbor [-- --fake]
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Command from "@effect/platform/Command"
 import { Engine, Ledger, Stack, TaskStore, View, Workspace } from "@holdout/core"
 import { HarborDataset, HarborStrategy } from "@holdout/strategy-harbor"
+import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -106,9 +108,16 @@ const main = Effect.gen(function*() {
   yield* program.pipe(Effect.provide(stack(harbor.launcher)))
 })
 
-Effect.runPromise(
-  main.pipe(Effect.provide(NodeContext.layer), Effect.provide(Logger.minimumLogLevel(LogLevel.Warning)))
-).catch((error: unknown) => {
-  process.stderr.write(`harbor example failed: ${String(error)}\n`)
-  process.exitCode = 1
-})
+// Ctrl-C interrupts the program, so the strategy's finalizers stop the nested `harbor run` jobs
+NodeRuntime.runMain(
+  main.pipe(
+    Effect.provide(NodeContext.layer),
+    Effect.provide(Logger.minimumLogLevel(LogLevel.Warning)),
+    Effect.tapErrorCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.void
+        : Effect.sync(() => process.stderr.write(`harbor example failed: ${String(Cause.squash(cause))}\n`))
+    )
+  ),
+  { disableErrorReporting: true }
+)

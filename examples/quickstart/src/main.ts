@@ -11,7 +11,9 @@
  * Delete `.holdout/quickstart.db` to start over (`HOLDOUT_DIR` moves `.holdout`).
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { SqliteStore } from "@holdout/store-sqlite"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -39,9 +41,16 @@ const program = Effect.gen(function*() {
   process.stdout.write(render(report) + "\n")
 })
 
-Effect.runPromise(
-  program.pipe(Effect.provide(make(stores)), Effect.provide(Logger.minimumLogLevel(LogLevel.Error)))
-).catch((error: unknown) => {
-  process.stderr.write(`quickstart failed: ${String(error)}\n`)
-  process.exitCode = 1
-})
+// Ctrl-C interrupts the program, so the store is closed before the process exits
+NodeRuntime.runMain(
+  program.pipe(
+    Effect.provide(make(stores)),
+    Effect.provide(Logger.minimumLogLevel(LogLevel.Error)),
+    Effect.tapErrorCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.void
+        : Effect.sync(() => process.stderr.write(`quickstart failed: ${String(Cause.squash(cause))}\n`))
+    )
+  ),
+  { disableErrorReporting: true }
+)

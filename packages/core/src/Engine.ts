@@ -78,6 +78,8 @@ export interface SplitStatus extends BudgetSnapshot {
   readonly evaluable: boolean
   /** A thresholdout split's overfitting budget: over-threshold answers allowed, given, left. */
   readonly overfit?: { readonly limit: number | null; readonly spent: number; readonly remaining: number | null }
+  /** The release mechanism that tells its runs' means, when not `exact`: a stored run's figures are not shown. */
+  readonly release?: "thresholdout" | "ladder"
 }
 
 /**
@@ -259,10 +261,12 @@ export const make = (
     const assemble = (run: RunRecord) =>
       Effect.suspend(() => {
         // the progress the store keeps is final once the run is; metrics stored before it had every
-        // field (numScored, standardError, interval) are recomputed from it
+        // field (numScored, standardError, interval) are recomputed from it, keeping the block-level
+        // spread of a non_viewable run, which the progress cannot give
+        const blocks = run.metrics?.blocks
         const metrics = run.progress === undefined && run.metrics !== undefined
           ? run.metrics
-          : Metrics.fromProgress(progressOf(run))
+          : { ...Metrics.fromProgress(progressOf(run)), ...(blocks === undefined ? {} : { blocks }) }
         return metrics.numSamples === 0
           ? Effect.fail(noSamples(run))
           : Effect.succeed({ run, metrics } satisfies Experiment)

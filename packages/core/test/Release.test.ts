@@ -130,6 +130,9 @@ describe("Release: thresholdout through the engine", () => {
         remaining: 1
       })
       assert.isFalse(status.some((entry) => entry.split.includes("#")))
+      // and names the mechanism of the split that has one, and of no other
+      assert.strictEqual(status.find((entry) => entry.split === "validation")?.release, "thresholdout")
+      assert.isFalse(status.some((entry) => entry.split !== "validation" && "release" in entry))
     }).pipe(thresholdout(2)))
 
   it.effect("a spent overfitting budget is BudgetExhausted (overfit) before anything is charged", () =>

@@ -186,5 +186,11 @@ describe("View of a non_viewable run's spread", () => {
         assert.deepStrictEqual(view.summary.metrics.interval, blocks.interval)
         assert.isFalse("blocks" in view.summary.metrics)
       } else assert.fail("a non_viewable view with metrics was expected")
+      // read again from the store, and replayed by its key, the run tells the same block-level spread
+      assert.deepStrictEqual((yield* engine.experiment(experiment.run.runId)).metrics, experiment.metrics)
+      const keyed = { datasetId: "qa", split: "validation", candidate, idempotencyKey: "spread" }
+      const first = yield* engine.evaluate(keyed)
+      assert.deepStrictEqual((yield* engine.evaluate(keyed)).metrics, first.metrics)
+      assert.isDefined(first.metrics.blocks)
     }).pipe(Effect.provide(stack({ behaviour: { fail: (id) => id % 3 === 2 } }).layer)))
 })

@@ -4,9 +4,11 @@
  *
  * - For whoever runs the stack: `init` (a project that runs as it is), `run` (one evaluation, with
  *   progress), `race`, `resume`, `runs` (every run), `show <run>` (one run as its tier shows it),
- *   `serve` (the sidecar), `report` (tables, CSV, JSON, a self-contained HTML page).
+ *   `serve` (the sidecar), `report` (tables, CSV, JSON, a self-contained HTML page), `view` (a live
+ *   read-only web viewer on 127.0.0.1).
  * - For the optimizer, clients of the sidecar (`--url`, else `HOLDOUT_URL`, else
- *   `http://127.0.0.1:8000`): `eval`, `samples`, `compare`, `status`, `submit`.
+ *   `http://127.0.0.1:8000`): `eval`, `samples`, `compare`, `status`, `submit`; and `mcp`, the same
+ *   operations as MCP tools over stdio for a coding agent (through the sidecar, or in process with `-c`).
  * - For the verifier: `finalize`.
  *
  * Shared options are spelled once but given on each subcommand, not on the root: @effect/cli reads
@@ -35,6 +37,7 @@ import * as Compare from "./cli/compare.js"
 import * as Eval from "./cli/eval.js"
 import * as Finalize from "./cli/finalize.js"
 import * as Init from "./cli/init.js"
+import * as Mcp from "./cli/mcp.js"
 import * as Race from "./cli/race.js"
 import * as Report from "./cli/report.js"
 import * as Resume from "./cli/resume.js"
@@ -45,6 +48,7 @@ import * as Serve from "./cli/serve.js"
 import * as Show from "./cli/show.js"
 import * as Status from "./cli/status.js"
 import * as Submit from "./cli/submit.js"
+import * as View from "./cli/view.js"
 import { version } from "./version.js"
 
 /**
@@ -62,7 +66,9 @@ export const subcommands = [
   Resume.command,
   Race.command,
   Report.command,
+  View.command,
   Serve.command,
+  Mcp.command,
   Eval.command,
   Samples.command,
   Compare.command,
@@ -174,7 +180,7 @@ const rootHelp = (): string => {
     "  $ holdout eval --dataset sums --split validation --candidate careful",
     "",
     "ENVIRONMENT",
-    "  HOLDOUT_URL   the sidecar's address for eval, samples, compare, status, submit, finalize",
+    "  HOLDOUT_URL   the sidecar's address for eval, samples, compare, status, submit, finalize, mcp",
     "  HOLDOUT_LOG   debug, info, warning (default) or error: what is logged on stderr",
     ""
   ].join("\n")

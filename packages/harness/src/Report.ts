@@ -3,16 +3,26 @@
  * evaluated on (the optimizer's runs and the verifier's apart, whole-split runs and subsets apart,
  * failed runs counted: they were charged) with the 95% interval of its newest run, and every budget
  * with what is left (and a thresholdout split's overfitting budget). `text` is aligned terminal
- * tables, `csv` the rows as CSV, `html` a self-contained page (inline CSS and SVG, nothing fetched) with a
- * score-per-candidate chart (intervals as whiskers) and a bar per budget. The report is the
- * operator's: it shows exact means, also of runs an optimizer was told through a release mechanism.
+ * tables, `csv` the rows as CSV, `html` the viewer's page (`Viewer.reportPage`) with its data
+ * embedded: self-contained (inline script and styles, nothing fetched), with the same views as
+ * `holdout view`. The report is the operator's: it shows exact means, also of runs an optimizer was
+ * told through a release mechanism.
  *
  * @since 0.1.0
  */
-import { DatasetSource, Engine, type HoldoutError, type Model, TaskStore } from "@holdout/core"
+import {
+  DatasetSource,
+  Engine,
+  type HoldoutError,
+  type Ledger,
+  type Model,
+  type SplitAccess,
+  TaskStore
+} from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Viewer from "./Viewer.js"
 
 /**
  * The runs of one candidate on one split, by one caller (optimizer or verifier), over whole splits or
@@ -52,6 +62,8 @@ export interface Data {
   readonly rows: ReadonlyArray<Row>
   readonly budgets: ReadonlyArray<Engine.SplitStatus>
   readonly generatedAt: number
+  /** What the HTML page embeds: the viewer's data. */
+  readonly view: Viewer.Embedded
 }
 
 /**
@@ -64,7 +76,7 @@ export interface Data {
 export const collect: Effect.Effect<
   Data,
   HoldoutError.StoreError,
-  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource
+  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource | Ledger.Ledger | SplitAccess.SplitAccess
 > = Effect.gen(function*() {
   const engine = yield* Engine.Engine
   const store = yield* TaskStore.TaskStore
@@ -128,7 +140,12 @@ export const collect: Effect.Effect<
         : { mean: metrics.avgFilledScore, standardError: spread.standardError, interval: spread.interval }
     }
   })
-  return { rows, budgets: yield* engine.status(), generatedAt: yield* Clock.currentTimeMillis }
+  return {
+    rows,
+    budgets: yield* engine.status(),
+    generatedAt: yield* Clock.currentTimeMillis,
+    view: yield* Viewer.embedded
+  }
 })
 
 const percent = (value: number) => `${(value * 100).toFixed(1)}%`
@@ -272,114 +289,10 @@ export const csv = (data: Data): string => {
   ].join("\n")
 }
 
-const escape = (value: string) =>
-  value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(
-    /'/g,
-    "&#39;"
-  )
-
-const colors = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2"]
-
 /**
- * The report as one self-contained HTML page.
+ * The report as one self-contained HTML page: the viewer's page with the data embedded.
  *
  * @since 0.1.0
  * @category rendering
  */
-export const html = (data: Data): string => {
-  const candidates = [...new Set(data.rows.map((row) => row.candidate))]
-  // the chart shows whole-split runs that have a mean; subsets and failures are in the table
-  const charted = data.rows.filter((row) => !row.subset && row.mean !== null && row.newest !== null)
-  const series = [...new Set(charted.map(splitText))]
-  const barWidth = 18
-  const groupWidth = Math.max(1, series.length) * barWidth + 24
-  const chartWidth = Math.max(320, 60 + candidates.length * groupWidth)
-  const chartHeight = 240
-  const plot = chartHeight - 60
-  const bars = candidates.flatMap((candidate, group) =>
-    series.flatMap((name, index) => {
-      const row = charted.find((entry) => entry.candidate === candidate && splitText(entry) === name)
-      if (row === undefined || row.mean === null || row.newest === null) return []
-      const newest = row.newest
-      const height = Math.round(row.mean * plot)
-      const x = 50 + group * groupWidth + index * barWidth
-      const y = (value: number) => (20 + plot - Math.max(0, Math.min(1, value)) * plot).toFixed(1)
-      const middle = x + (barWidth - 4) / 2
-      // the newest run's 95% interval as a whisker
-      const whisker = newest.interval === null ?
-        "" :
-        `<path class="ci" d="M${middle} ${y(newest.interval.lower)}V${y(newest.interval.upper)}M${middle - 3} ${
-          y(newest.interval.lower)
-        }h6M${middle - 3} ${y(newest.interval.upper)}h6"/>`
-      return [
-        `<rect x="${x}" y="${20 + plot - height}" width="${barWidth - 4}" height="${height}" fill="${
-          colors[index % colors.length]
-        }">` +
-        `<title>${
-          escape(
-            `${candidate} on ${name}: ${percent(row.mean)} over ${plural(row.runs, "run")}; newest run ${
-              percent(newest.mean)
-            }, 95% interval ${intervalText(row)}`
-          )
-        }</title></rect>` + whisker
-      ]
-    })
-  )
-  const labels = candidates.map((candidate, group) =>
-    `<text x="${50 + group * groupWidth}" y="${chartHeight - 22}" font-size="11">${
-      escape(candidate.slice(0, 24))
-    }</text>`
-  )
-  const axis = [0, 0.5, 1].map((tick) =>
-    `<text x="4" y="${24 + plot - tick * plot}" font-size="10">${tick * 100}%</text>` +
-    `<line x1="46" x2="${chartWidth}" y1="${20 + plot - tick * plot}" y2="${20 + plot - tick * plot}" stroke="#ddd"/>`
-  )
-  const legend = series.map((name, index) =>
-    `<span class="key"><i style="background:${colors[index % colors.length]}"></i>${escape(name)}</span>`
-  )
-  const budgetRows = data.budgets.map((split) => {
-    const limit = split.limits.runs
-    const left = split.remaining.runs
-    const fraction = limit === null || left === null ? 1 : left / Math.max(1, limit)
-    const label = [runsLeftText(limit, left), overfitText(split)].filter((part) => part !== "").join(", ")
-    return `<tr><td>${escape(`${split.datasetId}/${split.split}`)}</td><td>${escape(split.tier)}</td>` +
-      `<td><div class="meter"><div style="width:${(fraction * 100).toFixed(1)}%"></div></div></td><td>${
-        escape(label)
-      }</td></tr>`
-  })
-  const tableRows = data.rows.map((row) =>
-    `<tr><td>${escape(row.candidate)}</td><td>${escape(row.datasetId)}/${escape(row.split)}${
-      row.admin ? " (verifier)" : ""
-    }</td>` +
-    `<td>${row.subset ? "subset" : "whole"}</td><td>${row.runs}</td><td>${row.failed}</td>` +
-    `<td>${percentOrDash(row.mean)}</td><td>${percentOrDash(row.best)}</td>` +
-    `<td>${percentOrDash(row.newest?.mean)}</td><td>${escape(intervalText(row))}</td><td>${
-      percentOrDash(row.newest?.standardError)
-    }</td></tr>`
-  )
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Holdout report</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2rem;color:#111}table{border-collapse:collapse;margin:1rem 0}
-td,th{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left}.meter{width:200px;height:12px;background:#eee;border-radius:6px}
-.meter div{height:12px;background:#16a34a;border-radius:6px}.ci{stroke:#111;stroke-width:1.5;fill:none}.key{margin-right:1rem}.key i{display:inline-block;width:10px;height:10px;margin-right:4px}
-</style></head><body>
-<h1>Holdout report</h1>
-<p>Generated ${escape(new Date(data.generatedAt).toISOString())}.</p>
-<h2>Score per candidate</h2>
-<div>${legend.join("")}</div>
-<svg xmlns="http://www.w3.org/2000/svg" width="${chartWidth}" height="${chartHeight}" role="img" aria-label="mean score per candidate and split">
-${axis.join("\n")}
-${bars.join("\n")}
-${labels.join("\n")}
-</svg>
-<p>Bars are the mean of a candidate's runs; whiskers the 95% interval of its newest run.</p>
-<table><thead><tr><th>candidate</th><th>split</th><th>samples</th><th>runs</th><th>failed</th><th>mean</th><th>best</th><th>newest run</th><th>95% interval</th><th>SE</th></tr></thead>
-<tbody>${tableRows.join("\n")}</tbody></table>
-<h2>Budgets</h2>
-<table><thead><tr><th>split</th><th>tier</th><th>left</th><th></th></tr></thead><tbody>${
-    budgetRows.join("\n")
-  }</tbody></table>
-</body></html>
-`
-}
+export const html = (data: Data): string => Viewer.reportPage(data.view)

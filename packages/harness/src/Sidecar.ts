@@ -15,6 +15,8 @@
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
  * - Every request is logged in a line (method, path, status, milliseconds, error tag) through the
  *   Effect logger: at info level, the polled `/health` and `/status` at debug level.
+ * - The operator's viewer (`Viewer`) is served under `/view`, behind the admin token (a bearer
+ *   header, or a browser session opened with the token on its login form); `view: false` leaves it out.
  * - All state lives in the stack's `Ledger` and `TaskStore`: a restarted sidecar on the same store
  *   has the same budgets, runs, submission and finalize answer.
  *
@@ -31,10 +33,9 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
-import { Compare, Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
+import { type DatasetSource, type Engine, HoldoutError, type Ledger, type SplitAccess, TaskStore } from "@holdout/core"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -42,9 +43,10 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Results from "./Results.js"
-import { Api, Authorization, defaultSamplesLimit, EvalPayload, RunNotFound, SubmitRequest } from "./SidecarApi.js"
+import * as Agent from "./Agent.js"
+import { Api, Authorization, EvalPayload, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
+import * as Viewer from "./Viewer.js"
 
 /**
  * @since 0.1.0
@@ -57,6 +59,8 @@ export interface Options {
   readonly resultsDir?: string
   /** The largest request body accepted, in bytes (default 64 KiB). */
   readonly maxBodyBytes?: number
+  /** Serve the operator's viewer under `/view`, behind the admin token (default true). */
+  readonly view?: boolean
 }
 
 /** Compares two strings in time that depends only on their lengths. */
@@ -110,25 +114,6 @@ const authorization = (token: string) =>
           : Effect.fail(new HoldoutError.Unauthorized()))
   })
 
-/** One line per offending field: unknown fields by name, other problems with the schema's message. */
-const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): string => {
-  const seen = new Set<string>()
-  const parts: Array<string> = []
-  for (const issue of issues) {
-    const field = issue.path.map(String).join(".")
-    if (seen.has(field)) continue
-    seen.add(field)
-    parts.push(
-      issue._tag === "Unexpected"
-        ? `unknown field "${field}" (${issue.message.replace(/^is unexpected, e/, "e")})`
-        : field === ""
-        ? issue.message
-        : `"${field}": ${issue.message}`
-    )
-  }
-  return parts.join("; ")
-}
-
 /**
  * Reads and decodes a request body as JSON, strictly (the payload schemas refuse unknown fields).
  * The endpoints that use it are served with `handleRaw`, so that malformed JSON and schema errors
@@ -147,7 +132,7 @@ const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
             new HoldoutError.InvalidRequest({
               message:
                 `The request body is not valid: ${
-                  describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
+                  Agent.describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
                 }. ` +
                 `Fix it and send it again; nothing was charged or recorded.`
             })
@@ -160,107 +145,23 @@ const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
 const decodeEval = decodeBody(EvalPayload)
 const decodeSubmit = decodeBody(SubmitRequest)
 
-/** A store failure is logged with its cause; the caller gets `_tag`, `op` and a message naming no file. */
-const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.tapError(
-    effect,
-    (error) =>
-      typeof error === "object" && error !== null && "_tag" in error && error._tag === "StoreError"
-        ? Effect.logError("Sidecar: a store operation failed", error)
-        : Effect.void
-  )
+const logStoreErrors = Agent.logStoreErrors
 
+/** The optimizer's routes: each one an operation of `Agent`, which the MCP tools share. */
 const agentHandlers = (resultsDir: string | undefined) =>
   HttpApiBuilder.group(Api, "agent", (handlers) =>
     Effect.gen(function*() {
-      const engine = yield* Engine.Engine
-      const verifier = yield* Verifier.Verifier
-      const access = yield* SplitAccess.SplitAccess
-      const ledger = yield* Ledger.Ledger
-      const context = yield* Effect.context<
-        SplitAccess.SplitAccess | TaskStore.TaskStore | FileSystem.FileSystem | Path.Path
-      >()
-      const store = Context.get(context, TaskStore.TaskStore)
-      const submitEnabled = verifier.mode === "submit"
-      const compareLock = yield* Effect.makeSemaphore(1)
+      const agent = yield* Agent.make(resultsDir === undefined ? {} : { resultsDir })
       return handlers
         .handle("health", () => Effect.succeed({ ok: true }))
-        .handleRaw("eval", ({ request }) =>
-          Effect.gen(function*() {
-            const payload = yield* decodeEval(request)
-            const experiment = yield* engine.evaluate(payload)
-            const view = yield* View.experiment(experiment).pipe(Effect.provide(context))
-            const resultPath = resultsDir === undefined
-              ? Option.none()
-              : yield* Results.write(resultsDir, experiment).pipe(Effect.provide(context))
-            // the evaluated split's budget only (it was charged, so it is budgeted)
-            const budget = yield* Effect.option(ledger.get({ datasetId: payload.datasetId, split: payload.split }))
-            return {
-              experiment: view,
-              resultPath: Option.getOrNull(resultPath),
-              remaining: Option.getOrNull(Option.map(budget, (snapshot) => snapshot.remaining))
-            }
-          }).pipe(logStoreErrors))
-        .handle("samples", ({ path: { runId }, urlParams }) =>
-          Effect.gen(function*() {
-            const limit = urlParams.limit ?? defaultSamplesLimit
-            const run = yield* store.getRun(runId)
-            // the verifier's runs, and runs on no_access splits, are as unknown as runs never made
-            if (Option.isNone(run) || run.value.admin) return yield* new RunNotFound({ runId })
-            const tier = yield* access.tier(run.value.split)
-            if (tier === "no_access") return yield* new RunNotFound({ runId })
-            // nothing per sample is read unless the tier shows it
-            const samples = tier === "viewable"
-              ? yield* store.listSamples(runId, {
-                limit,
-                ...(urlParams.after === undefined ? {} : { after: urlParams.after })
-              })
-              : []
-            return yield* View.samplePage(run.value, tier, samples, limit)
-          }).pipe(logStoreErrors))
-        .handle("compare", ({ urlParams }) =>
-          Effect.gen(function*() {
-            // a run the optimizer may not know of is RunNotFound, as for /runs/{runId}/samples
-            const visible = (runId: string) =>
-              Effect.gen(function*() {
-                const run = yield* store.getRun(runId)
-                if (Option.isNone(run) || run.value.admin) return yield* new RunNotFound({ runId })
-                if ((yield* access.tier(run.value.split)) === "no_access") return yield* new RunNotFound({ runId })
-                return run.value
-              })
-            const runA = yield* visible(urlParams.runA)
-            const runB = yield* visible(urlParams.runB)
-            // the bootstrap holds the event loop for a while on large runs: one comparison at a time
-            const comparison = yield* compareLock.withPermits(1)(
-              Compare.runs(runA, runB).pipe(Effect.provide(context))
-            )
-            return { runA: runA.runId, runB: runB.runId, datasetId: runA.datasetId, split: runA.split, comparison }
-          }).pipe(logStoreErrors))
-        .handle("status", () =>
-          Effect.map(logStoreErrors(engine.status()), (splits) => ({
-            submitEnabled,
-            splits: splits.flatMap((entry) =>
-              entry.tier === "no_access" ? [] : [{
-                datasetId: entry.datasetId,
-                split: entry.split,
-                tier: entry.tier,
-                limits: entry.limits,
-                spent: entry.spent,
-                remaining: entry.remaining,
-                ...(entry.overfit === undefined ? {} : { overfit: entry.overfit })
-              }]
-            )
-          })))
+        .handleRaw("eval", ({ request }) => Effect.flatMap(decodeEval(request), agent.evaluate))
+        .handle("samples", ({ path: { runId }, urlParams }) => agent.samples(runId, urlParams))
+        .handle("compare", ({ urlParams }) => agent.compare(urlParams.runA, urlParams.runB))
+        .handle("runs", () => agent.runs())
+        .handle("show", ({ path: { runId }, urlParams }) => agent.show(runId, urlParams))
+        .handle("status", () => agent.status())
         .handleRaw("submit", ({ request }) =>
-          Effect.gen(function*() {
-            const payload = yield* decodeSubmit(request)
-            if (!submitEnabled) {
-              return yield* new HoldoutError.InvalidRequest({
-                message: "Submissions are disabled: the verifier picks the best candidate itself (auto_best)."
-              })
-            }
-            return { submitted: yield* verifier.submit(payload.candidate) }
-          }).pipe(logStoreErrors))
+          Effect.flatMap(decodeSubmit(request), (payload) => agent.submit(payload.candidate)))
     }))
 
 const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
@@ -338,7 +239,8 @@ const requestLog = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
 /** The routes a client polls, served without a tracing span of their own. */
 const pollRoutes = ["/health", "/status"]
 
-const routes = "GET /health, POST /eval, GET /runs/{runId}/samples, GET /compare, GET /status, POST /submit, " +
+const routes =
+  "GET /health, POST /eval, GET /runs, GET /runs/{runId}, GET /runs/{runId}/samples, GET /compare, GET /status, POST /submit, " +
   "POST /finalize, GET /experiments, GET /openapi.json"
 
 /**
@@ -388,6 +290,7 @@ export const layer = (
   | TaskStore.TaskStore
   | SplitAccess.SplitAccess
   | Verifier.Verifier
+  | DatasetSource.DatasetSource
   | FileSystem.FileSystem
   | Path.Path
 > =>
@@ -411,7 +314,12 @@ export const layer = (
       Layer.unwrapEffect,
       // the polled routes make no span each: a poller's spans would drown the evaluations' ones
       HttpMiddleware.withTracerDisabledForUrls(pollRoutes),
-      Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+      Layer.provide([
+        options.view === false
+          ? HttpApiBuilder.Router.Live
+          : Layer.provideMerge(Viewer.layerMount({ token }), HttpApiBuilder.Router.Live),
+        HttpApiBuilder.Middleware.layer
+      ])
     )
     return served.pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

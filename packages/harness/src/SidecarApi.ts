@@ -7,6 +7,9 @@
  * (unknown, the verifier's, or on a `no_access` split) is the same 404 `RunNotFound` whatever the
  * reason, so that not even its existence is confirmed.
  *
+ * `GET /runs` lists the optimizer's runs, each summarised as its tier allows, and `GET /runs/{runId}?after=&limit=`
+ * shows one, with a page of its per-sample records on a `viewable` split (`Agent.runs` / `Agent.show`).
+ *
  * `GET /compare?runA=&runB=` compares two of the optimizer's runs of one `viewable` split, paired by
  * sample (`Compare.runs`): the mean difference, its bootstrap interval and the permutation p-values.
  * Runs it may not know of are 404 `RunNotFound` as above; a `non_viewable` run is 403 `AccessDenied`.
@@ -138,6 +141,58 @@ export const CompareResponse = Schema.Struct({
 })
 
 /**
+ * A run's summary as the optimizer may see it again: with its metrics (at block level on a
+ * `non_viewable` split), or with nothing of its scores when a release mechanism tells its split's means
+ * (`withheld` names it) or while no sample of it is recorded (`withheld` is null).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunSummary = Schema.Union(
+  View.ExperimentSummary,
+  Schema.Struct({
+    ...View.ExperimentSummary.pick("runId", "candidateId", "datasetId", "split", "status", "createdAt").fields,
+    candidateLabel: Schema.optional(Schema.String),
+    finishedAt: Schema.optional(Schema.Number),
+    withheld: Schema.NullOr(Schema.Literal("thresholdout", "ladder"))
+  })
+)
+
+/**
+ * One of the optimizer's runs in a listing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RunEntry = Schema.Struct({
+  tier: Schema.Literal("viewable", "non_viewable"),
+  summary: RunSummary
+})
+
+/**
+ * The optimizer's runs, oldest first.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Runs = Schema.Struct({ runs: Schema.Array(RunEntry) })
+
+/**
+ * One run as the optimizer may see it: on a `viewable` split also its record and a page of its
+ * per-sample records (`samples.next` is the cursor of the following page); on a `non_viewable` split
+ * the summary only.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Shown = Schema.Struct({
+  tier: Schema.Literal("viewable", "non_viewable"),
+  summary: RunSummary,
+  run: Schema.optional(Model.RunRecord),
+  samples: Schema.optional(View.SamplePageView)
+})
+
+/**
  * The page size of `GET /runs/{runId}/samples` when the caller gives none.
  *
  * @since 0.1.0
@@ -265,6 +320,28 @@ const Unauthorized = described(
 const TooLarge = described(PayloadTooLarge, "The request body is over the sidecar's size limit (PayloadTooLarge).")
 const NotFound = described(publicError(RunNotFound), "No run of that id is known to the caller (RunNotFound).")
 
+/**
+ * Every error of the optimizer's routes as its body encodes it (`_tag`, `message` and the error's public
+ * fields): what the MCP tools answer with, too.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const AgentError = Schema.Union(
+  InvalidRequest,
+  UnknownSplit,
+  SubsetTooSmall,
+  AccessDenied,
+  SplitNotBudgeted,
+  IdempotencyConflict,
+  BudgetExhausted,
+  StoreError,
+  StrategyError,
+  RunFailed,
+  NotFound,
+  TooLarge
+)
+
 const bad = { status: 400 } as const
 const forbidden = { status: 403 } as const
 const failed = { status: 500 } as const
@@ -337,6 +414,29 @@ export const AgentGroup = HttpApiGroup.make("agent")
       .annotate(
         OpenApi.Description,
         "Two of the optimizer's runs of one viewable split, paired by sample: difference, bootstrap interval, p-values."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("runs", "/runs")
+      .addSuccess(described(Runs, "The optimizer's runs, oldest first, each with its tier and summary."))
+      .addError(StoreError, failed)
+      .annotate(
+        OpenApi.Description,
+        "The optimizer's runs (never the verifier's, nor one on a no_access split), each summarised as its tier " +
+          "allows: no figure of its scores under a release mechanism, nor before a sample is recorded."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("show", "/runs/:runId")
+      .setPath(Schema.Struct({ runId: Schema.String }))
+      .setUrlParams(SamplesQuery)
+      .addSuccess(described(Shown, "The run as its tier shows it, with a page of its samples on a viewable split."))
+      .addError(NotFound, { status: 404 })
+      .addError(StoreError, failed)
+      .annotate(
+        OpenApi.Description,
+        "One of the optimizer's runs: on a viewable split its record and a page of its per-sample records (after, " +
+          "limit); on a non_viewable split its summary only."
       )
   )
   .add(

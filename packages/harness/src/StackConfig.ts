@@ -35,9 +35,6 @@ import {
   TaskStore,
   Workspace
 } from "@holdout/core"
-import { FsStore } from "@holdout/store-fs"
-import { SqliteStore } from "@holdout/store-sqlite"
-import { HarborConfig, HarborDataset, HarborStrategy } from "@holdout/strategy-harbor"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -45,6 +42,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Yaml from "yaml"
 import * as GitWorkspace from "./GitWorkspace.js"
+import { importModule } from "./internal/importModule.js"
 import * as Verifier from "./Verifier.js"
 
 const Tier = Schema.Literal("viewable", "non_viewable", "no_access")
@@ -343,15 +341,26 @@ export const load = (
     return { config, baseDir: path.dirname(absolute), file: absolute }
   })
 
+/** A package a configuration may ask for, loaded only then (start-up does without the stores and Harbor). */
+const loadPackage = <A>(name: string, module: () => Promise<A>) =>
+  Effect.tryPromise({
+    try: module,
+    catch: (error) => new HoldoutError.ConfigError({ message: `Cannot load ${name}: ${String(error)}` })
+  })
+
+const loadFsStore = loadPackage("@holdout/store-fs", () => import("@holdout/store-fs"))
+const loadSqliteStore = loadPackage("@holdout/store-sqlite", () => import("@holdout/store-sqlite"))
+const loadHarbor = loadPackage("@holdout/strategy-harbor", () => import("@holdout/strategy-harbor"))
+
 const isTask = (value: unknown): value is Task.Task<unknown, unknown, unknown> =>
   typeof value === "object" && value !== null && Task.TypeId in value
 
 /** Loads the `Task` a module exports. */
 const loadTask = (file: string, name: string) =>
-  Effect.tryPromise({
-    try: () => import(file) as Promise<Record<string, unknown>>,
-    catch: (error) => new HoldoutError.ConfigError({ message: `Cannot load the task module ${file}: ${String(error)}` })
-  }).pipe(
+  importModule(file).pipe(
+    Effect.mapError((error) =>
+      new HoldoutError.ConfigError({ message: `Cannot load the task module ${file}: ${String(error)}` })
+    ),
     Effect.flatMap((module) =>
       isTask(module[name])
         ? Effect.succeed(module[name])
@@ -405,25 +414,34 @@ export const stack = (
     // as `Stack.layerWith` would give them (the stores serve both tags, so they are built here once)
     const ledgerBudgets = [...budgets, ...Release.overfitBudgets(releaseConfig, budgets)]
 
+    const dir = at(config.store.kind === "fs" ? config.store.dir : "")
     const stores: Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, StackError, Requirements> =
       config.store.kind === "sqlite"
         ? Layer.unwrapEffect(Effect.gen(function*() {
           const fs = yield* FileSystem.FileSystem
           const filename = at(config.store.kind === "sqlite" ? config.store.filename : "")
           yield* fs.makeDirectory(path.dirname(filename), { recursive: true }).pipe(Effect.ignore)
+          const { SqliteStore } = yield* loadSqliteStore
           // better-sqlite3 is the embedded default on Node; it does not load under Deno, libsql does
           return "Deno" in globalThis
             ? SqliteStore.layerLibsql({ filename, budgets: ledgerBudgets })
             : SqliteStore.layer({ filename, budgets: ledgerBudgets })
         }))
         : config.store.kind === "fs"
-        ? FsStore.layer({ dir: at(config.store.dir), budgets: ledgerBudgets })
+        ? Layer.unwrapEffect(Effect.map(loadFsStore, ({ FsStore }) => FsStore.layer({ dir, budgets: ledgerBudgets })))
         : Layer.merge(Ledger.layerMemory(ledgerBudgets), TaskStore.layerMemory)
 
+    const datasetsConfig = config.datasets
     const datasets: Layer.Layer<DatasetSource.DatasetSource, HoldoutError.ConfigError, Requirements> =
-      config.datasets.kind === "jsonl"
-        ? DatasetSource.layerJsonlDir({ dir: at(config.datasets.dir) })
-        : HarborDataset.layer({ datasetId: config.datasets.datasetId, partition: config.datasets.partition })
+      datasetsConfig.kind === "jsonl"
+        ? DatasetSource.layerJsonlDir({ dir: at(datasetsConfig.dir) })
+        : Layer.unwrapEffect(
+          Effect.map(
+            loadHarbor,
+            ({ HarborDataset }) =>
+              HarborDataset.layer({ datasetId: datasetsConfig.datasetId, partition: datasetsConfig.partition })
+          )
+        )
 
     const workspace: Layer.Layer<Workspace.Workspace, HoldoutError.StrategyError, Requirements> =
       config.workspace?.kind === "git"
@@ -447,6 +465,7 @@ export const stack = (
       ))
       : Layer.unwrapEffect(Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
+        const { HarborConfig, HarborStrategy } = yield* loadHarbor
         const harbor = yield* HarborConfig.decode(strategyConfig.harbor)
         // a local task directory is relative to the configuration; anything else is a registry reference
         const local = yield* fs.exists(at(harbor.taskSource)).pipe(Effect.orElseSucceed(() => false))

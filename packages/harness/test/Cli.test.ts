@@ -151,6 +151,7 @@ describe("holdout CLI", () => {
           "race",
           "resume",
           "serve",
+          "mcp",
           "eval",
           "samples",
           "compare",
@@ -160,7 +161,8 @@ describe("holdout CLI", () => {
           "report",
           "init",
           "runs",
-          "show"
+          "show",
+          "view"
         ]
       ) {
         assert.match(top.stdout, new RegExp(`\\n  ${command} +\\S`), command)
@@ -240,10 +242,12 @@ describe("holdout CLI", () => {
       assert.match(report.stdout, /qa\/validation\s+non_viewable\s+\[#+\.+\]\s+2 of 3 runs left/)
       // the budgeted viewable split is no warning on every command
       for (const outcome of [train, slow, report]) assert.notInclude(outcome.stderr, "WARN")
+      // the viewer's page with the data embedded (its views are checked in Chromium by Viewer.test.ts)
       const page = readFileSync(html, "utf8")
-      assert.include(page, "<svg")
+      assert.include(page, `<script type="application/json" id="holdout-data">`)
       assert.include(page, "slow-exact")
-      assert.notMatch(page, /<script|src="http/, "the report is not self-contained")
+      assert.include(page, "connect-src 'none'", "the report may fetch nothing")
+      assert.notMatch(page, /(src|href)="(https?:)?\/\//, "the report is not self-contained")
     }).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
   }, 120_000)
 

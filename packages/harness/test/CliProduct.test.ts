@@ -212,7 +212,7 @@ describe("holdout: mistakes are one line, the cause first, with a hint", () => {
         )
         oneLineError(
           yield* holdout(["status"], { env: dead }),
-          /^error: no sidecar at http:\/\/127\.0\.0\.1:9 .*holdout serve -c .* or set HOLDOUT_URL/
+          /^error: no sidecar at http:\/\/127\.0\.0\.1:9 \(the connection was refused\): .*holdout serve -c .* or set HOLDOUT_URL/
         )
       }),
     60_000
@@ -274,6 +274,8 @@ describe("holdout serve: request log, OpenAPI, port in use", () => {
         >
       }
       assert.deepStrictEqual([openapi.info.title, openapi.info.version], ["Holdout sidecar", version])
+      // the optimizer's run listing and run view are among the endpoints checked below
+      assert.includeMembers(Object.keys(openapi.paths), ["/runs", "/runs/{runId}", "/runs/{runId}/samples"])
       for (const [path, methods] of Object.entries(openapi.paths)) {
         for (const [method, operation] of Object.entries(methods)) {
           assert.isString(operation.description, `${method} ${path}`)

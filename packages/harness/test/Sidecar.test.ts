@@ -183,6 +183,8 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
         const path of [
           "/health",
           "/eval",
+          "/runs",
+          "/runs/{runId}",
           "/runs/{runId}/samples",
           "/compare",
           "/status",

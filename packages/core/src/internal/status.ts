@@ -34,13 +34,15 @@ export const of = (
       (snapshot) =>
         Effect.map(access.tier(snapshot.split), (tier): SplitStatus => {
           const overfit = overfitOf(snapshot)
+          const release = releases[snapshot.split]?._tag
           return {
             ...snapshot,
             tier,
             evaluable: tier !== "no_access",
             ...(overfit === undefined ? {} : {
               overfit: { limit: overfit.limits.runs, spent: overfit.spent.runs, remaining: overfit.remaining.runs }
-            })
+            }),
+            ...(release === undefined || release === "exact" ? {} : { release })
           }
         })
     )

@@ -3,7 +3,6 @@
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { Compare, HoldoutError, TaskStore } from "@holdout/core"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -79,7 +78,7 @@ export const command = Command.make(
           : yield* Effect.flatMap(
             Shared.client(options.url),
             (api) => api.agent.compare({ urlParams: { runA: options.runA, runB: options.runB } })
-          ).pipe(Effect.provide(FetchHttpClient.layer))
+          ).pipe(Effect.provide(Shared.clientLayer))
         if (options.json) return yield* Console.log(JSON.stringify(compared, null, 2))
         const where = `${compared.datasetId}/${compared.split}`
         for (const line of comparisonLines(compared.runA, compared.runB, where, compared.comparison)) {

@@ -66,6 +66,31 @@ const originOf = (url: string) => {
 }
 
 /**
+ * The system error code (`ECONNREFUSED`, `ENOTFOUND`, …) anywhere in a cause chain: `fetch` wraps
+ * Node's error in a `TypeError`, Node's `http` module gives it as it is, and a connection tried on
+ * several addresses gives an `AggregateError` of them.
+ */
+const systemCodeOf = (cause: unknown): string | undefined => {
+  const seen = new Set<unknown>()
+  const pending: Array<unknown> = [cause]
+  let found: string | undefined
+  while (pending.length > 0) {
+    const next = pending.shift()
+    if (typeof next !== "object" || next === null || seen.has(next)) continue
+    seen.add(next)
+    if ("code" in next && typeof next.code === "string" && /^E[A-Z0-9_]+$/.test(next.code)) {
+      if (next.code === "ECONNREFUSED") return next.code
+      found ??= next.code
+    }
+    if ("cause" in next) pending.push(next.cause)
+    if ("errors" in next && Array.isArray(next.errors)) {
+      for (const inner of next.errors as ReadonlyArray<unknown>) pending.push(inner)
+    }
+  }
+  return found
+}
+
+/**
  * What a command failed with, as one line (without the `error: ` prefix).
  *
  * @since 0.1.0
@@ -75,7 +100,11 @@ export const describe = (error: unknown): string => {
   if (HttpClientError.isHttpClientError(error)) {
     const origin = originOf(error.request.url)
     if (error._tag === "RequestError" && error.reason === "Transport") {
-      return `no sidecar at ${origin} (the connection failed): start one with \`holdout serve -c holdout.yaml\`, ` +
+      const code = systemCodeOf(error.cause)
+      const how = code === "ECONNREFUSED"
+        ? "the connection was refused"
+        : `the connection failed${code === undefined ? "" : `, ${code}`}`
+      return `no sidecar at ${origin} (${how}): start one with \`holdout serve -c holdout.yaml\`, ` +
         `or set HOLDOUT_URL (or --url) to where it listens.`
     }
     if (error._tag === "ResponseError") {

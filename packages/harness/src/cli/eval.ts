@@ -3,7 +3,6 @@
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { Engine, type Model } from "@holdout/core"
 import * as Chunk from "effect/Chunk"
 import * as Console from "effect/Console"
@@ -133,7 +132,7 @@ export const command = Command.make(
           )
         }
         if (reply.resultPath !== null) yield* Console.log(`  results: ${reply.resultPath}`)
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+      }).pipe(Effect.provide(Shared.clientLayer))
     )
 ).pipe(
   Command.withDescription(Shared.describedWith(

@@ -3,12 +3,10 @@
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Verifier from "../Verifier.js"
 import { handled } from "./errors.js"
 import * as Shared from "./shared.js"
 
@@ -29,8 +27,11 @@ export const command = Command.make(
         const api = yield* Shared.client(options.url, token)
         const answer = yield* api.admin.finalize()
         yield* Console.log(JSON.stringify(answer, null, 2))
-        if (Option.isSome(options.output)) yield* Verifier.writeRewards(options.output.value, answer.rewards)
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+        if (Option.isSome(options.output)) {
+          const Verifier = yield* Effect.promise(() => import("../Verifier.js"))
+          yield* Verifier.writeRewards(options.output.value, answer.rewards)
+        }
+      }).pipe(Effect.provide(Shared.clientLayer))
     )
 ).pipe(
   Command.withDescription(Shared.describedWith(

@@ -7,7 +7,6 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Report from "../Report.js"
 import { handled, UsageError } from "./errors.js"
 import * as Shared from "./shared.js"
 
@@ -26,8 +25,11 @@ export const command = Command.make(
     handled(
       Effect.gen(function*() {
         if (options.json && options.csv) return yield* new UsageError({ message: "--json and --csv: give one." })
+        const Report = yield* Effect.promise(() => import("../Report.js"))
         const data = yield* Report.collect
-        if (options.json) yield* Console.log(JSON.stringify(data, null, 2))
+        // the tables' data; the viewer's (samples, comparisons) is what the HTML page embeds
+        const { view: _view, ...tables } = data
+        if (options.json) yield* Console.log(JSON.stringify(tables, null, 2))
         else if (options.csv) yield* Console.log(Report.csv(data))
         else yield* Console.log(Report.text(data))
         if (Option.isSome(options.html)) {

@@ -4,7 +4,6 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -48,7 +47,7 @@ export const command = Command.make(
         })
         for (const sample of page.samples) yield* Console.log(JSON.stringify(sample))
         if (page.next !== null) yield* Console.error(`next page: --after ${page.next}`)
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+      }).pipe(Effect.provide(Shared.clientLayer))
     )
 ).pipe(
   Command.withDescription(Shared.describedWith(

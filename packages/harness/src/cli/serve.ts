@@ -3,7 +3,6 @@
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Path from "@effect/platform/Path"
 import { HoldoutError } from "@holdout/core"
@@ -15,10 +14,14 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
-import * as Sidecar from "../Sidecar.js"
-import * as StackConfig from "../StackConfig.js"
 import { handled } from "./errors.js"
 import * as Shared from "./shared.js"
+
+/** What `serve` needs beyond the command line, loaded when it runs (start-up does without it). */
+const serverModules = async () => ({
+  NodeHttpServer: await import("@effect/platform-node/NodeHttpServer"),
+  Sidecar: await import("../Sidecar.js")
+})
 
 /** The error code of a failure to listen (`EADDRINUSE`, `EACCES`, …), if it has one. */
 const listenCode = (error: unknown): string | undefined => {
@@ -39,6 +42,7 @@ export const command = Command.make(
   },
   (options) =>
     handled(Effect.gen(function*() {
+      const StackConfig = yield* Shared.loadStackConfig
       const loaded = yield* StackConfig.load(options.config)
       const sidecar = loaded.config.sidecar
       if (sidecar === undefined) {
@@ -47,6 +51,7 @@ export const command = Command.make(
             `sidecar: { tokenFile: .holdout/admin.token, port: 8000 }.`
         })
       }
+      const { NodeHttpServer, Sidecar } = yield* Effect.promise(serverModules)
       const path = yield* Path.Path
       const host = Option.getOrElse(options.host, () => sidecar.host)
       const port = Option.getOrElse(options.port, () => sidecar.port)

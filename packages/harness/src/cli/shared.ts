@@ -5,6 +5,7 @@
  */
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as PlatformCommand from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
@@ -18,10 +19,18 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { importModule } from "../internal/importModule.js"
 import * as Progress from "../Progress.js"
-import { Api } from "../SidecarApi.js"
-import * as StackConfig from "../StackConfig.js"
+import type * as StackConfig from "../StackConfig.js"
 import { didYouMean, UsageError } from "./errors.js"
+
+/**
+ * The configuration module (its schemas, YAML, and through it the verifier, the stores and Harbor),
+ * loaded when a command reads a configuration: `--help` and the sidecar's clients start without it.
+ *
+ * @since 0.1.0
+ */
+export const loadStackConfig: Effect.Effect<typeof StackConfig> = Effect.promise(() => import("../StackConfig.js"))
 
 /** A command's description followed by examples, one `$ holdout …` line each. */
 export const describedWith = (description: string, examples: ReadonlyArray<string>): HelpDoc.HelpDoc =>
@@ -127,6 +136,7 @@ export const sampleSelection = (
 export const stackOf = (configFile: Option.Option<string>, module: Option.Option<string>) =>
   Layer.unwrapEffect(Effect.gen(function*() {
     if (Option.isSome(configFile) && Option.isNone(module)) {
+      const StackConfig = yield* loadStackConfig
       return StackConfig.stack(yield* StackConfig.load(configFile.value))
     }
     if (Option.isSome(configFile) || Option.isNone(module)) {
@@ -138,11 +148,11 @@ export const stackOf = (configFile: Option.Option<string>, module: Option.Option
     }
     const path = yield* Path.Path
     const file = path.resolve(module.value)
-    const exported = yield* Effect.tryPromise({
-      try: () => import(file) as Promise<{ readonly default?: unknown }>,
-      catch: (error) =>
+    const exported = yield* importModule(file).pipe(
+      Effect.mapError((error) =>
         new HoldoutError.ConfigError({ message: `Cannot load the stack module ${file}: ${String(error)}` })
-    })
+      )
+    )
     if (!Layer.isLayer(exported.default)) {
       return yield* new HoldoutError.ConfigError({
         message: `${file} must export a Layer of the stack's services as its default export (e.g. Stack.layerWith(…)).`
@@ -182,17 +192,26 @@ export const suggestDataset = (message: string, datasetId: string): string => {
 }
 
 /**
- * The sidecar's typed client.
+ * The HTTP client of the sidecar's clients: Node's `http` module, ready at start, where the global
+ * `fetch` of Node 20 costs its first call some 100 ms of loading.
+ *
+ * @since 0.1.0
+ */
+export const clientLayer = NodeHttpClient.layer
+
+/**
+ * The sidecar's typed client (its API's schemas load with the first client).
  *
  * @since 0.1.0
  */
 export const client = (baseUrl: string, token?: string) =>
-  HttpApiClient.make(Api, {
-    baseUrl,
-    ...(token === undefined
-      ? {}
-      : { transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
-  })
+  Effect.flatMap(Effect.promise(() => import("../SidecarApi.js")), ({ Api }) =>
+    HttpApiClient.make(Api, {
+      baseUrl,
+      ...(token === undefined
+        ? {}
+        : { transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
+    }))
 
 /** A commit of the repository in the working directory, as a full hash. */
 const resolveCommit = (ref: string) =>

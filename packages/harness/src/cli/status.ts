@@ -2,7 +2,6 @@
  * `holdout status`: the splits the optimizer may evaluate, with their budgets left.
  */
 import * as Command from "@effect/cli/Command"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { handled } from "./errors.js"
@@ -33,7 +32,7 @@ export const command = Command.make("status", { url: Shared.url, json: Shared.js
         ])
       ))
       yield* Console.log(`\nsubmissions ${reply.submitEnabled ? "enabled" : "disabled"}`)
-    }).pipe(Effect.provide(FetchHttpClient.layer))
+    }).pipe(Effect.provide(Shared.clientLayer))
   )).pipe(
     Command.withDescription(Shared.describedWith(
       "The splits the optimizer may evaluate, with their budgets left (and a thresholdout split's overfitting budget).",

@@ -2,7 +2,6 @@
  * `holdout submit`: the optimizer's final candidate.
  */
 import * as Command from "@effect/cli/Command"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { handled } from "./errors.js"
@@ -18,7 +17,7 @@ export const command = Command.make(
         const api = yield* Shared.client(options.url)
         const reply = yield* api.agent.submit({ payload: { candidate } })
         yield* Console.log(`submitted ${reply.submitted.id} (final)`)
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+      }).pipe(Effect.provide(Shared.clientLayer))
     )
 ).pipe(
   Command.withDescription(Shared.describedWith(
