@@ -59,21 +59,33 @@ const runAndKill = (kind: StoreKind, dir: string, runKey: string, delayMs: numbe
     })
   })
 
-/** `PRAGMA integrity_check` of a SQLite database, through libsql (which loads under Node and Deno). */
+/**
+ * A SQLite client of `filename` through the library the parent reopens the store with: better-sqlite3
+ * under Node, libsql under Deno (better-sqlite3 does not load there). One process must never open a
+ * database through two SQLite libraries: each keeps its own POSIX locks and its own view of the WAL
+ * index, and closing one drops the other's locks, so a later checkpoint can write stale pages.
+ */
+const parentClient = (filename: string): Layer.Layer<SqlClient.SqlClient, unknown> =>
+  isDeno
+    ? Layer.unwrapScoped(Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => createClient({ url: `file:${filename}` })),
+        (client) => Effect.sync(() => client.close())
+      ),
+      (liveClient) => LibsqlClient.layer({ liveClient })
+    ))
+    : Layer.unwrapEffect(Effect.map(
+      Effect.promise(() => import("@effect/sql-sqlite-node/SqliteClient")),
+      (SqliteClient) => SqliteClient.layer({ filename })
+    ))
+
+/** `PRAGMA integrity_check` of a SQLite database, through the parent's library (`parentClient`). */
 const integrity = (filename: string) =>
   Effect.scoped(
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       return yield* sql<{ integrity_check: string }>`PRAGMA integrity_check`
-    }).pipe(
-      Effect.provide(Layer.unwrapScoped(Effect.map(
-        Effect.acquireRelease(
-          Effect.sync(() => createClient({ url: `file:${filename}` })),
-          (client) => Effect.sync(() => client.close())
-        ),
-        (liveClient) => LibsqlClient.layer({ liveClient })
-      )))
-    )
+    }).pipe(Effect.provide(parentClient(filename)))
   )
 
 // The child writes with the store's own client; the parent reopens with one that loads in its
