@@ -56,7 +56,8 @@ describe("GroupCommit", () => {
         })
       )
       const runtime = yield* Effect.runtime<never>()
-      // five timers of one turn, each a caller of its own: a commit made at once would take the first alone
+      // five timers, each a caller of its own: a commit made at once would take each alone (Node runs
+      // them in one turn, so they share one batch; Deno may run the first alone)
       yield* Effect.promise(() =>
         Promise.all(
           [1, 2, 3, 4, 5].map((input) =>
@@ -64,7 +65,8 @@ describe("GroupCommit", () => {
           )
         )
       )
-      assert.deepStrictEqual(batches, [[1, 2, 3, 4, 5]])
+      assert.deepStrictEqual(batches.flat(), [1, 2, 3, 4, 5])
+      assert.isAtMost(batches.length, "Deno" in globalThis ? 2 : 1, `batches: ${JSON.stringify(batches)}`)
     }))
 
   it.effect("closing the scope lets the batch in flight finish and interrupts the callers still queued", () =>

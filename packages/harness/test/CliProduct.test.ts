@@ -326,7 +326,8 @@ policy: { train: viewable, validation: non_viewable }
             // once the run has started (its first progress line), as a user would press Ctrl-C
             if (!sent && /progress/.test(text)) {
               sent = true
-              child.kill("SIGINT")
+              // as a terminal's Ctrl-C would (not child.kill, after which Deno reports no exit code)
+              process.kill(child.pid!, "SIGINT")
             }
           }
         }
