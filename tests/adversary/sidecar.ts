@@ -2,7 +2,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
-import { DatasetSource, EvalStrategy, HoldoutError, Ledger, LocalStrategy, Stack, Task, TaskStore } from "@holdout/core"
+import { DatasetSource, EvalStrategy, HoldoutError, Ledger, LocalStrategy, Stack, TaskStore } from "@holdout/core"
 import { Sidecar, Verifier } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -11,21 +11,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { doubleTask as task, rows } from "../../packages/harness/test/helpers.js"
 
-interface Row {
-  readonly index: number
-  readonly answer: number
-}
-
-export const rows = (count: number): ReadonlyArray<Row> =>
-  Array.from({ length: count }, (_, index) => ({ index, answer: index * 2 }))
-
-const task = Task.make<Row, number, "answer">({
-  name: "double",
-  labelFields: ["answer"],
-  infer: (row) => row.index * 2,
-  score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
-})
+export { rows }
 
 /**
  * The local strategy, except for candidate "broken" (a StrategyError), "empty" (no sample at all) and

@@ -1,24 +1,10 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
-import { DatasetSource, Engine, Ledger, LocalStrategy, type Model, Stack, Task, TaskStore } from "@holdout/core"
+import { DatasetSource, Engine, Ledger, LocalStrategy, type Model, Stack, TaskStore } from "@holdout/core"
 import { Agent, Verifier } from "@holdout/harness"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-
-interface Row {
-  readonly index: number
-  readonly answer: number
-}
-
-const rows = (count: number): ReadonlyArray<Row> =>
-  Array.from({ length: count }, (_, index) => ({ index, answer: index * 2 }))
-
-const task = Task.make<Row, number, "answer">({
-  name: "double",
-  labelFields: ["answer"],
-  infer: (row) => row.index * 2,
-  score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
-})
+import { doubleTask as task, rows } from "./helpers.js"
 
 /** A stack whose `ladder` split tells its means through the ladder, and whose `validation` split is exact. */
 const stack = Stack.layerWith({

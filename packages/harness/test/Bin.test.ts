@@ -1,46 +1,29 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { holdout as runHoldout } from "./helpers.js"
 
-const root = fileURLToPath(new URL("../../..", import.meta.url))
-const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/entry/${name}`, import.meta.url))
-
-interface Outcome {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
 
 const runArgs = (stack: string) => ["run", "--stack", stack, "--dataset", "qa", "--split", "train", "--candidate", "c"]
 
 /** `holdout …` on Node; `interruptOn` sends SIGINT once stdout shows that text. */
-const holdout = (args: ReadonlyArray<string>, env: Record<string, string>, interruptOn?: string) =>
-  Effect.async<Outcome>((resume) => {
-    const child = spawn("node", ["--import", "tsx", bin, ...args], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    let interrupted = false
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk
+const holdout = (args: ReadonlyArray<string>, env: Record<string, string>, interruptOn?: string) => {
+  let interrupted = false
+  return runHoldout(args, {
+    env,
+    onStdout: (stdout, child) => {
       if (interruptOn !== undefined && !interrupted && stdout.includes(interruptOn)) {
         interrupted = true
         // as a terminal's Ctrl-C would (not child.kill, after which Deno reports no exit code)
         process.kill(child.pid!, "SIGINT")
       }
-    })
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    child.on("exit", (code) => resume(Effect.succeed({ code, stdout, stderr })))
-    return Effect.sync(() => child.kill("SIGKILL"))
+    }
   })
+}
 
 describe("the holdout executable", () => {
   it.live("Ctrl-C interrupts the command: its resources are released before the process exits, with code 130", () =>

@@ -1,109 +1,46 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import {
+  awaitAddress,
+  bin,
+  fixtureStack,
+  holdout,
+  root,
+  type Served,
+  sidecarListening,
+  stackFixture,
+  stopAll,
+  track,
+  writeConfig
+} from "./helpers.js"
 
-const root = fileURLToPath(new URL("../../..", import.meta.url))
-const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
-const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
 const deno = join(root, "node_modules", ".bin", "deno")
 const fakeHarbor = join(root, "packages", "strategy-harbor", "testing", "fake-harbor.mjs")
 
 /** A fresh stack configuration (YAML) in a temporary directory; its state lives there too. */
-const makeConfig = (extra = "") => {
-  const dir = mkdtempSync(join(tmpdir(), "holdout-cli-"))
-  const file = join(dir, "holdout.yaml")
-  writeFileSync(
-    file,
-    `store: { kind: sqlite, filename: state/holdout.db }
-datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
-strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))}, concurrency: 4 }
-budgets:
-  - { datasetId: qa, split: train, runs: 5 }
-  - { datasetId: qa, split: validation, runs: 3 }
-policy: { train: viewable, validation: non_viewable, test: no_access }
-verifier:
+const makeConfig = (extra = "") =>
+  writeConfig(
+    "holdout-cli-",
+    `${fixtureStack(3)}verifier:
   mode: auto_best
   selection: { datasetId: qa, split: validation }
   targets: [{ datasetId: qa, split: test, rewardKey: accuracy }]
 sidecar: { tokenFile: state/admin.token, resultsDir: state/results, port: 0 }
 ${extra}`
   )
-  return { dir, file }
-}
-
-interface Outcome {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const holdout = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.async<Outcome>((resume) => {
-    const child = spawn("node", ["--import", "tsx", bin, ...args], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    child.on("exit", (code) => resume(Effect.succeed({ code, stdout, stderr })))
-  })
-
-interface Served {
-  readonly child: ChildProcess
-  readonly url: string
-  readonly output: () => string
-}
-
-/** Every sidecar a test started, so that none outlives its test. */
-const started: Array<ChildProcess> = []
-const stopAll = Effect.sync(() => {
-  for (const child of started.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-  }
-})
 
 /** Starts `holdout serve` (on Node, or on Deno) and waits until it listens. */
 const serve = (config: string, runtime: "node" | "deno" = "node") =>
-  Effect.async<Served>((resume) => {
+  Effect.suspend(() => {
     const [command, args] = runtime === "node"
       ? ["node", ["--import", "tsx", bin]] as const
       : [deno, ["run", "-A", "--sloppy-imports", bin]] as const
     const child = spawn(command, [...args, "serve", "-c", config], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    started.push(child)
-    let output = ""
-    let done = false
-    const timer = setTimeout(() => {
-      if (!done) {
-        done = true
-        child.kill("SIGKILL")
-        resume(Effect.die(new Error(`the sidecar did not start:\n${output}`)))
-      }
-    }, 60_000)
-    const onData = (chunk: string) => {
-      output += chunk
-      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output)
-      if (match !== null && !done) {
-        done = true
-        clearTimeout(timer)
-        resume(Effect.succeed({ child, url: match[1]!, output: () => output }))
-      }
-    }
-    child.stdout.setEncoding("utf8").on("data", onData)
-    child.stderr.setEncoding("utf8").on("data", onData)
-    child.on("exit", () => {
-      if (!done) {
-        done = true
-        clearTimeout(timer)
-        resume(Effect.die(new Error(`the sidecar exited:\n${output}`)))
-      }
-    })
+    return awaitAddress(track(child), { pattern: sidecarListening, what: "the sidecar", timeout: 60_000 })
   })
 
 const kill = (served: Served, signal: NodeJS.Signals) =>
@@ -222,7 +159,7 @@ describe("holdout CLI", () => {
       const fromModule = yield* holdout([
         "run",
         "--stack",
-        join(fixture, "stack.ts"),
+        join(stackFixture, "stack.ts"),
         "--dataset",
         "qa",
         "--split",
@@ -323,7 +260,7 @@ policy: { train: viewable }
         "-c",
         file,
         "--stack",
-        join(fixture, "stack.ts"),
+        join(stackFixture, "stack.ts"),
         "--dataset",
         "qa",
         "--split",
@@ -346,7 +283,7 @@ describe("holdout eval and samples: per-sample results through the sidecar, in p
     const { dir, file } = makeConfig()
     return Effect.gen(function*() {
       const served = yield* serve(file)
-      const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: served.url })
+      const client = (args: ReadonlyArray<string>) => holdout(args, { env: { HOLDOUT_URL: served.url } })
       const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "train", "--candidate", "off-by-one"])
       assert.strictEqual(evaluated.code, 0, evaluated.stderr)
       assert.include(evaluated.stdout, "samples not fully right: 3, 7")
@@ -382,7 +319,7 @@ describe("holdout compare, intervals and release mechanisms", () => {
 `)
     return Effect.gen(function*() {
       const served = yield* serve(file)
-      const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: served.url })
+      const client = (args: ReadonlyArray<string>) => holdout(args, { env: { HOLDOUT_URL: served.url } })
       const runIds: Array<string> = []
       for (const candidate of ["exact", "off-by-one"]) {
         const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "train", "--candidate", candidate])
@@ -501,7 +438,7 @@ describe("holdout serve: restart safety", () => {
       const token = () => readFileSync(join(dir, "state", "admin.token"), "utf8").trim()
       return Effect.gen(function*() {
         const first = yield* serve(file)
-        const client = (args: ReadonlyArray<string>) => holdout(args, { HOLDOUT_URL: first.url })
+        const client = (args: ReadonlyArray<string>) => holdout(args, { env: { HOLDOUT_URL: first.url } })
         const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "validation", "--candidate", "exact"])
         assert.strictEqual(evaluated.code, 0, evaluated.stderr)
         assert.match(evaluated.stdout, /\(non_viewable\): mean 100\.0% .*over 12 samples/)
@@ -545,7 +482,7 @@ describe("holdout serve: restart safety", () => {
         const fourth = yield* serve(file)
         const finalized = yield* holdout(
           ["finalize", "--token-file", join(dir, "state", "admin.token"), "--output", reward],
-          { HOLDOUT_URL: fourth.url }
+          { env: { HOLDOUT_URL: fourth.url } }
         )
         yield* kill(fourth, "SIGTERM")
         assert.strictEqual(finalized.code, 0, finalized.stderr)

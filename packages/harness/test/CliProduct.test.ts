@@ -1,48 +1,30 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { version } from "../src/version.js"
+import {
+  awaitAddress,
+  bin,
+  environment,
+  fixtureSources,
+  holdout as runHoldout,
+  type HoldoutOptions,
+  type Outcome,
+  root,
+  sidecarListening,
+  stackFixture,
+  stopAll,
+  track,
+  writeConfig
+} from "./helpers.js"
 
-const root = fileURLToPath(new URL("../../..", import.meta.url))
-const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
-const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
-
-interface Outcome {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs `holdout` in `cwd`; `onStderr` may act on what it writes (e.g. interrupt it). */
-const holdout = (
-  args: ReadonlyArray<string>,
-  options: {
-    readonly cwd?: string
-    readonly env?: Record<string, string>
-    readonly onStderr?: (text: string, child: ChildProcess) => void
-  } = {}
-) =>
-  Effect.async<Outcome>((resume) => {
-    const env: Record<string, string | undefined> = { ...process.env, ...options.env }
-    if (options.env?.["HOLDOUT_URL"] === undefined) delete env["HOLDOUT_URL"]
-    const child = spawn("node", ["--import", "tsx", bin, ...args], {
-      cwd: options.cwd ?? root,
-      env,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk
-      options.onStderr?.(stderr, child)
-    })
-    child.on("exit", (code) => resume(Effect.succeed({ code, stdout, stderr })))
-  })
+/** Runs `holdout`, outside any sidecar unless `options.env` names one (`HOLDOUT_URL`). */
+const holdout = (args: ReadonlyArray<string>, options: HoldoutOptions = {}) =>
+  runHoldout(args, { ...options, env: { HOLDOUT_URL: undefined, ...options.env } })
 
 /** A failure is exactly one line on stderr, `error: …`, exit code 1 (beside log lines, which `serve` shows). */
 const oneLineError = (outcome: Outcome, pattern: RegExp) => {
@@ -53,42 +35,15 @@ const oneLineError = (outcome: Outcome, pattern: RegExp) => {
   assert.match(lines[0]!, pattern)
 }
 
-const started: Array<ChildProcess> = []
-const stopAll = Effect.sync(() => {
-  for (const child of started.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-  }
-})
-
 /** Starts `holdout serve` and waits until it listens (or exits). */
 const serve = (args: ReadonlyArray<string>, cwd: string) =>
-  Effect.async<{ readonly child: ChildProcess; readonly url: string; readonly output: () => string }>((resume) => {
-    const env: Record<string, string | undefined> = { ...process.env }
-    delete env["HOLDOUT_LOG"]
+  Effect.suspend(() => {
     const child = spawn("node", ["--import", "tsx", bin, "serve", ...args], {
       cwd,
-      env,
+      env: environment({ HOLDOUT_LOG: undefined }),
       stdio: ["ignore", "pipe", "pipe"]
     })
-    started.push(child)
-    let output = ""
-    let done = false
-    const onData = (chunk: string) => {
-      output += chunk
-      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output)
-      if (match !== null && !done) {
-        done = true
-        resume(Effect.succeed({ child, url: match[1]!, output: () => output }))
-      }
-    }
-    child.stdout.setEncoding("utf8").on("data", onData)
-    child.stderr.setEncoding("utf8").on("data", onData)
-    child.on("exit", () => {
-      if (!done) {
-        done = true
-        resume(Effect.die(new Error(`the sidecar exited:\n${output}`)))
-      }
-    })
+    return awaitAddress(track(child), { pattern: sidecarListening, what: "the sidecar" })
   })
 
 /** A directory outside the repository that resolves `@holdout/*` as an installed project would. */
@@ -225,8 +180,8 @@ describe("holdout: mistakes are one line, the cause first, with a hint", () => {
       writeFileSync(
         file,
         `store: { kind: memory }
-datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
-strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))} }
+datasets: { kind: jsonl, dir: ${JSON.stringify(join(stackFixture, "data"))} }
+strategy: { kind: task, module: ${JSON.stringify(join(stackFixture, "task.ts"))} }
 budgets: ${budgets}
 policy: { train: viewable, validation: non_viewable, test: no_access }
 ${extra}`
@@ -306,14 +261,9 @@ describe("holdout serve: request log, OpenAPI, port in use", () => {
 
 describe("holdout run: Ctrl-C", () => {
   it.live("prints the run id and the command that resumes it, which finishes the run without a new charge", () => {
-    const dir = mkdtempSync(join(tmpdir(), "holdout-interrupt-"))
-    const file = join(dir, "holdout.yaml")
-    writeFileSync(
-      file,
-      `store: { kind: sqlite, filename: state/holdout.db }
-datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
-strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))}, concurrency: 1 }
-budgets: [{ datasetId: qa, split: validation, runs: 3 }]
+    const { dir, file } = writeConfig(
+      "holdout-interrupt-",
+      `${fixtureSources(1)}budgets: [{ datasetId: qa, split: validation, runs: 3 }]
 policy: { train: viewable, validation: non_viewable }
 `
     )

@@ -6,48 +6,40 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Model, View } from "@holdout/core"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { Mcp, SidecarApi } from "../src/index.js"
-
-const root = fileURLToPath(new URL("../../..", import.meta.url))
-const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
-const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
+import {
+  awaitAddress,
+  bin,
+  environment,
+  fixtureStack,
+  root,
+  sidecarListening,
+  stackFixture,
+  writeConfig
+} from "./helpers.js"
 
 /** A fresh stack configuration (its store in its own directory), served with a sidecar on a free port. */
 const makeConfig = () => {
-  const dir = mkdtempSync(join(tmpdir(), "holdout-mcp-"))
-  const config = join(dir, "holdout.yaml")
-  writeFileSync(
-    config,
-    `store: { kind: sqlite, filename: state/holdout.db }
-datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
-strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))}, concurrency: 4 }
-budgets:
-  - { datasetId: qa, split: train, runs: 5 }
-  - { datasetId: qa, split: validation, runs: 2 }
-policy: { train: viewable, validation: non_viewable, test: no_access }
-verifier:
+  const { dir, file } = writeConfig(
+    "holdout-mcp-",
+    `${fixtureStack(2)}verifier:
   mode: submit
   selection: { datasetId: qa, split: validation }
   targets: [{ datasetId: qa, split: test, rewardKey: accuracy }]
 sidecar: { tokenFile: state/admin.token, port: 0, host: 127.0.0.1 }
 `
   )
-  return { dir, config }
+  return { dir, config: file }
 }
 
-const env = {
-  ...Object.fromEntries(
-    Object.entries(process.env).filter((entry): entry is [string, string] => typeof entry[1] === "string")
-  ),
-  HOLDOUT_LOG: "info"
-}
+const env = environment({ HOLDOUT_LOG: "info" })
 
 /** What a tool call answered. */
 interface Answer {
@@ -94,22 +86,16 @@ const isRunning = (pid: number) => {
 
 /** Starts `holdout serve` and waits until it listens; the child is returned with its address. */
 const serveSidecar = (config: string) =>
-  new Promise<{ readonly child: ChildProcess; readonly url: string }>((resolve, reject) => {
-    const child = spawn("node", ["--import", "tsx", bin, "serve", "-c", config], {
-      cwd: root,
-      env,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let output = ""
-    const onData = (chunk: string) => {
-      output += chunk
-      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output)
-      if (match !== null) resolve({ child, url: match[1]! })
-    }
-    child.stdout.setEncoding("utf8").on("data", onData)
-    child.stderr.setEncoding("utf8").on("data", onData)
-    child.on("exit", () => reject(new Error(`the sidecar exited:\n${output}`)))
-  })
+  Effect.runPromise(
+    awaitAddress(
+      spawn("node", ["--import", "tsx", bin, "serve", "-c", config], {
+        cwd: root,
+        env,
+        stdio: ["ignore", "pipe", "pipe"]
+      }),
+      { pattern: sidecarListening, what: "the sidecar" }
+    )
+  )
 
 /** A port that was free a moment ago. */
 const freePort = () =>
@@ -412,8 +398,8 @@ describe("holdout mcp on Deno", () => {
     writeFileSync(
       denoConfig,
       `store: { kind: sqlite, filename: state/holdout.db }
-datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
-strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))} }
+datasets: { kind: jsonl, dir: ${JSON.stringify(join(stackFixture, "data"))} }
+strategy: { kind: task, module: ${JSON.stringify(join(stackFixture, "task.ts"))} }
 budgets: [{ datasetId: qa, split: train, runs: 1 }]
 policy: { train: viewable, test: no_access }
 `

@@ -10,7 +10,6 @@ import {
   Ledger,
   LocalStrategy,
   Stack,
-  Task,
   TaskStore
 } from "@holdout/core"
 import { Sidecar, Verifier } from "@holdout/harness"
@@ -21,21 +20,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-
-interface Row {
-  readonly index: number
-  readonly answer: number
-}
-
-const rows = (count: number): ReadonlyArray<Row> =>
-  Array.from({ length: count }, (_, index) => ({ index, answer: index * 2 }))
-
-const task = Task.make<Row, number, "answer">({
-  name: "double",
-  labelFields: ["answer"],
-  infer: (row) => row.index * 2,
-  score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
-})
+import { doubleTask as task, rows } from "./helpers.js"
 
 // "holdout-secret" is no_access; "ghost" is tiered but holds no data (a budget for it would be a
 // ConfigError at start: `Stack.checkBudgetedSplits`); "open" is viewable but unbudgeted

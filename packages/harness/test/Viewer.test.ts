@@ -14,23 +14,16 @@ import { Sidecar, Verifier, Viewer } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { pathToFileURL } from "node:url"
 import type { Browser, Page } from "playwright-core"
+import { awaitAddress, bin, fixtureStack, holdout, root, type Row, rows, writeConfig } from "./helpers.js"
 
 const chromiumPath = "/usr/bin/chromium"
-
-interface Row {
-  readonly index: number
-  readonly answer: number
-}
-
-const rows = (count: number): ReadonlyArray<Row> =>
-  Array.from({ length: count }, (_, index) => ({ index, answer: index * 2 }))
 
 /** "good" misses every fourth sample; "fair" is off on odd ones; "broken" fails inference on even ones. */
 const task = Task.make<Row, number, "answer">({
@@ -606,48 +599,15 @@ describe("the viewer's event stream", () => {
     }), 60_000)
 })
 
-const root = fileURLToPath(new URL("../../..", import.meta.url))
-const bin = fileURLToPath(new URL("../src/bin.ts", import.meta.url))
-const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
-
-/** Runs `holdout` to its end. */
-const holdout = (args: ReadonlyArray<string>) =>
-  Effect.async<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
-    const child = spawn("node", ["--import", "tsx", bin, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    child.on("exit", (code) => resume(Effect.succeed({ code, stdout, stderr })))
-  })
-
 /** Starts `holdout view` and waits for the address it serves on; it is killed when the scope closes. */
 const startViewer = (args: ReadonlyArray<string>) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly child: ChildProcess; readonly url: string }>((resume) => {
-      const child = spawn("node", ["--import", "tsx", bin, "view", ...args], {
-        cwd: root,
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let output = ""
-      let done = false
-      const onData = (chunk: string) => {
-        output += chunk
-        const match = /holdout viewer on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-        if (match !== null && !done) {
-          done = true
-          resume(Effect.succeed({ child, url: match[1]! }))
-        }
-      }
-      child.stdout.setEncoding("utf8").on("data", onData)
-      child.stderr.setEncoding("utf8").on("data", onData)
-      child.on("exit", () => {
-        if (!done) {
-          done = true
-          resume(Effect.die(new Error(`holdout view exited:\n${output}`)))
-        }
-      })
-    }).pipe(Effect.timeout("60 seconds"), Effect.orDie),
+    Effect.suspend(() =>
+      awaitAddress(
+        spawn("node", ["--import", "tsx", bin, "view", ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] }),
+        { pattern: /holdout viewer on (http:\/\/127\.0\.0\.1:\d+)/, what: "holdout view" }
+      )
+    ).pipe(Effect.timeout("60 seconds"), Effect.orDie),
     ({ child }) =>
       Effect.sync(() => {
         if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
@@ -659,20 +619,8 @@ describe("holdout view", () => {
     "serves a stack's store on 127.0.0.1, live from runs another process makes",
     () =>
       Effect.gen(function*() {
-        const dir = mkdtempSync(join(tmpdir(), "holdout-view-cli-"))
+        const { dir, file: config } = writeConfig("holdout-view-cli-", fixtureStack(3))
         yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-        const config = join(dir, "holdout.yaml")
-        writeFileSync(
-          config,
-          `store: { kind: sqlite, filename: state/holdout.db }
-datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
-strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))}, concurrency: 4 }
-budgets:
-  - { datasetId: qa, split: train, runs: 5 }
-  - { datasetId: qa, split: validation, runs: 3 }
-policy: { train: viewable, validation: non_viewable, test: no_access }
-`
-        )
         const run = (split: string, candidate: string) =>
           holdout(["run", "-c", config, "--dataset", "qa", "--split", split, "--candidate", candidate])
         const first = yield* run("train", "exact")
