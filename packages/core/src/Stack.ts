@@ -9,7 +9,7 @@ import * as DatasetSource from "./DatasetSource.js"
 import * as Engine from "./Engine.js"
 import type { EvalStrategy } from "./EvalStrategy.js"
 import { ConfigError } from "./HoldoutError.js"
-import { didYouMean } from "./internal/suggest.js"
+import { closest, didYouMean } from "./internal/suggest.js"
 import * as Ledger from "./Ledger.js"
 import * as LocalStrategy from "./LocalStrategy.js"
 import type { SplitBudget, SplitTier } from "./Model.js"
@@ -18,6 +18,26 @@ import * as RunEvents from "./RunEvents.js"
 import * as SplitAccess from "./SplitAccess.js"
 import type * as Task from "./Task.js"
 import * as TaskStore from "./TaskStore.js"
+
+/**
+ * The known name closest to `name` by edit distance, when it is close enough to be a typo of it (at
+ * most a third of its length apart, at least one edit): the "did you mean …?" of an error message.
+ * Names are compared regardless of case unless `options.ignoreCase` is `false`.
+ *
+ * @example
+ * ```ts
+ * Stack.closestName("validaton", ["train", "validation"]) // "validation"
+ * Stack.closestName("secret", ["train", "validation"]) // undefined
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const closestName: (
+  name: string,
+  known: Iterable<string>,
+  options?: { readonly ignoreCase?: boolean }
+) => string | undefined = closest
 
 /**
  * A budget configuration and an access policy that agree with each other.

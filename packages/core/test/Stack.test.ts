@@ -132,3 +132,17 @@ describe("Stack.layerMemory", () => {
       )
     ))
 })
+
+describe("Stack.closestName", () => {
+  it("names the known name a typo was meant to be, and none when every known name is too far", () => {
+    assert.strictEqual(Stack.closestName("validaton", ["train", "validation"]), "validation")
+    assert.strictEqual(Stack.closestName("tran", ["train", "validation"]), "train")
+    assert.isUndefined(Stack.closestName("secret", ["train", "validation"]))
+  })
+
+  it("compares regardless of case unless told otherwise", () => {
+    assert.strictEqual(Stack.closestName("SQLite", ["sqlite", "memory"]), "sqlite")
+    assert.isUndefined(Stack.closestName("SQLite", ["sqlite", "memory"], { ignoreCase: false }))
+    assert.strictEqual(Stack.closestName("Budgets", ["budgets", "policy"], { ignoreCase: false }), "budgets")
+  })
+})

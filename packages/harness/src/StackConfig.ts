@@ -265,33 +265,9 @@ const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>):
   return shown.join("; ") + hint
 }
 
-/** The Levenshtein distance of two names. */
-const editDistance = (left: string, right: string): number => {
-  let previous = Array.from({ length: right.length + 1 }, (_, index) => index)
-  for (let i = 1; i <= left.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= right.length; j++) {
-      current[j] = Math.min(
-        previous[j]! + 1,
-        current[j - 1]! + 1,
-        previous[j - 1]! + (left[i - 1] === right[j - 1] ? 0 : 1)
-      )
-    }
-    previous = current
-  }
-  return previous[right.length]!
-}
-
-/** The known name closest to `name`, when close enough to be a typo of it. */
-const closestName = (name: string, known: ReadonlyArray<string>): string | undefined => {
-  const limit = Math.max(1, Math.floor(name.length / 3))
-  let best: { readonly name: string; readonly distance: number } | undefined
-  for (const candidate of known) {
-    const distance = editDistance(name, candidate)
-    if (distance <= limit && (best === undefined || distance < best.distance)) best = { name: candidate, distance }
-  }
-  return best?.name
-}
+/** The known name closest to `name` (case counts, as in YAML), when close enough to be a typo of it. */
+const closestName = (name: string, known: ReadonlyArray<string>): string | undefined =>
+  Stack.closestName(name, known, { ignoreCase: false })
 
 /**
  * The release mechanisms a configuration gives, as `EngineOptions.releases` takes them.

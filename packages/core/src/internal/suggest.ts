@@ -20,12 +20,20 @@ const distance = (left: string, right: string): number => {
   return previous[right.length]!
 }
 
-/** The known name closest to `name`, if one is close enough to be what was meant. */
-export const closest = (name: string, known: Iterable<string>): string | undefined => {
+/**
+ * The known name closest to `name`, if one is close enough to be what was meant; names are compared
+ * regardless of case unless `options.ignoreCase` is `false`.
+ */
+export const closest = (
+  name: string,
+  known: Iterable<string>,
+  options: { readonly ignoreCase?: boolean } = {}
+): string | undefined => {
+  const fold = options.ignoreCase === false ? (text: string) => text : (text: string) => text.toLowerCase()
   const limit = Math.max(1, Math.floor(name.length / 3))
   let best: { readonly name: string; readonly distance: number } | undefined
   for (const candidate of known) {
-    const d = distance(name.toLowerCase(), candidate.toLowerCase())
+    const d = distance(fold(name), fold(candidate))
     if (d <= limit && (best === undefined || d < best.distance)) best = { name: candidate, distance: d }
   }
   return best?.name

@@ -4,9 +4,8 @@
  * address, a port in use, an answer that does not decode); a name that is almost a known one gets a
  * "did you mean".
  */
-import * as AutoCorrect from "@effect/cli/AutoCorrect"
-import * as CliConfig from "@effect/cli/CliConfig"
 import * as HttpClientError from "@effect/platform/HttpClientError"
+import { Stack } from "@holdout/core"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
@@ -36,14 +35,8 @@ export class Hinted extends Schema.TaggedError<Hinted>()("Hinted", { tag: Schema
  * @category formatting
  */
 export const didYouMean = (name: string, known: Iterable<string>): string => {
-  const limit = Math.max(1, Math.floor(name.length / 3))
-  let best: { readonly name: string; readonly distance: number } | undefined
-  for (const candidate of known) {
-    if (candidate === name) continue
-    const distance = AutoCorrect.levensteinDistance(name, candidate, CliConfig.defaultConfig)
-    if (distance <= limit && (best === undefined || distance < best.distance)) best = { name: candidate, distance }
-  }
-  return best === undefined ? "" : ` Did you mean "${best.name}"?`
+  const match = Stack.closestName(name, Array.from(known).filter((candidate) => candidate !== name))
+  return match === undefined ? "" : ` Did you mean "${match}"?`
 }
 
 const firstLine = (text: string) => text.split("\n").find((line) => line.trim().length > 0)?.trim() ?? ""
