@@ -21,7 +21,7 @@ import {
 } from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import { splitSizes } from "./internal/viewer/data.js"
 import * as Viewer from "./Viewer.js"
 
 /**
@@ -81,20 +81,7 @@ export const collect: Effect.Effect<
   const engine = yield* Engine.Engine
   const store = yield* TaskStore.TaskStore
   const source = yield* DatasetSource.DatasetSource
-  const sizes = new Map<string, Readonly<Record<string, number>>>()
-  const splitSize = (datasetId: string, split: string) =>
-    Effect.gen(function*() {
-      let splits = sizes.get(datasetId)
-      if (splits === undefined) {
-        // a dataset that can no longer be read: its runs are taken as whole-split runs
-        splits = Option.getOrElse(
-          Option.map(yield* Effect.option(source.info(datasetId)), (info) => info.splits),
-          () => ({})
-        )
-        sizes.set(datasetId, splits)
-      }
-      return splits[split]
-    })
+  const splitSize = splitSizes(source)
   const groups = new Map<string, {
     row: Pick<Row, "candidate" | "datasetId" | "split" | "admin" | "subset">
     runs: number

@@ -364,6 +364,26 @@ export const verifierState: Effect.Effect<VerifierState, HoldoutError.StoreError
   }
 )
 
+/**
+ * The size of a dataset's split, its dataset's splits read once; `undefined` when the dataset can no
+ * longer be read (its runs are then taken as whole-split runs) or lacks the split.
+ */
+export const splitSizes = (source: DatasetSource.DatasetSource["Type"]) => {
+  const sizes = new Map<string, Readonly<Record<string, number>>>()
+  return (datasetId: string, split: string) =>
+    Effect.gen(function*() {
+      let splits = sizes.get(datasetId)
+      if (splits === undefined) {
+        splits = Option.getOrElse(
+          Option.map(yield* Effect.option(source.info(datasetId)), (info) => info.splits),
+          () => ({})
+        )
+        sizes.set(datasetId, splits)
+      }
+      return splits[split]
+    })
+}
+
 /** The overview: every run, the scores, the budgets with their burn-down, failed runs, the verifier. */
 export const overview: Effect.Effect<
   Overview,
@@ -384,20 +404,7 @@ export const overview: Effect.Effect<
         return tier
       }
     )
-  const sizes = new Map<string, Readonly<Record<string, number>>>()
-  const splitSize = (datasetId: string, split: string) =>
-    Effect.gen(function*() {
-      let splits = sizes.get(datasetId)
-      if (splits === undefined) {
-        // a dataset that can no longer be read: its runs are taken as whole-split runs
-        splits = Option.getOrElse(
-          Option.map(yield* Effect.option(source.info(datasetId)), (info) => info.splits),
-          () => ({})
-        )
-        sizes.set(datasetId, splits)
-      }
-      return splits[split]
-    })
+  const splitSize = splitSizes(source)
   const runs: Array<RunRow> = []
   for (const run of yield* store.listRuns()) {
     runs.push(runRow(run, yield* tierOf(run.split), yield* splitSize(run.datasetId, run.split)))
