@@ -119,6 +119,23 @@ export const ExperimentView = Schema.Union(FullView, SummaryView)
 export type ExperimentView = typeof ExperimentView.Type
 
 /**
+ * What any summary says of a run, whatever its tier: who, where, how it went; nothing of its scores.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const runSummaryFields = (run: RunRecord): Omit<ExperimentSummary, "metrics"> => ({
+  runId: run.runId,
+  candidateId: run.candidate.id,
+  ...(run.candidate.label === undefined ? {} : { candidateLabel: run.candidate.label }),
+  datasetId: run.datasetId,
+  split: run.split,
+  status: run.status,
+  createdAt: run.createdAt,
+  ...(run.finishedAt === undefined ? {} : { finishedAt: run.finishedAt })
+})
+
+/**
  * The summary of an experiment.
  *
  * @since 0.1.0
@@ -127,14 +144,7 @@ export type ExperimentView = typeof ExperimentView.Type
 export const summarize = (experiment: Experiment): ExperimentSummary => {
   const { run } = experiment
   return {
-    runId: run.runId,
-    candidateId: run.candidate.id,
-    ...(run.candidate.label === undefined ? {} : { candidateLabel: run.candidate.label }),
-    datasetId: run.datasetId,
-    split: run.split,
-    status: run.status,
-    createdAt: run.createdAt,
-    ...(run.finishedAt === undefined ? {} : { finishedAt: run.finishedAt }),
+    ...runSummaryFields(run),
     metrics: {
       numSamples: experiment.metrics.numSamples,
       numErrors: experiment.metrics.numErrors,

@@ -128,6 +128,30 @@ describe("View", () => {
       assert.strictEqual(alsoDenied._tag, "AccessDenied")
     }).pipe(Effect.provide(stack().layer)))
 
+  it.effect("runSummaryFields: a run's identity and course, the fields a summary starts with, nothing of its scores", () =>
+    Effect.gen(function*() {
+      const experiment = yield* evaluateOn("validation", 5)
+      const { run } = experiment
+      const fields = View.runSummaryFields(run)
+      assert.deepStrictEqual(fields, {
+        runId: run.runId,
+        candidateId: "abc123",
+        candidateLabel: "baseline",
+        datasetId: "qa",
+        split: "validation",
+        status: "completed",
+        createdAt: run.createdAt,
+        finishedAt: run.finishedAt!
+      })
+      const { metrics: _metrics, ...rest } = View.summarize(experiment)
+      assert.deepStrictEqual(Object.keys(rest), Object.keys(fields))
+      // without a label or an end, those fields are absent, not undefined
+      const { finishedAt: _finishedAt, ...running } = run
+      const bare = View.runSummaryFields({ ...running, status: "running", candidate: { id: "c" } })
+      assert.isFalse("candidateLabel" in bare)
+      assert.isFalse("finishedAt" in bare)
+    }).pipe(Effect.provide(stack().layer)))
+
   it.effect("datasetInfo leaves out no_access and unlisted splits", () =>
     Effect.gen(function*() {
       const info = yield* View.datasetInfo({ datasetId: "qa", splits: { train: 20, validation: 10, test: 8, x: 1 } })

@@ -216,14 +216,7 @@ export const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.
 
 /** A run's fields without anything of its scores. */
 const runFields = (run: Model.RunRecord, withheld: "thresholdout" | "ladder" | null): typeof RunSummary.Type => ({
-  runId: run.runId,
-  candidateId: run.candidate.id,
-  ...(run.candidate.label === undefined ? {} : { candidateLabel: run.candidate.label }),
-  datasetId: run.datasetId,
-  split: run.split,
-  status: run.status,
-  createdAt: run.createdAt,
-  ...(run.finishedAt === undefined ? {} : { finishedAt: run.finishedAt }),
+  ...View.runSummaryFields(run),
   withheld
 })
 
