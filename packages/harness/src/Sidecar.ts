@@ -44,6 +44,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Agent from "./Agent.js"
+import { constantTimeEquals } from "./internal/constantTime.js"
 import { Api, Authorization, EvalPayload, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
 import * as Viewer from "./Viewer.js"
@@ -61,16 +62,6 @@ export interface Options {
   readonly maxBodyBytes?: number
   /** Serve the operator's viewer under `/view`, behind the admin token (default true). */
   readonly view?: boolean
-}
-
-/** Compares two strings in time that depends only on their lengths. */
-const constantTimeEquals = (left: string, right: string): boolean => {
-  const length = Math.max(left.length, right.length)
-  let difference = left.length ^ right.length
-  for (let index = 0; index < length; index++) {
-    difference |= (left.charCodeAt(index) || 0) ^ (right.charCodeAt(index) || 0)
-  }
-  return difference === 0
 }
 
 /**

@@ -43,6 +43,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { createServer } from "node:http"
+import { constantTimeEquals } from "./internal/constantTime.js"
 import * as Data from "./internal/viewer/data.js"
 import * as Page from "./internal/viewer/page.js"
 import * as Verifier from "./Verifier.js"
@@ -335,16 +336,6 @@ export const layer = (options: Options): Layer.Layer<never, never, HttpServer.Ht
   Layer.unwrapScoped(
     Effect.map(router(options), (routes) => HttpServer.serve(notFound(routes)))
   )
-
-/** Compares two strings in time that depends only on their lengths. */
-const constantTimeEquals = (left: string, right: string): boolean => {
-  const length = Math.max(left.length, right.length)
-  let difference = left.length ^ right.length
-  for (let index = 0; index < length; index++) {
-    difference |= (left.charCodeAt(index) || 0) ^ (right.charCodeAt(index) || 0)
-  }
-  return difference === 0
-}
 
 /** The cookie of a browser that gave the admin token on the login form. */
 const sessionCookie = "holdout_view_session"
