@@ -7,7 +7,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { handled, UsageError } from "./errors.js"
+import { handled } from "./errors.js"
 import * as Shared from "./shared.js"
 
 export const command = Command.make(
@@ -24,7 +24,7 @@ export const command = Command.make(
   (options) =>
     handled(
       Effect.gen(function*() {
-        if (options.json && options.csv) return yield* new UsageError({ message: "--json and --csv: give one." })
+        yield* Shared.oneFormat(options)
         const Report = yield* Effect.promise(() => import("../Report.js"))
         const data = yield* Report.collect
         // the tables' data; the viewer's (samples, comparisons) is what the HTML page embeds

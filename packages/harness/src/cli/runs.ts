@@ -8,7 +8,7 @@ import { type Model, TaskStore } from "@holdout/core"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { handled, UsageError } from "./errors.js"
+import { handled } from "./errors.js"
 import { csv, meanPlusMinus, table } from "./format.js"
 import * as Shared from "./shared.js"
 
@@ -70,7 +70,7 @@ export const command = Command.make(
   (options) =>
     handled(
       Effect.gen(function*() {
-        if (options.json && options.csv) return yield* new UsageError({ message: "--json and --csv: give one." })
+        yield* Shared.oneFormat(options)
         const store = yield* TaskStore.TaskStore
         const keep = (run: Model.RunRecord) =>
           Option.getOrElse(Option.map(options.split, (split) => run.split === split), () => true) &&

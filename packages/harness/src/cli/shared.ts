@@ -68,6 +68,12 @@ export const json = Options.boolean("json").pipe(Options.withDescription("Print 
 /** `--csv`: the command's rows as CSV. */
 export const csvOption = Options.boolean("csv").pipe(Options.withDescription("Print CSV instead of a table."))
 
+/** `--json` with `--csv` is a usage error: a command prints one format. */
+export const oneFormat = (
+  options: { readonly json: boolean; readonly csv: boolean }
+): Effect.Effect<void, UsageError> =>
+  options.json && options.csv ? Effect.fail(new UsageError({ message: "--json and --csv: give one." })) : Effect.void
+
 export const dataset = Options.text("dataset").pipe(Options.withDescription("The dataset id."))
 
 export const split = Options.text("split").pipe(Options.withDescription("The split (e.g. train, validation)."))
