@@ -10,15 +10,7 @@
  *
  * @since 0.1.0
  */
-import {
-  DatasetSource,
-  Engine,
-  type HoldoutError,
-  type Ledger,
-  type Model,
-  type SplitAccess,
-  TaskStore
-} from "@holdout/core"
+import { DatasetSource, Engine, type HoldoutError, type Model, TaskStore } from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { splitSizes } from "./internal/viewer/data.js"
@@ -73,11 +65,7 @@ export interface Data {
  * @since 0.1.0
  * @category constructors
  */
-export const collect: Effect.Effect<
-  Data,
-  HoldoutError.StoreError,
-  Engine.Engine | TaskStore.TaskStore | DatasetSource.DatasetSource | Ledger.Ledger | SplitAccess.SplitAccess
-> = Effect.gen(function*() {
+export const collect: Effect.Effect<Data, HoldoutError.StoreError, Viewer.Services> = Effect.gen(function*() {
   const engine = yield* Engine.Engine
   const store = yield* TaskStore.TaskStore
   const source = yield* DatasetSource.DatasetSource

@@ -18,8 +18,7 @@ export const command = Command.make(
       Options.optional,
       Options.withDescription("Also write a self-contained HTML page.")
     ),
-    json: Shared.json,
-    csv: Shared.csvOption
+    ...Shared.formats
   },
   (options) =>
     handled(

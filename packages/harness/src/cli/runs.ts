@@ -64,8 +64,7 @@ export const command = Command.make(
       Options.optional,
       Options.withDescription("Only the runs of this status (running: the ones `holdout resume` finishes).")
     ),
-    json: Shared.json,
-    csv: Shared.csvOption
+    ...Shared.formats
   },
   (options) =>
     handled(

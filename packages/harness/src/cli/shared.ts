@@ -68,6 +68,9 @@ export const json = Options.boolean("json").pipe(Options.withDescription("Print 
 /** `--csv`: the command's rows as CSV. */
 export const csvOption = Options.boolean("csv").pipe(Options.withDescription("Print CSV instead of a table."))
 
+/** `--json` and `--csv`, for a command that prints a table, JSON or CSV. */
+export const formats = { json, csv: csvOption }
+
 /** `--json` with `--csv` is a usage error: a command prints one format. */
 export const oneFormat = (
   options: { readonly json: boolean; readonly csv: boolean }
