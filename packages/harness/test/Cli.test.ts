@@ -1,24 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import {
-  awaitAddress,
-  bin,
   fixtureStack,
   holdout,
   root,
+  serve as serveSidecar,
   type Served,
-  sidecarListening,
   stackFixture,
   stopAll,
-  track,
   writeConfig
 } from "./helpers.js"
 
-const deno = join(root, "node_modules", ".bin", "deno")
 const fakeHarbor = join(root, "packages", "strategy-harbor", "testing", "fake-harbor.mjs")
 
 /** A fresh stack configuration (YAML) in a temporary directory; its state lives there too. */
@@ -35,13 +30,7 @@ ${extra}`
 
 /** Starts `holdout serve` (on Node, or on Deno) and waits until it listens. */
 const serve = (config: string, runtime: "node" | "deno" = "node") =>
-  Effect.suspend(() => {
-    const [command, args] = runtime === "node"
-      ? ["node", ["--import", "tsx", bin]] as const
-      : [deno, ["run", "-A", "--sloppy-imports", bin]] as const
-    const child = spawn(command, [...args, "serve", "-c", config], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    return awaitAddress(track(child), { pattern: sidecarListening, what: "the sidecar", timeout: 60_000 })
-  })
+  serveSidecar(["-c", config], { runtime, timeout: 60_000 })
 
 const kill = (served: Served, signal: NodeJS.Signals) =>
   Effect.async<void>((resume) => {

@@ -1,24 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { version } from "../src/version.js"
 import {
-  awaitAddress,
-  bin,
-  environment,
   fixtureSources,
   holdout as runHoldout,
   type HoldoutOptions,
   type Outcome,
   root,
-  sidecarListening,
+  serve as serveSidecar,
   stackFixture,
   stopAll,
-  track,
   writeConfig
 } from "./helpers.js"
 
@@ -35,16 +30,8 @@ const oneLineError = (outcome: Outcome, pattern: RegExp) => {
   assert.match(lines[0]!, pattern)
 }
 
-/** Starts `holdout serve` and waits until it listens (or exits). */
-const serve = (args: ReadonlyArray<string>, cwd: string) =>
-  Effect.suspend(() => {
-    const child = spawn("node", ["--import", "tsx", bin, "serve", ...args], {
-      cwd,
-      env: environment({ HOLDOUT_LOG: undefined }),
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    return awaitAddress(track(child), { pattern: sidecarListening, what: "the sidecar" })
-  })
+/** Starts `holdout serve` in `cwd` and waits until it listens (or exits). */
+const serve = (args: ReadonlyArray<string>, cwd: string) => serveSidecar(args, { cwd, env: { HOLDOUT_LOG: undefined } })
 
 /** A directory outside the repository that resolves `@holdout/*` as an installed project would. */
 const project = () => {

@@ -8,22 +8,13 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Mcp, SidecarApi } from "../src/index.js"
-import {
-  awaitAddress,
-  bin,
-  environment,
-  fixtureStack,
-  root,
-  sidecarListening,
-  stackFixture,
-  writeConfig
-} from "./helpers.js"
+import { bin, environment, fixtureStack, root, serve, stackFixture, writeConfig } from "./helpers.js"
 
 /** A fresh stack configuration (its store in its own directory), served with a sidecar on a free port. */
 const makeConfig = () => {
@@ -85,17 +76,7 @@ const isRunning = (pid: number) => {
 }
 
 /** Starts `holdout serve` and waits until it listens; the child is returned with its address. */
-const serveSidecar = (config: string) =>
-  Effect.runPromise(
-    awaitAddress(
-      spawn("node", ["--import", "tsx", bin, "serve", "-c", config], {
-        cwd: root,
-        env,
-        stdio: ["ignore", "pipe", "pipe"]
-      }),
-      { pattern: sidecarListening, what: "the sidecar" }
-    )
-  )
+const serveSidecar = (config: string) => Effect.runPromise(serve(["-c", config], { env: { HOLDOUT_LOG: "info" } }))
 
 /** A port that was free a moment ago. */
 const freePort = () =>

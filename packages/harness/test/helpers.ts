@@ -135,6 +135,35 @@ export const stopAll = Effect.sync(() => {
 /** What `holdout serve` writes once it listens. */
 export const sidecarListening = /listening on (http:\/\/[\d.]+:\d+)/
 
+/**
+ * Starts `holdout serve` (on Node unless `runtime` is `deno`) and waits until it listens; {@link stopAll}
+ * kills it. `timeout` (ms) as for {@link awaitAddress}.
+ */
+export const serve = (
+  args: ReadonlyArray<string>,
+  options: {
+    readonly cwd?: string
+    readonly env?: Record<string, string | undefined>
+    readonly runtime?: "node" | "deno"
+    readonly timeout?: number
+  } = {}
+) =>
+  Effect.suspend(() => {
+    const [command, prefix] = options.runtime === "deno"
+      ? [join(root, "node_modules", ".bin", "deno"), ["run", "-A", "--sloppy-imports", bin]] as const
+      : ["node", ["--import", "tsx", bin]] as const
+    const child = spawn(command, [...prefix, "serve", ...args], {
+      cwd: options.cwd ?? root,
+      env: environment(options.env),
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    return awaitAddress(track(child), {
+      pattern: sidecarListening,
+      what: "the sidecar",
+      ...(options.timeout === undefined ? {} : { timeout: options.timeout })
+    })
+  })
+
 /** A stack configuration's sources: a SQLite store under `state/`, the fixture's datasets and task. */
 export const fixtureSources = (concurrency = 4) =>
   `store: { kind: sqlite, filename: state/holdout.db }
