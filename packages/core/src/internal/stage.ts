@@ -1,11 +1,12 @@
 /**
  * One stage of the local pipeline, generic over what it does: the samples that need it are cut
  * into units (one sample, or one chunk for a batch function), and each unit is attempted under the
- * run's concurrency limit (a `Semaphore` permit held for the attempt only), retried by a `Schedule`
- * for retryable failures, turned into records and handed to the store. Inference and scoring are
+ * run's concurrency limit (a slot of `Slots`, held for the attempt, and into the next stage when
+ * that one is started at once), retried by a `Schedule` for retryable failures, turned into records
+ * and handed to the run's landing. Inference and scoring are
  * two definitions of this one stage.
  *
- * A unit holds its slot while its task function runs and for nothing else: waiting for a retry
+ * A unit holds its slot while its task functions run and for nothing else: waiting for a retry
  * happens outside it, and its records are handed to the run's landing (`landing.ts`), which stores
  * them in batches while the unit's fiber goes on, so slow commits do not hold up the task and a
  * store's commit batches are not capped by the concurrency. Samples are taken a page at a time
