@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # CI: Holdout as a user installs it. Builds the packages, packs each one, installs the tarballs into
-# a scratch project outside this repository (third-party dependencies come from the registry), and
-# there, with plain `node` and no TypeScript loader of the user's: `holdout --help`, `view --help`
-# and `mcp --help`, `holdout init` with a run and a report of the project it writes, a run of a small
-# task from a `.mjs` module and from a `.ts` module, a report, a test file that imports
-# @holdout/core, and a type-check of a TypeScript file against the packages' declarations.
+# an empty directory outside this repository (third-party dependencies come from the registry) by
+# the README's walk-through, which runs as written (.ci/readme-walkthrough.mjs: install, `holdout
+# --help`, `holdout init`, runs, the sidecar, evaluations, the verifier, a report); then, with plain
+# `node` and no TypeScript loader of the user's: `view --help` and `mcp --help`, a run of a small task
+# from a `.mjs` module and from a `.ts` module, a report, a test file that imports @holdout/core, and
+# a type-check of a TypeScript file against the packages' declarations (with the repository's tsc).
 #
 #   .ci/pack-install.sh            (KEEP=1 keeps the scratch project and prints where it is)
 set -euo pipefail
@@ -44,43 +45,27 @@ for name in "${packages[@]}"; do
   if grep -q 'tsbuildinfo' <<<"$listing"; then fail "@holdout/$name's tarball ships tsc's build info"; fi
 done
 
+step "the README's walk-through, as written, in an empty directory (it installs the tarballs)"
+mkdir "$scratch/walk"
+node .ci/readme-walkthrough.mjs README.md "$scratch/tarballs" "$scratch/walk"
+
+step "a project of its own (\"type\": \"module\") on the packages the walk-through installed"
+cp -a "$scratch/walk/my-eval/node_modules" "$scratch/project/"
 cd "$scratch/project"
 cat >package.json <<'EOF'
 {
   "name": "holdout-scratch",
   "private": true,
-  "type": "module",
-  "allowScripts": { "better-sqlite3": true, "esbuild": true }
+  "type": "module"
 }
 EOF
-
-step "install the tarballs (the test kit, whose peers are vitest, is packed but not installed)"
-runtime=()
-for name in core store-fs store-sqlite strategy-harbor harness; do
-  runtime+=("$scratch/tarballs/holdout-$name-0.1.0.tgz")
-done
-# better-sqlite3 downloads its native module, or builds it where it cannot (JOBS: with every core)
-JOBS=max npm install --no-audit --no-fund --prefer-offline --loglevel=error "${runtime[@]}" "typescript@$(node -p "require('$repo/node_modules/typescript/package.json').version")"
 [ -x node_modules/.bin/holdout ] || fail "installing @holdout/harness gave no holdout executable"
-
-step "holdout --help"
-npx --no-install holdout --help >help.txt
-grep -q "holdout" help.txt || fail "holdout --help printed no usage"
 
 step "holdout view --help, holdout mcp --help"
 for name in view mcp; do
   npx --no-install holdout "$name" --help >"help-$name.txt"
   grep -q "holdout $name" "help-$name.txt" || fail "holdout $name --help printed no usage"
 done
-
-step "holdout init, then a run and a report of the project it writes"
-mkdir init
-(cd init && npx --no-install holdout init)
-[ -f init/holdout.yaml ] || fail "holdout init wrote no holdout.yaml"
-(cd init && npx --no-install holdout run -c holdout.yaml --dataset sums --split train --candidate careful) | tee init-run.txt
-grep -q "mean 100.0%" init-run.txt || fail "the run of the project holdout init wrote did not score 100%"
-(cd init && npx --no-install holdout report -c holdout.yaml) | tee init-report.txt
-grep -q "careful" init-report.txt || fail "the report of the project holdout init wrote does not list the candidate"
 
 step "a small task, from a .mjs module and from a .ts module"
 mkdir -p data/qa
@@ -192,6 +177,6 @@ const task = Task.make<{ readonly a: number; readonly sum: number }, number, "su
 const name: string = task.name
 export const used = [Engine.Engine, StackConfig.load, SqliteStore.layer, HarborStrategy.layer, name] as const
 EOF
-node_modules/.bin/tsc --noEmit --strict --skipLibCheck --module nodenext --moduleResolution nodenext --target es2022 check.ts
+"$repo/node_modules/.bin/tsc" --noEmit --strict --skipLibCheck --module nodenext --moduleResolution nodenext --target es2022 check.ts
 
 echo "pack-install: ok"
