@@ -54,8 +54,6 @@ export interface Data {
   readonly rows: ReadonlyArray<Row>
   readonly budgets: ReadonlyArray<Engine.SplitStatus>
   readonly generatedAt: number
-  /** What the HTML page embeds: the viewer's data. */
-  readonly view: Viewer.Embedded
 }
 
 /**
@@ -118,8 +116,7 @@ export const collect: Effect.Effect<Data, HoldoutError.StoreError, Viewer.Servic
   return {
     rows,
     budgets: yield* engine.status(),
-    generatedAt: yield* Clock.currentTimeMillis,
-    view: yield* Viewer.embedded
+    generatedAt: yield* Clock.currentTimeMillis
   }
 })
 
@@ -265,9 +262,13 @@ export const csv = (data: Data): string => {
 }
 
 /**
- * The report as one self-contained HTML page: the viewer's page with the data embedded.
+ * The report as one self-contained HTML page: the viewer's page with its data embedded (per-sample
+ * tables and comparisons of viewable splits among them, so it reads samples; the tables do not).
  *
  * @since 0.1.0
  * @category rendering
  */
-export const html = (data: Data): string => Viewer.reportPage(data.view)
+export const html: Effect.Effect<string, HoldoutError.StoreError, Viewer.Services> = Effect.map(
+  Viewer.embedded,
+  (data) => Viewer.reportPage(data)
+)

@@ -25,15 +25,14 @@ export const command = Command.make(
       Effect.gen(function*() {
         yield* Shared.oneFormat(options)
         const Report = yield* Effect.promise(() => import("../Report.js"))
+        // the tables read the runs' stored metrics, no sample; only the HTML page gathers the viewer's data
         const data = yield* Report.collect
-        // the tables' data; the viewer's (samples, comparisons) is what the HTML page embeds
-        const { view: _view, ...tables } = data
-        if (options.json) yield* Console.log(JSON.stringify(tables, null, 2))
+        if (options.json) yield* Console.log(JSON.stringify(data, null, 2))
         else if (options.csv) yield* Console.log(Report.csv(data))
         else yield* Console.log(Report.text(data))
         if (Option.isSome(options.html)) {
           const fs = yield* FileSystem.FileSystem
-          yield* fs.writeFileString(options.html.value, Report.html(data))
+          yield* fs.writeFileString(options.html.value, yield* Report.html)
           yield* Console.error(`HTML report: ${options.html.value}`)
         }
       }).pipe(Effect.provide(Shared.stackOf(options.config, options.stack)))
