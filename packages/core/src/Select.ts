@@ -36,6 +36,7 @@ import { Ledger } from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import { Candidate, Interval, type SampleRecord } from "./Model.js"
 import { SplitAccess } from "./SplitAccess.js"
+import * as TaskStore from "./TaskStore.js"
 
 /**
  * Options of `race`: the candidates, the split, the schedule, `seed` of the order samples are
@@ -280,7 +281,7 @@ export const race = (
         for (let chunk = 0; chunk < chunks.length; chunk++) {
           let after: number | undefined
           while (true) {
-            const page = after === undefined ? { limit: pageSize } : { after, limit: pageSize }
+            const page = TaskStore.pageAfter(after, pageSize)
             const pages = yield* Effect.forEach(runIds, (runs) => engine.samples(runs[chunk]!, page))
             const length = pages[0]!.length
             for (let row = 0; row < length; row++) {

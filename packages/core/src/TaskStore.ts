@@ -75,6 +75,40 @@ export class TaskStore extends Context.Tag("@holdout/core/TaskStore")<TaskStore,
 export const defaultPageSize = 1000
 
 /**
+ * The page of `limit` samples after `after` (from the first when `after` is absent).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const pageAfter = (after: number | undefined, limit: number): SamplePage =>
+  after === undefined ? { limit } : { after, limit }
+
+/**
+ * Reads a run's samples page by page, from after `options.after` (from the first when absent), and
+ * hands each page to `visit` until it answers `false` or the last page (a short one) is visited:
+ * memory stays flat in the run's size, and a reader that has found what it wanted stops early.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const forEachPage = <E, R>(
+  store: TaskStore["Type"],
+  runId: string,
+  visit: (page: ReadonlyArray<SampleRecord>) => Effect.Effect<boolean, E, R>,
+  options: { readonly after?: number | undefined; readonly pageSize?: number | undefined } = {}
+): Effect.Effect<void, StoreError | E, R> => {
+  const pageSize = options.pageSize ?? defaultPageSize
+  const from = (after: number | undefined): Effect.Effect<void, StoreError | E, R> =>
+    Effect.flatMap(
+      store.listSamples(runId, pageAfter(after, pageSize)),
+      (page) =>
+        Effect.flatMap(visit(page), (more) =>
+          more && page.length === pageSize ? from(page[page.length - 1]!.sampleId) : Effect.void)
+    )
+  return from(options.after)
+}
+
+/**
  * Every sample of a run as a stream, read page by page: memory stays flat in the run's size.
  *
  * @since 0.1.0
@@ -87,7 +121,7 @@ export const streamSamples = (
 ): Stream.Stream<SampleRecord, StoreError> =>
   Stream.paginateChunkEffect(undefined as number | undefined, (after) =>
     Effect.map(
-      store.listSamples(runId, after === undefined ? { limit: pageSize } : { after, limit: pageSize }),
+      store.listSamples(runId, pageAfter(after, pageSize)),
       (page): readonly [Chunk.Chunk<SampleRecord>, Option.Option<number | undefined>] => [
         Chunk.unsafeFromArray(page.slice()),
         page.length < pageSize ? Option.none() : Option.some(page[page.length - 1]!.sampleId)

@@ -1,8 +1,59 @@
-import { taskStoreConformance } from "@holdout/testkit"
+import { assert, describe, it } from "@effect/vitest"
+import { makeRun, makeSample, taskStoreConformance } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as TaskStore from "../src/TaskStore.js"
 
 taskStoreConformance("memory", {
   makeLocation: Effect.succeed(() => TaskStore.layerMemory),
   persistent: false
+})
+
+describe("TaskStore.forEachPage", () => {
+  const stored = Effect.gen(function*() {
+    const store = TaskStore.makeMemory()
+    const ids = Array.from({ length: 10 }, (_, index) => index * 2)
+    yield* store.createRun(makeRun("r", { sampleIds: ids }))
+    for (const id of ids) yield* store.putSample(makeSample("r", id))
+    return store
+  })
+
+  it.effect("visits every page in order, from after `after`, and stops after the short page", () =>
+    Effect.gen(function*() {
+      const store = yield* stored
+      const pages: Array<Array<number>> = []
+      yield* TaskStore.forEachPage(
+        store,
+        "r",
+        (page) => Effect.sync(() => pages.push(page.map((sample) => sample.sampleId))).pipe(Effect.as(true)),
+        { after: 3, pageSize: 3 }
+      )
+      assert.deepStrictEqual(pages, [[4, 6, 8], [10, 12, 14], [16, 18]])
+    }))
+
+  it.effect("reads no further page once the visitor answers false", () =>
+    Effect.gen(function*() {
+      const store = yield* stored
+      const pages: Array<Array<number>> = []
+      yield* TaskStore.forEachPage(store, "r", (page) =>
+        Effect.sync(() => {
+          pages.push(page.map((sample) => sample.sampleId))
+          return pages.length < 2
+        }), { pageSize: 4 })
+      assert.deepStrictEqual(pages, [[0, 2, 4, 6], [8, 10, 12, 14]])
+    }))
+
+  it.effect("a page of exactly the page size is followed by one more (empty) read; nothing else", () =>
+    Effect.gen(function*() {
+      const store = yield* stored
+      const sizes: Array<number> = []
+      yield* TaskStore.forEachPage(
+        store,
+        "r",
+        (page) => Effect.sync(() => sizes.push(page.length)).pipe(Effect.as(true)),
+        {
+          pageSize: 5
+        }
+      )
+      assert.deepStrictEqual(sizes, [5, 5, 0])
+    }))
 })

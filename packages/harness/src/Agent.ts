@@ -297,7 +297,7 @@ export const make = (
       Effect.gen(function*() {
         const limit = page.limit ?? defaultSamplesLimit
         const records = tier === "viewable"
-          ? yield* store.listSamples(run.runId, { limit, ...(page.after === undefined ? {} : { after: page.after }) })
+          ? yield* store.listSamples(run.runId, TaskStore.pageAfter(page.after, limit))
           : []
         return yield* View.samplePage(run, tier, records, limit)
       })

@@ -96,21 +96,19 @@ export const write = (
         // page by page from the store: a run of any size is written in flat memory, a few files at once
         // (a page is written with `Effect.forEach`: a concurrent `Stream.mapEffect` costs more than
         // the writes of a small run)
-        let after: number | undefined
-        while (true) {
-          const page = yield* store.listSamples(
-            experiment.run.runId,
-            after === undefined ? { limit: TaskStore.defaultPageSize } : { after, limit: TaskStore.defaultPageSize }
-          )
-          yield* Effect.forEach(
-            page,
-            (sample) =>
-              fs.writeFileString(path.join(partial, `${sample.sampleId}.json`), JSON.stringify(sample, null, 2) + "\n"),
-            { concurrency: writeConcurrency, discard: true }
-          )
-          if (page.length < TaskStore.defaultPageSize) break
-          after = page[page.length - 1]!.sampleId
-        }
+        yield* TaskStore.forEachPage(store, experiment.run.runId, (page) =>
+          Effect.as(
+            Effect.forEach(
+              page,
+              (sample) =>
+                fs.writeFileString(
+                  path.join(partial, `${sample.sampleId}.json`),
+                  JSON.stringify(sample, null, 2) + "\n"
+                ),
+              { concurrency: writeConcurrency, discard: true }
+            ),
+            true
+          ))
       }
       const moved = yield* Effect.either(fs.rename(partial, target))
       if (moved._tag === "Right") {

@@ -14,7 +14,7 @@ import { type StoreError, StrategyError } from "../HoldoutError.js"
 import type { SampleRecord } from "../Model.js"
 import type * as RunEvents from "../RunEvents.js"
 import type * as Task from "../Task.js"
-import type { TaskStore } from "../TaskStore.js"
+import { forEachPage, type TaskStore } from "../TaskStore.js"
 import { runPage } from "./page.js"
 import * as PlanStatus from "./planStatus.js"
 import * as Stage from "./stage.js"
@@ -71,16 +71,13 @@ const storedRecords = (
   const found = new Map<number, SampleRecord>()
   const wantedIds = new Set(wanted)
   const last = wanted[wanted.length - 1]!
-  const from = (after: number | undefined): Effect.Effect<Map<number, SampleRecord>, StoreError> =>
-    Effect.flatMap(
-      store.listSamples(runId, after === undefined ? { limit: pageSize } : { after, limit: pageSize }),
-      (page) => {
-        for (const record of page) if (wantedIds.has(record.sampleId)) found.set(record.sampleId, record)
-        const end = page.length < pageSize ? undefined : page[page.length - 1]!.sampleId
-        return end === undefined || end >= last ? Effect.succeed(found) : from(end)
-      }
-    )
-  return from(wanted[0]! > 0 ? wanted[0]! - 1 : undefined)
+  return Effect.as(
+    forEachPage(store, runId, (page) => {
+      for (const record of page) if (wantedIds.has(record.sampleId)) found.set(record.sampleId, record)
+      return Effect.succeed(page.length > 0 && page[page.length - 1]!.sampleId < last)
+    }, { after: wanted[0]! > 0 ? wanted[0]! - 1 : undefined, pageSize }),
+    found
+  )
 }
 
 /**

@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import type { StoreError } from "../HoldoutError.js"
 import * as Metrics from "../Metrics.js"
 import type { SampleRecord } from "../Model.js"
-import { defaultPageSize, type TaskStore } from "../TaskStore.js"
+import { forEachPage, type TaskStore } from "../TaskStore.js"
 
 /**
  * The status of a planned sample: no record, a record that is not final, a final record.
@@ -67,27 +67,24 @@ export const read = (
     let position = 0
     if (ids.length === 0) return Effect.succeed({ ids, status, ...counts })
     // page by page (a fresh run reads one empty page; no stream is built for it)
-    const from = (after: number | undefined): Effect.Effect<PlanStatus, StoreError> =>
-      Effect.flatMap(
-        store.listSamples(runId, after === undefined ? { limit: defaultPageSize } : { after, limit: defaultPageSize }),
-        (records) => {
-          for (const record of records) {
-            while (position < ids.length && ids[position]! < record.sampleId) position++
-            if (position === ids.length) break
-            if (ids[position] !== record.sampleId) continue
-            counts.stored++
-            if (Metrics.isError(record)) counts.errors++
-            if (isFinal(record)) {
-              counts.final++
-              status[position] = Final
-            } else status[position] = Unfinished
-          }
-          return records.length < defaultPageSize || position === ids.length
-            ? Effect.succeed({ ids, status, ...counts })
-            : from(records[records.length - 1]!.sampleId)
+    return Effect.map(
+      forEachPage(store, runId, (records) => {
+        for (const record of records) {
+          while (position < ids.length && ids[position]! < record.sampleId) position++
+          if (position === ids.length) break
+          if (ids[position] !== record.sampleId) continue
+          counts.stored++
+          if (Metrics.isError(record)) counts.errors++
+          if (isFinal(record)) {
+            counts.final++
+            status[position] = Final
+          } else status[position] = Unfinished
         }
-      )
-    return from(undefined)
+        return Effect.succeed(position < ids.length)
+      }),
+      // the counts once every page is read
+      () => ({ ids, status, ...counts })
+    )
   })
 
 /**

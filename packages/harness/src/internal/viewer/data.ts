@@ -514,10 +514,7 @@ export const samples = (
     let exhausted = false
     const pageSize = Math.max(options.limit, 200)
     while (rows.length < options.limit && scanned < scanLimit) {
-      const page = yield* store.listSamples(
-        runId,
-        after === undefined ? { limit: pageSize } : { after, limit: pageSize }
-      )
+      const page = yield* store.listSamples(runId, TaskStore.pageAfter(after, pageSize))
       let consumed = 0
       for (const sample of page) {
         consumed++
