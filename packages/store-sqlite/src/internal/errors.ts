@@ -46,9 +46,10 @@ export const isNotApplied = (error: SqlError): boolean =>
 export const isConnectionLost = (error: SqlError): boolean =>
   /^(08|57P0[12])/.test(codeOf(error)) ||
   ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT"].includes(codeOf(error)) ||
-  /Connection terminated|Connection error|connection is not open|Client has encountered a connection error/i.test(
-    messageOf(error)
-  )
+  /Connection terminated|Connection error|connection is not open|not queryable|Client has encountered a connection error/i
+    .test(
+      messageOf(error)
+    )
 
 /**
  * What may be tried again after a failure: `"safe"` for reads and writes idempotent by id (also

@@ -7,13 +7,13 @@
  * there: libsql opens a new connection for each of its transactions and never closes them, which
  * loses the connection's settings and leaks file handles.
  *
- * PostgreSQL: the client is a pool, so reads run side by side, and a write is the client's
- * `withTransaction` (one pooled connection) that first takes a transaction-scoped advisory lock of
+ * PostgreSQL: the client is a pool, so reads run side by side, and a write is a transaction on one
+ * reserved connection of the pool that first takes a transaction-scoped advisory lock of
  * its store: the writes of one store are serialized across every process and host, as
  * `BEGIN IMMEDIATE` serializes them on SQLite, and every read after the lock sees what the previous
  * holder committed (READ COMMITTED).
  */
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -49,20 +49,34 @@ export const write = <A, E, R>(
 ): Effect.Effect<A, E | SqlError, R> =>
   sql.onDialectOrElse({
     pg: () =>
-      sql.withTransaction(
-        Effect.zipRight(sql`SELECT pg_advisory_xact_lock(${advisoryKeys[store]})`, effect)
-      ),
+      Effect.scoped(Effect.flatMap(sql.reserve, (connection) => {
+        const run = (statement: string) => Effect.asVoid(connection.executeUnprepared(statement, [], undefined))
+        const locked = Effect.zipRight(sql`SELECT pg_advisory_xact_lock(${advisoryKeys[store]})`, effect).pipe(
+          Effect.provideService(SqlClient.TransactionConnection, [connection, 0] as const)
+        )
+        return inTransaction(run("BEGIN"), locked, run("COMMIT"), run("ROLLBACK"))
+      })),
     orElse: () =>
       exclusive(
         sql,
-        Effect.uninterruptibleMask((restore) =>
-          Effect.zipRight(
-            sql.unsafe("BEGIN IMMEDIATE"),
-            Effect.flatMap(Effect.exit(restore(effect)), (exit): Effect.Effect<A, E | SqlError, R> =>
-              Exit.isSuccess(exit)
-                ? Effect.as(sql.unsafe("COMMIT"), exit.value)
-                : Effect.zipRight(Effect.ignore(sql.unsafe("ROLLBACK")), exit))
-          )
-        )
+        inTransaction(sql.unsafe("BEGIN IMMEDIATE"), effect, sql.unsafe("COMMIT"), sql.unsafe("ROLLBACK"))
       )
   })
+
+// The client's `withTransaction` is not used on PostgreSQL either: it turns a failed COMMIT (a lost
+// connection, whose outcome is unknown) into a defect, where the stores need a `StoreError`.
+const inTransaction = <A, E, R, X, Y, Z>(
+  begin: Effect.Effect<X, SqlError>,
+  effect: Effect.Effect<A, E, R>,
+  commit: Effect.Effect<Y, SqlError>,
+  rollback: Effect.Effect<Z, SqlError>
+): Effect.Effect<A, E | SqlError, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.zipRight(
+      begin,
+      Effect.flatMap(Effect.exit(restore(effect)), (exit): Effect.Effect<A, E | SqlError, R> =>
+        Exit.isSuccess(exit)
+          ? Effect.as(commit, exit.value)
+          : Effect.zipRight(Effect.ignore(rollback), exit))
+    )
+  )
