@@ -8,6 +8,11 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 
 /** The server's URL; no server is a failure saying how to get one (the tests never skip silently). */
 export const serverUrl: Effect.Effect<string> = Effect.suspend(() => {
@@ -49,3 +54,33 @@ export const freshDatabase = (prefix: string): Effect.Effect<string, never, Scop
     )
     return withDatabase(url, name)
   })
+
+const clusterScript = fileURLToPath(new URL("../../../scripts/pg-cluster.sh", import.meta.url))
+
+const cluster = (...args: ReadonlyArray<string>) =>
+  Effect.try({
+    try: () => execFileSync(clusterScript, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim(),
+    catch: (error) =>
+      new Error(
+        `scripts/pg-cluster.sh ${args[0]} failed (${
+          String(error).split("\n")[0]
+        }): install PostgreSQL (apt-get install postgresql) to run this test.`
+      )
+  }).pipe(Effect.orDie)
+
+/**
+ * A cluster of the test's own (for a test that stops and starts its server), removed with the
+ * scope: its URL, and its server's `stop` (keeping its data) and `start` (on the same port).
+ */
+export const ownCluster = Effect.gen(function*() {
+  const dir = yield* Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), "holdout-pg-own-"))),
+    (dir) => Effect.ignore(cluster("stop", dir))
+  )
+  const url = yield* cluster("start", dir)
+  return {
+    url,
+    stop: Effect.asVoid(cluster("stop", dir, "--keep")),
+    start: Effect.asVoid(cluster("start", dir))
+  }
+})
