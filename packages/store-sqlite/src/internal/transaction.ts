@@ -11,7 +11,9 @@
  * reserved connection of the pool that first takes a transaction-scoped advisory lock of
  * its store: the writes of one store are serialized across every process and host, as
  * `BEGIN IMMEDIATE` serializes them on SQLite, and every read after the lock sees what the previous
- * holder committed (READ COMMITTED).
+ * holder committed (READ COMMITTED). The ledger's lock row (SQLite's) is not used there: updating it
+ * in every batch halved the reservations per second against the advisory lock. The budget keys a
+ * batch touches are not known before its steps run, so the lock is the ledger's, not a key's.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
