@@ -30,7 +30,7 @@ fi
 mkdir -p "$scratch/tarballs" "$scratch/project"
 
 step "pack"
-packages=(core testkit store-fs store-sqlite strategy-harbor harness)
+packages=(core testkit store-fs store-sqlite store-pg strategy-harbor harness)
 for name in "${packages[@]}"; do
   npm pack --silent --pack-destination "$scratch/tarballs" --workspace "packages/$name" >/dev/null
 done
