@@ -18,6 +18,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: [source, ...defaultServerConditions] } },
   test: {
     include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts", "tests/**/*.test.ts"],
+    // a throwaway PostgreSQL cluster for the PostgreSQL tests when HOLDOUT_TEST_PG_URL is not set
+    globalSetup: ["scripts/pg-global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // In CI, also write a JSON report per runtime; .ci/run prints its totals as a closing line.

@@ -29,7 +29,7 @@ fi
 mkdir -p "$scratch/tarballs" "$scratch/project"
 
 step "pack"
-packages=(core testkit store-fs store-sqlite strategy-harbor harness)
+packages=(core testkit store-fs store-sqlite store-pg strategy-harbor harness)
 for name in "${packages[@]}"; do
   npm pack --silent --pack-destination "$scratch/tarballs" --workspace "packages/$name" >/dev/null
 done
@@ -56,7 +56,7 @@ EOF
 
 step "install the tarballs (the test kit, whose peers are vitest, is packed but not installed)"
 runtime=()
-for name in core store-fs store-sqlite strategy-harbor harness; do
+for name in core store-fs store-sqlite store-pg strategy-harbor harness; do
   runtime+=("$scratch/tarballs/holdout-$name-0.1.0.tgz")
 done
 # better-sqlite3 downloads its native module, or builds it where it cannot (JOBS: with every core)

@@ -6,6 +6,7 @@
  *   npm run bench -- ledger    only those whose name contains "ledger"
  *   npm run bench -- scale     the opt-in scale group (large runs; see bench-scale.ts)
  *   npm run bench -- stats     the opt-in stats group (seeded simulations; see bench-stats.ts)
+ *   npm run bench -- pg        the opt-in PostgreSQL group (see bench-pg.ts)
  *
  * Figures depend on the machine and on what else runs on it; compare runs on one machine only.
  * Memory figures come from a child process of their own, so earlier benchmarks do not inflate them.
@@ -22,6 +23,7 @@ import * as LogLevel from "effect/LogLevel"
 import { execFileSync, spawn } from "node:child_process"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as CliBench from "./bench-cli.js"
+import * as PgBench from "./bench-pg.js"
 import * as Scale from "./bench-scale.js"
 import * as SidecarBench from "./bench-sidecar.js"
 import * as Stats from "./bench-stats.js"
@@ -375,11 +377,12 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["scale/sqlite/1M", Scale.bench(scriptPath, "sqlite", 1_000_000, "1M")],
   ["scale/sqlite/10M", Scale.bench(scriptPath, "sqlite", 10_000_000, "10M")],
   ["scale/memory/10M", Scale.bench(scriptPath, "memory", 10_000_000, "10M")],
-  ...Stats.benches
+  ...Stats.benches,
+  ...PgBench.benches(scriptPath, storeStack)
 ]
 
 /** Groups that run only when asked for by name. */
-const optIn = (name: string) => name.startsWith("scale/") || name.startsWith("stats/")
+const optIn = (name: string) => name.startsWith("scale/") || name.startsWith("stats/") || name.includes("/pg/")
 
 const resultOrder = [
   "ledger/memory/reserve/c64",
@@ -395,7 +398,10 @@ const resultOrder = [
   "ledger/sqlite/reserve/4proc",
   "pipeline/sqlite/samples",
   "pipeline/sqlite/resumeMs",
-  "pipeline/libsql/samples"
+  "pipeline/libsql/samples",
+  "ledger/pg/reserve/c64",
+  "ledger/pg/reserve/3hosts",
+  "pipeline/pg/samples"
 ]
 const order = (name: string) => {
   const index = resultOrder.indexOf(name)
@@ -431,6 +437,12 @@ const childArgument = (flag: string) => process.argv[process.argv.indexOf(flag) 
 
 const program = process.argv.includes("--reserve-child")
   ? reserveChild(childArgument("--reserve-child"), process.argv[process.argv.indexOf("--reserve-child") + 2]!)
+  : process.argv.includes("--pg-reserve-child")
+  ? PgBench.child(
+    childArgument("--pg-reserve-child"),
+    process.argv[process.argv.indexOf("--pg-reserve-child") + 2]!,
+    Number(process.argv[process.argv.indexOf("--pg-reserve-child") + 3])
+  )
   : process.argv.includes("--rss-child")
   ? rssChild
   : process.argv.includes("--baseline-child")

@@ -4,7 +4,7 @@
  * file's directory.
  *
  * ```yaml
- * store: { kind: sqlite, filename: .holdout/holdout.db }    # or { kind: fs, dir }, { kind: memory }
+ * store: { kind: sqlite, filename: .holdout/holdout.db }    # or { kind: postgres, url }, { kind: fs, dir }, { kind: memory }
  * datasets: { kind: jsonl, dir: data }                       # or { kind: harbor, datasetId, partition }
  * strategy: { kind: task, module: src/task.ts }              # or { kind: harbor, harbor: {…}, dir }
  * workspace: { kind: git, repo: ../agent }                   # or { kind: static, path } (default: .)
@@ -49,6 +49,8 @@ const Tier = Schema.Literal("viewable", "non_viewable", "no_access")
 
 const Store = Schema.Union(
   Schema.Struct({ kind: Schema.Literal("sqlite"), filename: Schema.NonEmptyString }),
+  // one database that many sidecars and workers on many hosts share; `url` defaults to HOLDOUT_PG_URL
+  Schema.Struct({ kind: Schema.Literal("postgres"), url: Schema.optional(Schema.NonEmptyString) }),
   Schema.Struct({ kind: Schema.Literal("fs"), dir: Schema.NonEmptyString }),
   Schema.Struct({ kind: Schema.Literal("memory") })
 )
@@ -326,6 +328,7 @@ const loadPackage = <A>(name: string, module: () => Promise<A>) =>
 
 const loadFsStore = loadPackage("@holdout/store-fs", () => import("@holdout/store-fs"))
 const loadSqliteStore = loadPackage("@holdout/store-sqlite", () => import("@holdout/store-sqlite"))
+const loadPgStore = loadPackage("@holdout/store-pg", () => import("@holdout/store-pg"))
 const loadHarbor = loadPackage("@holdout/strategy-harbor", () => import("@holdout/strategy-harbor"))
 
 const isTask = (value: unknown): value is Task.Task<unknown, unknown, unknown> =>
@@ -403,6 +406,15 @@ export const stack = (
             ? SqliteStore.layerLibsql({ filename, budgets: ledgerBudgets })
             : SqliteStore.layer({ filename, budgets: ledgerBudgets })
         }))
+        : config.store.kind === "postgres"
+        ? Layer.unwrapEffect(Effect.map(
+          loadPgStore,
+          ({ PgStore }) =>
+            PgStore.layer({
+              url: config.store.kind === "postgres" ? config.store.url : undefined,
+              budgets: ledgerBudgets
+            })
+        ))
         : config.store.kind === "fs"
         ? Layer.unwrapEffect(Effect.map(loadFsStore, ({ FsStore }) => FsStore.layer({ dir, budgets: ledgerBudgets })))
         : Layer.merge(Ledger.layerMemory(ledgerBudgets), TaskStore.layerMemory)

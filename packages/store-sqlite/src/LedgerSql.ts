@@ -1,7 +1,10 @@
 /**
- * A `Ledger` driver on any `SqlClient`: reservations as rows with a unique id. Concurrent reservations of
- * one process are decided and inserted together in one transaction (group commit) that first takes
- * the write lock, so several processes sharing one database can never overspend.
+ * A `Ledger` driver on any `SqlClient` (SQLite or PostgreSQL): reservations as rows with a unique id.
+ * Concurrent reservations of one process are decided and inserted together in one transaction (group
+ * commit) that first takes the ledger's write lock (SQLite's `BEGIN IMMEDIATE` and lock row,
+ * PostgreSQL's advisory lock), so several processes or hosts sharing one database can never overspend.
+ * A batch whose commit failed may be submitted again as it is: a reservation id already stored
+ * returns its reservation (or `ReservationConflict`), it is never charged twice.
  *
  * @since 0.1.0
  */
@@ -76,8 +79,12 @@ export const make = (options: {
     const commit = (steps: ReadonlyArray<Step>) =>
       Transaction.write(
         sql,
+        "ledger",
         Effect.gen(function*() {
-          yield* sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`
+          yield* sql.onDialectOrElse({
+            pg: () => Effect.void,
+            orElse: () => sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`
+          })
           const found = new Map(
             (yield* sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at
             FROM holdout_reservations WHERE ${sql.in("id", steps.map((entry) => entry.reservationId))}`).map((row) =>

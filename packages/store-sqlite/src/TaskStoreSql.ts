@@ -137,17 +137,32 @@ export const make: Effect.Effect<
         // one statement text whatever the batch's size (its rows as one JSON parameter), so it is
         // prepared once and the statement cache holds no statement per batch size
         const ids = JSON.stringify(all.map((row) => row.sample_id))
-        const previous = yield* sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score
-          FROM holdout_samples WHERE run_id = ${runId} AND sample_id IN (SELECT value FROM json_each(${ids}))`
+        const values = JSON.stringify(all.map((row) => [row.sample_id, row.record, row.is_error, row.score]))
+        const previous = yield* sql.onDialectOrElse({
+          pg: () =>
+            sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score FROM holdout_samples
+              WHERE run_id = ${runId} AND sample_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)::integer)`,
+          orElse: () =>
+            sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score FROM holdout_samples
+              WHERE run_id = ${runId} AND sample_id IN (SELECT value FROM json_each(${ids}))`
+        })
         for (const share of previous) addShare(delta, share, -1)
         for (const row of all) addShare(delta, row, 1)
-        const values = JSON.stringify(all.map((row) => [row.sample_id, row.record, row.is_error, row.score]))
-        yield* sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
-          SELECT ${runId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-            json_extract(value, '$[3]')
-          FROM json_each(${values}) WHERE true
-          ON CONFLICT (run_id, sample_id) DO UPDATE
-          SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
+        yield* sql.onDialectOrElse({
+          pg: () =>
+            sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
+              SELECT ${runId}::text, (value->>0)::integer, value->>1, (value->>2)::integer, (value->>3)::double precision
+              FROM jsonb_array_elements(${values}::jsonb)
+              ON CONFLICT (run_id, sample_id) DO UPDATE
+              SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`,
+          orElse: () =>
+            sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
+              SELECT ${runId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+                json_extract(value, '$[3]')
+              FROM json_each(${values}) WHERE true
+              ON CONFLICT (run_id, sample_id) DO UPDATE
+              SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
+        })
         yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
           scored = scored + ${delta.scored}, score_sum = score_sum + ${delta.scoreSum},
           score_squares = score_squares + ${delta.scoreSquares} WHERE run_id = ${runId}`
@@ -182,6 +197,7 @@ export const make: Effect.Effect<
   const commit = (writes: ReadonlyArray<Write>) =>
     Transaction.write(
       sql,
+      "tasks",
       Effect.gen(function*() {
         const outcomes: Array<Exit.Exit<Option.Option<RunRow>, HoldoutError.StoreError>> = []
         let samples: Array<Model.SampleRecord> = []
@@ -202,7 +218,7 @@ export const make: Effect.Effect<
         if (samples.length > 0) yield* writeSamples(samples)
         return outcomes
       })
-    ).pipe(storeOp("write"))
+    ).pipe(storeOp("write", "once"))
   const group = yield* GroupCommit.make(commit, { maxBatch: 4096 })
   // a batch that fails fails each of its writes, named by the caller's operation
   const submit = (op: string, write: Write) =>
@@ -254,6 +270,7 @@ export const make: Effect.Effect<
     putMetaIfAbsent: (key, value) =>
       Transaction.write(
         sql,
+        "tasks",
         Effect.gen(function*() {
           yield* sql`INSERT INTO holdout_meta ${sql.insert({ key, value })} ON CONFLICT (key) DO NOTHING`
           const [row] = yield* sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`

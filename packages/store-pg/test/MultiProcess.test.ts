@@ -1,0 +1,47 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Ledger } from "@holdout/core"
+import { PgStore } from "@holdout/store-pg"
+import * as Effect from "effect/Effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { sharedBudget } from "./fixtures/budget.js"
+import { freshDatabase } from "./support.js"
+
+const reserver = fileURLToPath(new URL("./fixtures/reserver.ts", import.meta.url))
+const root = fileURLToPath(new URL("../../..", import.meta.url))
+
+/** Runs one reserver process to its end; the ids it saw acknowledged. */
+const runReserver = (url: string, index: number, count: number) =>
+  Effect.async<ReadonlyArray<string>, Error>((resume) => {
+    const child = spawn("node", ["--import", "tsx", reserver, url, String(index), String(count)], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let out = ""
+    let err = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => out += chunk)
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => err += chunk)
+    child.on("exit", (code) => {
+      if (code !== 0) return resume(Effect.fail(new Error(`reserver ${index} exited with ${code}: ${err}`)))
+      resume(Effect.succeed(out.split("\n").filter((line) => line.length > 0)))
+    })
+  })
+
+describe("PostgreSQL ledger shared by 3 processes", () => {
+  it.scoped("exactly the budget is granted in total, each acknowledged reservation once", () =>
+    Effect.gen(function*() {
+      const url = yield* freshDatabase("multiprocess")
+      // 3 × 400 concurrent reservations against runs: 500
+      const acknowledged = yield* Effect.all([0, 1, 2].map((index) => runReserver(url, index, 400)), {
+        concurrency: "unbounded"
+      })
+      const granted = acknowledged.flat()
+      assert.strictEqual(granted.length, 500, "the processes were granted more or less than the budget")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const ledger = yield* Ledger.Ledger
+        const journal = (yield* ledger.reservations(sharedBudget.key)).map((reservation) => reservation.id)
+        assert.deepStrictEqual([...journal].sort(), [...granted].sort())
+        assert.deepStrictEqual((yield* ledger.get(sharedBudget.key)).spent, { runs: 500, samples: 500 })
+      })).pipe(Effect.provide(PgStore.layer({ url, budgets: [sharedBudget.budget] })))
+    }))
+})
