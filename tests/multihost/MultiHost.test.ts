@@ -1,7 +1,8 @@
 /**
  * One budget across machines: three hosts (network namespaces, see `network.ts`), each running its own
- * `holdout serve` against one store, and an optimizer in this namespace reaching them over their veth
- * addresses. Needs root; without it every test here fails with the reason.
+ * `holdout serve` against one PostgreSQL database (a server of the test's own, `database.ts`, on the
+ * hosts' gateway address), and an optimizer in this namespace reaching them over their veth
+ * addresses. Needs root and PostgreSQL; without either every test here fails with the reason.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -15,25 +16,27 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { holdout, serve, type Served, stackFixture, stopAll } from "../../packages/harness/test/helpers.js"
-import { type Host, hosts } from "./network.js"
+import { type Database, database } from "./database.js"
+import { gateway, type Host, hosts } from "./network.js"
 
 const datasetId = "qa"
 
 /** Splits of the test's dataset: their sizes and their run budgets. */
 const splits = {
   burst: { size: 4, runs: 100 },
-  crash: { size: 8, runs: 20 }
+  crash: { size: 8, runs: 20 },
+  outage: { size: 8, runs: 30 }
 } as const
 
 /** The port every sidecar listens on, each in its own namespace. */
 const port = 8000
 
-/** The fixture task's candidate prefix that takes 400 ms a sample (with concurrency 2: 1.6 s a crash run). */
+/** The fixture task's candidate prefix that takes 400 ms a sample (with concurrency 2: 1.6 s a run of 8). */
 const slow = "slow-"
 
 /** A host's configuration: the shared store, the dataset, the fixture's task, and its own sidecar address. */
-const configText = (dir: string, host: Host) =>
-  `store: { kind: sqlite, filename: ${JSON.stringify(`${dir}/store/holdout.db`)} }
+const configText = (dir: string, host: Host, storeUrl: string) =>
+  `store: { kind: postgres, url: ${JSON.stringify(storeUrl)} }
 datasets: { kind: jsonl, dir: ${JSON.stringify(`${dir}/data`)} }
 strategy: { kind: task, module: ${JSON.stringify(`${stackFixture}/task.ts`)}, concurrency: 2 }
 budgets:
@@ -48,6 +51,7 @@ sidecar: { tokenFile: admin.token, host: ${host.address}, port: ${port} }
 /** Three hosts, their configurations and the sidecars they run (a restarted host's sidecar replaces its entry). */
 interface Deployed {
   readonly hosts: ReadonlyArray<Host>
+  readonly database: Database
   readonly configs: ReadonlyArray<string>
   readonly sidecars: Array<Served>
 }
@@ -126,23 +130,25 @@ const deployment = Layer.scoped(
       yield* fs.writeFileString(`${dir}/data/${datasetId}/${split}.jsonl`, rows.join("\n") + "\n")
     }
     const made = yield* hosts(3)
-    // closed before the namespaces go: no sidecar outlives the test
+    // started once the gateway address exists, to listen on it too
+    const server = yield* database(gateway)
+    // closed before the server and the namespaces go: no sidecar outlives the test
     yield* Effect.addFinalizer(() => stopAll)
     const configs = yield* Effect.forEach(made, (host) =>
       Effect.gen(function*() {
         yield* fs.makeDirectory(`${dir}/${host.namespace}`)
         const file = `${dir}/${host.namespace}/holdout.yaml`
-        yield* fs.writeFileString(file, configText(dir, host))
+        yield* fs.writeFileString(file, configText(dir, host, server.url))
         return file
       }))
     const sidecars = yield* Effect.forEach(made, (host, index) => startSidecar(host, configs[index]!), {
       concurrency: "unbounded"
     })
-    // The store's modules load now, while this process has few sockets: loading libsql asks Node for a
-    // diagnostic report (to tell glibc from musl), which resolves the name of every open socket's
-    // address one after the other; with 1,500 connections open that takes minutes.
+    // The stack's modules load now, while this process has few sockets: a native module's loader may
+    // ask Node for a diagnostic report (libsql's does, to tell glibc from musl), which resolves the name
+    // of every open socket's address one after the other; with 1,500 connections open that takes minutes.
     yield* withStore(configs[0]!, ({ ledger }) => ledger.status())
-    return { hosts: made, configs, sidecars }
+    return { hosts: made, database: server, configs, sidecars }
   }))
 ).pipe(Layer.provide(NodeContext.layer))
 
@@ -305,6 +311,97 @@ describe("multi-host: three sidecars in three network namespaces, one store", ()
           // the restarted host shares the exhausted budget
           const after = yield* evaluate(sidecars[victim]!.url, split, "after-restart")
           assert.strictEqual(tagOf(after), "BudgetExhausted")
+        }),
+      120_000
+    )
+
+    it.effect(
+      "the database server stopped and started with evals in flight: typed errors, then recovery, the budget exact",
+      () =>
+        Effect.gen(function*() {
+          const { configs, database, hosts, sidecars } = yield* deployed
+          const split = "outage"
+          const perHost = 3
+          const startedOn = (host: number) =>
+            new RegExp(`Run (\\S+) started: candidate \\\\?"slow-outage-${host}-`, "g")
+          // slow runs on every host; the server stops once all of them have started
+          const inFlight = yield* Effect.fork(Effect.forEach(
+            Array.from({ length: perHost * sidecars.length }, (_, index) => index),
+            (index) => {
+              const host = index % sidecars.length
+              return evaluate(sidecars[host]!.url, split, `${slow}outage-${host}-${index}`)
+            },
+            { concurrency: "unbounded" }
+          ))
+          yield* Effect.forEach(
+            sidecars,
+            (sidecar, host) =>
+              awaitOutput(sidecar, (output) => [...output.matchAll(startedOn(host))].length >= perHost),
+            { concurrency: "unbounded" }
+          )
+          yield* database.stop
+
+          // while it is down: every host answers a typed StoreError, and keeps running
+          const during = yield* Effect.forEach(
+            sidecars,
+            (sidecar, host) => evaluate(sidecar.url, split, `during-outage-${host}`),
+            { concurrency: "unbounded" }
+          )
+          for (const answer of during) {
+            assert.strictEqual(answer._tag === "Answered" ? answer.status : answer.message, 500)
+            assert.strictEqual(tagOf(answer), "StoreError")
+          }
+          yield* database.start
+          const flown = yield* Fiber.join(inFlight)
+          for (const answer of flown) {
+            assert.strictEqual(answer._tag, "Answered", "a sidecar dropped a request in flight")
+            if (runIdOf(answer) === undefined) assert.strictEqual(tagOf(answer), "StoreError")
+          }
+          for (const sidecar of sidecars) {
+            assert.isNull(sidecar.child.exitCode, `the sidecar at ${sidecar.url} exited:\n${sidecar.output()}`)
+          }
+
+          // recovered: the rest of the budget goes to new evals, exactly
+          const rest = yield* Effect.forEach(
+            Array.from({ length: 90 }, (_, index) => index),
+            (index) => evaluate(sidecars[index % sidecars.length]!.url, split, `after-outage-${index}`),
+            { concurrency: "unbounded" }
+          )
+          assert.deepStrictEqual(rest.filter((answer) => answer._tag === "Lost"), [])
+          for (const answer of rest) {
+            if (runIdOf(answer) === undefined) assert.strictEqual(tagOf(answer), "BudgetExhausted")
+          }
+          const acknowledged = [...flown, ...rest].flatMap((answer) => runIdOf(answer) ?? [])
+          assert.isAbove(rest.filter((answer) => runIdOf(answer) !== undefined).length, 0)
+
+          const unfinished = yield* withStore(configs[0]!, ({ ledger, store }) =>
+            Effect.gen(function*() {
+              const reservations = yield* ledger.reservations({ datasetId, split })
+              assert.strictEqual(reservations.length, splits.outage.runs)
+              assert.strictEqual((yield* ledger.get({ datasetId, split })).spent.runs, splits.outage.runs)
+              const runs = runsOf(yield* store.listRuns(), split)
+              const byId = new Map(runs.map((run) => [run.runId, run]))
+              for (const runId of acknowledged) {
+                assert.strictEqual(byId.get(runId)?.status, "completed", `acknowledged run ${runId} is not completed`)
+                assert.strictEqual(yield* sampleCount(store, runId), splits.outage.size)
+              }
+              return runs.filter((run) => run.status === "running").map((run) => run.runId)
+            }))
+          // runs the outage interrupted are finished by `holdout resume`, charging nothing
+          const resumed = yield* Effect.forEach(
+            unfinished,
+            (runId) => holdout(["resume", "-c", configs[0]!, runId], { namespace: hosts[0]!.namespace }),
+            { concurrency: 2 }
+          )
+          for (const outcome of resumed) assert.strictEqual(outcome.code, 0, outcome.stderr)
+          yield* withStore(configs[0]!, ({ ledger, store }) =>
+            Effect.gen(function*() {
+              assert.strictEqual((yield* ledger.reservations({ datasetId, split })).length, splits.outage.runs)
+              for (const run of runsOf(yield* store.listRuns(), split)) {
+                assert.strictEqual(run.status, "completed", `run ${run.runId} is ${run.status}`)
+                assert.strictEqual(yield* sampleCount(store, run.runId), splits.outage.size)
+              }
+            }))
         }),
       120_000
     )
