@@ -156,23 +156,38 @@ const deployment = Layer.scoped(
 const sampleCount = (store: TaskStore.TaskStore["Type"], runId: string) =>
   Stream.runCount(TaskStore.streamSamples(store, runId))
 
-/** Resolves once `served` has written output that `until` accepts (checked now and at every chunk). */
+/**
+ * Resolves once `served` has written output that `until` accepts (checked now and at every chunk);
+ * dies if the process exits first.
+ */
 const awaitOutput = (served: Served, until: (output: string) => boolean) =>
   Effect.async<void>((resume) => {
-    if (until(served.output())) return resume(Effect.void)
+    const { child } = served
+    const stop = () => {
+      child.stdout?.off("data", check)
+      child.stderr?.off("data", check)
+      child.off("exit", exited)
+    }
     const check = () => {
       if (until(served.output())) {
-        served.child.stdout?.off("data", check)
-        served.child.stderr?.off("data", check)
+        stop()
         resume(Effect.void)
       }
     }
-    served.child.stdout?.on("data", check)
-    served.child.stderr?.on("data", check)
-    return Effect.sync(() => {
-      served.child.stdout?.off("data", check)
-      served.child.stderr?.off("data", check)
-    })
+    const exited = () => {
+      stop()
+      resume(
+        Effect.dieMessage(
+          `the sidecar at ${served.url} exited before it wrote what the test waits for:\n${served.output()}`
+        )
+      )
+    }
+    if (until(served.output())) return resume(Effect.void)
+    if (child.exitCode !== null || child.signalCode !== null) return exited()
+    child.stdout?.on("data", check)
+    child.stderr?.on("data", check)
+    child.on("exit", exited)
+    return Effect.sync(stop)
   })
 
 /** The runs of `split` in the store. */
