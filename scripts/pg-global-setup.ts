@@ -5,7 +5,7 @@
  * fail saying how to get one; every other test runs as usual.
  */
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -24,11 +24,19 @@ export default function setup(): (() => void) | undefined {
     execFileSync(script, ["stop", dir], { stdio: "inherit" })
   }
   try {
-    const url = execFileSync(script, ["start", dir], { encoding: "utf8" }).trim()
+    const url = execFileSync(script, ["start", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim()
     process.env["HOLDOUT_TEST_PG_URL"] = url
   } catch (error) {
-    process.env["HOLDOUT_TEST_PG_START_ERROR"] = String(error).split("\n")[0]
-    stop()
+    const output = (error as { readonly stderr?: unknown }).stderr
+    process.env["HOLDOUT_TEST_PG_START_ERROR"] = (typeof output === "string" && output.trim() !== ""
+      ? output
+      : String(error)).trim().split("\n")[0]
+    try {
+      stop()
+    } catch {
+      // no server was started
+    }
+    rmSync(dir, { recursive: true, force: true })
     return undefined
   }
   return stop

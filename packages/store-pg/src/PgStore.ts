@@ -41,14 +41,19 @@ export interface Options {
  * The URL read when `url` is not given.
  *
  * @since 0.1.0
- * @category config
+ * @category constructors
  */
 export const urlConfig: Config.Config<Redacted.Redacted<string>> = Config.redacted("HOLDOUT_PG_URL")
 
 type Services = Ledger.Ledger | TaskStore.TaskStore
 type Errors = HoldoutError.ConfigError | HoldoutError.StoreError
 
-/** The URL without its password, for messages. */
+/**
+ * The URL without its password, for messages.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
 export const displayUrl = (url: Redacted.Redacted<string>): string =>
   Either.match(Either.try(() => new URL(Redacted.value(url))), {
     onLeft: () => "(an unparsable URL)",
@@ -74,7 +79,7 @@ const messageOf = (error: unknown): string => {
  * The URL of the store: `url` when given, else `HOLDOUT_PG_URL`; neither is a `ConfigError`.
  *
  * @since 0.1.0
- * @category config
+ * @category constructors
  */
 export const resolveUrl = (
   url: string | Redacted.Redacted<string> | undefined

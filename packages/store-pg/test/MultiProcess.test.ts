@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Ledger } from "@holdout/core"
+import { Ledger, TaskStore } from "@holdout/core"
 import { PgStore } from "@holdout/store-pg"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { sharedBudget } from "./fixtures/budget.js"
@@ -43,5 +46,25 @@ describe("PostgreSQL ledger shared by 3 processes", () => {
         assert.deepStrictEqual([...journal].sort(), [...granted].sort())
         assert.deepStrictEqual((yield* ledger.get(sharedBudget.key)).spent, { runs: 500, samples: 500 })
       })).pipe(Effect.provide(PgStore.layer({ url, budgets: [sharedBudget.budget] })))
+    }))
+})
+
+describe("PostgreSQL store's own state shared by several stores", () => {
+  it.scoped("the first value written under a key wins across stores on one database (the blocks' secret, releases)", () =>
+    Effect.gen(function*() {
+      const url = yield* freshDatabase("meta")
+      // three stores with their own connection pools, as three hosts would have
+      const stores = yield* Effect.forEach(
+        [0, 1, 2],
+        () => Effect.map(Layer.build(PgStore.layer({ url, budgets: [] })), Context.get(TaskStore.TaskStore))
+      )
+      const answers = yield* Effect.all(
+        Array.from({ length: 30 }, (_, n) => stores[n % 3]!.putMetaIfAbsent("holdout:secret", `value-${n}`)),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(new Set(answers).size, 1, `the stores disagree: ${[...new Set(answers)].join(", ")}`)
+      for (const store of stores) {
+        assert.strictEqual(Option.getOrThrow(yield* store.getMeta("holdout:secret")), answers[0])
+      }
     }))
 })

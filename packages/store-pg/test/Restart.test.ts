@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import { createServer } from "node:net"
 import { ownCluster } from "./support.js"
 
 const key = { datasetId: "ds", split: "validation" } as const
@@ -86,4 +87,27 @@ describe("PostgreSQL server restart", () => {
       }),
     120_000
   )
+})
+
+/** A port of 127.0.0.1 that nothing listens on (it was free a moment ago). */
+const closedPort = Effect.async<number>((resume) => {
+  const server = createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    server.close(() => resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0)))
+  })
+})
+
+describe("PostgreSQL not reachable at open", () => {
+  it.scopedLive("is a one-line StoreError naming the URL without its password", () =>
+    Effect.gen(function*() {
+      const port = yield* closedPort
+      const error = yield* expectFailure(
+        Layer.build(PgStore.layer({ url: `postgres://holdout:s3cret@127.0.0.1:${port}/holdout`, budgets }))
+      )
+      assert.strictEqual(error._tag, "StoreError")
+      assert.include(error.message, `Cannot connect to PostgreSQL at postgres://holdout:***@127.0.0.1:${port}/holdout`)
+      assert.notInclude(error.message, "s3cret")
+      assert.notInclude(error.message, "\n")
+    }))
 })

@@ -138,31 +138,36 @@ export const make: Effect.Effect<
         // prepared once and the statement cache holds no statement per batch size
         const ids = JSON.stringify(all.map((row) => row.sample_id))
         const values = JSON.stringify(all.map((row) => [row.sample_id, row.record, row.is_error, row.score]))
+        // the shares of the rows replaced, read before the rows are written
         const previous = yield* sql.onDialectOrElse({
+          // PostgreSQL: one statement (its parts see the same snapshot, so `previous` is from before)
           pg: () =>
-            sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score FROM holdout_samples
-              WHERE run_id = ${runId} AND sample_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)::integer)`,
+            sql<Pick<SampleRow, "is_error" | "score">>`WITH previous AS (
+                SELECT is_error, score FROM holdout_samples
+                WHERE run_id = ${runId} AND sample_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)::integer)
+              ), written AS (
+                INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
+                SELECT ${runId}::text, (value->>0)::integer, value->>1, (value->>2)::integer,
+                  (value->>3)::double precision
+                FROM jsonb_array_elements(${values}::jsonb)
+                ON CONFLICT (run_id, sample_id) DO UPDATE
+                SET record = excluded.record, is_error = excluded.is_error, score = excluded.score
+              )
+              SELECT is_error, score FROM previous`,
           orElse: () =>
-            sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score FROM holdout_samples
-              WHERE run_id = ${runId} AND sample_id IN (SELECT value FROM json_each(${ids}))`
+            Effect.zipLeft(
+              sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score FROM holdout_samples
+                WHERE run_id = ${runId} AND sample_id IN (SELECT value FROM json_each(${ids}))`,
+              sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
+                SELECT ${runId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+                  json_extract(value, '$[3]')
+                FROM json_each(${values}) WHERE true
+                ON CONFLICT (run_id, sample_id) DO UPDATE
+                SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
+            )
         })
         for (const share of previous) addShare(delta, share, -1)
         for (const row of all) addShare(delta, row, 1)
-        yield* sql.onDialectOrElse({
-          pg: () =>
-            sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
-              SELECT ${runId}::text, (value->>0)::integer, value->>1, (value->>2)::integer, (value->>3)::double precision
-              FROM jsonb_array_elements(${values}::jsonb)
-              ON CONFLICT (run_id, sample_id) DO UPDATE
-              SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`,
-          orElse: () =>
-            sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
-              SELECT ${runId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-                json_extract(value, '$[3]')
-              FROM json_each(${values}) WHERE true
-              ON CONFLICT (run_id, sample_id) DO UPDATE
-              SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
-        })
         yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
           scored = scored + ${delta.scored}, score_sum = score_sum + ${delta.scoreSum},
           score_squares = score_squares + ${delta.scoreSquares} WHERE run_id = ${runId}`

@@ -53,10 +53,10 @@ export const write = <A, E, R>(
     pg: () =>
       Effect.scoped(Effect.flatMap(sql.reserve, (connection) => {
         const run = (statement: string) => Effect.asVoid(connection.executeUnprepared(statement, [], undefined))
-        const locked = Effect.zipRight(sql`SELECT pg_advisory_xact_lock(${advisoryKeys[store]})`, effect).pipe(
-          Effect.provideService(SqlClient.TransactionConnection, [connection, 0] as const)
-        )
-        return inTransaction(run("BEGIN"), locked, run("COMMIT"), run("ROLLBACK"))
+        const inside = Effect.provideService(effect, SqlClient.TransactionConnection, [connection, 0] as const)
+        // one round trip: the key is a constant of this module
+        const begin = run(`BEGIN; SELECT pg_advisory_xact_lock(${advisoryKeys[store]})`)
+        return inTransaction(begin, inside, run("COMMIT"), run("ROLLBACK"))
       })),
     orElse: () =>
       exclusive(
