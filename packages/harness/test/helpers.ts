@@ -37,7 +37,17 @@ export interface HoldoutOptions {
   readonly onStdout?: (text: string, child: ChildProcess) => void
   /** Sees all of stderr so far at each chunk. */
   readonly onStderr?: (text: string, child: ChildProcess) => void
+  /** A network namespace to run in (`ip netns exec`, which keeps the process's pid); needs root. */
+  readonly namespace?: string
 }
+
+/** `command` with `args`, inside `namespace` when one is given. */
+const within = (
+  namespace: string | undefined,
+  command: string,
+  args: ReadonlyArray<string>
+): readonly [string, ReadonlyArray<string>] =>
+  namespace === undefined ? [command, args] : ["ip", ["netns", "exec", namespace, command, ...args]]
 
 /** An environment: `overrides` over this process's, without the variables set to `undefined`. */
 export const environment = (overrides: Record<string, string | undefined> = {}): Record<string, string> =>
@@ -50,7 +60,8 @@ export const environment = (overrides: Record<string, string | undefined> = {}):
 /** Runs `holdout` on Node, from its sources, to its end; killed if the effect is interrupted. */
 export const holdout = (args: ReadonlyArray<string>, options: HoldoutOptions = {}) =>
   Effect.async<Outcome>((resume) => {
-    const child = spawn("node", ["--import", "tsx", bin, ...args], {
+    const [command, commandArgs] = within(options.namespace, "node", ["--import", "tsx", bin, ...args])
+    const child = spawn(command, commandArgs, {
       cwd: options.cwd ?? root,
       env: environment(options.env),
       stdio: ["ignore", "pipe", "pipe"]
@@ -146,13 +157,16 @@ export const serve = (
     readonly env?: Record<string, string | undefined>
     readonly runtime?: "node" | "deno"
     readonly timeout?: number
+    /** A network namespace to serve from (`ip netns exec`, which keeps the process's pid); needs root. */
+    readonly namespace?: string
   } = {}
 ) =>
   Effect.suspend(() => {
     const [command, prefix] = options.runtime === "deno"
       ? [join(root, "node_modules", ".bin", "deno"), ["run", "-A", "--sloppy-imports", bin]] as const
       : ["node", ["--import", "tsx", bin]] as const
-    const child = spawn(command, [...prefix, "serve", ...args], {
+    const [wrapped, wrappedArgs] = within(options.namespace, command, [...prefix, "serve", ...args])
+    const child = spawn(wrapped, wrappedArgs, {
       cwd: options.cwd ?? root,
       env: environment(options.env),
       stdio: ["ignore", "pipe", "pipe"]
