@@ -191,7 +191,7 @@ ${extra}`
       const wrongType = config("[{ datasetId: qa, split: train, runs: 5 }]")
       writeFileSync(wrongType, readFileSync(wrongType, "utf8").replace("store: { kind: memory }", "store: 3"))
       const section = yield* run(wrongType, "train")
-      oneLineError(section, /"store" expected a mapping with kind sqlite \| fs \| memory, actual 3/)
+      oneLineError(section, /"store" expected a mapping with kind sqlite \| postgres \| fs \| memory, actual 3/)
       assert.isBelow(section.stderr.length, 300, "the schema's signature was printed")
       // serve without a sidecar section says what to add
       oneLineError(
