@@ -8,33 +8,22 @@ import { SqliteStore } from "@holdout/store-sqlite"
 import { createClient } from "@libsql/client/node"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { tsxLines } from "../packages/harness/test/helpers.js"
 import { multiProcessBudgets } from "./crash/stack.js"
 
 const reserver = fileURLToPath(new URL("./crash/reserver.ts", import.meta.url))
-const root = fileURLToPath(new URL("..", import.meta.url))
 
 /** Runs one reserver process to its end; returns the ids it saw acknowledged, with their samples. */
 const runReserver = (filename: string, index: number, mode: "runs" | "samples") =>
-  Effect.async<ReadonlyArray<readonly [string, number]>, Error>((resume) => {
-    const child = spawn("node", ["--import", "tsx", reserver, filename, String(index), mode], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let out = ""
-    let err = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => out += chunk)
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => err += chunk)
-    child.on("exit", (code) => {
-      if (code !== 0) return resume(Effect.fail(new Error(`reserver ${index} exited with ${code}: ${err}`)))
-      const lines = out.split("\n").filter((line) => line.length > 0)
-      resume(Effect.succeed(lines.map((line) => {
+  Effect.map(
+    tsxLines(reserver, [filename, String(index), mode], `reserver ${index}`),
+    (lines) =>
+      lines.map((line) => {
         const [id, samples] = line.split(" ")
         return [id!, Number(samples)] as const
-      })))
-    })
-  })
+      })
+  )
 
 // better-sqlite3 only loads under Node; libsql reads the same file in either runtime
 const libsql = (filename: string) =>

@@ -9,32 +9,20 @@ import { Ledger } from "@holdout/core"
 import { SqliteStore } from "@holdout/store-sqlite"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { tsxLines } from "../../packages/harness/test/helpers.js"
 
 const racer = fileURLToPath(new URL("./key-racer.ts", import.meta.url))
-const root = fileURLToPath(new URL("../..", import.meta.url))
 const count = 120
 
 const race = (filename: string, split: string) =>
-  Effect.async<Map<string, string>, Error>((resume) => {
-    const child = spawn("node", ["--import", "tsx", racer, filename, split, String(count)], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let out = ""
-    let err = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => out += chunk)
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => err += chunk)
-    child.on("exit", (code) => {
-      if (code !== 0) return resume(Effect.fail(new Error(`key-racer on ${split} exited with ${code}: ${err}`)))
-      const lines = out.split("\n").filter((line) => line.length > 0).map((line) => line.split(" ") as [string, string])
-      resume(Effect.succeed(new Map(lines)))
-    })
-  })
+  Effect.map(
+    tsxLines(racer, [filename, split, String(count)], `key-racer on ${split}`),
+    (lines) => new Map(lines.map((line) => line.split(" ") as [string, string]))
+  )
 
 describe.skipIf("Deno" in globalThis)("adversary: one key raced on two splits by two processes", () => {
   it.effect(

@@ -8,11 +8,11 @@ import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { failureOf, outputOf } from "./network.js"
 
 const script = fileURLToPath(new URL("../../scripts/pg-cluster.sh", import.meta.url))
 
@@ -32,23 +32,15 @@ export interface Database {
 
 /** `scripts/pg-cluster.sh <args>` listening also on `address`: its stdout, or a DatabaseError with its stderr. */
 const cluster = (address: string, ...args: Array<string>) =>
-  Effect.scoped(Effect.gen(function*() {
-    const command = Command.make(script, ...args).pipe(
-      Command.env({ HOLDOUT_PG_LISTEN: `127.0.0.1,${address}` })
-    )
-    const process = yield* Command.start(command)
-    const [stdout, stderr, code] = yield* Effect.all([
-      Stream.mkString(Stream.decodeText(process.stdout)),
-      Stream.mkString(Stream.decodeText(process.stderr)),
-      process.exitCode
-    ], { concurrency: 3 })
-    if (code !== 0) {
-      return yield* new DatabaseError({
-        message: `scripts/pg-cluster.sh ${args[0]} failed: ${stderr.trim().split("\n")[0] ?? `exit code ${code}`}`
-      })
-    }
-    return stdout.trim()
-  })).pipe(
+  Effect.flatMap(
+    outputOf(Command.make(script, ...args).pipe(Command.env({ HOLDOUT_PG_LISTEN: `127.0.0.1,${address}` }))),
+    (output) =>
+      output.code === 0
+        ? Effect.succeed(output.stdout.trim())
+        : Effect.fail(
+          new DatabaseError({ message: `scripts/pg-cluster.sh ${args[0]} failed: ${failureOf(output)}` })
+        )
+  ).pipe(
     Effect.catchTag("SystemError", "BadArgument", (error) =>
       Effect.fail(new DatabaseError({ message: `cannot run scripts/pg-cluster.sh (${error.message})` })))
   )

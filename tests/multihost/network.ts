@@ -34,29 +34,35 @@ export class NetworkError extends Data.TaggedError("NetworkError")<{ readonly me
   }
 }
 
-/** `ip <args>`: its stdout, or a NetworkError with its first line of stderr. */
-export const ip = (...args: Array<string>): Effect.Effect<string, NetworkError, CommandExecutor.CommandExecutor> =>
+/** What `command` printed, and its exit code. */
+export const outputOf = (command: Command.Command) =>
   Effect.scoped(Effect.gen(function*() {
-    const process = yield* Command.start(Command.make("ip", ...args))
+    const process = yield* Command.start(command)
     const [stdout, stderr, code] = yield* Effect.all([
       Stream.mkString(Stream.decodeText(process.stdout)),
       Stream.mkString(Stream.decodeText(process.stderr)),
       process.exitCode
     ], { concurrency: 3 })
-    if (code !== 0) {
-      return yield* new NetworkError({
-        message: `ip ${args.join(" ")} failed: ${stderr.trim().split("\n")[0] ?? `exit code ${code}`}`
-      })
-    }
-    return stdout
-  })).pipe(
-    Effect.catchTag("SystemError", "BadArgument", (error) =>
-      Effect.fail(
-        new NetworkError({
-          message: `cannot run ip (${error.message}): the multi-host test needs iproute2 (apt-get install iproute2).`
-        })
-      ))
-  )
+    return { stdout, stderr, code }
+  }))
+
+/** Why a command failed: the first line of its stderr, or its exit code. */
+export const failureOf = (output: { readonly stderr: string; readonly code: number }): string =>
+  output.stderr.trim().split("\n")[0] || `exit code ${output.code}`
+
+/** `ip <args>`: its stdout, or a NetworkError with its first line of stderr. */
+export const ip = (...args: Array<string>): Effect.Effect<string, NetworkError, CommandExecutor.CommandExecutor> =>
+  Effect.flatMap(outputOf(Command.make("ip", ...args)), (output) =>
+    output.code === 0
+      ? Effect.succeed(output.stdout)
+      : Effect.fail(new NetworkError({ message: `ip ${args.join(" ")} failed: ${failureOf(output)}` }))).pipe(
+      Effect.catchTag("SystemError", "BadArgument", (error) =>
+        Effect.fail(
+          new NetworkError({
+            message: `cannot run ip (${error.message}): the multi-host test needs iproute2 (apt-get install iproute2).`
+          })
+        ))
+    )
 
 /** Names of this test's namespaces and links, for process `pid`. */
 const names = (index: number, pid: number) => ({

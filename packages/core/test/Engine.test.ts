@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { expectFailure } from "@holdout/testkit"
+import { countingTaskStore, expectFailure } from "@holdout/testkit"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -15,7 +15,7 @@ import type { EvalRequest } from "../src/Model.js"
 import * as RunEvents from "../src/RunEvents.js"
 import * as TaskStore from "../src/TaskStore.js"
 import * as Workspace from "../src/Workspace.js"
-import { candidate, countingStore, samplesOf, stack } from "./fixtures.js"
+import { candidate, samplesOf, stack } from "./fixtures.js"
 
 /** Runs `evaluate` and returns the error's tag, failing the test when it succeeds. */
 const failureTag = (request: unknown, options?: Engine.EvaluateOptions) =>
@@ -401,7 +401,7 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
       }).pipe(Effect.provide(stack({ behaviour: { skip: (id) => id === 2 } }).layer)))
 
     it.effect("a finished run is read and resumed from its record: no sample is read back", () => {
-      const counting = countingStore()
+      const counting = countingTaskStore()
       return Effect.gen(function*() {
         const engine = yield* Engine.Engine
         const experiment = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate })

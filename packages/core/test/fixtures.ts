@@ -134,18 +134,3 @@ export const samplesOf = (experiment: Experiment) =>
     TaskStore.TaskStore,
     (store) => Effect.map(Stream.runCollect(TaskStore.streamSamples(store, experiment.run.runId)), Chunk.toArray)
   )
-
-/** A memory store that counts the sample reads made through it. */
-export const countingStore = () => {
-  const reads = { samples: 0 }
-  const layer = Layer.sync(TaskStore.TaskStore, () => {
-    const store = TaskStore.makeMemory()
-    return {
-      ...store,
-      getSample: (runId, sampleId) =>
-        Effect.zipRight(Effect.sync(() => reads.samples++), store.getSample(runId, sampleId)),
-      listSamples: (runId, page) => Effect.zipRight(Effect.sync(() => reads.samples++), store.listSamples(runId, page))
-    }
-  })
-  return { reads, layer }
-}

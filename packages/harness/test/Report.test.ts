@@ -1,28 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DatasetSource, Engine, Ledger, LocalStrategy, Stack, TaskStore } from "@holdout/core"
+import { DatasetSource, Engine, Ledger, LocalStrategy, Stack } from "@holdout/core"
 import { Report } from "@holdout/harness"
+import { countingTaskStore } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import { doubleTask as task, rows } from "./helpers.js"
-
-/** A memory store that counts the reads of samples. */
-const countingStore = () => {
-  const reads = { samples: 0 }
-  const layer = Layer.sync(TaskStore.TaskStore, () => {
-    const store = TaskStore.makeMemory()
-    return {
-      ...store,
-      getSample: (runId, sampleId) =>
-        Effect.zipRight(Effect.sync(() => reads.samples++), store.getSample(runId, sampleId)),
-      listSamples: (runId, page) => Effect.zipRight(Effect.sync(() => reads.samples++), store.listSamples(runId, page))
-    }
-  })
-  return { reads, layer }
-}
 
 describe("Report", () => {
   it.effect("the tables read no sample (runs carry their metrics); only the HTML page reads them", () => {
-    const counting = countingStore()
+    const counting = countingTaskStore()
     return Effect.gen(function*() {
       const engine = yield* Engine.Engine
       for (const id of ["a", "b"]) {

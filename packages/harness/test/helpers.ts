@@ -218,3 +218,20 @@ export const doubleTask = Task.make<Row, number, "answer">({
   infer: (row) => row.index * 2,
   score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
 })
+
+/**
+ * Runs a TypeScript script on Node (`node --import tsx`) from the repository's root to its end, and
+ * answers the non-empty lines it printed; an exit code other than 0 fails with `label` and stderr.
+ */
+export const tsxLines = (script: string, args: ReadonlyArray<string>, label: string) =>
+  Effect.async<ReadonlyArray<string>, Error>((resume) => {
+    const child = spawn("node", ["--import", "tsx", script, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    let err = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => out += chunk)
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => err += chunk)
+    child.on("exit", (code) => {
+      if (code !== 0) return resume(Effect.fail(new Error(`${label} exited with ${code}: ${err}`)))
+      resume(Effect.succeed(out.split("\n").filter((line) => line.length > 0)))
+    })
+  })

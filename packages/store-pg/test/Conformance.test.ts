@@ -1,6 +1,5 @@
-import { DatasetSource, LocalStrategy, Task } from "@holdout/core"
 import { PgStore } from "@holdout/store-pg"
-import { ledgerConformance, strategyConformance, taskStoreConformance } from "@holdout/testkit"
+import { ledgerConformance, localStrategyConformance, taskStoreConformance } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { freshDatabase } from "./support.js"
@@ -17,39 +16,7 @@ taskStoreConformance("postgres", {
 })
 
 // The local strategy writing to the PostgreSQL task store (its progress is kept by the store).
-interface Row {
-  readonly question: number
-  readonly answer: number
-}
-
-let failNext = false
-
-const task = Task.make<Row, number, "answer">({
-  name: "double",
-  labelFields: ["answer"],
-  infer: (row) => {
-    if (failNext) {
-      failNext = false
-      throw new Error("injected failure")
-    }
-    return row.question * 2
-  },
-  score: (row, stored) => (stored.output === row.answer ? 1 : 0)
-})
-
-const rows: ReadonlyArray<Row> = Array.from({ length: 6 }, (_, index) => ({ question: index, answer: index * 2 }))
-
-strategyConformance("LocalStrategy on postgres", {
-  make: () =>
-    Layer.unwrapScoped(Effect.map(freshDatabase("strategy"), (url) =>
-      LocalStrategy.layer(task).pipe(
-        Layer.provideMerge(PgStore.layer({ url, budgets: [] })),
-        Layer.provide(DatasetSource.layerRecords({ numbers: { train: rows } }))
-      ))),
-  datasetId: "numbers",
-  split: "train",
-  size: rows.length,
-  failNextSample: Effect.sync(() => {
-    failNext = true
-  })
-})
+localStrategyConformance(
+  "LocalStrategy on postgres",
+  () => Layer.unwrapScoped(Effect.map(freshDatabase("strategy"), (url) => PgStore.layer({ url, budgets: [] })))
+)

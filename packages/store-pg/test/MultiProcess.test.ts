@@ -5,30 +5,16 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { tsxLines } from "../../harness/test/helpers.js"
 import { sharedBudget } from "./fixtures/budget.js"
 import { freshDatabase } from "./support.js"
 
 const reserver = fileURLToPath(new URL("./fixtures/reserver.ts", import.meta.url))
-const root = fileURLToPath(new URL("../../..", import.meta.url))
 
 /** Runs one reserver process to its end; the ids it saw acknowledged. */
 const runReserver = (url: string, index: number, count: number) =>
-  Effect.async<ReadonlyArray<string>, Error>((resume) => {
-    const child = spawn("node", ["--import", "tsx", reserver, url, String(index), String(count)], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let out = ""
-    let err = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => out += chunk)
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => err += chunk)
-    child.on("exit", (code) => {
-      if (code !== 0) return resume(Effect.fail(new Error(`reserver ${index} exited with ${code}: ${err}`)))
-      resume(Effect.succeed(out.split("\n").filter((line) => line.length > 0)))
-    })
-  })
+  tsxLines(reserver, [url, String(index), String(count)], `reserver ${index}`)
 
 describe("PostgreSQL ledger shared by 3 processes", () => {
   it.scoped("exactly the budget is granted in total, each acknowledged reservation once", () =>

@@ -6,10 +6,10 @@
  * @since 0.1.0
  */
 import { assert, describe, it } from "@effect/vitest"
-import { EvalStrategy, Metrics, type Model, TaskStore } from "@holdout/core"
+import { DatasetSource, EvalStrategy, LocalStrategy, Metrics, type Model, Task, TaskStore } from "@holdout/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { makeRun, makeSample } from "./TaskStoreConformance.js"
@@ -247,5 +247,52 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
           })
         ))
     }
+  })
+}
+
+/**
+ * Registers the strategy conformance cases for core's `LocalStrategy` writing to the task store
+ * `store` makes (called once per test): how a `TaskStore` backend shows that the local pipeline
+ * runs on it (progress kept by the store, resume, error samples). The task doubles a number; the
+ * split is `numbers/train`, six samples.
+ *
+ * @since 0.1.0
+ * @category conformance
+ */
+export const localStrategyConformance = (
+  name: string,
+  store: () => Layer.Layer<TaskStore.TaskStore, unknown>
+): void => {
+  interface Row {
+    readonly question: number
+    readonly answer: number
+  }
+  // set by the suite's failNextSample hook: the next inference throws, once
+  let failNext = false
+  const task = Task.make<Row, number, "answer">({
+    name: "double",
+    labelFields: ["answer"],
+    infer: (row) => {
+      if (failNext) {
+        failNext = false
+        throw new Error("injected failure")
+      }
+      return row.question * 2
+    },
+    score: (row, stored) => (stored.output === row.answer ? 1 : 0)
+  })
+  const rows: ReadonlyArray<Row> = Array.from({ length: 6 }, (_, index) => ({ question: index, answer: index * 2 }))
+  strategyConformance(name, {
+    make: () =>
+      LocalStrategy.layer(task).pipe(
+        Layer.provideMerge(store()),
+        Layer.provide(DatasetSource.layerRecords({ numbers: { train: rows } }))
+      ),
+    datasetId: "numbers",
+    split: "train",
+    size: rows.length,
+    failNextSample: Effect.sync(() => {
+      failNext = true
+    })
   })
 }
