@@ -6,8 +6,8 @@
  *
  * 1. records at once every task whose trials are already in the run's jobs directory (a round cut
  *    short by a crash or a timeout), when it has all its attempts and a score;
- * 2. runs the launcher with `run (-p <dir> | -d <ref>) --agent … -e … -n … --n-attempts …
- *    --max-retries … [-m …] -i <include>… --jobs-dir <run dir>/jobs --job-name holdout-<n> [extra…]`
+ * 2. runs the launcher with the arguments `HarborArgs.runArgs` builds (`run (-p <dir> | -d <ref>)
+ *    --agent … -i <include>… --jobs-dir <run dir>/jobs --job-name holdout-<n> [extra…]`)
  *    in the candidate's checkout (from `Workspace`), with one timeout for the whole nested run; on
  *    timeout the process tree is terminated (SIGTERM, then SIGKILL after a grace period);
  * 3. collates every trial of the jobs directory, also after a timeout or a non-zero exit, and stores
@@ -47,6 +47,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Collation from "./Collation.js"
+import * as HarborArgs from "./HarborArgs.js"
 import * as HarborConfig from "./HarborConfig.js"
 import { HarborTask } from "./HarborDataset.js"
 
@@ -217,10 +218,11 @@ export const make = (
           })
         ), { concurrency: 16, discard: true })
 
-    /** The source flags: `-p <absolute dir>` for a local path, else `-d <registry ref>`. */
-    const sourceArgs = Effect.map(
+    /** The task source: a local directory (made absolute) when one exists, else a registry reference. */
+    const taskSource = Effect.map(
       fs.exists(config.taskSource).pipe(Effect.orElseSucceed(() => false)),
-      (local) => local ? ["-p", path.resolve(config.taskSource)] : ["-d", config.taskSource]
+      (local): HarborArgs.Source =>
+        local ? { _tag: "Local", path: path.resolve(config.taskSource) } : { _tag: "Registry", ref: config.taskSource }
     )
 
     const nextJobName = (jobsDir: string) =>
@@ -280,30 +282,14 @@ export const make = (
         const jobName = yield* nextJobName(jobsDir)
         const jobDir = path.join(jobsDir, jobName)
         const logFile = path.join(runDir, `${jobName}.log`)
-        const substitute = (arg: string) => arg.replaceAll("{candidatePath}", candidatePath)
-        const args = [
-          ...config.launcher.map(substitute),
-          "run",
-          ...(yield* sourceArgs),
-          "--agent",
-          config.agent,
-          "-e",
-          config.environment,
-          "-n",
-          String(config.concurrency),
-          "--n-attempts",
-          String(config.attempts),
-          "--max-retries",
-          String(config.maxRetries),
-          ...(config.model === undefined ? [] : ["-m", config.model]),
-          ...tasks.flatMap((pending) => ["-i", pending.task.include]),
-          "--jobs-dir",
+        const args = HarborArgs.runArgs(config, {
+          source: yield* taskSource,
+          candidatePath,
+          includes: tasks.map((pending) => pending.task.include),
           jobsDir,
-          "--job-name",
-          jobName,
-          ...config.extraArgs.map(substitute)
-        ]
-        const [program, ...rest] = args as [string, ...Array<string>]
+          jobName
+        })
+        const [program, ...rest] = args
         const total = tasks.length * config.attempts
         yield* Effect.logInfo(
           `Harbor: running ${tasks.length} task(s) x ${config.attempts} attempt(s) of run ${plan.runId} ` +

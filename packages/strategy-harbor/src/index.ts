@@ -2,6 +2,7 @@
  * @since 0.1.0
  */
 export * as Collation from "./Collation.js"
+export * as HarborArgs from "./HarborArgs.js"
 export * as HarborConfig from "./HarborConfig.js"
 export * as HarborDataset from "./HarborDataset.js"
 export * as HarborResult from "./HarborResult.js"
