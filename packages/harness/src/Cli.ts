@@ -10,6 +10,7 @@
  *   `http://127.0.0.1:8000`): `eval`, `samples`, `compare`, `status`, `submit`; and `mcp`, the same
  *   operations as MCP tools over stdio for a coding agent (through the sidecar, or in process with `-c`).
  * - For the verifier: `finalize`.
+ * - For Harbor: `harbor build` compiles an optimization into a Harbor task, `harbor run` also runs it.
  *
  * Shared options are spelled once but given on each subcommand, not on the root: @effect/cli reads
  * a parent's options only before the subcommand's name (or after all of the subcommand's), so
@@ -36,6 +37,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Compare from "./cli/compare.js"
 import * as Eval from "./cli/eval.js"
 import * as Finalize from "./cli/finalize.js"
+import * as Harbor from "./cli/harbor.js"
 import * as Init from "./cli/init.js"
 import * as Mcp from "./cli/mcp.js"
 import * as Race from "./cli/race.js"
@@ -74,7 +76,8 @@ export const subcommands = [
   Compare.command,
   Status.command,
   Submit.command,
-  Finalize.command
+  Finalize.command,
+  Harbor.command
 ] as const
 
 /**

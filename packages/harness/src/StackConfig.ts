@@ -207,9 +207,13 @@ export const parse = (file: string, text: string): Either.Either<HoldoutConfig, 
  * field ("did you mean"), missing and invalid ones with the schema's message. The "expected
  * undefined" alternative of an optional field is left out when the field has another issue; the
  * alternatives of a union at one path are joined into one clause; a section of the wrong type says
- * so (and which kinds there are) instead of printing the schema's signature.
+ * so (and which kinds there are) instead of printing the schema's signature. Also used for other
+ * strictly decoded files (`HarborBuild`'s build.yaml).
+ *
+ * @since 0.1.0
+ * @category utils
  */
-const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): string => {
+export const describeIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): string => {
   const pathOf = (issue: ParseResult.ArrayFormatterIssue) => issue.path.map(String).join(".")
   const paths = issues.map(pathOf)
   const expected = new Map<string, { alternatives: Array<string>; actual: string }>()
