@@ -496,7 +496,8 @@ export interface BuildOptions {
 }
 
 /**
- * Reads `build.yaml` and renders the task into `out` (emptied first).
+ * Reads `build.yaml` and renders the task into `out`, which must be new, empty, or a task rendered
+ * before (it is emptied first).
  *
  * @since 0.1.0
  * @category constructors
@@ -595,7 +596,16 @@ export const build = (
       )
     }
 
+    // the output is emptied first: only when it is empty or holds a task rendered before
     const output = path.resolve(out)
+    const existing: ReadonlyArray<string> = yield* fs.readDirectory(output).pipe(
+      Effect.orElseSucceed((): ReadonlyArray<string> => [])
+    )
+    if (existing.length > 0 && !existing.includes("task.toml")) {
+      return yield* configError(
+        `Refusing to empty ${out}: it is not empty and holds no task.toml. Give a new or empty directory with -o.`
+      )
+    }
     yield* fs.remove(output, { recursive: true }).pipe(Effect.catchAll(() => Effect.void))
     const write = (relative: string, content: string, mode?: number) =>
       Effect.gen(function*() {

@@ -244,7 +244,7 @@ describe("HarborBuild", () => {
       })
     ))
 
-  it.effect("a split the partition lacks, a launcher in the candidate's checkout and missing packages are errors naming them", () =>
+  it.effect("a split the partition lacks, a launcher in the candidate's checkout, an output that is not a task and missing packages are errors", () =>
     withScratch((dir) =>
       Effect.gen(function*() {
         const build = (file: string) =>
@@ -259,6 +259,12 @@ describe("HarborBuild", () => {
           harbor: { agent: "oracle", launcher: ["uv", "run", "--project", "{candidatePath}", "harbor"] }
         })))
         assert.include(launcher.message, "harbor.launcher")
+        mkdirSync(join(dir, "task"))
+        writeFileSync(join(dir, "task", "notes.txt"), "mine\n")
+        const occupied = yield* build(variant(dir, (document) => document))
+        assert.include(occupied.message, "Refusing to empty")
+        assert.isTrue(existsSync(join(dir, "task", "notes.txt")), "a directory that is not a task is left alone")
+        rmSync(join(dir, "task"), { recursive: true })
         rmSync(join(dir, "packs", "holdout-store-pg-0.1.0.tgz"))
         const packages = yield* build(variant(dir, (document) => document))
         assert.include(packages.message, "@holdout/store-pg")
