@@ -22,7 +22,6 @@
  *
  * @since 0.1.0
  */
-import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
@@ -40,16 +39,15 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import * as Collation from "./Collation.js"
 import * as HarborArgs from "./HarborArgs.js"
 import * as HarborConfig from "./HarborConfig.js"
 import { HarborTask } from "./HarborDataset.js"
+import * as HarborProcess from "./HarborProcess.js"
 
 /**
  * The options of the strategy.
@@ -92,23 +90,6 @@ interface Counts {
 
 const failure = (message: string) => new HoldoutError.StrategyError({ strategy: strategyName, message })
 
-/** How a nested run ended. */
-type Ended =
-  | { readonly _tag: "Exited"; readonly code: number }
-  | { readonly _tag: "Signalled"; readonly reason: string }
-  | { readonly _tag: "TimedOut"; readonly seconds: number }
-
-const describeEnd = (ended: Ended): string => {
-  switch (ended._tag) {
-    case "Exited":
-      return `exited with code ${ended.code}`
-    case "Signalled":
-      return `ended abnormally (${ended.reason})`
-    case "TimedOut":
-      return `timed out after ${ended.seconds} s and was terminated`
-  }
-}
-
 interface Pending {
   readonly sampleId: number
   readonly task: HarborTask
@@ -117,7 +98,7 @@ interface Pending {
 interface Round {
   readonly jobDir: string
   readonly logFile: string
-  readonly ended: Ended
+  readonly ended: HarborProcess.Ended
   readonly outputTail: string
 }
 
@@ -133,18 +114,6 @@ const runDirName = (runId: string): string => {
     hash = Math.imul(hash, 0x01000193) >>> 0
   }
   return `${safe.slice(0, 100)}-${hash.toString(16).padStart(8, "0")}`
-}
-
-/** Keeps the last `size` characters of a text stream. */
-const makeTail = (size: number) => {
-  let text = ""
-  const decoder = new TextDecoder()
-  return {
-    push: (chunk: Uint8Array) => {
-      text = (text + decoder.decode(chunk, { stream: true })).slice(-size)
-    },
-    get: () => text.trim()
-  }
 }
 
 /**
@@ -248,29 +217,6 @@ export const make = (
         return count
       })
 
-    /** Waits until the process has exited, for at most `killGrace` (by polling: this also runs in finalizers). */
-    const awaitExit = (process: CommandExecutor.Process) =>
-      Effect.gen(function*() {
-        const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(killGrace)
-        const running = process.isRunning.pipe(Effect.orElseSucceed(() => false))
-        while ((yield* running) && (yield* Clock.currentTimeMillis) < deadline) {
-          yield* Effect.sleep("25 millis")
-        }
-      })
-
-    /**
-     * Ends a nested run and everything it started: SIGTERM to its process group, then SIGKILL after
-     * the grace period (the group may outlive its leader, so SIGKILL is always sent). A signal is
-     * sent from a daemon fiber, as `kill` then waits for the exit, which must not hold up a finalizer.
-     */
-    const terminate = (process: CommandExecutor.Process) =>
-      Effect.gen(function*() {
-        yield* Effect.forkDaemon(Effect.ignore(process.kill("SIGTERM")))
-        yield* awaitExit(process)
-        yield* Effect.forkDaemon(Effect.ignore(process.kill("SIGKILL")))
-        yield* awaitExit(process)
-      })
-
     const runHarbor = (
       plan: EvalStrategy.RunPlan,
       candidatePath: string,
@@ -289,64 +235,28 @@ export const make = (
           jobsDir,
           jobName
         })
-        const [program, ...rest] = args
         const total = tasks.length * config.attempts
         yield* Effect.logInfo(
           `Harbor: running ${tasks.length} task(s) x ${config.attempts} attempt(s) of run ${plan.runId} ` +
             `for candidate ${plan.candidate.id} (job ${jobName}, output in ${logFile})`
         )
         yield* Effect.logDebug(`Harbor command: ${args.map((arg) => JSON.stringify(arg)).join(" ")}`)
-        const log = yield* fs.open(logFile, { flag: "a" }).pipe(Effect.mapError(ioFailure(`open ${logFile}`)))
-        const process = yield* Command.start(
-          Command.make(program, ...rest).pipe(Command.workingDirectory(candidatePath))
-        )
-          .pipe(
-            Effect.provide(context),
-            Effect.mapError((error) =>
-              failure(
-                `Could not start the Harbor launcher "${program}" in ${candidatePath}: ${error.message}. ` +
-                  `Install Harbor, or set \`launcher\` to the command that runs it.`
-              )
+        const { ended, outputTail } = yield* HarborProcess.supervise({
+          args,
+          cwd: candidatePath,
+          logFile,
+          timeoutSeconds: config.timeoutSeconds,
+          killGrace,
+          progressInterval,
+          progress: (elapsed) =>
+            Effect.flatMap(
+              finishedTrials(jobDir),
+              (done) => Effect.logInfo(`Harbor job ${jobName}: ${done}/${total} trial(s) finished after ${elapsed} s`)
             )
-          )
-        const tail = makeTail(2000)
-        const drain = yield* Stream.merge(
-          process.stdout,
-          Stream.tap(process.stderr, (chunk) => Effect.sync(() => tail.push(chunk)))
-        )
-          .pipe(
-            Stream.runForEach((chunk) => log.write(chunk)),
-            Effect.ignore,
-            Effect.fork
-          )
-        const startedAt = yield* Clock.currentTimeMillis
-        yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
-          yield* Effect.sleep(progressInterval)
-          const done = yield* finishedTrials(jobDir)
-          const elapsed = Math.round(((yield* Clock.currentTimeMillis) - startedAt) / 1000)
-          yield* Effect.logInfo(`Harbor job ${jobName}: ${done}/${total} trial(s) finished after ${elapsed} s`)
-        })))
-        const exit = yield* process.exitCode.pipe(
-          Effect.either,
-          Effect.timeoutOption(Duration.seconds(config.timeoutSeconds)),
-          Effect.onInterrupt(() => terminate(process))
-        )
-        let ended: Ended
-        if (Option.isNone(exit)) {
-          yield* terminate(process)
-          ended = { _tag: "TimedOut", seconds: config.timeoutSeconds }
-        } else if (Either.isRight(exit.value)) {
-          ended = { _tag: "Exited", code: exit.value.right }
-        } else {
-          ended = { _tag: "Signalled", reason: exit.value.left.message }
-        }
-        // the output of a terminated tree ends with it; do not wait on pipes a stray process holds
-        yield* Fiber.join(drain).pipe(Effect.timeoutOption("2 seconds"))
-        yield* Fiber.interrupt(drain)
-        const outputTail = tail.get()
+        }).pipe(Effect.provide(context))
         if (!(ended._tag === "Exited" && ended.code === 0)) {
           yield* Effect.logWarning(
-            `Harbor job ${jobName} ${describeEnd(ended)}; collating the trials that finished.` +
+            `Harbor job ${jobName} ${HarborProcess.describeEnd(ended)}; collating the trials that finished.` +
               (outputTail === "" ? "" : `\nLast error output:\n${outputTail.slice(-500)}`)
           )
         }
@@ -418,7 +328,7 @@ export const make = (
 
         const loaded = yield* loadTrials(jobsDir)
         const fresh = loaded.trials.filter((trial) => trial.file.startsWith(round.jobDir + path.sep))
-        const ending = `The nested run ${describeEnd(round.ended)}` +
+        const ending = `The nested run ${HarborProcess.describeEnd(round.ended)}` +
           (round.outputTail === "" ? "" : `; its last error output:\n${round.outputTail.slice(-500)}`)
         if (fresh.length === 0) {
           return yield* Effect.fail(failure(
@@ -439,7 +349,7 @@ export const make = (
         const finishedAt = yield* Clock.currentTimeMillis
         const cut = round.ended._tag === "Exited" && round.ended.code === 0
           ? ""
-          : ` The nested run ${describeEnd(round.ended)}.`
+          : ` The nested run ${HarborProcess.describeEnd(round.ended)}.`
         yield* putAll(
           toRun.map((entry) => {
             const outcome = outcomes.get(entry.task.resultKey)!
