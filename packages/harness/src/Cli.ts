@@ -147,15 +147,21 @@ const helpDocOf = (subcommand: Described): HelpDoc.HelpDoc =>
   Descriptor.getHelp(subcommand.descriptor, { ...CliConfig.defaultConfig, showBuiltIns: false })
 
 /** `holdout <command> --help`: usage with the executable's name, the description, examples, options. */
-const helpOf = (name: string): string | undefined => {
-  const subcommand = (subcommands as ReadonlyArray<Described>).find((candidate) =>
-    usageOf(candidate).split(" ")[0] === name
-  )
-  if (subcommand === undefined) return undefined
-  const usage = usageOf(subcommand)
+const helpOf = (name: string, child?: string): string | undefined => {
+  const named = (candidates: ReadonlyArray<Described>, wanted: string) =>
+    candidates.find((candidate) => usageOf(candidate).split(" ")[0] === wanted)
+  const parent = named(subcommands as ReadonlyArray<Described>, name)
+  if (parent === undefined) return undefined
+  // `holdout harbor build --help`: the help of a command's own subcommand
+  const nested = child === undefined ? undefined : named(nestedCommands[name] ?? [], child)
+  const subcommand = nested ?? parent
+  const usage = nested === undefined ? usageOf(parent) : `${name} ${usageOf(nested)}`
   const help = withoutFiller(helpDocOf(subcommand))
   return HelpDoc.toAnsiText(HelpDoc.blocks([HelpDoc.h1("USAGE"), HelpDoc.p(`$ holdout ${usage}`), help]))
 }
+
+/** The subcommands of commands that have some, by the command's name. */
+const nestedCommands: Readonly<Record<string, ReadonlyArray<Described>>> = { harbor: Harbor.subcommands }
 
 /** `holdout --help`: what it is, and each command in a line. */
 const rootHelp = (): string => {
@@ -244,8 +250,8 @@ export const main = (argv: ReadonlyArray<string>) => {
   const args = argv.slice(2)
   const wantsHelp = args.includes("--help") || args.includes("-h")
   if (wantsHelp || args.length === 0) {
-    const name = args.find((arg) => !arg.startsWith("-"))
-    const text = name === undefined ? rootHelp() : helpOf(name)
+    const [name, child] = args.filter((arg) => !arg.startsWith("-"))
+    const text = name === undefined ? rootHelp() : helpOf(name, child)
     if (text !== undefined) return Console.log(plainText(text))
   }
   return run(argv).pipe(

@@ -272,10 +272,14 @@ describe("HarborBuild", () => {
     ))
 
   it.effect(
-    "holdout harbor build and run: one-line errors, and run hands the rendered task to the harbor on PATH",
+    "holdout harbor build and run: help of each, one-line errors, and run hands the rendered task to the harbor on PATH",
     () =>
       withScratch((dir) =>
         Effect.gen(function*() {
+          const help = yield* holdout(["harbor", "build", "--help"])
+          assert.include(help.stdout, "$ holdout harbor build (-c, --config file)")
+          assert.include(help.stdout, "--packages")
+
           const typo = variant(dir, (document) => ({ ...document, secret: ["X"] }))
           const failed = yield* holdout(["harbor", "build", "-c", typo, "-o", join(dir, "task")])
           assert.strictEqual(failed.code, 1)

@@ -34,7 +34,9 @@ const build = Command.make(
     config: buildFile,
     output: Options.directory("output").pipe(
       Options.withAlias("o"),
-      Options.withDescription("Where to render the task (emptied first).")
+      Options.withDescription(
+        "Where to render the task: a new or empty directory, or a task rendered before (replaced)."
+      )
     ),
     packages
   },
@@ -120,7 +122,9 @@ const run = Command.make(
   ))
 )
 
+export const subcommands = [build, run] as const
+
 export const command = Command.make("harbor").pipe(
   Command.withDescription("Run an optimization as a Harbor task: `build` compiles it, `run` also runs it."),
-  Command.withSubcommands([build, run])
+  Command.withSubcommands(subcommands)
 )
