@@ -567,10 +567,15 @@ export const build = (
     const harbor = yield* HarborConfig.decode(harborInput).pipe(
       Effect.mapError((error) => configError(`${file}: ${error.message.replace("strategy.harbor", "harbor")}`))
     )
-    if (harbor.launcher.some((arg) => arg.includes("{candidatePath}"))) {
+    // the nested runs start in the candidate's checkout: a relative program, or a runner such as
+    // `uv run`, would let the candidate choose the harbor that scores it
+    const [program, ...launcherArgs] = harbor.launcher
+    if (launcherArgs.length > 0 || (program.includes("/") && !path.isAbsolute(program))) {
       return yield* configError(
-        `${file}: harbor.launcher must not use {candidatePath}: the nested harbor is the sidecar's own. ` +
-          `Remove the launcher, or name an executable of the sidecar's image.`
+        `${file}: harbor.launcher must be one executable of the sidecar's image (a name on PATH or an absolute ` +
+          `path), not ${
+            JSON.stringify(harbor.launcher)
+          }: the nested harbor is the sidecar's own, never the candidate's.`
       )
     }
 

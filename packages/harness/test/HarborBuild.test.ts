@@ -259,6 +259,11 @@ describe("HarborBuild", () => {
           harbor: { agent: "oracle", launcher: ["uv", "run", "--project", "{candidatePath}", "harbor"] }
         })))
         assert.include(launcher.message, "harbor.launcher")
+        const relative = yield* build(variant(dir, (document) => ({
+          ...document,
+          harbor: { agent: "oracle", launcher: ["./bin/harbor"] }
+        })))
+        assert.include(relative.message, "harbor.launcher")
         mkdirSync(join(dir, "task"))
         writeFileSync(join(dir, "task", "notes.txt"), "mine\n")
         const occupied = yield* build(variant(dir, (document) => document))
