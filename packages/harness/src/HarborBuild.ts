@@ -305,7 +305,7 @@ export const build = (
     if (absent.length > 0) {
       return yield* configError(
         `${packages} has no tarball of ${absent.join(", ")}: run \`npm run build\` and ` +
-          `\`npm pack --workspaces --pack-destination ${packages}\` in the Holdout repository.`
+          `\`npm pack -w packages --pack-destination ${packages}\` in the Holdout repository.`
       )
     }
 
