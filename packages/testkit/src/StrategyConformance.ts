@@ -267,17 +267,15 @@ export const localStrategyConformance = (
     readonly question: number
     readonly answer: number
   }
-  // set by the suite's failNextSample hook: the next inference throws, once
+  // set by the suite's failNextSample hook: the next inference fails (a rejected promise), once
   let failNext = false
   const task = Task.make<Row, number, "answer">({
     name: "double",
     labelFields: ["answer"],
     infer: (row) => {
-      if (failNext) {
-        failNext = false
-        throw new Error("injected failure")
-      }
-      return row.question * 2
+      if (!failNext) return row.question * 2
+      failNext = false
+      return Promise.reject(new Error("injected failure"))
     },
     score: (row, stored) => (stored.output === row.answer ? 1 : 0)
   })
