@@ -25,8 +25,15 @@ interface Outcome {
   readonly stderr: string
 }
 
-/** Runs the child on `dir` and kills it with SIGKILL `delayMs` after it is ready. */
-const runAndKill = (kind: StoreKind, dir: string, runKey: string, delayMs: number) =>
+/**
+ * When the parent kills the child: `delayMs` after it is ready (any moment: before the run exists,
+ * during it, or after it completed), or as soon as it has acknowledged `samples` sample records (a
+ * moment in the middle of the run, however fast the store is).
+ */
+type KillAt = { readonly delayMs: number } | { readonly samples: number }
+
+/** Runs the child on `dir` and kills it with SIGKILL at the moment `at` says. */
+const runAndKill = (kind: StoreKind, dir: string, runKey: string, at: KillAt) =>
   Effect.async<Outcome>((resume) => {
     const process = spawn("node", ["--import", "tsx", child, kind, dir, runKey], {
       cwd: root,
@@ -35,9 +42,28 @@ const runAndKill = (kind: StoreKind, dir: string, runKey: string, delayMs: numbe
     let out = ""
     let stderr = ""
     let timer: ReturnType<typeof setTimeout> | undefined
+    let samplesSeen = 0
+    let scanned = 0
+    let killing = false
     process.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       out += chunk
-      if (timer === undefined && out.includes("ready\n")) timer = setTimeout(() => process.kill("SIGKILL"), delayMs)
+      if ("delayMs" in at) {
+        if (timer === undefined && out.includes("ready\n")) {
+          timer = setTimeout(() => process.kill("SIGKILL"), at.delayMs)
+        }
+        return
+      }
+      // count complete lines only; a run that ends first is killed when it says so
+      const end = out.lastIndexOf("\n") + 1
+      for (const line of out.slice(scanned, end).split("\n")) {
+        if (line.startsWith("sample ")) samplesSeen++
+        else if (line.startsWith("done")) samplesSeen = at.samples
+      }
+      scanned = end
+      if (!killing && samplesSeen >= at.samples) {
+        killing = true
+        process.kill("SIGKILL")
+      }
     })
     process.stderr.setEncoding("utf8").on("data", (chunk: string) => {
       stderr += chunk
@@ -109,7 +135,11 @@ describe.each(cases)("crash safety: %s", (_name, kind, reopenKind) => {
           let midRun = 0
           for (let round = 0; round < 22; round++) {
             const runKey = `round-${round}`
-            const outcome = yield* runAndKill(kind, dir, runKey, Math.floor(Math.random() * 600))
+            // even rounds: any moment; odd rounds: a random moment in the first half of the run
+            const at: KillAt = round % 2 === 0
+              ? { delayMs: Math.floor(Math.random() * 600) }
+              : { samples: 1 + Math.floor(Math.random() * samplesInRun / 2) }
+            const outcome = yield* runAndKill(kind, dir, runKey, at)
             assert.isTrue(outcome.killed, `the child ended on its own: ${outcome.stderr}`)
             kills++
             for (const id of outcome.reserved) acknowledged.add(id)
