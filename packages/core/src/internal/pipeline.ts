@@ -109,8 +109,8 @@ const readPage = (
     for (; position < status.ids.length && ids.length < rowsPerRead; position++) {
       const state = status.status[position]
       if (state === PlanStatus.Final) continue
-      ids.push(status.ids[position]!)
-      if (state === PlanStatus.Unfinished) unfinished.push(status.ids[position]!)
+      ids.push(status.ids.at(position))
+      if (state === PlanStatus.Unfinished) unfinished.push(status.ids.at(position))
     }
     while (position < status.ids.length && status.status[position] === PlanStatus.Final) position++
     const next = position < status.ids.length ? Option.some(position) : Option.none()
