@@ -321,11 +321,19 @@ export const make = (
         return { jobDir, logFile, ended, outputTail }
       })
 
-    /** The number of the next infra-retry round's directory: the rounds already in `runDir`, plus one. */
+    /**
+     * The number of the next infra-retry round's directory: the rounds already in `runDir`, plus one
+     * (or the first free number after it, should a directory have been removed in between).
+     */
     const nextRetryDir = (runDir: string) =>
       Effect.map(
         fs.readDirectory(runDir).pipe(Effect.orElseSucceed(() => [])),
-        (entries) => entries.filter((entry) => /^jobs-infra-retry-\d+$/.test(entry)).length + 1
+        (entries) => {
+          const rounds = new Set(entries.filter((entry) => /^jobs-infra-retry-\d+$/.test(entry)))
+          let number = rounds.size + 1
+          while (rounds.has(`jobs-infra-retry-${number}`)) number++
+          return number
+        }
       )
 
     /**

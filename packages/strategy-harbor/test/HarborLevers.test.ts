@@ -10,7 +10,16 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { plan, produce, sampleOf, withStack } from "./runs.js"
@@ -180,6 +189,16 @@ describe("HarborStrategy — infra-retry rounds", () => {
       assert.deepInclude(sampleOf(second, 0).output as object, {
         infraRetry: { recoveredRound: 1, discardedRounds: [["RateLimitError[infra] x2"]] }
       })
+
+      // a number already taken (a directory removed in between) is skipped: a round never pools with another
+      const gap = makeFixture([{ dir: "flaky", attempts: [rateLimited] }])
+      yield* withStack(gap, retried, produce(plan([0])))
+      renameSync(join(runDir(gap.root), "jobs-infra-retry-1"), join(runDir(gap.root), "jobs-infra-retry-2"))
+      yield* withStack(gap, retried, produce(plan([0])))
+      assert.strictEqual(
+        argOf(invocations(gap).at(-1)!.argv, "--jobs-dir"),
+        join(runDir(gap.root), "jobs-infra-retry-3")
+      )
 
       const off = makeFixture([{ dir: "flaky", rounds: [[rateLimited], [solved]] }])
       const alone = yield* withStack(off, { partition: { train: ["flaky"] } }, produce(plan([0])))
