@@ -244,6 +244,40 @@ describe("HarborBuild", () => {
       })
     ))
 
+  it.effect("the Harbor levers pass through build.yaml to the sidecar's stack; a misspelt one is named", () =>
+    withScratch((dir) =>
+      Effect.gen(function*() {
+        const levers = {
+          infraRetryRounds: 2,
+          infraRetryDelaySeconds: 15,
+          feedbackTranscripts: true,
+          feedbackMaxBytes: 2000,
+          exposeAttemptDetail: true
+        }
+        const file = variant(dir, (document) => ({
+          ...document,
+          harbor: { ...(document.harbor as object), ...levers }
+        }))
+        yield* HarborBuild.build(file, join(dir, "task"), { env: {} }).pipe(Effect.provide(NodeContext.layer))
+        const stack = Yaml.parse(read(dir, "environment/sidecar/holdout.yaml"))
+        assert.deepInclude(stack.strategy.harbor, levers)
+        rmSync(join(dir, "task"), { recursive: true })
+        const typo = yield* expectFailure(
+          HarborBuild.build(
+            variant(
+              dir,
+              (document) => ({ ...document, harbor: { ...(document.harbor as object), feedbackTranscript: true } })
+            ),
+            join(dir, "task"),
+            { env: {} }
+          ).pipe(Effect.provide(NodeContext.layer))
+        )
+        assert.strictEqual(typo._tag, "ConfigError")
+        assert.include(typo.message, `"feedbackTranscript"`)
+        assert.notInclude(typo.message, "\n")
+      })
+    ))
+
   it.effect("a split the partition lacks, a launcher in the candidate's checkout, an output that is not a task and missing packages are errors", () =>
     withScratch((dir) =>
       Effect.gen(function*() {

@@ -125,3 +125,44 @@ describe("StackConfig — releases", () => {
       }
     }))
 })
+
+describe("StackConfig — the Harbor strategy's options", () => {
+  /** A stack with the Harbor strategy, its `harbor` section given as YAML. */
+  const harborYaml = (harbor: string) =>
+    `store: { kind: memory }
+datasets: { kind: harbor, datasetId: tb, partition: { train: [a] } }
+strategy: { kind: harbor, dir: harbor, harbor: ${harbor} }
+budgets: [{ datasetId: tb, split: train, runs: 1 }]
+policy: { train: viewable }
+`
+
+  const build = (text: string) =>
+    Effect.gen(function*() {
+      const parsed = parse(text)
+      assert.isTrue(Either.isRight(parsed), message(parsed))
+      if (Either.isLeft(parsed)) return yield* Effect.die("unparsed")
+      const stack = StackConfig.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
+      return yield* Effect.either(Layer.build(stack.pipe(Layer.provide(NodeContext.layer))).pipe(Effect.scoped))
+    })
+
+  it.effect("the levers are accepted; a misspelt or invalid one is a ConfigError naming it", () =>
+    Effect.gen(function*() {
+      const accepted = yield* build(harborYaml(
+        `{ taskSource: org/tasks, agent: "a:A", infraRetryRounds: 2, infraRetryDelaySeconds: 5, ` +
+          `feedbackTranscripts: true, feedbackMaxBytes: 1000, exposeAttemptDetail: true }`
+      ))
+      assert.isTrue(Either.isRight(accepted), Either.isLeft(accepted) ? accepted.left.message : "")
+      for (
+        const [field, harbor] of [
+          ["exposeAttemptDetails", `{ taskSource: org/tasks, agent: "a:A", exposeAttemptDetails: true }`],
+          ["infraRetryRounds", `{ taskSource: org/tasks, agent: "a:A", infraRetryRounds: -1 }`]
+        ] as const
+      ) {
+        const refused = yield* build(harborYaml(harbor))
+        assert.isTrue(Either.isLeft(refused), field)
+        if (Either.isRight(refused)) continue
+        assert.strictEqual(refused.left._tag, "ConfigError")
+        assert.include(refused.left.message, `"${field}"`)
+      }
+    }))
+})

@@ -240,6 +240,8 @@ export interface Outcome {
   readonly output: Record<string, unknown>
   /** The trials the outcome was made of. */
   readonly trials: number
+  /** Those trials, in the order they finished (unfinished last, then by trial name). */
+  readonly attempts: ReadonlyArray<Trial>
 }
 
 /**
@@ -253,7 +255,14 @@ export interface CollateOptions {
   readonly rewardKey?: string
 }
 
-const deadSummary = (trials: ReadonlyArray<TrialResult>, rewardKey: string | undefined) => {
+/**
+ * The dead attempts among `trials` (those without a reward by the strict rule), as `"<label> x<count>"`
+ * per label in the order first seen, e.g. `["RateLimitError[infra] x2"]`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const deadSummary = (trials: ReadonlyArray<TrialResult>, rewardKey: string | undefined): Array<string> => {
   const counts = new Map<string, number>()
   for (const trial of trials) {
     if (extractReward(trial.verifier_result?.rewards, rewardKey) !== undefined) continue
@@ -306,7 +315,8 @@ export const collate = (
         error: `No Harbor trial result for task "${taskName}".`,
         metrics: {},
         output: { taskName },
-        trials: 0
+        trials: 0,
+        attempts: []
       })
       continue
     }
@@ -329,7 +339,8 @@ export const collate = (
         ...(traceback === null || traceback === undefined ? {} : { trace: traceback }),
         metrics: {},
         output: { taskName, trialName: best.trial_name ?? null, infra: dead.some(isInfra), ...deadTypes },
-        trials: attempts.length
+        trials: attempts.length,
+        attempts
       })
       continue
     }
@@ -345,7 +356,8 @@ export const collate = (
           deadInfra: dead.filter(isInfra).length
         },
         output: { taskName, attemptScores: scores.map((score) => score ?? 0), aggregate: "mean", ...deadTypes },
-        trials: attempts.length
+        trials: attempts.length,
+        attempts
       })
       continue
     }
@@ -355,8 +367,62 @@ export const collate = (
       score: extractReward(rewards, options.rewardKey)!,
       metrics: { ...rewards },
       output: { taskName, trialName: best.trial_name ?? null, rewards, ...deadTypes },
-      trials: attempts.length
+      trials: attempts.length,
+      attempts
     })
   }
   return outcomes
 }
+
+/**
+ * One attempt as `exposeAttemptDetail` shows it: its reward by the strict rule and its exception
+ * type, each `null` when absent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AttemptDetail {
+  readonly reward: number | null
+  readonly exception: string | null
+}
+
+/**
+ * The detail of every attempt of an outcome, in the order they finished.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const attemptDetail = (
+  attempts: ReadonlyArray<TrialResult>,
+  rewardKey?: string
+): ReadonlyArray<AttemptDetail> =>
+  attempts.map((trial) => ({
+    reward: extractReward(trial.verifier_result?.rewards, rewardKey) ?? null,
+    exception: trial.exception_info?.exception_type ?? null
+  }))
+
+/**
+ * Whether an attempt failed: it has no reward by the strict rule, or its reward is 0 or less.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const attemptFailed = (trial: TrialResult, rewardKey?: string): boolean => {
+  const reward = extractReward(trial.verifier_result?.rewards, rewardKey)
+  return reward === undefined || reward <= 0
+}
+
+/**
+ * Whether an outcome is an error whose every attempt died of an infrastructure failure (an
+ * `[infra]` label): what an infra-retry round may run again. A key-budget death
+ * (`[infra:llm-key-budget]`), a crash of the candidate, a missing trial or an attempt with a reward
+ * never qualifies.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const diedOfInfra = (outcome: Outcome, rewardKey?: string): boolean =>
+  outcome.error !== undefined && outcome.attempts.length > 0 &&
+  outcome.attempts.every((trial) =>
+    extractReward(trial.verifier_result?.rewards, rewardKey) === undefined && deadLabel(trial).endsWith("[infra]")
+  )

@@ -34,7 +34,32 @@ export const HarborConfig = Schema.Struct({
   launcher: Schema.optionalWith(Schema.NonEmptyArray(Schema.String), { default: () => ["harbor"] as const }),
   /** The whole nested run's timeout, in seconds. */
   timeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 3600 }),
-  extraArgs: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
+  extraArgs: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  /**
+   * Rounds of re-running, within the same run, the samples whose every attempt died of an
+   * infrastructure failure (an `[infra]` exception type: model-API outages, rate limits, timeouts);
+   * 0 (the default) never re-runs. Each round goes to `<run dir>/jobs-infra-retry-<k>` and charges
+   * nothing more; a recovered sample's output carries `infraRetry: { recoveredRound, discardedRounds }`.
+   */
+  infraRetryRounds: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(0)), { default: () => 0 }),
+  /** The wait before infra-retry round n is n times this many seconds (default 30). */
+  infraRetryDelaySeconds: Schema.optionalWith(
+    Schema.Number.pipe(Schema.finite(), Schema.greaterThanOrEqualTo(0)),
+    { default: () => 30 }
+  ),
+  /**
+   * Gives a failed sample (score 0, or no reward) the tail of its first failed attempt's transcript
+   * (`agent/terminus_2.pane`, else `agent/trajectory.json`) as its `feedback`. Off by default; the
+   * feedback is per-sample data, shown only where a split's tier shows samples (`viewable`).
+   */
+  feedbackTranscripts: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /** How many bytes of a transcript's end the feedback keeps (default 3000); 0 or less: no feedback. */
+  feedbackMaxBytes: Schema.optionalWith(Schema.Int, { default: () => 3000 }),
+  /**
+   * Adds `attempts: [{ reward, exception }]` to every sample's output, one entry per attempt in the
+   * order they finished (`reward` and `exception` null when absent). Off by default.
+   */
+  exposeAttemptDetail: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
 
 /**

@@ -12,7 +12,13 @@
  *    timeout the process tree is terminated (SIGTERM, then SIGKILL after a grace period);
  * 3. collates every trial of the jobs directory, also after a timeout or a non-zero exit, and stores
  *    one record per sample: the score by the strict reward rule, or an error (no trial, no verifier
- *    rewards — naming the dead attempts' exception types, `[infra]` for model-API failures).
+ *    rewards — naming the dead attempts' exception types, `[infra]` for model-API failures);
+ * 4. with `infraRetryRounds`, runs again the samples whose every attempt died of an `[infra]` failure
+ *    (`<run dir>/jobs-infra-retry-<k>`, after `infraRetryDelaySeconds` × the round), charging nothing.
+ *
+ * Two levers add per-sample detail, both off by default and shown only where a split's tier shows
+ * samples: `feedbackTranscripts` (a failed sample's `feedback` is the end of its agent's transcript,
+ * `HarborTranscript`) and `exposeAttemptDetail` (`output.attempts`, one `{ reward, exception }` each).
  *
  * A nested run that leaves no trial at all, or only trials of other tasks (a task-name mismatch),
  * is a `StrategyError`: scoring every sample 0 would charge the budget for nothing. Errored samples
@@ -48,6 +54,7 @@ import * as HarborArgs from "./HarborArgs.js"
 import * as HarborConfig from "./HarborConfig.js"
 import { HarborTask } from "./HarborDataset.js"
 import * as HarborProcess from "./HarborProcess.js"
+import * as HarborTranscript from "./HarborTranscript.js"
 
 /**
  * The options of the strategy.
@@ -147,24 +154,52 @@ export const make = (
 
     const loadTrials = (jobsDir: string) => Collation.load(jobsDir).pipe(Effect.provide(context))
 
+    /**
+     * The record of a sample from its outcome, with what the levers add: the detail of its attempts
+     * (`exposeAttemptDetail`) and, for a failed sample, its transcript's end as feedback
+     * (`feedbackTranscripts`, read from the trials under `jobsDir`). `extra` joins the output.
+     */
     const record = (
       plan: EvalStrategy.RunPlan,
       pending: Pending,
       outcome: Collation.Outcome,
-      times: { readonly startedAt: number; readonly finishedAt: number },
-      note: string
-    ): Model.SampleRecord =>
-      EvalStrategy.sampleRecord(plan, pending.sampleId, {
-        input: pending.task,
-        output: outcome.output,
-        ...(outcome.error === undefined ? {} : { error: outcome.error + note }),
-        ...(outcome.trace === undefined ? {} : { errorTrace: outcome.trace }),
-        ...(outcome.score === undefined ? {} : { score: outcome.score }),
-        metrics: outcome.metrics,
-        attempts: outcome.trials,
-        startedAt: times.startedAt,
-        finishedAt: times.finishedAt
-      })
+      found: {
+        readonly jobsDir: string
+        readonly startedAt: number
+        readonly finishedAt: number
+        readonly note?: string
+        readonly extra?: Record<string, unknown>
+      }
+    ): Effect.Effect<Model.SampleRecord> =>
+      Effect.map(
+        config.feedbackTranscripts
+          ? HarborTranscript.feedback({
+            outcome,
+            jobsDir: found.jobsDir,
+            maxBytes: config.feedbackMaxBytes,
+            rewardKey: config.rewardKey
+          }).pipe(Effect.provide(context))
+          : Effect.succeedNone,
+        (feedback) =>
+          EvalStrategy.sampleRecord(plan, pending.sampleId, {
+            input: pending.task,
+            output: {
+              ...outcome.output,
+              ...(config.exposeAttemptDetail
+                ? { attempts: Collation.attemptDetail(outcome.attempts, config.rewardKey) }
+                : {}),
+              ...found.extra
+            },
+            ...(outcome.error === undefined ? {} : { error: outcome.error + (found.note ?? "") }),
+            ...(outcome.trace === undefined ? {} : { errorTrace: outcome.trace }),
+            ...(outcome.score === undefined ? {} : { score: outcome.score }),
+            ...(Option.isSome(feedback) ? { feedback: feedback.value } : {}),
+            metrics: outcome.metrics,
+            attempts: outcome.trials,
+            startedAt: found.startedAt,
+            finishedAt: found.finishedAt
+          })
+      )
 
     /** Stores records, publishing `SampleScored` for each when the stack has an event hub. */
     const putAll = (records: ReadonlyArray<Model.SampleRecord>, counts: Counts) =>
@@ -180,6 +215,28 @@ export const make = (
                 runId: sample.runId,
                 sampleId: sample.sampleId,
                 error,
+                scored: counts.scored,
+                errors: counts.errors
+              }, true)
+            )
+          })
+        ), { concurrency: 16, discard: true })
+
+    /**
+     * Stores the records of an infra-retry round, which replace error records already counted: a
+     * recovered sample publishes `SampleScored` with one error less; one still failing publishes nothing.
+     */
+    const putRetried = (records: ReadonlyArray<Model.SampleRecord>, counts: Counts) =>
+      Effect.forEach(records, (sample) =>
+        Effect.zipRight(
+          store.putSample(sample),
+          Option.isNone(events) || Metrics.isError(sample) ? Effect.void : Effect.suspend(() => {
+            counts.errors--
+            return events.value.publish(
+              new RunEvents.SampleScored({
+                runId: sample.runId,
+                sampleId: sample.sampleId,
+                error: false,
                 scored: counts.scored,
                 errors: counts.errors
               }, true)
@@ -222,10 +279,11 @@ export const make = (
       candidatePath: string,
       tasks: ReadonlyArray<Pending>,
       runDir: string,
-      jobsDir: string
+      jobsDir: string,
+      named?: string
     ): Effect.Effect<Round, HoldoutError.StrategyError, Scope.Scope> =>
       Effect.gen(function*() {
-        const jobName = yield* nextJobName(jobsDir)
+        const jobName = named ?? (yield* nextJobName(jobsDir))
         const jobDir = path.join(jobsDir, jobName)
         const logFile = path.join(runDir, `${jobName}.log`)
         const args = HarborArgs.runArgs(config, {
@@ -261,6 +319,105 @@ export const make = (
           )
         }
         return { jobDir, logFile, ended, outputTail }
+      })
+
+    /**
+     * The number of the next infra-retry round's directory: the rounds already in `runDir`, plus one
+     * (or the first free number after it, should a directory have been removed in between).
+     */
+    const nextRetryDir = (runDir: string) =>
+      Effect.map(
+        fs.readDirectory(runDir).pipe(Effect.orElseSucceed(() => [])),
+        (entries) => {
+          const rounds = new Set(entries.filter((entry) => /^jobs-infra-retry-\d+$/.test(entry)))
+          let number = rounds.size + 1
+          while (rounds.has(`jobs-infra-retry-${number}`)) number++
+          return number
+        }
+      )
+
+    /**
+     * `infraRetryRounds`: runs again, round after round, the samples whose every attempt died of an
+     * infrastructure failure, each round into a sibling jobs directory of its own (so that the run's
+     * own jobs directory, which a resume pools, never sees them). A round that leaves no trial for a
+     * sample keeps its error; a sample that recovers is stamped with the round and the dead attempts
+     * of the rounds it discarded. Nothing is charged: the run was charged once.
+     */
+    const infraRetry = (
+      plan: EvalStrategy.RunPlan,
+      entries: ReadonlyArray<Pending>,
+      first: ReadonlyMap<string, Collation.Outcome>,
+      run: { readonly runDir: string; readonly startedAt: number; readonly counts: Counts }
+    ) =>
+      Effect.gen(function*() {
+        const current = new Map(first)
+        const discarded = new Map<string, ReadonlyArray<ReadonlyArray<string>>>()
+        for (let round = 1; round <= config.infraRetryRounds; round++) {
+          const retry = entries.filter((entry) =>
+            Collation.diedOfInfra(current.get(entry.task.resultKey)!, config.rewardKey)
+          )
+          if (retry.length === 0) return
+          const wait = config.infraRetryDelaySeconds * round
+          yield* Effect.logInfo(
+            `Harbor: ${retry.length} sample(s) of run ${plan.runId} died of infrastructure failures only; ` +
+              `infra-retry round ${round} of ${config.infraRetryRounds} in ${wait} s`
+          )
+          yield* Effect.sleep(Duration.seconds(wait))
+          const number = yield* nextRetryDir(run.runDir)
+          const retryDir = path.join(run.runDir, `jobs-infra-retry-${number}`)
+          yield* fs.makeDirectory(retryDir, { recursive: true }).pipe(Effect.mapError(ioFailure(`create ${retryDir}`)))
+          const ran = yield* Effect.either(Effect.scoped(
+            Effect.flatMap(
+              workspace.checkout(plan.candidate),
+              (candidatePath) => runHarbor(plan, candidatePath, retry, run.runDir, retryDir, `infra-retry-${number}`)
+            )
+          ))
+          if (Either.isLeft(ran)) {
+            yield* Effect.logWarning(
+              `Harbor infra-retry round ${round} of run ${plan.runId} could not run; the samples keep their errors: ` +
+                ran.left.message
+            )
+            return
+          }
+          const outcomes = Collation.collate(
+            (yield* loadTrials(retryDir)).trials,
+            retry.map((entry) => entry.task.resultKey),
+            collateOptions
+          )
+          // a sample this round left without a trial keeps its error (and may be retried again)
+          const answered = retry.filter((entry) => outcomes.get(entry.task.resultKey)!.trials > 0)
+          if (answered.length === 0) {
+            yield* Effect.logWarning(
+              `Harbor infra-retry round ${round} of run ${plan.runId} produced no trial for its ` +
+                `${retry.length} sample(s); they keep their errors`
+            )
+            continue
+          }
+          const finishedAt = yield* Clock.currentTimeMillis
+          const records = yield* Effect.forEach(answered, (entry) => {
+            const key = entry.task.resultKey
+            const rounds = [
+              ...(discarded.get(key) ?? []),
+              Collation.deadSummary(current.get(key)!.attempts, config.rewardKey)
+            ]
+            discarded.set(key, rounds)
+            const outcome = outcomes.get(key)!
+            current.set(key, outcome)
+            return record(plan, entry, outcome, {
+              jobsDir: retryDir,
+              startedAt: run.startedAt,
+              finishedAt,
+              ...(outcome.error === undefined
+                ? { extra: { infraRetry: { recoveredRound: round, discardedRounds: rounds } } }
+                : {})
+            })
+          }, { concurrency: 16 })
+          yield* putRetried(records, run.counts)
+          yield* Effect.logInfo(
+            `Harbor infra-retry round ${round} of run ${plan.runId}: ` +
+              `${records.filter((sample) => !Metrics.isError(sample)).length} of ${retry.length} sample(s) recovered`
+          )
+        }
       })
 
     const produce = (plan: EvalStrategy.RunPlan) =>
@@ -307,8 +464,10 @@ export const make = (
         if (salvaged.length > 0) {
           const finishedAt = yield* Clock.currentTimeMillis
           yield* putAll(
-            salvaged.map((entry) =>
-              record(plan, entry, earlier.get(entry.task.resultKey)!, { startedAt, finishedAt }, "")
+            yield* Effect.forEach(
+              salvaged,
+              (entry) => record(plan, entry, earlier.get(entry.task.resultKey)!, { jobsDir, startedAt, finishedAt }),
+              { concurrency: 16 }
             ),
             counts
           )
@@ -351,12 +510,18 @@ export const make = (
           ? ""
           : ` The nested run ${HarborProcess.describeEnd(round.ended)}.`
         yield* putAll(
-          toRun.map((entry) => {
+          yield* Effect.forEach(toRun, (entry) => {
             const outcome = outcomes.get(entry.task.resultKey)!
-            return record(plan, entry, outcome, { startedAt, finishedAt }, outcome.trials === 0 ? cut : "")
-          }),
+            return record(plan, entry, outcome, {
+              jobsDir,
+              startedAt,
+              finishedAt,
+              note: outcome.trials === 0 ? cut : ""
+            })
+          }, { concurrency: 16 }),
           counts
         )
+        if (config.infraRetryRounds > 0) yield* infraRetry(plan, toRun, outcomes, { runDir, startedAt, counts })
       })
 
     return { name: strategyName, produce }

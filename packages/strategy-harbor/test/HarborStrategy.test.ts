@@ -1,24 +1,23 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { EvalStrategy, type Model, RunEvents, TaskStore } from "@holdout/core"
+import { RunEvents, TaskStore } from "@holdout/core"
 import { TaskStoreFs } from "@holdout/store-fs"
-import { expectFailure, makeRun, strategyConformance } from "@holdout/testkit"
+import { expectFailure, strategyConformance } from "@holdout/testkit"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Queue from "effect/Queue"
-import * as Stream from "effect/Stream"
 import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { plan, produce, sampleOf, withStack } from "./runs.js"
 import {
   datasetId,
   fakeHarbor,
-  type Fixture,
   includes,
   invocations,
   isGone,
@@ -28,46 +27,10 @@ import {
   type StackOptions
 } from "./support.js"
 
-const candidate = { id: "cand-1" }
 const crashChild = fileURLToPath(new URL("./fixtures/crash-child.ts", import.meta.url))
 const root = fileURLToPath(new URL("../../..", import.meta.url))
 
 afterAll(() => removeFixtures())
-
-const plan = (sampleIds: ReadonlyArray<number>, runId = "run-1"): EvalStrategy.RunPlan => ({
-  runId,
-  candidate,
-  datasetId,
-  split: "train",
-  sampleIds
-})
-
-/** Creates the run, produces the plan, and returns the stored samples by id. */
-const produce = (runPlan: EvalStrategy.RunPlan) =>
-  Effect.gen(function*() {
-    const strategy = yield* EvalStrategy.EvalStrategy
-    const store = yield* TaskStore.TaskStore
-    if ((yield* store.getRun(runPlan.runId))._tag === "None") {
-      yield* store.createRun(
-        makeRun(runPlan.runId, { candidate, datasetId, split: "train", sampleIds: runPlan.sampleIds })
-      )
-    }
-    yield* strategy.produce(runPlan)
-    const samples = yield* Stream.runCollect(TaskStore.streamSamples(store, runPlan.runId))
-    return new Map(Chunk.toReadonlyArray(samples).map((sample) => [sample.sampleId, sample] as const))
-  })
-
-const withStack = <A, E>(
-  fixture: Fixture,
-  options: StackOptions,
-  effect: Effect.Effect<A, E, EvalStrategy.EvalStrategy | TaskStore.TaskStore>
-) => effect.pipe(Effect.provide(stack(fixture, options)))
-
-const sampleOf = (samples: ReadonlyMap<number, Model.SampleRecord>, sampleId: number): Model.SampleRecord => {
-  const sample = samples.get(sampleId)
-  assert.isDefined(sample, `no record for sample ${sampleId}`)
-  return sample!
-}
 
 describe("HarborStrategy — one nested run per produce", () => {
   it.live("builds Harbor's command, runs it in the candidate's checkout, and scores by each task's verifier", () => {

@@ -14,11 +14,25 @@ import { fileURLToPath } from "node:url"
 
 export const fakeHarbor = fileURLToPath(new URL("../testing/fake-harbor.mjs", import.meta.url))
 
-/** What one attempt of a fake task yields (see fixtures/fake-harbor.mjs). */
+/** The agent logs an attempt leaves in its trial's `agent/` (see testing/fake-harbor.mjs). */
+export interface FakeLogs {
+  readonly pane?: string
+  readonly trajectory?: string
+  /** `agent/terminus_2.pane` is a symbolic link to this path. */
+  readonly paneLink?: string
+  /** `agent/` is a symbolic link to this directory. */
+  readonly agentLink?: string
+}
+
+/** What one attempt of a fake task yields (see testing/fake-harbor.mjs). */
 export type FakeAttempt =
-  | { readonly rewards: Record<string, number>; readonly exception?: string; readonly message?: string }
-  | { readonly rewardTxt: string }
-  | { readonly exception: string; readonly message?: string }
+  & FakeLogs
+  & (
+    | { readonly rewards: Record<string, number>; readonly exception?: string; readonly message?: string }
+    | { readonly rewardTxt: string }
+    | { readonly exception: string; readonly message?: string }
+    | { readonly noResult: true }
+  )
 
 export interface FakeTask {
   /** The task directory's name (what `-i` matches). */
@@ -26,6 +40,8 @@ export interface FakeTask {
   /** `[task].name` in task.toml (what results are keyed by), when the task declares one. */
   readonly name?: string
   readonly attempts?: ReadonlyArray<FakeAttempt>
+  /** Instead of `attempts`: the attempts of the task's first nested run, of its second, … (the last repeats). */
+  readonly rounds?: ReadonlyArray<ReadonlyArray<FakeAttempt>>
 }
 
 export interface Fixture {
@@ -64,7 +80,9 @@ export const makeFixture = (tasks: ReadonlyArray<FakeTask>): Fixture => {
     const header = task.name === undefined ? "" : `[task]\nname = "${task.name}"\n\n`
     writeFileSync(join(dir, "task.toml"), `${header}[agent]\ntimeout_sec = 600\n`)
     writeFileSync(join(dir, "instruction.md"), `Solve ${task.dir}.\n`)
-    if (task.attempts !== undefined) writeFileSync(join(dir, "fake.json"), JSON.stringify({ attempts: task.attempts }))
+    if (task.attempts !== undefined || task.rounds !== undefined) {
+      writeFileSync(join(dir, "fake.json"), JSON.stringify({ attempts: task.attempts, rounds: task.rounds }))
+    }
   }
   return fixture
 }

@@ -9,7 +9,15 @@
 //                   { "exception": "RateLimitError", "message": "…" },   // dead attempt
 //                   { "exception": "AgentTimeoutError", "rewards": { "reward": 0 } } ] }
 //
-// Attempt k of a task uses attempts[k % length] (a missing fake.json scores 1). Test-only flags
+// Attempt k of a task uses attempts[k % length] (a missing fake.json scores 1). With
+// `{ "rounds": [[…attempts…], […attempts…]] }` instead, the n-th nested run of the task (counted in the
+// task directory's `.fake-runs`) uses rounds[min(n, length - 1)], e.g. an outage then a recovery.
+// An attempt may also leave agent logs in its trial's `agent/`:
+//   "pane": "…"  → agent/terminus_2.pane      "trajectory": "…"  → agent/trajectory.json
+//   "paneLink": PATH → agent/terminus_2.pane is a symlink to PATH
+//   "agentLink": PATH → agent/ itself is a symlink to the directory PATH
+// and `{ "noResult": true }` is an attempt that never finishes (its trial has no result.json).
+// Test-only flags
 // (given through the strategy's `extraArgs`):
 //   --fake-log FILE         append { argv, cwd, pid } of this invocation as one JSON line
 //   --fake-hang-after N     after N trials, start a grandchild that sleeps, write its pid to
@@ -21,7 +29,16 @@
 //   --fake-project DIR      accepted and ignored (stands for a launcher's `--project {candidatePath}`)
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { basename, join, resolve } from "node:path"
 
 const fail = (code, message) => {
@@ -181,22 +198,44 @@ const hang = () => {
   setInterval(() => {}, 1000)
 }
 
-let written = 0
-const trials = tasks.flatMap((task) => Array.from({ length: attempts }, (_, attempt) => ({ task, attempt })))
-for (const { task, attempt } of trials) {
-  if (options.hangAfter !== undefined && written >= Number(options.hangAfter)) break
+// what each task's attempts yield in this nested run (a task with rounds counts its runs)
+const plans = new Map(tasks.map((task) => {
   const spec = existsSync(join(task.dir, "fake.json"))
     ? JSON.parse(readFileSync(join(task.dir, "fake.json"), "utf8"))
     : {}
-  const plan = spec.attempts ?? [{ rewards: { reward: 1 } }]
+  if (spec.rounds === undefined) return [task.dir, spec.attempts ?? [{ rewards: { reward: 1 } }]]
+  const counter = join(task.dir, ".fake-runs")
+  const run = existsSync(counter) ? Number(readFileSync(counter, "utf8")) : 0
+  writeFileSync(counter, String(run + 1))
+  return [task.dir, spec.rounds[Math.min(run, spec.rounds.length - 1)]]
+}))
+
+const writeAgentLogs = (trialDir, outcome) => {
+  const agentDir = join(trialDir, "agent")
+  if (outcome.agentLink !== undefined) {
+    symlinkSync(outcome.agentLink, agentDir)
+    return
+  }
+  mkdirSync(agentDir, { recursive: true })
+  if (outcome.pane !== undefined) writeFileSync(join(agentDir, "terminus_2.pane"), outcome.pane)
+  if (outcome.paneLink !== undefined) symlinkSync(outcome.paneLink, join(agentDir, "terminus_2.pane"))
+  if (outcome.trajectory !== undefined) writeFileSync(join(agentDir, "trajectory.json"), outcome.trajectory)
+}
+
+let written = 0
+let lastFinished = 0
+const trials = tasks.flatMap((task) => Array.from({ length: attempts }, (_, attempt) => ({ task, attempt })))
+for (const { task, attempt } of trials) {
+  if (options.hangAfter !== undefined && written >= Number(options.hangAfter)) break
+  const plan = plans.get(task.dir)
   const outcome = plan[attempt % plan.length]
   const trialName = `${task.id.split("/").pop().slice(0, 32).replace(/_+$/, "")}__${shortId()}`
   const trialDir = join(jobDir, trialName)
   mkdirSync(join(trialDir, "verifier"), { recursive: true })
-  mkdirSync(join(trialDir, "agent"), { recursive: true })
+  writeAgentLogs(trialDir, outcome)
   writeFileSync(join(trialDir, "trial.log"), `fake trial of ${task.name}\n`)
   written++
-  if (skipNext) {
+  if (skipNext || outcome.noResult === true) {
     skipNext = false
     continue
   }
@@ -217,7 +256,9 @@ for (const { task, attempt } of trials) {
     occurred_at: now()
   }
   if (exception !== null) writeFileSync(join(trialDir, "exception.txt"), exception.exception_traceback)
-  const finishedAt = now()
+  // trials finish one after another (distinct times, so the order of attempts is the order written)
+  lastFinished = Math.max(Date.now(), lastFinished + 1)
+  const finishedAt = new Date(lastFinished).toISOString()
   writeFileSync(
     join(trialDir, "result.json"),
     JSON.stringify(
