@@ -1,6 +1,8 @@
 /**
  * The verifier: picks the candidate an optimization ends with and scores it on the target splits
- * (usually hidden ones), as admin: no tier gate, no charge.
+ * (usually hidden ones), as admin: no tier gate, no charge (except on a split whose budget has a
+ * `reservedForFinalize`: there its evaluations spend the reserve, and one the reserve cannot pay for
+ * is a failed re-score).
  *
  * - `submit`: the candidate the optimizer submitted. A submission is final (a second one is
  *   refused) and must name a candidate that was evaluated. With a `Workspace`, the candidate is
