@@ -26,6 +26,7 @@ import {
   UnknownSplit
 } from "./HoldoutError.js"
 import * as Blocks from "./internal/blocks.js"
+import * as Charge from "./internal/charge.js"
 import * as Missing from "./internal/missing.js"
 import * as Releases from "./internal/release.js"
 import * as requests from "./internal/requests.js"
@@ -84,13 +85,16 @@ export interface SplitStatus extends BudgetSnapshot {
 
 /**
  * Options of a call to `evaluate`. `admin` is the verifier's path: no tier gate, no subset floor,
- * no charge; the run is recorded with `admin: true`.
+ * no charge (except on a split with `reservedForFinalize`, whose reserve it spends); the run is
+ * recorded with `admin: true`. `free` is an optimizer's evaluation charged nothing (a free baseline):
+ * every other rule of the optimizer's path holds, and the split must be budgeted.
  *
  * @since 0.1.0
  * @category models
  */
 export interface EvaluateOptions {
   readonly admin?: boolean
+  readonly free?: boolean
 }
 
 /**
@@ -334,19 +338,13 @@ export const make = (
               return yield* told(yield* complete(existing.value))
             }
           }
-          // 6. charge
-          let reservationId: string | undefined
-          if (!admin) {
-            const reservation = yield* ledger.reserve({
-              datasetId,
-              split,
-              samples: sampleIds.length,
-              runId,
-              reservationId: runId
-            })
-            reservationId = reservation.id
-            yield* Metric.increment(Metrics.reservationsAccepted)
-          }
+          // 6. charge (the optimizer's; a free one's nothing; the verifier's only against a reserve)
+          const reservationId = yield* Charge.charge(
+            ledger,
+            { datasetId, split, samples: sampleIds.length, runId, reservationId: runId },
+            { admin, free: evaluateOptions.free === true }
+          )
+          if (reservationId !== undefined) yield* Metric.increment(Metrics.reservationsAccepted)
           // 7. run
           const run: RunRecord = {
             runId,

@@ -1,7 +1,9 @@
 /**
  * The budget meter: an append-only journal of reservations against per-split limits. Limits come
  * from configuration; a store keeps only what was spent, so reopening it with new limits gives
- * `remaining = max(0, limit - spent)`. Nothing is ever refunded.
+ * `remaining = max(0, limit - spent)`. Nothing is ever refunded. A split may hold part of its budget
+ * back for the verifier (`reservedForFinalize`): the optimizer's charges stop at the reserve, the
+ * verifier's (`verifier: true`) may spend it.
  *
  * @since 0.1.0
  */
@@ -32,6 +34,11 @@ export interface ReserveRequest extends BudgetKey {
   readonly samples: number
   readonly runId: string
   readonly reservationId: string
+  /**
+   * A charge of the verifier's: it may spend the split's `reservedForFinalize` and is not held to the
+   * per-run cap. Without it (the optimizer's charges) the limits are the configured ones less the reserve.
+   */
+  readonly verifier?: boolean
 }
 
 /**
@@ -96,25 +103,29 @@ export const keyString: (key: BudgetKey) => string = Rules.keyString
 export const nothingSpent: Spent = { runs: 0, samples: 0 }
 
 /**
- * The snapshot of a split from its limits and what was spent.
+ * The snapshot of a split from its limits and what was spent. `remaining` is what the optimizer may
+ * still spend; with a `reservedForFinalize`, `reserved` is what is left of the verifier's reserve.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const snapshot = (budget: SplitBudget, spent: Spent): BudgetSnapshot => ({
-  datasetId: budget.datasetId,
-  split: budget.split,
-  limits: {
-    runs: budget.runs ?? null,
-    samples: budget.samples ?? null,
-    maxSamplesPerRun: budget.maxSamplesPerRun ?? null
-  },
-  spent: { runs: spent.runs, samples: spent.samples },
-  remaining: {
-    runs: Rules.remainingOf(budget.runs, spent.runs),
-    samples: Rules.remainingOf(budget.samples, spent.samples)
+export const snapshot = (budget: SplitBudget, spent: Spent): BudgetSnapshot => {
+  const reserve = budget.reservedForFinalize
+  const runs = Rules.leftOf(budget.runs, reserve?.runs, spent.runs)
+  const samples = Rules.leftOf(budget.samples, reserve?.samples, spent.samples)
+  return {
+    datasetId: budget.datasetId,
+    split: budget.split,
+    limits: {
+      runs: budget.runs ?? null,
+      samples: budget.samples ?? null,
+      maxSamplesPerRun: budget.maxSamplesPerRun ?? null
+    },
+    spent: { runs: spent.runs, samples: spent.samples },
+    remaining: { runs: runs.optimizer, samples: samples.optimizer },
+    ...(reserve === undefined ? {} : { reserved: { runs: runs.reserve, samples: samples.reserve } })
   }
-})
+}
 
 const decodeBudget = Schema.decodeUnknownEither(SplitBudget, { onExcessProperty: "error" })
 
@@ -150,6 +161,8 @@ export const validateBudgets = (
           })
         )
       }
+      const reserveError = reserveProblem(budget, where)
+      if (reserveError !== undefined) return Effect.fail(new ConfigError({ message: reserveError }))
       const key = keyString(budget)
       if (seen.has(key)) {
         return Effect.fail(
@@ -161,6 +174,30 @@ export const validateBudgets = (
     }
     return Effect.succeed(result)
   })
+
+/** What is wrong with a budget's `reservedForFinalize`, if anything. */
+const reserveProblem = (budget: SplitBudget, where: string): string | undefined => {
+  const reserve = budget.reservedForFinalize
+  if (reserve === undefined) return undefined
+  if (reserve.runs === undefined && reserve.samples === undefined) {
+    return `The budget of ${where} sets reservedForFinalize with neither "runs" nor "samples". Give at least one, ` +
+      `or drop reservedForFinalize.`
+  }
+  for (const unit of ["runs", "samples"] as const) {
+    const reserved = reserve[unit]
+    const limit = budget[unit]
+    if (reserved === undefined) continue
+    if (limit === undefined) {
+      return `The budget of ${where} reserves ${reserved} ${unit} for finalize, but its ${unit} are unlimited. ` +
+        `Set "${unit}", or drop reservedForFinalize.${unit}.`
+    }
+    if (reserved > limit) {
+      return `The budget of ${where} reserves ${reserved} ${unit} for finalize, more than its ${limit} ${unit}. ` +
+        `Reserve at most ${limit}.`
+    }
+  }
+  return undefined
+}
 
 /**
  * What a driver shows the ledger's rules inside one atomic step: the store as it is, plus what
@@ -222,11 +259,13 @@ export const unsafeMake = (budgets: ReadonlyArray<SplitBudget>, driver: Driver):
   const limits = new Map(budgets.map((budget) => [keyString(budget), budget] as const))
   const exhausted = driver.exhausted === true
   const lookup = Rules.budgetLookup(budgets)
-  const refusalOf = (budget: SplitBudget, spent: Spent, samples: number) =>
-    exhausted ? Rules.exhaustedRefusal(budget) : Rules.decide(budget, spent, samples)
+  const refusalOf = (budget: SplitBudget, spent: Spent, samples: number, verifier?: boolean) =>
+    exhausted ? Rules.exhaustedRefusal(budget) : Rules.decide(budget, spent, samples, verifier)
   const snapshotOf = (budget: SplitBudget, spent: ReadonlyMap<string, Spent>): BudgetSnapshot => {
     const result = snapshot(budget, spent.get(keyString(budget)) ?? nothingSpent)
-    return exhausted ? { ...result, remaining: { runs: 0, samples: 0 } } : result
+    if (!exhausted) return result
+    const none = { runs: 0, samples: 0 }
+    return { ...result, remaining: none, ...(result.reserved === undefined ? {} : { reserved: none }) }
   }
 
   // The rule, in order: idempotency (bound to its request), allow-list, runs, samples, cap, debit.
@@ -238,7 +277,7 @@ export const unsafeMake = (budgets: ReadonlyArray<SplitBudget>, driver: Driver):
     if (budget === undefined) {
       return Exit.fail(new SplitNotBudgeted({ datasetId: request.datasetId, split: request.split }))
     }
-    const refusal = refusalOf(budget, view.spent(key), request.samples)
+    const refusal = refusalOf(budget, view.spent(key), request.samples, request.verifier)
     if (refusal !== undefined) return Exit.fail(refusal)
     const reservation = Rules.reservationOf(request, at)
     view.append(reservation)

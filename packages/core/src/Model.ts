@@ -60,7 +60,9 @@ export type BudgetKey = typeof BudgetKey.Type
 
 /**
  * The configured limits of one split: runs, samples and a per-run cap. An absent limit is unlimited;
- * at least one of `runs` and `samples` must be given.
+ * at least one of `runs` and `samples` must be given. `reservedForFinalize` (opt-in) holds part of the
+ * runs and samples back for the verifier: the optimizer may spend only up to `limit - reserved`, and
+ * the verifier's evaluations of the split are then charged too, against the whole limit.
  *
  * @since 0.1.0
  * @category models
@@ -70,7 +72,8 @@ export const SplitBudget = Schema.Struct({
   split: Schema.String,
   runs: Schema.optional(Count),
   samples: Schema.optional(Count),
-  maxSamplesPerRun: Schema.optional(PositiveCount)
+  maxSamplesPerRun: Schema.optional(PositiveCount),
+  reservedForFinalize: Schema.optional(Schema.Struct({ runs: Schema.optional(Count), samples: Schema.optional(Count) }))
 })
 
 /**
@@ -82,7 +85,8 @@ export type SplitBudget = typeof SplitBudget.Type
 const Limit = Schema.NullOr(Schema.Int)
 
 /**
- * The state of one budgeted split: limits, what was spent, what remains (`null` = unlimited).
+ * The state of one budgeted split: limits, what was spent, what remains for the optimizer (`null` =
+ * unlimited), and, when the split reserves some for the verifier, what of the reserve is left.
  *
  * @since 0.1.0
  * @category models
@@ -92,7 +96,8 @@ export const BudgetSnapshot = Schema.Struct({
   split: Schema.String,
   limits: Schema.Struct({ runs: Limit, samples: Limit, maxSamplesPerRun: Limit }),
   spent: Schema.Struct({ runs: Schema.Int, samples: Schema.Int }),
-  remaining: Schema.Struct({ runs: Limit, samples: Limit })
+  remaining: Schema.Struct({ runs: Limit, samples: Limit }),
+  reserved: Schema.optional(Schema.Struct({ runs: Schema.Int, samples: Schema.Int }))
 })
 
 /**

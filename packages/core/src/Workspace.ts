@@ -32,6 +32,12 @@ export class Workspace extends Context.Tag("@holdout/core/Workspace")<Workspace,
   readonly resolve: (candidate: Candidate) => Effect.Effect<Candidate, InvalidRequest | StrategyError>
   /** A directory holding the candidate's code, valid until the scope closes. */
   readonly checkout: (candidate: Candidate) => Effect.Effect<string, StrategyError, Scope.Scope>
+  /**
+   * Optional: an id of what a candidate evaluates, equal for candidates whose content is the same
+   * (for git, the commit's tree hash: re-commits of one tree share it). A workspace without it treats
+   * every candidate id as content of its own.
+   */
+  readonly contentOf?: (candidate: Candidate) => Effect.Effect<string, InvalidRequest | StrategyError>
 }>() {}
 
 /**

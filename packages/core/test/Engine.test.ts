@@ -553,6 +553,82 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
   })
 })
 
+describe("Engine.evaluate — free evaluations (a free baseline)", () => {
+  it.effect("charge nothing and are the optimizer's: recorded without a reservation, not as admin", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      const experiment = yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate }, { free: true })
+      assert.strictEqual(experiment.run.admin, false)
+      assert.strictEqual(experiment.run.reservationId, undefined)
+      // an optimizer's run of a non_viewable split: whole blocks, told at block level
+      assert.isDefined(experiment.metrics.blocks)
+      const ledger = yield* Ledger.Ledger
+      assert.strictEqual((yield* ledger.reservations()).length, 0)
+      assert.deepStrictEqual(yield* spentOn("validation"), { runs: 0, samples: 0 })
+      // also when the budget is spent: it costs nothing
+      for (let index = 0; index < 3; index++) {
+        yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate, numSamples: 5 })
+      }
+      const again = yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate }, { free: true })
+      assert.strictEqual(again.run.reservationId, undefined)
+    }).pipe(Effect.provide(stack().layer)))
+
+  it.effect("keep every other rule of the optimizer's path: tier gate, subset floor, budgeted splits only", () =>
+    Effect.gen(function*() {
+      const free = { free: true }
+      assert.strictEqual((yield* failureTag({ datasetId: "qa", split: "test", candidate }, free))._tag, "AccessDenied")
+      assert.strictEqual(
+        (yield* failureTag({ datasetId: "qa", split: "validation", candidate, numSamples: 2 }, free))._tag,
+        "SubsetTooSmall"
+      )
+      assert.strictEqual(
+        (yield* failureTag({ datasetId: "qa", split: "validation", candidate, sampleIds: [1, 2, 3, 4, 5] }, free))._tag,
+        "InvalidRequest"
+      )
+      // "train" is viewable but not budgeted here: free opens no split the optimizer could not evaluate
+      assert.strictEqual(
+        (yield* failureTag({ datasetId: "qa", split: "train", candidate }, free))._tag,
+        "SplitNotBudgeted"
+      )
+      yield* assertNothingCharged
+    }).pipe(Effect.provide(stack({ budgets: [{ datasetId: "qa", split: "validation", runs: 1 }] }).layer)))
+})
+
+describe("Engine.evaluate — a budget's reservedForFinalize", () => {
+  const reserving = [
+    {
+      datasetId: "qa",
+      split: "validation",
+      runs: 3,
+      samples: 30,
+      maxSamplesPerRun: 5,
+      reservedForFinalize: { runs: 1 }
+    }
+  ]
+  it.effect("the optimizer is refused at the reserve; the verifier's evaluations spend it, whole split and all", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine.Engine
+      yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate, numSamples: 5 })
+      yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate, numSamples: 5 })
+      const refused = yield* failureTag({ datasetId: "qa", split: "validation", candidate, numSamples: 5 })
+      assert.deepInclude(refused, { _tag: "BudgetExhausted", reason: "runs", remaining: 0 })
+      const status = (yield* engine.status()).find((entry) => entry.split === "validation")!
+      assert.deepStrictEqual(status.remaining, { runs: 0, samples: 20 })
+      assert.deepStrictEqual(status.reserved, { runs: 1, samples: 0 })
+      // the verifier's re-score: the whole split (10), over the optimizer's per-run cap, charged to the reserve
+      const rescore = yield* engine.evaluate({ datasetId: "qa", split: "validation", candidate }, { admin: true })
+      assert.strictEqual(rescore.run.reservationId, rescore.run.runId)
+      assert.deepStrictEqual(yield* spentOn("validation"), { runs: 3, samples: 20 })
+      // the reserve is spent: the verifier is refused too, and the limit holds
+      const over = yield* failureTag({ datasetId: "qa", split: "validation", candidate }, { admin: true })
+      assert.deepInclude(over, { _tag: "BudgetExhausted", reason: "runs" })
+      // a split without a reserve stays unmetered for the verifier
+      const hidden = yield* engine.evaluate({ datasetId: "qa", split: "test", candidate }, { admin: true })
+      assert.strictEqual(hidden.run.reservationId, undefined)
+      assert.strictEqual((yield* Ledger.Ledger.pipe(Effect.flatMap((ledger) => ledger.reservations()))).length, 3)
+    }).pipe(Effect.provide(stack({ budgets: reserving }).layer)))
+})
+
 describe("Engine.status and construction", () => {
   it.effect("status lists every budgeted split with its tier, in configured order", () =>
     Effect.gen(function*() {

@@ -6,9 +6,12 @@
  * made (`RunNotFound`).
  *
  * - `evaluate`: an evaluation projected by its split's tier (`View`), its results written by tier when
- *   a results directory is given, and the split's budget left.
+ *   a results directory is given, and the split's budget left; the baseline's first evaluation of a
+ *   split is free when the verifier says so (`FreeBaseline`).
  * - `samples`: a page of a `viewable` run's per-sample records; `compare`: two `viewable` runs paired.
- * - `status`: the splits the optimizer may evaluate with their budgets; `submit`: the final candidate.
+ * - `status`: the splits the optimizer may evaluate with their budgets (what is left for it; the part a
+ *   split reserves for the verifier as `reserved`) and whether the free baseline is still to be had;
+ *   `submit`: the final candidate.
  * - `runs`: the optimizer's runs, each summarised as its tier allows; `show`: one of them, with a page of
  *   its per-sample records when its split is `viewable`. A run on a split whose means are told through
  *   a release mechanism shows no figure of its scores (the mechanism told one when it was evaluated).
@@ -27,6 +30,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as FreeBaseline from "./FreeBaseline.js"
 import * as Results from "./Results.js"
 import type {
   CompareResponse,
@@ -249,6 +253,7 @@ export const make = (
       SplitAccess.SplitAccess | TaskStore.TaskStore | FileSystem.FileSystem | Path.Path
     >()
     const submitEnabled = verifier.mode === "submit"
+    const free = yield* FreeBaseline.make(verifier.freeBaseline)
     const compareLock = yield* Effect.makeSemaphore(1)
 
     /** A run the optimizer may know of, with its tier; any other is `RunNotFound`, whatever the reason. */
@@ -305,7 +310,7 @@ export const make = (
     return {
       evaluate: (request) =>
         Effect.gen(function*() {
-          const experiment = yield* engine.evaluate(request)
+          const experiment = yield* free.evaluate(request)
           const view = yield* View.experiment(experiment).pipe(Effect.provide(context))
           const resultPath = options.resultsDir === undefined
             ? Option.none()
@@ -329,20 +334,25 @@ export const make = (
           return { runA: a.runId, runB: b.runId, datasetId: a.datasetId, split: a.split, comparison }
         }).pipe(logStoreErrors),
       status: () =>
-        Effect.map(logStoreErrors(engine.status()), (splits) => ({
-          submitEnabled,
-          splits: splits.flatMap((entry) =>
-            entry.tier === "no_access" ? [] : [{
+        Effect.gen(function*() {
+          const splits: Array<typeof Status.Type.splits[number]> = []
+          for (const entry of yield* engine.status()) {
+            if (entry.tier === "no_access") continue
+            const freeBaseline = yield* free.available(entry)
+            splits.push({
               datasetId: entry.datasetId,
               split: entry.split,
               tier: entry.tier,
               limits: entry.limits,
               spent: entry.spent,
               remaining: entry.remaining,
-              ...(entry.overfit === undefined ? {} : { overfit: entry.overfit })
-            }]
-          )
-        })),
+              ...(entry.reserved === undefined ? {} : { reserved: entry.reserved }),
+              ...(entry.overfit === undefined ? {} : { overfit: entry.overfit }),
+              ...(Option.isNone(freeBaseline) ? {} : { freeBaseline: freeBaseline.value })
+            })
+          }
+          return { submitEnabled, splits }
+        }).pipe(logStoreErrors),
       submit: (candidate) =>
         Effect.gen(function*() {
           if (!submitEnabled) {

@@ -15,6 +15,9 @@
  * disabled for every git command, so what is evaluated is exactly the committed tree: uncommitted
  * changes, hooks and the working copy of the optimizer's repository play no part.
  *
+ * `contentOf` (and `treeOf`) gives the tree hash of the commit a candidate names (`rev-parse
+ * <hash>^{tree}`): commits with the same files share it, whatever their messages, authors or parents.
+ *
  * What git prints, and the paths of this machine, stay in the log: the errors an optimizer can see
  * say only what was wrong with its request.
  *
@@ -87,6 +90,21 @@ const notACommit = (id: string) =>
   })
 
 /**
+ * The git workspace: a `Workspace` whose `contentOf` is `treeOf`, the tree hash of a candidate's commit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type GitWorkspace = Workspace.Workspace["Type"] & {
+  readonly treeOf: (
+    candidate: Model.Candidate
+  ) => Effect.Effect<string, HoldoutError.InvalidRequest | HoldoutError.StrategyError>
+  readonly contentOf: (
+    candidate: Model.Candidate
+  ) => Effect.Effect<string, HoldoutError.InvalidRequest | HoldoutError.StrategyError>
+}
+
+/**
  * Builds the workspace.
  *
  * @since 0.1.0
@@ -95,7 +113,7 @@ const notACommit = (id: string) =>
 export const make = (
   options: Options
 ): Effect.Effect<
-  Workspace.Workspace["Type"],
+  GitWorkspace,
   HoldoutError.StrategyError,
   CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path | Scope.Scope
 > =>
@@ -193,6 +211,26 @@ export const make = (
         return result.stdout
       })
 
+    /** The tree hash of the commit a candidate names, read from the optimizer's repository like `commitOf`. */
+    const treeOf = (candidate: Model.Candidate) =>
+      Effect.gen(function*() {
+        const hash = yield* commitOf(candidate.id)
+        const result = yield* run("read a candidate's tree", [
+          "-C",
+          repo,
+          "rev-parse",
+          "--verify",
+          "--quiet",
+          "--end-of-options",
+          `${hash}^{tree}`
+        ])
+        if (result.code !== 0 || !isFullHash(result.stdout)) {
+          yield* Effect.logWarning(`git rev-parse of the tree of ${hash}: exit code ${result.code}, ${result.stderr}`)
+          return yield* failure(`git could not read the tree of commit ${hash}; the harness log has git's output.`)
+        }
+        return result.stdout
+      })
+
     const resolve = (candidate: Model.Candidate) =>
       Effect.map(commitOf(candidate.id), (hash): Model.Candidate =>
         hash === candidate.id
@@ -232,7 +270,7 @@ export const make = (
           )
       )
 
-    return { resolve, checkout }
+    return { resolve, checkout, contentOf: treeOf, treeOf }
   })
 
 /**

@@ -50,7 +50,12 @@ export const SplitInfo = Schema.Struct({
   tier: Schema.Literal("viewable", "non_viewable"),
   limits: Model.BudgetSnapshot.fields.limits,
   spent: Model.BudgetSnapshot.fields.spent,
+  /** What the optimizer may still spend. */
   remaining: Model.BudgetSnapshot.fields.remaining,
+  /** What is left of the part of the budget reserved for the verifier's finalize (`reservedForFinalize`). */
+  reserved: Model.BudgetSnapshot.fields.reserved,
+  /** With a free baseline: whether the baseline's first, uncharged evaluation of the split is still to be had. */
+  freeBaseline: Schema.optional(Schema.Boolean),
   /**
    * A thresholdout split's overfitting budget: over-threshold answers allowed (`limit`), given
    * (`spent`) and left (`remaining`); past it, evaluations are `BudgetExhausted` (reason `overfit`).

@@ -8,10 +8,11 @@
  * datasets: { kind: jsonl, dir: data }                       # or { kind: harbor, datasetId, partition }
  * strategy: { kind: task, module: src/task.ts }              # or { kind: harbor, harbor: {…}, dir }
  * workspace: { kind: git, repo: ../agent }                   # or { kind: static, path } (default: .)
- * budgets: [{ datasetId: qa, split: validation, runs: 10 }]
+ * budgets: [{ datasetId: qa, split: validation, runs: 10, reservedForFinalize: { runs: 4 } }]  # reserve optional
  * policy: { train: viewable, validation: non_viewable, test: no_access }
  * releases: { validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 20 } }
  * verifier: { mode: auto_best, selection: { datasetId: qa, split: validation }, significance: 0.05,
+ *             baseline: main, freeBaseline: true, poolTrees: true,
  *             targets: [{ datasetId: qa, split: test, rewardKey: accuracy }] }
  * sidecar: { tokenFile: .holdout/admin.token, resultsDir: results, port: 8000 }
  * ```
@@ -111,7 +112,11 @@ const VerifierConfig = Schema.Struct({
   /** `auto_best` ships a candidate only if it beats the baseline with a one-sided paired test at this level. */
   significance: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1))),
   /** How α is shared among the candidates the winner was chosen from (`Verifier.Options.correction`). */
-  correction: Schema.optional(Schema.Literal("bonferroni", "none"))
+  correction: Schema.optional(Schema.Literal("bonferroni", "none")),
+  /** `auto_best` pools re-commits of one git tree as one candidate (needs a git workspace). */
+  poolTrees: Schema.optional(Schema.Boolean),
+  /** The optimizer's first evaluation of `baseline` on each budgeted split is free. */
+  freeBaseline: Schema.optional(Schema.Boolean)
 })
 
 /**
@@ -499,5 +504,7 @@ export const verifier = (
     ...(loaded.config.verifier?.significance === undefined
       ? {}
       : { significance: loaded.config.verifier.significance }),
-    ...(loaded.config.verifier?.correction === undefined ? {} : { correction: loaded.config.verifier.correction })
+    ...(loaded.config.verifier?.correction === undefined ? {} : { correction: loaded.config.verifier.correction }),
+    ...(loaded.config.verifier?.poolTrees === undefined ? {} : { poolTrees: loaded.config.verifier.poolTrees }),
+    ...(loaded.config.verifier?.freeBaseline === undefined ? {} : { freeBaseline: loaded.config.verifier.freeBaseline })
   })

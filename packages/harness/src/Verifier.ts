@@ -1,6 +1,8 @@
 /**
  * The verifier: picks the candidate an optimization ends with and scores it on the target splits
- * (usually hidden ones), as admin: no tier gate, no charge.
+ * (usually hidden ones), as admin: no tier gate, no charge (except on a split whose budget has a
+ * `reservedForFinalize`: there its evaluations spend the reserve, and one the reserve cannot pay for
+ * is a failed re-score).
  *
  * - `submit`: the candidate the optimizer submitted. A submission is final (a second one is
  *   refused) and must name a candidate that was evaluated. With a `Workspace`, the candidate is
@@ -13,7 +15,13 @@
  *   baseline is chosen (also when the baseline cannot be scored). With `significance: α` it must
  *   also beat it with a one-sided paired test (`Compare.runs` on the two re-score runs, permutation
  *   p-value of "no better than the baseline") at level α, Bonferroni-corrected by default for the
- *   number of candidates the winner was chosen among (see `Options.correction`).
+ *   number of candidates the winner was chosen among (see `Options.correction`). With `poolTrees`,
+ *   candidates are pooled by their git tree (`Workspace.contentOf`): re-commits of one tree are one
+ *   candidate, re-scored as its earliest evaluated commit, and re-commits of the baseline's tree are
+ *   the baseline.
+ *
+ * With `freeBaseline`, the optimizer's first evaluation of the baseline on each split is free (see
+ * `FreeBaseline`); the verifier only carries the setting (`freeBaseline` of the service).
  *
  * Without a candidate (nothing evaluated, nothing submitted) every reward is 0. A target that cannot
  * be scored after two attempts is floored to 0 and its error is reported in `targetErrors`.
@@ -36,6 +44,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as Pooling from "./internal/pooling.js"
 
 /**
  * A split to score the chosen candidate on, and the reward key its mean score is reported under.
@@ -76,6 +85,17 @@ export interface Options {
    * candidate).
    */
   readonly correction?: "bonferroni" | "none"
+  /**
+   * `auto_best`: pool candidates by content (`Workspace.contentOf`, a git tree) instead of by id, so
+   * that re-commits of one tree are one candidate (default false). Needs a workspace that has
+   * `contentOf` (`GitWorkspace`).
+   */
+  readonly poolTrees?: boolean
+  /**
+   * The optimizer's first evaluation of the baseline on each budgeted split costs nothing (default
+   * false); needs a `baseline`. Served by the sidecar and the MCP tools (`FreeBaseline`).
+   */
+  readonly freeBaseline?: boolean
 }
 
 /**
@@ -194,6 +214,8 @@ const encodeAnswer = Schema.encodeSync(answerJson)
  */
 export class Verifier extends Context.Tag("@holdout/harness/Verifier")<Verifier, {
   readonly mode: "submit" | "auto_best"
+  /** The baseline whose first evaluation on each split is free, when `freeBaseline` is set. */
+  readonly freeBaseline: Option.Option<Model.Candidate>
   /** Records the final submission: a candidate that was evaluated; a second submission is refused. */
   readonly submit: (
     candidate: Model.Candidate
@@ -252,11 +274,32 @@ export const make = (
         })
       }
     }
+    if (options.freeBaseline === true && options.baseline === undefined) {
+      return yield* new HoldoutError.ConfigError({
+        message: "freeBaseline makes the baseline's first evaluation on each split free: it needs a baseline. " +
+          "Set `baseline`, or drop `freeBaseline`."
+      })
+    }
     const engine = yield* Engine.Engine
     const store = yield* TaskStore.TaskStore
     const access = yield* SplitAccess.SplitAccess
     const source = yield* DatasetSource.DatasetSource
     const workspace = yield* Effect.serviceOption(Workspace.Workspace)
+    const contentOf = Option.isSome(workspace) ? workspace.value.contentOf : undefined
+    if (options.poolTrees === true && contentOf === undefined) {
+      return yield* new HoldoutError.ConfigError({
+        message: "poolTrees pools candidates by their git tree: it needs a git workspace " +
+          "(workspace: { kind: git, repo }). Add one, or drop `poolTrees`."
+      })
+    }
+    // a candidate whose content cannot be read is a pool of its own (its id)
+    const poolKey = options.poolTrees === true && contentOf !== undefined
+      ? (candidate: Model.Candidate) =>
+        contentOf(candidate).pipe(
+          Effect.tapError((error) => Effect.logWarning(`Verifier: no tree for ${candidate.id}: ${error.message}`)),
+          Effect.orElseSucceed(() => candidate.id)
+        )
+      : undefined
     const lock = yield* Effect.makeSemaphore(1)
 
     const evaluations = Effect.map(
@@ -371,22 +414,12 @@ export const make = (
       )
       const whole = runs.filter((run) => run.sampleIds.length === size)
       const ranked = whole.length > 0 ? whole : runs
-      const pools = new Map<string, { candidate: Model.Candidate; scores: Array<number>; newest: number }>()
-      for (const run of ranked) {
-        // a completed run carries its metrics: no sample is read
-        if (run.metrics === undefined) continue
-        const pool = pools.get(run.candidate.id) ?? { candidate: run.candidate, scores: [], newest: 0 }
-        pool.scores.push(run.metrics.avgFilledScore)
-        if (run.createdAt >= pool.newest) {
-          pool.newest = run.createdAt
-          pool.candidate = run.candidate
-        }
-        pools.set(run.candidate.id, pool)
-      }
-      const pooled = [...pools.values()]
-        .map((pool) => ({ ...pool, mean: pool.scores.reduce((sum, score) => sum + score, 0) / pool.scores.length }))
-        .sort((a, b) => b.mean - a.mean || b.newest - a.newest)
-        .slice(0, topK)
+      // with poolTrees, re-commits of the baseline's tree are the baseline
+      const excluded = poolKey === undefined || baselineId === undefined
+        ? undefined
+        : yield* poolKey({ id: baselineId })
+      const pools = yield* Pooling.pools(ranked, { contentOf: poolKey, excluded })
+      const pooled = pools.slice(0, topK)
       const shortlist: Array<Answer["shortlist"][number]> = []
       let best: { candidate: Model.Candidate; score: number; run: Model.RunRecord | undefined } | undefined
       for (const entry of pooled) {
@@ -453,7 +486,7 @@ export const make = (
           reason: `${best.candidate.id} beats the baseline (${best.score} > ${baseScore}).`
         }
       }
-      const test = yield* pairedTest(best.candidate, best.run, base.right.run, significance, pools.size)
+      const test = yield* pairedTest(best.candidate, best.run, base.right.run, significance, pools.length)
       return test.significant
         ? {
           candidate: best.candidate,
@@ -572,7 +605,8 @@ export const make = (
         return yield* decodeAnswer(yield* store.putMetaIfAbsent(stateKeys.answer, encodeAnswer(answer)))
       }))
 
-    return { mode: options.mode, submit, submission, finalize }
+    const freeBaseline = options.freeBaseline === true ? Option.fromNullable(options.baseline) : Option.none()
+    return { mode: options.mode, freeBaseline, submit, submission, finalize }
   })
 
 /**

@@ -3,6 +3,7 @@
  */
 export * as Agent from "./Agent.js"
 export * as Cli from "./Cli.js"
+export * as FreeBaseline from "./FreeBaseline.js"
 export * as GitWorkspace from "./GitWorkspace.js"
 export * as Mcp from "./Mcp.js"
 export * as Progress from "./Progress.js"

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileS
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import {
+  fixtureSources,
   fixtureStack,
   holdout,
   root,
@@ -482,4 +483,41 @@ describe("holdout serve: restart safety", () => {
     },
     240_000
   )
+})
+
+describe("holdout status with a reserve and a free baseline", () => {
+  it.live("tells the reserve left for the verifier and the splits whose free baseline evaluation is left", () => {
+    const { dir, file } = writeConfig(
+      "holdout-cli-levers-",
+      `${fixtureSources()}budgets:
+  - { datasetId: qa, split: train, runs: 5 }
+  - { datasetId: qa, split: validation, runs: 4, reservedForFinalize: { runs: 2 } }
+policy: { train: viewable, validation: non_viewable, test: no_access }
+verifier:
+  mode: auto_best
+  selection: { datasetId: qa, split: validation }
+  targets: [{ datasetId: qa, split: test, rewardKey: accuracy }]
+  baseline: exact
+  freeBaseline: true
+sidecar: { tokenFile: state/admin.token, port: 0 }
+`
+    )
+    return Effect.gen(function*() {
+      const served = yield* serve(file)
+      const client = (args: ReadonlyArray<string>) => holdout(args, { env: { HOLDOUT_URL: served.url } })
+      const before = yield* client(["status"])
+      assert.strictEqual(before.code, 0, before.stderr)
+      assert.match(before.stdout, /qa\/validation\s+non_viewable\s+2 runs\s+unlimited/)
+      assert.include(before.stdout, "qa/validation: 2 runs and 0 samples left in reserve for the verifier's finalize")
+      assert.include(before.stdout, "free baseline evaluation left on qa/train, qa/validation")
+      const evaluated = yield* client(["eval", "--dataset", "qa", "--split", "train", "--candidate", "exact"])
+      assert.strictEqual(evaluated.code, 0, evaluated.stderr)
+      const after = yield* client(["status"])
+      assert.match(after.stdout, /qa\/train\s+viewable\s+5 runs/)
+      assert.include(after.stdout, "free baseline evaluation left on qa/validation")
+      yield* kill(served, "SIGTERM")
+    }).pipe(
+      Effect.ensuring(Effect.zipRight(stopAll, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+    )
+  }, 120_000)
 })

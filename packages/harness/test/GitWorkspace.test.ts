@@ -137,6 +137,32 @@ describe("GitWorkspace", () => {
       }))
   })
 
+  it.live("contentOf is the commit's tree hash: re-commits of one tree share it, whatever their messages", () => {
+    const { repo, first, second } = makeRepo()
+    // two more commits of the first tree, with other messages and parents
+    git(repo, "checkout", "--quiet", "--", "agent.txt")
+    writeFileSync(join(repo, "agent.txt"), "first\n")
+    git(repo, "commit", "--quiet", "-am", "back to the first tree")
+    const again = git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "--quiet", "--allow-empty", "-m", "nothing changed, a new message")
+    const empty = git(repo, "rev-parse", "HEAD")
+    return withWorkspace({ repo }, (workspace) =>
+      Effect.gen(function*() {
+        const contentOf = workspace.contentOf!
+        const tree = yield* contentOf({ id: first })
+        assert.strictEqual(tree, git(repo, "rev-parse", `${first}^{tree}`))
+        assert.strictEqual(yield* contentOf({ id: again }), tree)
+        assert.strictEqual(yield* contentOf({ id: empty }), tree)
+        assert.strictEqual(yield* contentOf({ id: "old" }), tree)
+        assert.strictEqual(yield* contentOf({ id: second }), git(repo, "rev-parse", `${second}^{tree}`))
+        assert.notStrictEqual(yield* contentOf({ id: second }), tree)
+        // a name that is no commit is refused as resolve refuses it
+        for (const id of ["no-such-branch", "old:HEAD", "HEAD~1"]) {
+          assert.strictEqual((yield* expectFailure(contentOf({ id })))._tag, "InvalidRequest", id)
+        }
+      }))
+  })
+
   it.live("resolve refuses refspecs, globs, options and control characters, and reads the repository only", () => {
     const { repo, root } = makeRepo()
     const dir = join(root, "workspace")

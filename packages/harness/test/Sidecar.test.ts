@@ -9,6 +9,7 @@ import {
   HoldoutError,
   Ledger,
   LocalStrategy,
+  type Model,
   Stack,
   TaskStore
 } from "@holdout/core"
@@ -55,10 +56,10 @@ const store = Layer.effect(
   }))
 ).pipe(Layer.provide(TaskStore.layerMemory))
 
-const stack = (engine: Engine.EngineOptions = {}) =>
+const stack = (engine: Engine.EngineOptions = {}, splitBudgets: ReadonlyArray<Model.SplitBudget> = budgets) =>
   Stack.layerWith({
     engine,
-    budgets,
+    budgets: splitBudgets,
     policy: {
       train: "viewable",
       validation: "non_viewable",
@@ -82,9 +83,15 @@ interface Server {
 }
 
 /** A sidecar on 127.0.0.1 (a free port), over a fresh memory stack. */
-const serve = (options: { readonly maxBodyBytes?: number; readonly engine?: Engine.EngineOptions } = {}) =>
+const serve = (
+  options: {
+    readonly maxBodyBytes?: number
+    readonly engine?: Engine.EngineOptions
+    readonly budgets?: ReadonlyArray<Model.SplitBudget>
+  } = {}
+) =>
   Effect.gen(function*() {
-    const { engine, ...sidecar } = options
+    const { budgets: splitBudgets, engine, ...sidecar } = options
     const dir = mkdtempSync(join(tmpdir(), "holdout-sidecar-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
     const tokenFile = join(dir, "token", "admin.token")
@@ -97,7 +104,7 @@ const serve = (options: { readonly maxBodyBytes?: number; readonly engine?: Engi
           targets: [{ datasetId: "ds", split: "holdout-secret", rewardKey: "accuracy" }]
         })
       ),
-      Layer.provideMerge(stack(engine)),
+      Layer.provideMerge(stack(engine, splitBudgets)),
       Layer.provide(NodeContext.layer)
     )
     const context = yield* Layer.build(layer)
@@ -490,5 +497,47 @@ describe("Sidecar: uncertainty, release mechanisms and paired comparisons", () =
       assert.include(String(at(apart.json, "message")), "different splits")
       const missing = yield* request(server, "GET", `/compare?runA=${runIdOf(first)}`)
       assert.strictEqual(missing.status, 400)
+    }))
+})
+
+describe("Sidecar — a budget reserved for finalize", () => {
+  it.scoped("/status shows what is left for the optimizer and the reserve; /eval is 429 at the reserve; finalize spends it", () =>
+    Effect.gen(function*() {
+      const server = yield* serve({
+        budgets: [
+          { datasetId: "ds", split: "train", runs: 3 },
+          { datasetId: "ds", split: "validation", runs: 4, reservedForFinalize: { runs: 2 } }
+        ]
+      })
+      const validationOf = (reply: Reply) =>
+        (at(reply.json, "splits") as ReadonlyArray<Record<string, unknown>>).find((entry) =>
+          entry["split"] === "validation"
+        )
+      const before = validationOf(yield* request(server, "GET", "/status"))
+      assert.deepStrictEqual([before?.["remaining"], before?.["reserved"]], [
+        { runs: 2, samples: null },
+        { runs: 2, samples: 0 }
+      ])
+      for (const id of ["a", "b"]) {
+        const reply = yield* evaluate(server, { split: "validation", candidate: { id } })
+        assert.strictEqual(reply.status, 200, reply.text)
+      }
+      const refused = yield* evaluate(server, { split: "validation", candidate: { id: "c" } })
+      assert.deepStrictEqual([refused.status, at(refused.json, "_tag"), at(refused.json, "remaining")], [
+        429,
+        "BudgetExhausted",
+        0
+      ])
+      const answer = yield* request(server, "POST", "/finalize", {
+        headers: { authorization: `Bearer ${server.token}` }
+      })
+      assert.strictEqual(answer.status, 200, answer.text)
+      assert.strictEqual((at(answer.json, "shortlist") as ReadonlyArray<unknown>).length, 2)
+      const after = validationOf(yield* request(server, "GET", "/status"))
+      assert.deepStrictEqual([after?.["spent"], after?.["remaining"], after?.["reserved"]], [
+        { runs: 4, samples: 48 },
+        { runs: 0, samples: null },
+        { runs: 0, samples: 0 }
+      ])
     }))
 })

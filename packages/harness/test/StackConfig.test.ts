@@ -166,3 +166,83 @@ policy: { train: viewable }
       }
     }))
 })
+
+describe("StackConfig — levers", () => {
+  /** The fixture's stack with `budgets` and `verifier` sections of one's own. */
+  const levers = (budgets: string, verifier: string) =>
+    `store: { kind: memory }
+datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
+strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))} }
+budgets:
+${budgets}
+policy: { train: viewable, validation: non_viewable, test: no_access }
+${verifier}`
+
+  const build = (text: string) =>
+    Effect.gen(function*() {
+      const parsed = parse(text)
+      assert.isTrue(Either.isRight(parsed), message(parsed))
+      if (Either.isLeft(parsed)) return yield* Effect.die("unreachable")
+      const loaded = { config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") }
+      const layer = StackConfig.verifier(loaded).pipe(Layer.provideMerge(StackConfig.stack(loaded)))
+      return yield* Effect.either(Layer.build(layer.pipe(Layer.provide(NodeContext.layer))).pipe(Effect.scoped))
+    })
+
+  const autoBest = "verifier: { mode: auto_best, selection: { datasetId: qa, split: validation }, targets: [], " +
+    "baseline: main"
+
+  it.effect("reservedForFinalize, freeBaseline and poolTrees are read; a stack with them starts", () =>
+    Effect.gen(function*() {
+      const text = levers(
+        "  - { datasetId: qa, split: validation, runs: 5, samples: 100, reservedForFinalize: { runs: 2, samples: 40 } }",
+        `${autoBest}, freeBaseline: true }`
+      )
+      const parsed = parse(text)
+      assert.isTrue(Either.isRight(parsed), message(parsed))
+      if (Either.isLeft(parsed)) return
+      assert.deepStrictEqual(parsed.right.budgets[0]?.reservedForFinalize, { runs: 2, samples: 40 })
+      assert.strictEqual(parsed.right.verifier?.freeBaseline, true)
+      assert.isTrue(Either.isRight(yield* build(text)))
+    }))
+
+  it.effect("a reserve over its budget, freeBaseline without a baseline and poolTrees without git are ConfigErrors", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, string, string]> = [
+        [
+          "  - { datasetId: qa, split: validation, runs: 2, reservedForFinalize: { runs: 3 } }",
+          "",
+          "more than its 2 runs"
+        ],
+        [
+          "  - { datasetId: qa, split: validation, runs: 2 }",
+          "verifier: { mode: auto_best, selection: { datasetId: qa, split: validation }, targets: [], " +
+          "freeBaseline: true }",
+          "needs a baseline"
+        ],
+        [
+          "  - { datasetId: qa, split: validation, runs: 2 }",
+          `${autoBest}, poolTrees: true }`,
+          "needs a git workspace"
+        ]
+      ]
+      for (const [budgets, verifier, expected] of cases) {
+        const built = yield* build(levers(budgets, verifier))
+        assert.isTrue(Either.isLeft(built), expected)
+        if (Either.isRight(built)) continue
+        assert.strictEqual(built.left._tag, "ConfigError")
+        assert.include(built.left.message, expected)
+      }
+    }))
+
+  it("decoding is strict: an unknown field of reservedForFinalize or a mistyped lever is named", () => {
+    const unknown = message(parse(levers(
+      "  - { datasetId: qa, split: validation, runs: 5, reservedForFinalize: { run: 2 } }",
+      ""
+    )))
+    assert.include(unknown, `unknown field "budgets.0.reservedForFinalize.run"`)
+    const mistyped = message(
+      parse(levers("  - { datasetId: qa, split: validation, runs: 5 }", `${autoBest}, freeBaseline: yes }`))
+    )
+    assert.include(mistyped, `"verifier.freeBaseline"`)
+  })
+})

@@ -1,5 +1,5 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import {
   DatasetSource,
   Engine,
@@ -12,13 +12,14 @@ import {
   TaskStore,
   Workspace
 } from "@holdout/core"
-import { Verifier } from "@holdout/harness"
+import { GitWorkspace, Verifier } from "@holdout/harness"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -58,6 +59,7 @@ const stackOn = <E>(stores: Layer.Layer<Ledger.Ledger | TaskStore.TaskStore, E>)
   })
 
 const memoryStack = stackOn(Layer.merge(Ledger.layerMemory(budgets), TaskStore.layerMemory))
+const memoryStackFresh = () => stackOn(Layer.merge(Ledger.layerMemory(budgets), TaskStore.layerMemory))
 
 const candidate = (id: string, q: number, extra: Record<string, unknown> = {}): Model.Candidate => ({
   id,
@@ -276,6 +278,131 @@ describe("Verifier — auto_best with significance", () => {
         assert.include((refused as { message: string }).message, "significance")
       }
     }))
+})
+
+describe("Verifier — auto_best pooled by git tree (poolTrees)", () => {
+  const roots: Array<string> = []
+  afterAll(() => {
+    for (const root of roots) rmSync(root, { recursive: true, force: true })
+  })
+  const git = (cwd: string, ...args: Array<string>) =>
+    execFileSync("git", ["-c", "user.name=Optimizer", "-c", "user.email=optimizer@example.com", ...args], {
+      cwd,
+      encoding: "utf8"
+    }).trim()
+
+  /**
+   * A repository: the baseline, a re-commit of the baseline's tree, three commits of one other tree
+   * (different messages) and one commit of a third tree.
+   */
+  const makeRepo = () => {
+    const repo = mkdtempSync(join(tmpdir(), "holdout-verifier-git-"))
+    roots.push(repo)
+    git(repo, "init", "--quiet")
+    const commit = (message: string, content?: string) => {
+      if (content !== undefined) writeFileSync(join(repo, "agent.txt"), content)
+      git(repo, "add", "-A")
+      git(repo, "commit", "--quiet", "--allow-empty", "-m", message)
+      return git(repo, "rev-parse", "HEAD")
+    }
+    const base = commit("baseline", "base\n")
+    const baseAgain = commit("the baseline again")
+    const first = commit("tuned prompt", "tuned\n")
+    const second = commit("tuned prompt, re-committed")
+    const third = commit("tuned prompt, once more")
+    const other = commit("another idea", "other\n")
+    return { repo, base, baseAgain, first, second, third, other }
+  }
+
+  const gitStack = (repo: string) =>
+    memoryStackFresh().pipe(
+      Layer.provideMerge(GitWorkspace.layer({ repo })),
+      Layer.provide(NodeContext.layer)
+    )
+
+  /** Each evaluation at a later time than the one before, so that "earliest" means something. */
+  const evaluateLater = (who: Model.Candidate) => Effect.zipLeft(evaluate(who), Effect.sleep("5 millis"))
+
+  it.live("re-commits of one tree are one candidate: their runs pool, the earliest is re-scored", () => {
+    const { base, baseAgain, first, other, repo, second, third } = makeRepo()
+    // the optimizer's scores of one tree vary (the task reads them from the candidate's metadata)
+    const search = Effect.gen(function*() {
+      yield* evaluateLater(candidate(first, 9))
+      yield* evaluateLater(candidate(second, 1))
+      yield* evaluateLater(candidate(third, 2))
+      yield* evaluateLater(candidate(other, 6))
+      // a lucky re-commit of the baseline's tree
+      yield* evaluateLater(candidate(baseAgain, 10))
+      return yield* (yield* Verifier.Verifier).finalize()
+    })
+    const options: Verifier.Options = { ...autoBest, baseline: candidate(base, 5) }
+    return Effect.gen(function*() {
+      const pooled = yield* withVerifier({ ...options, poolTrees: true }, gitStack(repo), search)
+      assert.deepStrictEqual(pooled.shortlist.map((entry) => [entry.candidate, entry.pooled]), [
+        [other, 0.6],
+        [first, (0.9 + 0.1 + 0.2) / 3]
+      ])
+      assert.strictEqual(pooled.candidate, first)
+      // by commit, the re-commits stuff the shortlist, and the baseline's own tree is a candidate
+      const byCommit = yield* withVerifier(options, gitStack(repo), search)
+      assert.deepStrictEqual(byCommit.shortlist.map((entry) => entry.candidate), [baseAgain, first, other])
+    })
+  })
+
+  it.effect("poolTrees without a workspace that knows trees is a ConfigError", () =>
+    Effect.gen(function*() {
+      const refused = yield* expectFailure(
+        withVerifier({ ...autoBest, poolTrees: true }, memoryStack, Verifier.Verifier)
+      )
+      assert.strictEqual((refused as { _tag: string })._tag, "ConfigError")
+      assert.include((refused as { message: string }).message, "poolTrees")
+    }))
+})
+
+describe("Verifier — a budget reserved for finalize", () => {
+  const reserving: ReadonlyArray<Model.SplitBudget> = [
+    { datasetId: "ds", split: "validation", runs: 6, reservedForFinalize: { runs: 4 } }
+  ]
+  const reservingStack = Stack.layerWith({
+    budgets: reserving,
+    policy,
+    ledger: Ledger.layerMemory,
+    store: TaskStore.layerMemory,
+    datasets: DatasetSource.layerRecords(datasets),
+    strategy: LocalStrategy.layer(task)
+  })
+  const validation = { datasetId: "ds", split: "validation" }
+
+  it.effect("the optimizer's search stops at the reserve; finalize re-scores on it, charged, within the limit", () =>
+    withVerifier(
+      autoBest,
+      reservingStack,
+      Effect.gen(function*() {
+        yield* evaluate(candidate("good", 8))
+        yield* evaluate(candidate("fair", 7))
+        const refused = yield* expectFailure(evaluate(candidate("more", 9)))
+        assert.deepInclude(refused, { _tag: "BudgetExhausted", reason: "runs", remaining: 0 })
+        const ledger = yield* Ledger.Ledger
+        const before = yield* ledger.get(validation)
+        assert.deepStrictEqual([before.remaining.runs, before.reserved?.runs], [0, 4])
+        const answer = yield* (yield* Verifier.Verifier).finalize()
+        assert.strictEqual(answer.candidate, "good")
+        assert.deepStrictEqual(answer.shortlist.map((entry) => [entry.candidate, entry.rescored]), [
+          ["good", 0.8],
+          ["fair", 0.7]
+        ])
+        assert.strictEqual(answer.baseline, 0.5)
+        // two re-scores and the baseline's, charged to the reserve; the target's split has no budget
+        const after = yield* ledger.get(validation)
+        assert.deepStrictEqual([after.spent.runs, after.reserved?.runs], [5, 1])
+        const store = yield* TaskStore.TaskStore
+        const verifierRuns = (yield* store.listRuns()).filter((run) => run.admin)
+        assert.deepStrictEqual(
+          verifierRuns.map((run) => [run.split, run.reservationId !== undefined]),
+          [["validation", true], ["validation", true], ["validation", true], ["test", false]]
+        )
+      })
+    ))
 })
 
 describe("Verifier — submit", () => {

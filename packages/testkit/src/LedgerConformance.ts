@@ -458,6 +458,190 @@ export const ledgerConformance = (name: string, backend: LedgerBackend): void =>
       { fastCheck: { numRuns: 40 } }
     )
 
+    describe("reservedForFinalize", () => {
+      const forVerifier = (ledger: Ledger.Ledger["Type"], samples: number, id = uniqueId("v")) =>
+        ledger.reserve({ ...key, samples, runId: `run-${id}`, reservationId: id, verifier: true })
+
+      it.effect("the optimizer stops at the reserve; the verifier spends it, past the per-run cap, never past the limit", () =>
+        withLedger(
+          [{ ...key, runs: 5, samples: 50, maxSamplesPerRun: 10, reservedForFinalize: { runs: 2, samples: 20 } }],
+          (ledger) =>
+            Effect.gen(function*() {
+              const before = yield* ledger.get(key)
+              assert.deepStrictEqual(before.remaining, { runs: 3, samples: 30 })
+              assert.deepStrictEqual(before.reserved, { runs: 2, samples: 20 })
+              for (let index = 0; index < 3; index++) yield* reserveOn(ledger, key, 10)
+              yield* refused(ledger, reserveOn(ledger, key, 1), {
+                _tag: "BudgetExhausted",
+                reason: "runs",
+                remaining: 0
+              })
+              assert.deepInclude(yield* expectFailure(ledger.check(key, 1)), { reason: "runs" })
+              const held = yield* ledger.get(key)
+              assert.deepStrictEqual(held.remaining, { runs: 0, samples: 0 })
+              assert.deepStrictEqual(held.reserved, { runs: 2, samples: 20 })
+              // the verifier's re-score takes more than one optimizer run may
+              yield* forVerifier(ledger, 15)
+              assert.deepStrictEqual((yield* ledger.get(key)).reserved, { runs: 1, samples: 5 })
+              yield* refused(ledger, forVerifier(ledger, 6), {
+                _tag: "BudgetExhausted",
+                reason: "samples",
+                requested: 6,
+                remaining: 5
+              })
+              yield* forVerifier(ledger, 5)
+              yield* refused(ledger, forVerifier(ledger, 0), { _tag: "BudgetExhausted", reason: "runs", remaining: 0 })
+              const after = yield* ledger.get(key)
+              assert.deepStrictEqual(after.spent, { runs: 5, samples: 50 })
+              assert.deepStrictEqual(after.reserved, { runs: 0, samples: 0 })
+            })
+        ))
+
+      it.effect("a sample reserve: the optimizer's samples stop short of it, unlimited runs stay unlimited", () =>
+        withLedger([{ ...key, samples: 50, reservedForFinalize: { samples: 20 } }], (ledger) =>
+          Effect.gen(function*() {
+            yield* reserveOn(ledger, key, 25)
+            yield* refused(ledger, reserveOn(ledger, key, 6), {
+              _tag: "BudgetExhausted",
+              reason: "samples",
+              requested: 6,
+              remaining: 5
+            })
+            yield* reserveOn(ledger, key, 5)
+            yield* forVerifier(ledger, 20)
+            const snapshot = yield* ledger.get(key)
+            assert.deepStrictEqual(snapshot.remaining, { runs: null, samples: 0 })
+            assert.deepStrictEqual(snapshot.reserved, { runs: 0, samples: 0 })
+            assert.deepStrictEqual(snapshot.spent, { runs: 3, samples: 50 })
+          })))
+
+      it.effect("a split without a reserve shows none, and the verifier's charge is held to its limits", () =>
+        withLedger([{ ...key, runs: 1 }], (ledger) =>
+          Effect.gen(function*() {
+            assert.isUndefined((yield* ledger.get(key)).reserved)
+            yield* forVerifier(ledger, 1)
+            yield* refused(ledger, forVerifier(ledger, 1), { _tag: "BudgetExhausted", reason: "runs" })
+          })))
+
+      it.effect("concurrent optimizer and verifier charges: the optimizer never spends the reserve, nobody the limit", () =>
+        withLedger([{ ...key, runs: 20, reservedForFinalize: { runs: 5 } }], (ledger) =>
+          Effect.gen(function*() {
+            // the optimizer's first, as a search ahead of its finalize would: then the verifier's
+            const requests = Array.from({ length: 80 }, (_, index) => index >= 60)
+            const outcomes = yield* Effect.forEach(
+              requests,
+              (verifier, index) =>
+                Effect.either(
+                  verifier ? forVerifier(ledger, 1, `cv-${index}`) : reserveOn(ledger, key, 1, `co-${index}`)
+                ),
+              { concurrency: "unbounded" }
+            )
+            const accepted = (verifier: boolean) =>
+              outcomes.filter((outcome, index) => outcome._tag === "Right" && requests[index] === verifier).length
+            const refusedOf = (verifier: boolean) =>
+              outcomes.filter((outcome, index) => outcome._tag === "Left" && requests[index] === verifier).length
+            const total = accepted(true) + accepted(false)
+            assert.isAtMost(accepted(false), 15)
+            assert.isAtMost(total, 20)
+            // a refusal is justified by the final state: the optimizer's at 15, the verifier's at 20
+            if (refusedOf(false) > 0) assert.isAtLeast(total, 15)
+            if (refusedOf(true) > 0) assert.strictEqual(total, 20)
+            assert.deepStrictEqual(yield* spentOf(ledger), { runs: total, samples: total })
+            assert.strictEqual((yield* ledger.reservations(key)).length, total)
+          })))
+
+      it.effect("a reserve over its budget, on an unlimited one, or of nothing, is a ConfigError", () =>
+        Effect.scoped(Effect.gen(function*() {
+          const open = yield* backend.makeLocation
+          for (
+            const budgets of [
+              [{ ...key, runs: 3, reservedForFinalize: { runs: 4 } }],
+              [{ ...key, runs: 3, samples: 10, reservedForFinalize: { runs: 1, samples: 11 } }],
+              [{ ...key, runs: 3, reservedForFinalize: { samples: 1 } }],
+              [{ ...key, runs: 3, reservedForFinalize: {} }]
+            ]
+          ) {
+            const error = yield* expectFailure(using(open, budgets, () => Effect.void))
+            assert.strictEqual((error as { readonly _tag?: string })._tag, "ConfigError")
+          }
+          // the whole budget may be reserved
+          yield* using(
+            open,
+            [{ ...key, runs: 3, reservedForFinalize: { runs: 3 } }],
+            (ledger) =>
+              Effect.gen(function*() {
+                assert.deepStrictEqual((yield* ledger.get(key)).remaining, { runs: 0, samples: null })
+              })
+          )
+        })))
+
+      it.effect.prop(
+        "property: any sequence of optimizer and verifier charges is decided exactly by the rules",
+        {
+          limits: arbitraryLimits,
+          reserve: FastCheck.record({ runs: FastCheck.nat(12), samples: FastCheck.nat(60) }),
+          requests: FastCheck.array(FastCheck.tuple(FastCheck.nat(20), FastCheck.boolean()), { maxLength: 25 })
+        },
+        ({ limits, requests, reserve }) => {
+          // a reserve within each limit that is set
+          const reservedForFinalize = {
+            ...(limits.runs === undefined ? {} : { runs: Math.min(reserve.runs, limits.runs) }),
+            ...(limits.samples === undefined ? {} : { samples: Math.min(reserve.samples, limits.samples) })
+          }
+          return withLedger([{ ...key, ...limits, reservedForFinalize }], (ledger) =>
+            Effect.gen(function*() {
+              const spent = { runs: 0, samples: 0 }
+              for (const [requested, verifier] of requests) {
+                // what the charge may spend: the optimizer's leaves the reserve (the verifier's spending
+                // may already have eaten into the optimizer's part: nothing of it is then left)
+                const held = verifier ? {} : reservedForFinalize
+                const expected = expectedRefusal(
+                  {
+                    ...(limits.runs === undefined ? {} : { runs: limits.runs - (held.runs ?? 0) }),
+                    ...(limits.samples === undefined ? {} : { samples: limits.samples - (held.samples ?? 0) }),
+                    ...(limits.maxSamplesPerRun === undefined || verifier ? {} : {
+                      maxSamplesPerRun: limits.maxSamplesPerRun
+                    })
+                  },
+                  spent,
+                  requested
+                )
+                const outcome = yield* Effect.either(
+                  verifier ? forVerifier(ledger, requested) : reserveOn(ledger, key, requested)
+                )
+                if (expected === undefined) {
+                  assert.strictEqual(outcome._tag, "Right", `${requested} refused with ${JSON.stringify(spent)}`)
+                  spent.runs += 1
+                  spent.samples += requested
+                } else if (outcome._tag === "Left") {
+                  assert.deepInclude(outcome.left, { _tag: "BudgetExhausted", reason: expected })
+                } else {
+                  assert.fail(`${requested} accepted with ${JSON.stringify(spent)}; expected "${expected}"`)
+                }
+              }
+              const snapshot = yield* ledger.get(key)
+              assert.deepStrictEqual(snapshot.spent, spent)
+              const left = (limit: number | undefined, held: number | undefined, used: number) =>
+                limit === undefined ? null : Math.max(0, limit - (held ?? 0) - used)
+              assert.deepStrictEqual(snapshot.remaining, {
+                runs: left(limits.runs, reservedForFinalize.runs, spent.runs),
+                samples: left(limits.samples, reservedForFinalize.samples, spent.samples)
+              })
+              assert.deepStrictEqual(snapshot.reserved, {
+                runs: limits.runs === undefined
+                  ? 0
+                  : Math.max(0, limits.runs - spent.runs) - left(limits.runs, reservedForFinalize.runs, spent.runs)!,
+                samples: limits.samples === undefined
+                  ? 0
+                  : Math.max(0, limits.samples - spent.samples) -
+                    left(limits.samples, reservedForFinalize.samples, spent.samples)!
+              })
+            }))
+        },
+        { fastCheck: { numRuns: 60 } }
+      )
+    })
+
     if (backend.persistent) {
       describe("persistence", () => {
         it.effect("reopening keeps what was spent and the journal", () =>
@@ -537,7 +721,7 @@ const expectedRefusal = (
   requested: number
 ): "runs" | "samples" | "per_run_cap" | undefined => {
   if (limits.runs !== undefined && limits.runs - spent.runs <= 0) return "runs"
-  if (limits.samples !== undefined && limits.samples - spent.samples < requested) return "samples"
+  if (limits.samples !== undefined && Math.max(0, limits.samples - spent.samples) < requested) return "samples"
   if (limits.maxSamplesPerRun !== undefined && requested > limits.maxSamplesPerRun) return "per_run_cap"
   return undefined
 }

@@ -41,12 +41,41 @@ export const remainingOf = (limit: number | undefined, spent: number): number | 
   limit === undefined ? null : Math.max(0, limit - spent)
 
 /**
+ * A limit as one charge is held to it: an optimizer's leaves the split's reserve for the verifier, a
+ * verifier's (`verifier`) may spend the whole limit.
+ */
+const limitFor = (limit: number | undefined, reserved: number | undefined, verifier: boolean): number | undefined =>
+  limit === undefined || verifier ? limit : Math.max(0, limit - (reserved ?? 0))
+
+/**
+ * What the optimizer has left and what is left of the reserve, per dimension: the optimizer may spend
+ * down to the reserve, the verifier the rest (together, never more than the limit).
+ */
+export const leftOf = (
+  limit: number | undefined,
+  reserved: number | undefined,
+  spent: number
+): { readonly optimizer: number | null; readonly reserve: number } => {
+  const optimizer = remainingOf(limitFor(limit, reserved, false), spent)
+  const total = remainingOf(limit, spent)
+  return { optimizer, reserve: total === null || optimizer === null ? 0 : total - optimizer }
+}
+
+/**
  * The ledger's decision for a reservation of `samples`: `undefined` when it may pass, else the
  * `BudgetExhausted` to fail with. Checks runs, then samples, then the per-run cap. Every backend
- * uses this one function, so they all decide alike.
+ * uses this one function, so they all decide alike. An optimizer's charge (the default) is held to
+ * the limits less the split's `reservedForFinalize`; a verifier's may spend the reserve too and is not
+ * held to the per-run cap (its re-scores take whole splits).
  */
-export const decide = (budget: SplitBudget, spent: Spent, samples: number): BudgetExhausted | undefined => {
-  const remainingRuns = remainingOf(budget.runs, spent.runs)
+export const decide = (
+  budget: SplitBudget,
+  spent: Spent,
+  samples: number,
+  verifier = false
+): BudgetExhausted | undefined => {
+  const reserve = budget.reservedForFinalize
+  const remainingRuns = remainingOf(limitFor(budget.runs, reserve?.runs, verifier), spent.runs)
   if (remainingRuns !== null && remainingRuns <= 0) {
     return new BudgetExhausted({
       datasetId: budget.datasetId,
@@ -56,7 +85,7 @@ export const decide = (budget: SplitBudget, spent: Spent, samples: number): Budg
       remaining: remainingRuns
     })
   }
-  const remainingSamples = remainingOf(budget.samples, spent.samples)
+  const remainingSamples = remainingOf(limitFor(budget.samples, reserve?.samples, verifier), spent.samples)
   if (remainingSamples !== null && remainingSamples < samples) {
     return new BudgetExhausted({
       datasetId: budget.datasetId,
@@ -66,7 +95,7 @@ export const decide = (budget: SplitBudget, spent: Spent, samples: number): Budg
       remaining: remainingSamples
     })
   }
-  if (budget.maxSamplesPerRun !== undefined && samples > budget.maxSamplesPerRun) {
+  if (!verifier && budget.maxSamplesPerRun !== undefined && samples > budget.maxSamplesPerRun) {
     return new BudgetExhausted({
       datasetId: budget.datasetId,
       split: budget.split,

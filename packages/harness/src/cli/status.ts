@@ -31,11 +31,30 @@ export const command = Command.make("status", { url: Shared.url, json: Shared.js
             : `${split.overfit.remaining ?? "unlimited"} of ${split.overfit.limit ?? "unlimited"}`
         ])
       ))
+      for (const split of reply.splits) {
+        if (split.reserved === undefined) continue
+        yield* Console.log(
+          `\n${split.datasetId}/${split.split}: ${plural(split.reserved.runs, "run")} and ` +
+            `${plural(split.reserved.samples, "sample")} left in reserve for the verifier's finalize`
+        )
+      }
+      const free = reply.splits.filter((split) => split.freeBaseline !== undefined)
+      if (free.length > 0) {
+        const open = free.filter((split) => split.freeBaseline === true)
+        yield* Console.log(
+          `\nfree baseline evaluation ${
+            open.length === 0
+              ? "used on every split"
+              : `left on ${open.map((split) => `${split.datasetId}/${split.split}`).join(", ")}`
+          }`
+        )
+      }
       yield* Console.log(`\nsubmissions ${reply.submitEnabled ? "enabled" : "disabled"}`)
     }).pipe(Effect.provide(Shared.clientLayer))
   )).pipe(
     Command.withDescription(Shared.describedWith(
-      "The splits the optimizer may evaluate, with their budgets left (and a thresholdout split's overfitting budget).",
+      "The splits the optimizer may evaluate, with their budgets left (and a thresholdout split's overfitting budget, " +
+        "the reserve held for the verifier, and whether the baseline's free evaluation is left).",
       ["status", "status --json"]
     ))
   )
