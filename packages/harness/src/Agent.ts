@@ -155,7 +155,14 @@ export const remote = (
       ...(page.limit === undefined ? {} : { limit: page.limit })
     })
     return {
-      evaluate: (request) => reach(client.agent.eval({ payload: request })),
+      evaluate: (request) =>
+        reach(client.agent.eval({ payload: request })).pipe(
+          // without `async` the sidecar answers the evaluation itself
+          Effect.filterOrFail(
+            (reply): reply is typeof EvalResponse.Type => !("jobId" in reply),
+            () => new SidecarUnavailable({ url, reason: "it answered a job instead of the evaluation" })
+          )
+        ),
       samples: (runId, page = {}) => reach(client.agent.samples({ path: { runId }, urlParams: pageParams(page) })),
       compare: (runA, runB) => reach(client.agent.compare({ urlParams: { runA, runB } })),
       status: () => reach(client.agent.status()),

@@ -4,6 +4,7 @@
 export * as Agent from "./Agent.js"
 export * as Cli from "./Cli.js"
 export * as GitWorkspace from "./GitWorkspace.js"
+export * as Jobs from "./Jobs.js"
 export * as Mcp from "./Mcp.js"
 export * as Progress from "./Progress.js"
 export * as Report from "./Report.js"
