@@ -109,7 +109,9 @@ export const BuildConfig = Schema.Struct({
     targets: Schema.NonEmptyArray(Schema.Struct({
       split: Schema.NonEmptyString,
       rewardKey: Schema.optionalWith(Schema.NonEmptyString, { default: () => "reward" }),
-      sampleIds: Schema.optional(Schema.Array(Schema.Int))
+      sampleIds: Schema.optional(Schema.Array(Schema.Int)),
+      /** A transfer target: the nested runs of its scoring use this model (`-m`) instead of `harbor.model`. */
+      model: Schema.optional(Schema.NonEmptyString)
     })),
     topK: Schema.optionalWith(Positive, { default: () => 3 }),
     significance: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)))
