@@ -14,6 +14,9 @@
  * sample (`Compare.runs`): the mean difference, its bootstrap interval and the permutation p-values.
  * Runs it may not know of are 404 `RunNotFound` as above; a `non_viewable` run is 403 `AccessDenied`.
  *
+ * `POST /eval` with `async: true` answers 202 `JobAccepted` once the evaluation is charged, and
+ * `GET /eval/{jobId}` its `JobState` (`Jobs`); an unknown job is 404 `JobNotFound`.
+ *
  * Every error is a JSON body carrying `_tag`, `message` and the error's public fields (never a store
  * error's cause, nor its message, which may name files): 400 `InvalidRequest` / `UnknownSplit` /
  * `SubsetTooSmall` (and malformed or unknown-field bodies, as `InvalidRequest`), 401 `Unauthorized`,
