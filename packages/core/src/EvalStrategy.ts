@@ -28,6 +28,16 @@ export interface RunPlan {
 }
 
 /**
+ * The candidate metadata key under which the verifier names the model a target is scored with (a
+ * transfer target's `model`). Only the verifier sets it: a strategy honours it on admin runs (Harbor:
+ * `-m`), a local task may read it from `run.candidate.metadata`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const modelOverrideKey = "holdout:model"
+
+/**
  * The strategy service.
  *
  * @since 0.1.0

@@ -25,7 +25,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as Path from "@effect/platform/Path"
 import type { Model } from "@holdout/core"
-import { Compare, Engine, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
+import { Compare, Engine, EvalStrategy, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -159,7 +159,14 @@ export const remote = (
       ...(page.limit === undefined ? {} : { limit: page.limit })
     })
     return {
-      evaluate: (request) => reach(client.agent.eval({ payload: request })),
+      evaluate: (request) =>
+        reach(client.agent.eval({ payload: request })).pipe(
+          // without `async` the sidecar answers the evaluation itself
+          Effect.filterOrFail(
+            (reply): reply is typeof EvalResponse.Type => !("jobId" in reply),
+            () => new SidecarUnavailable({ url, reason: "it answered a job instead of the evaluation" })
+          )
+        ),
       samples: (runId, page = {}) => reach(client.agent.samples({ path: { runId }, urlParams: pageParams(page) })),
       compare: (runA, runB) => reach(client.agent.compare({ urlParams: { runA, runB } })),
       status: () => reach(client.agent.status()),
@@ -217,6 +224,17 @@ export const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.
         ? Effect.logError("Sidecar: a store operation failed", error)
         : Effect.void
   )
+
+/** A candidate of the optimizer's: the verifier's model metadata (a transfer target's) is not for it to set. */
+const notReserved = (candidate: Model.Candidate): Effect.Effect<void, HoldoutError.InvalidRequest> =>
+  candidate.metadata !== undefined && EvalStrategy.modelOverrideKey in candidate.metadata
+    ? Effect.fail(
+      new HoldoutError.InvalidRequest({
+        message: `candidate.metadata "${EvalStrategy.modelOverrideKey}" is set by the verifier only (a transfer ` +
+          `target's model): remove it; nothing was charged.`
+      })
+    )
+    : Effect.void
 
 /** A run's fields without anything of its scores. */
 const runFields = (run: Model.RunRecord, withheld: "thresholdout" | "ladder" | null): typeof RunSummary.Type => ({
@@ -310,6 +328,7 @@ export const make = (
     return {
       evaluate: (request) =>
         Effect.gen(function*() {
+          yield* notReserved(request.candidate)
           const experiment = yield* free.evaluate(request)
           const view = yield* View.experiment(experiment).pipe(Effect.provide(context))
           const resultPath = options.resultsDir === undefined
@@ -360,6 +379,7 @@ export const make = (
               message: "Submissions are disabled: the verifier picks the best candidate itself (auto_best)."
             })
           }
+          yield* notReserved(candidate)
           return { submitted: yield* verifier.submit(candidate) }
         }).pipe(logStoreErrors),
       runs: () =>

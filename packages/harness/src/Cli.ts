@@ -7,7 +7,7 @@
  *   `serve` (the sidecar), `report` (tables, CSV, JSON, a self-contained HTML page), `view` (a live
  *   read-only web viewer on 127.0.0.1).
  * - For the optimizer, clients of the sidecar (`--url`, else `HOLDOUT_URL`, else
- *   `http://127.0.0.1:8000`): `eval`, `samples`, `compare`, `status`, `submit`; and `mcp`, the same
+ *   `http://127.0.0.1:8000`): `eval` (`--async`: a job, whose result `job <id> --wait` gets), `samples`, `compare`, `status`, `submit`; and `mcp`, the same
  *   operations as MCP tools over stdio for a coding agent (through the sidecar, or in process with `-c`).
  * - For the verifier: `finalize`.
  * - For Harbor: `harbor build` compiles an optimization into a Harbor task, `harbor run` also runs it.
@@ -39,6 +39,7 @@ import * as Eval from "./cli/eval.js"
 import * as Finalize from "./cli/finalize.js"
 import * as Harbor from "./cli/harbor.js"
 import * as Init from "./cli/init.js"
+import * as Job from "./cli/job.js"
 import * as Mcp from "./cli/mcp.js"
 import * as Race from "./cli/race.js"
 import * as Report from "./cli/report.js"
@@ -72,6 +73,7 @@ export const subcommands = [
   Serve.command,
   Mcp.command,
   Eval.command,
+  Job.command,
   Samples.command,
   Compare.command,
   Status.command,

@@ -25,6 +25,10 @@
  * readOnlyPaths: [tests]
  * ```
  *
+ * The nested runs use the sidecar image's own harbor: the rendered stack names it as the strategy's
+ * `trustedHarbor` (`/opt/harbor/bin/harbor`, where the sidecar's Dockerfile installs it; `harbor.trustedHarbor`
+ * in the file overrides it, as an absolute path of the image).
+ *
  * Paths in the file are relative to it. The rendered scripts read their locations from the
  * environment, with the container's paths as defaults (`HOLDOUT_URL`, `HOLDOUT_TOKEN_FILE`,
  * `HOLDOUT_LOGS_DIR`, `HOLDOUT_AGENT_REPO`), so the task can also be exercised outside Docker.
@@ -44,6 +48,7 @@ import * as Schema from "effect/Schema"
 import * as Yaml from "yaml"
 import {
   composeFile,
+  imageHarbor,
   instruction,
   mainDockerfile,
   packageNames,
@@ -109,7 +114,9 @@ export const BuildConfig = Schema.Struct({
     targets: Schema.NonEmptyArray(Schema.Struct({
       split: Schema.NonEmptyString,
       rewardKey: Schema.optionalWith(Schema.NonEmptyString, { default: () => "reward" }),
-      sampleIds: Schema.optional(Schema.Array(Schema.Int))
+      sampleIds: Schema.optional(Schema.Array(Schema.Int)),
+      /** A transfer target: the nested runs of its scoring use this model (`-m`) instead of `harbor.model`. */
+      model: Schema.optional(Schema.NonEmptyString)
     })),
     topK: Schema.optionalWith(Positive, { default: () => 3 }),
     significance: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)))
@@ -287,6 +294,16 @@ export const build = (
       )
     }
 
+    // the nested runs use the image's own harbor, by absolute path (never a PATH lookup, never the candidate's)
+    const trustedHarbor = harbor.trustedHarbor ?? imageHarbor
+    if (!path.isAbsolute(trustedHarbor)) {
+      return yield* configError(
+        `${file}: harbor.trustedHarbor must be an absolute path of the sidecar's image, not ${
+          JSON.stringify(trustedHarbor)
+        } (the default is ${imageHarbor}, where the sidecar's Dockerfile installs harbor).`
+      )
+    }
+
     // the packed packages, one tarball each
     const packages = options.packages ?? config.packages
     if (packages === undefined) {
@@ -370,7 +387,7 @@ export const build = (
     yield* git(seed, "commit", "--quiet", "--allow-empty", "-m", "baseline")
     const baseCommit = (yield* git(seed, "rev-parse", "HEAD")).trim()
 
-    const sidecar = sidecarConfig(config, harborInput as HarborConfig.Input, baseCommit)
+    const sidecar = sidecarConfig(config, { ...harborInput, trustedHarbor } as HarborConfig.Input, baseCommit)
     yield* write("task.toml", taskToml(config, verifierTimeout(config, harbor)))
     yield* write("instruction.md", instruction(config))
     yield* write("environment/docker-compose.yaml", Yaml.stringify(composeFile(config)))

@@ -11,6 +11,8 @@
  *   defects (500 `InternalError`, whose cause goes to the log, not to the caller).
  * - Responses are projected by tier (`View`); `/status` never lists a `no_access` split, and shows a
  *   thresholdout split's overfitting budget. Under a release mechanism only the released mean is shown.
+ * - `POST /eval` with `async: true` answers 202 with a job id once the evaluation is charged, and
+ *   `GET /eval/{jobId}` tells the job's state and result (`Jobs`); jobs outlive their clients.
  * - `/compare` pairs two of the optimizer's runs of a `viewable` split (`Compare.runs`), one at a time.
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
  * - Every request is logged in a line (method, path, status, milliseconds, error tag) through the
@@ -45,6 +47,8 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Agent from "./Agent.js"
 import { constantTimeEquals } from "./internal/constantTime.js"
+import * as Jobs from "./Jobs.js"
+import type { EvalResponse, JobAccepted } from "./SidecarApi.js"
 import { Api, Authorization, EvalPayload, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
 import * as Viewer from "./Viewer.js"
@@ -143,9 +147,18 @@ const agentHandlers = (resultsDir: string | undefined) =>
   HttpApiBuilder.group(Api, "agent", (handlers) =>
     Effect.gen(function*() {
       const agent = yield* Agent.make(resultsDir === undefined ? {} : { resultsDir })
+      const jobs = yield* Jobs.make(agent)
       return handlers
         .handle("health", () => Effect.succeed({ ok: true }))
-        .handleRaw("eval", ({ request }) => Effect.flatMap(decodeEval(request), agent.evaluate))
+        .handleRaw("eval", ({ request }) =>
+          Effect.flatMap(
+            decodeEval(request),
+            ({ async, ...payload }): Effect.Effect<
+              typeof EvalResponse.Type | typeof JobAccepted.Type,
+              Engine.EvaluateError
+            > => async === true ? jobs.start(payload) : agent.evaluate(payload)
+          ))
+        .handle("job", ({ path: { jobId } }) => logStoreErrors(jobs.get(jobId)))
         .handle("samples", ({ path: { runId }, urlParams }) => agent.samples(runId, urlParams))
         .handle("compare", ({ urlParams }) => agent.compare(urlParams.runA, urlParams.runB))
         .handle("runs", () => agent.runs())
@@ -231,7 +244,7 @@ const requestLog = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
 const pollRoutes = ["/health", "/status"]
 
 const routes =
-  "GET /health, POST /eval, GET /runs, GET /runs/{runId}, GET /runs/{runId}/samples, GET /compare, GET /status, POST /submit, " +
+  "GET /health, POST /eval, GET /eval/{jobId}, GET /runs, GET /runs/{runId}, GET /runs/{runId}/samples, GET /compare, GET /status, POST /submit, " +
   "POST /finalize, GET /experiments, GET /openapi.json"
 
 /**

@@ -14,6 +14,9 @@
  * sample (`Compare.runs`): the mean difference, its bootstrap interval and the permutation p-values.
  * Runs it may not know of are 404 `RunNotFound` as above; a `non_viewable` run is 403 `AccessDenied`.
  *
+ * `POST /eval` with `async: true` answers 202 `JobAccepted` once the evaluation is charged, and
+ * `GET /eval/{jobId}` its `JobState` (`Jobs`); an unknown job is 404 `JobNotFound`.
+ *
  * Every error is a JSON body carrying `_tag`, `message` and the error's public fields (never a store
  * error's cause, nor its message, which may name files): 400 `InvalidRequest` / `UnknownSplit` /
  * `SubsetTooSmall` (and malformed or unknown-field bodies, as `InvalidRequest`), 401 `Unauthorized`,
@@ -93,12 +96,16 @@ export const EvalResponse = Schema.Struct({
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
 
 /**
- * The body of `POST /eval`: `Model.EvalRequest`, strict (an unknown field is an error).
+ * The body of `POST /eval`: `Model.EvalRequest`, strict (an unknown field is an error), and `async`:
+ * when true, the sidecar answers 202 with a job id as soon as the evaluation is charged (`Jobs`).
  *
  * @since 0.1.0
  * @category models
  */
-export const EvalPayload = Model.EvalRequest.annotations(strict)
+export const EvalPayload = Schema.Struct({
+  ...Model.EvalRequest.fields,
+  async: Schema.optional(Schema.Boolean)
+}).annotations(strict)
 
 /**
  * The body of `POST /submit`, strict (an unknown field is an error).
@@ -347,6 +354,65 @@ export const AgentError = Schema.Union(
   TooLarge
 )
 
+/**
+ * No evaluation job of that id is known to the caller: it was never started, or its run is one the
+ * optimizer may not know of; the answer is the same for each.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", { jobId: Schema.String }) {
+  override get message(): string {
+    return `No evaluation job "${this.jobId}" of yours is known. Use the jobId that POST /eval with async: true gave you.`
+  }
+}
+
+/**
+ * An evaluation job that failed unexpectedly (a defect): the cause is in the sidecar's log.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {
+  message: Schema.String
+}) {}
+
+/**
+ * Where an evaluation job is: `running`, `completed` (its result is ready) or `failed` (its error is).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const JobStatus = Schema.Literal("running", "completed", "failed")
+
+/**
+ * What `POST /eval` with `async: true` answers (202): the job's id (the run id of its idempotency
+ * key) and its status when answered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const JobAccepted = Schema.Struct({ jobId: Schema.String, status: JobStatus })
+
+/**
+ * What `GET /eval/{jobId}` answers: the job's status and, once it is over, its `result` (exactly what
+ * the synchronous `POST /eval` answers) or its `error` (the error body the synchronous call answers).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const JobState = Schema.Struct({
+  jobId: Schema.String,
+  status: JobStatus,
+  result: Schema.optional(EvalResponse),
+  error: Schema.optional(Schema.Union(AgentError, InternalError))
+})
+
+const JobUnknown = described(
+  publicError(JobNotFound),
+  "No evaluation job of that id is known to the caller (JobNotFound)."
+)
+
 const bad = { status: 400 } as const
 const forbidden = { status: 403 } as const
 const failed = { status: 500 } as const
@@ -389,10 +455,27 @@ export const AgentGroup = HttpApiGroup.make("agent")
       .addError(StrategyError, failed)
       .addError(RunFailed, failed)
       .addError(TooLarge, { status: 413 })
+      .addSuccess(described(JobAccepted, "With async: true, the job that runs the evaluation, once it is charged."), {
+        status: 202
+      })
       .annotate(
         OpenApi.Description,
         "Evaluate a candidate on a split, charged to its budget: a viewable split answers the run, a non_viewable " +
-          "one its summary only (block-level intervals, or what a release mechanism told)."
+          "one its summary only (block-level intervals, or what a release mechanism told). With async: true the " +
+          "answer is 202 { jobId, status } as soon as the evaluation is charged (refusals are answered at once, as " +
+          "without it); poll GET /eval/{jobId} for its result."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("job", "/eval/:jobId")
+      .setPath(Schema.Struct({ jobId: Schema.String }))
+      .addSuccess(described(JobState, "The job's status, and its result or error once it is over."))
+      .addError(JobUnknown, { status: 404 })
+      .addError(StoreError, failed)
+      .annotate(
+        OpenApi.Description,
+        "An evaluation job started with POST /eval and async: true: running, completed (result: exactly the answer " +
+          "the synchronous call gives) or failed (error: the synchronous call's error body)."
       )
   )
   .add(

@@ -100,7 +100,9 @@ const Target = Schema.Struct({
   datasetId: Schema.NonEmptyString,
   split: Schema.NonEmptyString,
   rewardKey: Schema.NonEmptyString,
-  sampleIds: Schema.optionalWith(Schema.Array(Schema.Int), { exact: true })
+  sampleIds: Schema.optionalWith(Schema.Array(Schema.Int), { exact: true }),
+  /** A transfer target: the model its evaluation uses instead of the strategy's (`Verifier.Target.model`). */
+  model: Schema.optionalWith(Schema.NonEmptyString, { exact: true })
 })
 
 const VerifierConfig = Schema.Struct({

@@ -24,7 +24,8 @@
  * `FreeBaseline`); the verifier only carries the setting (`freeBaseline` of the service).
  *
  * Without a candidate (nothing evaluated, nothing submitted) every reward is 0. A target that cannot
- * be scored after two attempts is floored to 0 and its error is reported in `targetErrors`.
+ * be scored after two attempts is floored to 0 and its error is reported in `targetErrors`. A target
+ * with a `model` (a transfer target) is scored with that model instead of the strategy's.
  *
  * Everything lives in the `TaskStore`: every admin evaluation is a run of its own (each under an
  * idempotency key, so a finalize cut short resumes without scoring twice), and the submission and the
@@ -35,7 +36,17 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Compare, DatasetSource, Engine, HoldoutError, Model, SplitAccess, TaskStore, Workspace } from "@holdout/core"
+import {
+  Compare,
+  DatasetSource,
+  Engine,
+  EvalStrategy,
+  HoldoutError,
+  Model,
+  SplitAccess,
+  TaskStore,
+  Workspace
+} from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -57,6 +68,12 @@ export interface Target {
   readonly split: string
   readonly rewardKey: string
   readonly sampleIds?: ReadonlyArray<number>
+  /**
+   * A transfer target: the model this target's evaluation uses instead of the strategy's, given to the
+   * strategy as candidate metadata `EvalStrategy.modelOverrideKey` (Harbor: `-m <model>`; a local task
+   * reads it from `run.candidate.metadata`).
+   */
+  readonly model?: string
 }
 
 /**
@@ -205,6 +222,14 @@ const decodeSubmission = decodeStored(submissionJson, stateKeys.submission)
 const decodeAnswer = decodeStored(answerJson, stateKeys.answer)
 const encodeSubmission = Schema.encodeSync(submissionJson)
 const encodeAnswer = Schema.encodeSync(answerJson)
+
+/** The candidate with `model` as its model metadata (`EvalStrategy.modelOverrideKey`), or with none. */
+const withModel = (candidate: Model.Candidate, model: string | undefined): Model.Candidate => {
+  const { [EvalStrategy.modelOverrideKey]: _, ...metadata } = candidate.metadata ?? {}
+  const kept = model === undefined ? metadata : { ...metadata, [EvalStrategy.modelOverrideKey]: model }
+  const { metadata: __, ...rest } = candidate
+  return Object.keys(kept).length === 0 ? rest : { ...rest, metadata: kept }
+}
 
 /**
  * The verifier service.
@@ -356,17 +381,25 @@ export const make = (
         ? Effect.flatMap(workspace.value.resolve(candidate), recordSubmission)
         : recordSubmission(candidate)
 
-    /** An admin evaluation, idempotent under `key`: its experiment, or why it failed. */
+    /**
+     * An admin evaluation, idempotent under `key`: its experiment, or why it failed. The candidate's
+     * model metadata is the target's `model` or none: never one an optimizer's candidate carried.
+     */
     const adminEvaluate = (
       key: string,
       candidate: Model.Candidate,
-      target: { readonly datasetId: string; readonly split: string; readonly sampleIds?: ReadonlyArray<number> }
+      target: {
+        readonly datasetId: string
+        readonly split: string
+        readonly sampleIds?: ReadonlyArray<number>
+        readonly model?: string
+      }
     ) =>
       engine.evaluate(
         {
           datasetId: target.datasetId,
           split: target.split,
-          candidate,
+          candidate: withModel(candidate, target.model),
           idempotencyKey: key,
           ...(target.sampleIds === undefined ? {} : { sampleIds: target.sampleIds })
         },

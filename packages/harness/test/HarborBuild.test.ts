@@ -278,6 +278,40 @@ describe("HarborBuild", () => {
       })
     ))
 
+  it.effect("the rendered stack runs the image's own harbor by absolute path, and carries transfer targets", () =>
+    withScratch((dir) =>
+      Effect.gen(function*() {
+        yield* buildExample(dir)
+        const stack = Yaml.parse(read(dir, "environment/sidecar/holdout.yaml"))
+        assert.strictEqual(stack.strategy.harbor.trustedHarbor, "/opt/harbor/bin/harbor")
+        assert.include(read(dir, "environment/sidecar/Dockerfile"), "/opt/harbor/bin/pip install")
+        const build = (edit: (document: Record<string, unknown>) => Record<string, unknown>) =>
+          HarborBuild.build(variant(dir, edit), join(dir, "task"), { env: {} }).pipe(Effect.provide(NodeContext.layer))
+        yield* build((document) => ({
+          ...document,
+          harbor: { ...(document.harbor as object), trustedHarbor: "/usr/local/lib/harbor/bin/harbor" },
+          verifier: {
+            selection: "validation",
+            targets: [{ split: "validation" }, { split: "validation", rewardKey: "transfer", model: "other/model" }]
+          }
+        }))
+        const custom = Yaml.parse(read(dir, "environment/sidecar/holdout.yaml"))
+        assert.strictEqual(custom.strategy.harbor.trustedHarbor, "/usr/local/lib/harbor/bin/harbor")
+        assert.deepStrictEqual(custom.verifier.targets[1], {
+          datasetId: "tasks",
+          split: "validation",
+          rewardKey: "transfer",
+          model: "other/model"
+        })
+        const relative = yield* expectFailure(build((document) => ({
+          ...document,
+          harbor: { ...(document.harbor as object), trustedHarbor: "bin/harbor" }
+        })))
+        assert.strictEqual(relative._tag, "ConfigError")
+        assert.include(relative.message, "harbor.trustedHarbor must be an absolute path")
+      })
+    ))
+
   it.effect("a split the partition lacks, a launcher in the candidate's checkout, an output that is not a task and missing packages are errors", () =>
     withScratch((dir) =>
       Effect.gen(function*() {
@@ -370,15 +404,23 @@ describe("HarborBuild", () => {
     () =>
       withScratch((dir) =>
         Effect.gen(function*() {
-          const built = yield* buildExample(dir)
+          // the sidecar's own harbor (the fake one, where the image would have it: its trustedHarbor)
+          const binDir = join(dir, "bin")
+          mkdirSync(binDir)
+          symlinkSync(fakeHarbor, join(binDir, "harbor"))
+          const built = yield* HarborBuild.build(
+            variant(dir, (document) => ({
+              ...document,
+              harbor: { ...(document.harbor as object), trustedHarbor: join(binDir, "harbor") }
+            })),
+            join(dir, "task"),
+            { env: {} }
+          ).pipe(Effect.provide(NodeContext.layer))
           // what Docker would do: the sidecar's directory in place, the agent repository seeded
           const srv = join(dir, "srv")
           cpSync(join(dir, "task", "environment", "sidecar"), srv, { recursive: true })
           cpSync(join(dir, "task", "environment", "main", "agent-seed"), join(srv, "agent-repo"), { recursive: true })
-          // the sidecar's own harbor (the fake one) and the holdout CLI, from the sources
-          const binDir = join(dir, "bin")
-          mkdirSync(binDir)
-          symlinkSync(fakeHarbor, join(binDir, "harbor"))
+          // and the holdout CLI, from the sources
           writeFileSync(join(binDir, "holdout"), `#!/bin/sh\nexec node --import "${tsxLoader}" "${bin}" "$@"\n`)
           chmodSync(join(binDir, "holdout"), 0o755)
           const env = environment({ PATH: `${binDir}:${process.env.PATH}`, HOLDOUT_LOG: undefined })

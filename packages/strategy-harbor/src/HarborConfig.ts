@@ -14,7 +14,9 @@ const PositiveInt = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
 
 /**
  * How one `harbor run` is made. `launcher` is the command prefix (`{candidatePath}` is replaced by
- * the candidate's checkout), e.g. `["uv", "run", "--project", "{candidatePath}", "harbor"]`.
+ * the candidate's checkout, `{harbor}` by the sidecar's harbor), e.g.
+ * `["uv", "run", "--project", "{candidatePath}", "{harbor}"]`; it never runs a harbor the
+ * candidate's checkout supplies (`HarborLauncher`).
  *
  * @since 0.1.0
  * @category models
@@ -32,6 +34,12 @@ export const HarborConfig = Schema.Struct({
   rewardKey: Schema.optional(Schema.NonEmptyString),
   aggregate: Schema.optionalWith(Schema.Literal("best", "mean"), { default: () => "best" as const }),
   launcher: Schema.optionalWith(Schema.NonEmptyArray(Schema.String), { default: () => ["harbor"] as const }),
+  /**
+   * The sidecar's own harbor, an absolute path outside any candidate's checkout: what `{harbor}` (and a
+   * launcher program written `harbor`) runs. Without it, `harbor` is looked up on PATH's absolute
+   * directories when the strategy starts (`HarborLauncher`).
+   */
+  trustedHarbor: Schema.optional(Schema.NonEmptyString),
   /** The whole nested run's timeout, in seconds. */
   timeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 3600 }),
   extraArgs: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),

@@ -7,8 +7,11 @@
  * 1. records at once every task whose trials are already in the run's jobs directory (a round cut
  *    short by a crash or a timeout), when it has all its attempts and a score;
  * 2. runs the launcher with the arguments `HarborArgs.runArgs` builds (`run (-p <dir> | -d <ref>)
- *    --agent … -i <include>… --jobs-dir <run dir>/jobs --job-name holdout-<n> [extra…]`)
- *    in the candidate's checkout (from `Workspace`), with one timeout for the whole nested run; on
+ *    --agent … [-m <model>] -i <include>… --jobs-dir <run dir>/jobs --job-name holdout-<n> [extra…]`;
+ *    on an admin run whose candidate carries the verifier's `EvalStrategy.modelOverrideKey`, a
+ *    transfer target's, `-m` is that model instead of the configured one)
+ *    in the candidate's checkout (from `Workspace`), with the sidecar's own harbor (`HarborLauncher`:
+ *    never one the checkout supplies), with one timeout for the whole nested run; on
  *    timeout the process tree is terminated (SIGTERM, then SIGKILL after a grace period);
  * 3. collates every trial of the jobs directory, also after a timeout or a non-zero exit, and stores
  *    one record per sample: the score by the strict reward rule, or an error (no trial, no verifier
@@ -53,6 +56,7 @@ import * as Collation from "./Collation.js"
 import * as HarborArgs from "./HarborArgs.js"
 import * as HarborConfig from "./HarborConfig.js"
 import { HarborTask } from "./HarborDataset.js"
+import * as HarborLauncher from "./HarborLauncher.js"
 import * as HarborProcess from "./HarborProcess.js"
 import * as HarborTranscript from "./HarborTranscript.js"
 
@@ -134,6 +138,8 @@ export const make = (
 ): Effect.Effect<EvalStrategy.EvalStrategy["Type"], HoldoutError.ConfigError, Requirements> =>
   Effect.gen(function*() {
     const config = yield* HarborConfig.decode(options.config)
+    // the nested harbor is the sidecar's own: fixed now, checked against each checkout before a run
+    const launcher = yield* HarborLauncher.resolve(config)
     const store = yield* TaskStore.TaskStore
     const source = yield* DatasetSource.DatasetSource
     const events = yield* Effect.serviceOption(RunEvents.RunEvents)
@@ -274,6 +280,18 @@ export const make = (
         return count
       })
 
+    /**
+     * The model of a run's nested runs: the verifier's (`EvalStrategy.modelOverrideKey`, a transfer
+     * target's) on an admin run, else the configured one; an optimizer's run never chooses it.
+     */
+    const modelOf = (plan: EvalStrategy.RunPlan) =>
+      Effect.map(store.getRun(plan.runId).pipe(Effect.orElseSucceed(() => Option.none())), (run) => {
+        const override = plan.candidate.metadata?.[EvalStrategy.modelOverrideKey]
+        return Option.isSome(run) && run.value.admin && typeof override === "string" && override !== ""
+          ? { model: override }
+          : {}
+      })
+
     const runHarbor = (
       plan: EvalStrategy.RunPlan,
       candidatePath: string,
@@ -286,7 +304,11 @@ export const make = (
         const jobName = named ?? (yield* nextJobName(jobsDir))
         const jobDir = path.join(jobsDir, jobName)
         const logFile = path.join(runDir, `${jobName}.log`)
-        const args = HarborArgs.runArgs(config, {
+        const args = HarborArgs.runArgs({
+          ...config,
+          launcher: yield* launcher.forRun(candidatePath),
+          ...(yield* modelOf(plan))
+        }, {
           source: yield* taskSource,
           candidatePath,
           includes: tasks.map((pending) => pending.task.include),

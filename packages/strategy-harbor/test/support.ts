@@ -91,6 +91,8 @@ export interface Invocation {
   readonly argv: ReadonlyArray<string>
   readonly cwd: string
   readonly pid: number
+  /** The path the fake harbor was started as. */
+  readonly script: string
 }
 
 export const invocations = (fixture: Fixture): ReadonlyArray<Invocation> => {

@@ -19,7 +19,8 @@
 // and `{ "noResult": true }` is an attempt that never finishes (its trial has no result.json).
 // Test-only flags
 // (given through the strategy's `extraArgs`):
-//   --fake-log FILE         append { argv, cwd, pid } of this invocation as one JSON line
+//   --fake-log FILE         append { argv, cwd, pid, script } of this invocation as one JSON line (script:
+//                           the path this executable was started as)
 //   --fake-hang-after N     after N trials, start a grandchild that sleeps, write its pid to
 //                           <jobs-dir>/grandchild.pid, and hang (the process tree must be killed)
 //   --fake-ignore-term      ignore SIGTERM while hanging (only SIGKILL ends it)
@@ -89,7 +90,10 @@ for (let index = 0; index < argv.length; index++) {
   else fail(2, `Error: No such option: ${arg}`)
 }
 if (options.log !== undefined) {
-  appendFileSync(options.log, JSON.stringify({ argv, cwd: process.cwd(), pid: process.pid }) + "\n")
+  appendFileSync(
+    options.log,
+    JSON.stringify({ argv, cwd: process.cwd(), pid: process.pid, script: process.argv[1] }) + "\n"
+  )
 }
 if (command !== "run") fail(2, `Error: No such command '${command}'.`)
 if ((options.path === undefined) === (options.dataset === undefined)) {

@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import type { EvalResponse } from "../SidecarApi.js"
 import { didYouMean, handled, Hinted } from "./errors.js"
 import { meanOf, plural, toldOf } from "./format.js"
 import * as Shared from "./shared.js"
@@ -56,6 +57,48 @@ export const remoteSamples = (
         ] as const
     ))
 
+type Reply = typeof EvalResponse.Type
+
+/** Prints an evaluation's answer: its mean, its run, the samples not fully right, the budget left. */
+export const printReply = (
+  api: Client,
+  reply: Reply
+): Effect.Effect<void, Effect.Effect.Error<ReturnType<Client["agent"]["samples"]>>> =>
+  Effect.gen(function*() {
+    const { summary } = reply.experiment
+    const where = `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag})`
+    yield* Console.log(
+      "release" in summary
+        ? `${where}: ${toldOf(summary.release)}`
+        : `${where}: ${meanOf(summary.metrics)} over ${plural(summary.metrics.numSamples, "sample")}, ` +
+          plural(summary.metrics.numErrors, "error")
+    )
+    yield* Console.log(`  run ${summary.runId}`)
+    if (reply.experiment._tag === "viewable") {
+      // read page by page; the first ids are printed, the rest counted
+      const wrong = yield* Stream.runFold(
+        remoteSamples(api, summary.runId),
+        { ids: [] as Array<number>, count: 0 },
+        (wrong, sample) => {
+          if (sample.score === 1) return wrong
+          if (wrong.ids.length < printedWrong) wrong.ids.push(sample.sampleId)
+          return { ids: wrong.ids, count: wrong.count + 1 }
+        }
+      )
+      const more = wrong.count > wrong.ids.length ? ` … and ${wrong.count - wrong.ids.length} more` : ""
+      yield* Console.log(`  samples not fully right: ${wrong.count === 0 ? "none" : wrong.ids.join(", ") + more}`)
+      yield* Console.log(`  per-sample results: holdout samples ${summary.runId}`)
+    }
+    if (reply.remaining !== null) {
+      yield* Console.log(
+        `  budget left: ${reply.remaining.runs === null ? "unlimited runs" : plural(reply.remaining.runs, "run")}, ${
+          reply.remaining.samples === null ? "unlimited samples" : plural(reply.remaining.samples, "sample")
+        }`
+      )
+    }
+    if (reply.resultPath !== null) yield* Console.log(`  results: ${reply.resultPath}`)
+  })
+
 export const command = Command.make(
   "eval",
   {
@@ -68,6 +111,11 @@ export const command = Command.make(
       Options.optional,
       Options.withDescription("An idempotency key: the same key returns the same run, charged once.")
     ),
+    async: Options.boolean("async").pipe(
+      Options.withDescription(
+        "Return at once with a job id once the evaluation is charged; `holdout job <id> --wait` gets its result."
+      )
+    ),
     ...Shared.candidateOptions
   },
   (options) =>
@@ -77,9 +125,16 @@ export const command = Command.make(
         const candidate = yield* Shared.candidateOf(options.candidate, options.commit)
         const api = yield* Shared.client(options.url)
         const key = Option.getOrElse(options.key, () => `cli-${crypto.randomUUID()}`)
-        const waiting = yield* Effect.fork(showWaiting)
+        const waiting = yield* Effect.fork(options.async ? Effect.void : showWaiting)
         const reply = yield* api.agent.eval({
-          payload: { datasetId: options.dataset, split: options.split, candidate, idempotencyKey: key, ...selection }
+          payload: {
+            datasetId: options.dataset,
+            split: options.split,
+            candidate,
+            idempotencyKey: key,
+            ...selection,
+            ...(options.async ? { async: true } : {})
+          }
         }).pipe(
           Effect.ensuring(Fiber.interrupt(waiting)),
           // a split the optimizer may not evaluate: a name close to one it may is most likely a typo
@@ -99,39 +154,13 @@ export const command = Command.make(
             `--candidate ${candidate.id} --key ${key}`
           ])
         )
-        if (process.stderr.isTTY === true) process.stderr.write("\n")
-        const { summary } = reply.experiment
-        const where = `${summary.candidateId} on ${summary.datasetId}/${summary.split} (${reply.experiment._tag})`
-        yield* Console.log(
-          "release" in summary
-            ? `${where}: ${toldOf(summary.release)}`
-            : `${where}: ${meanOf(summary.metrics)} over ${plural(summary.metrics.numSamples, "sample")}, ` +
-              plural(summary.metrics.numErrors, "error")
-        )
-        yield* Console.log(`  run ${summary.runId}`)
-        if (reply.experiment._tag === "viewable") {
-          // read page by page; the first ids are printed, the rest counted
-          const wrong = yield* Stream.runFold(
-            remoteSamples(api, summary.runId),
-            { ids: [] as Array<number>, count: 0 },
-            (wrong, sample) => {
-              if (sample.score === 1) return wrong
-              if (wrong.ids.length < printedWrong) wrong.ids.push(sample.sampleId)
-              return { ids: wrong.ids, count: wrong.count + 1 }
-            }
-          )
-          const more = wrong.count > wrong.ids.length ? ` … and ${wrong.count - wrong.ids.length} more` : ""
-          yield* Console.log(`  samples not fully right: ${wrong.count === 0 ? "none" : wrong.ids.join(", ") + more}`)
-          yield* Console.log(`  per-sample results: holdout samples ${summary.runId}`)
+        if (process.stderr.isTTY === true && !options.async) process.stderr.write("\n")
+        if ("jobId" in reply) {
+          yield* Console.log(`job ${reply.jobId} ${reply.status}`)
+          yield* Console.log(`  its result: holdout job ${reply.jobId} --wait`)
+          return
         }
-        if (reply.remaining !== null) {
-          yield* Console.log(
-            `  budget left: ${
-              reply.remaining.runs === null ? "unlimited runs" : plural(reply.remaining.runs, "run")
-            }, ${reply.remaining.samples === null ? "unlimited samples" : plural(reply.remaining.samples, "sample")}`
-          )
-        }
-        if (reply.resultPath !== null) yield* Console.log(`  results: ${reply.resultPath}`)
+        yield* printReply(api, reply)
       }).pipe(Effect.provide(Shared.clientLayer))
     )
 ).pipe(
@@ -140,7 +169,8 @@ export const command = Command.make(
     [
       "eval --dataset sums --split validation --candidate careful",
       "eval --dataset sums --split train --commit HEAD --sample-ids 0,1,2",
-      "eval --url http://127.0.0.1:8000 --dataset sums --split train --candidate careful --num-samples 5"
+      "eval --url http://127.0.0.1:8000 --dataset sums --split train --candidate careful --num-samples 5",
+      "eval --dataset sums --split validation --candidate careful --async"
     ]
   ))
 )

@@ -15,6 +15,9 @@ const tokenMount = "/state/token"
 const resultsMount = "/state/agent-results"
 const sidecarPort = 8000
 
+/** The sidecar's own harbor, installed by its Dockerfile: the nested runs' `trustedHarbor` by default. */
+export const imageHarbor = "/opt/harbor/bin/harbor"
+
 /** The packages both images install (the harness and what it depends on). */
 export const packageNames = ["core", "harness", "store-fs", "store-pg", "store-sqlite", "strategy-harbor"] as const
 
@@ -153,7 +156,7 @@ export const sidecarDockerfile = (config: BuildConfig): string =>
     `&& rm -rf /var/lib/apt/lists/*`,
     `RUN python3 -m venv /opt/harbor && /opt/harbor/bin/pip install --no-cache-dir ${
       JSON.stringify(config.harborRequirement)
-    } && ln -s /opt/harbor/bin/harbor /usr/local/bin/harbor`,
+    } && ln -s ${imageHarbor} /usr/local/bin/harbor`,
     ...installPackages,
     `RUN git config --system --add safe.directory '*'`,
     `COPY sidecar/ ${sidecarHome}/`,
