@@ -39,7 +39,7 @@ import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { HoldoutError } from "@holdout/core"
+import { HoldoutError, Model } from "@holdout/core"
 import { HarborConfig } from "@holdout/strategy-harbor"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -105,7 +105,9 @@ export const BuildConfig = Schema.Struct({
     split: Schema.NonEmptyString,
     runs: Schema.optional(Count),
     samples: Schema.optional(Count),
-    maxSamplesPerRun: Schema.optional(Positive)
+    maxSamplesPerRun: Schema.optional(Positive),
+    /** Runs and samples of the split only the verifier may spend (the final re-scores). */
+    reservedForFinalize: Model.SplitBudget.fields.reservedForFinalize
   })),
   verifier: Schema.Struct({
     mode: Schema.optionalWith(Schema.Literal("auto_best", "submit"), { default: () => "auto_best" as const }),
@@ -119,7 +121,11 @@ export const BuildConfig = Schema.Struct({
       model: Schema.optional(Schema.NonEmptyString)
     })),
     topK: Schema.optionalWith(Positive, { default: () => 3 }),
-    significance: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)))
+    significance: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1))),
+    /** The optimizer's first evaluation of the starting commit on each split is free (still tiered). */
+    freeBaseline: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+    /** `auto_best` pools commits with the same git tree into one candidate, so re-commits cannot stuff the shortlist. */
+    poolTrees: Schema.optionalWith(Schema.Boolean, { default: () => false })
   }),
   /** Paths of the agent repository made root-owned and read-only in `main` (advisory: commits can still change them). */
   readOnlyPaths: Schema.optionalWith(Schema.Array(RelativePath), { default: () => [] }),

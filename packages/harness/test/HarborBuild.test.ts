@@ -278,6 +278,56 @@ describe("HarborBuild", () => {
       })
     ))
 
+  it.effect("the verifier's levers (reserve, free baseline, tree pooling) reach the stack and the instruction", () =>
+    withScratch((dir) =>
+      Effect.gen(function*() {
+        // the example sets all three: validation's 6 runs keep 3 for the verifier
+        yield* buildExample(dir)
+        const stack = Yaml.parse(read(dir, "environment/sidecar/holdout.yaml"))
+        assert.deepInclude(stack.budgets, {
+          datasetId: "tasks",
+          split: "validation",
+          runs: 6,
+          reservedForFinalize: { runs: 3 }
+        })
+        assert.include(stack.verifier, { freeBaseline: true, poolTrees: true })
+        const instruction = read(dir, "instruction.md")
+        // the optimizer is told its own share, and the free evaluation
+        assert.include(instruction, "`validation` (non_viewable): you see the mean only; budget: 3 evaluation(s)")
+        assert.include(instruction, "first evaluation of the starting commit on each split costs nothing")
+        assert.include(instruction, "re-committing a tree does not add it to the shortlist again")
+        rmSync(join(dir, "task"), { recursive: true })
+        // off by default: nothing of them is rendered
+        yield* HarborBuild.build(
+          variant(dir, (document) => ({
+            ...document,
+            budgets: [{ split: "train", runs: 5 }, { split: "validation", runs: 3 }],
+            verifier: { selection: "validation", targets: [{ split: "validation" }] }
+          })),
+          join(dir, "task"),
+          { env: {} }
+        ).pipe(Effect.provide(NodeContext.layer))
+        const plain = Yaml.parse(read(dir, "environment/sidecar/holdout.yaml"))
+        assert.notProperty(plain.verifier, "freeBaseline")
+        assert.notProperty(plain.verifier, "poolTrees")
+        assert.notInclude(read(dir, "instruction.md"), "starting commit on each split costs nothing")
+        rmSync(join(dir, "task"), { recursive: true })
+        const typo = yield* expectFailure(
+          HarborBuild.build(
+            variant(dir, (document) => ({
+              ...document,
+              budgets: [{ split: "validation", runs: 3, reservedForFinalize: { run: 1 } }]
+            })),
+            join(dir, "task"),
+            { env: {} }
+          ).pipe(Effect.provide(NodeContext.layer))
+        )
+        assert.strictEqual(typo._tag, "ConfigError")
+        assert.include(typo.message, "reservedForFinalize.run")
+        assert.notInclude(typo.message, "\n")
+      })
+    ))
+
   it.effect("the rendered stack runs the image's own harbor by absolute path, and carries transfer targets", () =>
     withScratch((dir) =>
       Effect.gen(function*() {
@@ -451,10 +501,21 @@ describe("HarborBuild", () => {
           assert.strictEqual(solved.status, 0, solved.stderr + served.output())
           // the nested run went through the sidecar's harbor, with the baked tasks
           assert.isTrue(existsSync(join(srv, "admin", "harbor", "runs")))
+          // the example's levers hold in the compiled sidecar: the verifier's reserve is untouched by the
+          // optimizer, and the free evaluation of the starting commit is still to be had
+          const status = yield* Effect.promise(() => fetch(`${served.url}/status`).then((response) => response.json()))
+          const validation = status.splits.find((split: { split: string }) => split.split === "validation")
+          assert.deepInclude(validation, { freeBaseline: true, reserved: { runs: 3, samples: 0 } })
 
           const logs = join(dir, "logs")
           const verified = script("tests/test.sh", { HOLDOUT_TOKEN_FILE: token, HOLDOUT_LOGS_DIR: logs })
           assert.strictEqual(verified.status, 0, verified.stderr + served.output())
+          // the verifier's re-scores were charged (the reserve guaranteed them), the split's limit still holds
+          const after = yield* Effect.promise(() => fetch(`${served.url}/status`).then((response) => response.json()))
+          const spent = after.splits.find((split: { split: string }) => split.split === "validation")
+          const left = (entry: typeof validation) => entry.remaining.runs + entry.reserved.runs
+          assert.isBelow(left(spent), left(validation))
+          assert.isAtLeast(left(spent), 0)
           const reward = JSON.parse(readFileSync(join(logs, "verifier", "reward.json"), "utf8"))
           // the oracle's commit ties with the baseline on validation, so the baseline is scored: reverse-words' reward
           assert.deepStrictEqual(reward, { reward: 1 })

@@ -42,7 +42,9 @@ export const sidecarConfig = (
     targets: config.verifier.targets.map((target) => ({ datasetId: config.datasetId, ...target })),
     baseline: baseCommit,
     topK: config.verifier.topK,
-    ...(config.verifier.significance === undefined ? {} : { significance: config.verifier.significance })
+    ...(config.verifier.significance === undefined ? {} : { significance: config.verifier.significance }),
+    ...(config.verifier.freeBaseline ? { freeBaseline: true } : {}),
+    ...(config.verifier.poolTrees ? { poolTrees: true } : {})
   },
   sidecar: { tokenFile: "token/admin.token", resultsDir: "results", host: "0.0.0.0", port: sidecarPort }
 })
@@ -241,9 +243,15 @@ export const instruction = (config: BuildConfig): string => {
   const budgetOf = (split: string) => {
     const budget = config.budgets.find((entry) => entry.split === split)
     if (budget === undefined) return "no budget"
+    // the optimizer's share: what the verifier's reserve leaves
+    const reserve = budget.reservedForFinalize
+    const yours = (limit: number | undefined, reserved: number | undefined) =>
+      limit === undefined ? undefined : Math.max(0, limit - (reserved ?? 0))
+    const runs = yours(budget.runs, reserve?.runs)
+    const samples = yours(budget.samples, reserve?.samples)
     const parts = [
-      ...(budget.runs === undefined ? [] : [`${budget.runs} evaluation(s)`]),
-      ...(budget.samples === undefined ? [] : [`${budget.samples} task run(s)`])
+      ...(runs === undefined ? [] : [`${runs} evaluation(s)`]),
+      ...(samples === undefined ? [] : [`${samples} task run(s)`])
     ]
     return parts.length === 0 ? "unmetered" : parts.join(", ")
   }
@@ -280,6 +288,16 @@ export const instruction = (config: BuildConfig): string => {
     ``,
     `- ${selection}`,
     `- Evaluations of the starting commit are never candidates.`,
+    ...(config.verifier.freeBaseline
+      ? [
+        `- Your first evaluation of the starting commit on each split costs nothing (\`holdout status\` shows where it is left).`
+      ]
+      : []),
+    ...(config.verifier.poolTrees && config.verifier.mode === "auto_best"
+      ? [
+        `- Commits with the same files are one candidate: re-committing a tree does not add it to the shortlist again.`
+      ]
+      : []),
     `- A budget spent is spent; an evaluation refused for lack of budget costs nothing. Unspent budget is wasted.`,
     ...(config.readOnlyPaths.length === 0
       ? []
