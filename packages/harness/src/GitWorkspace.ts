@@ -30,6 +30,7 @@ import * as Path from "@effect/platform/Path"
 import { HoldoutError, type Model, Workspace } from "@holdout/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -189,46 +190,46 @@ export const make = (
      * The full hash of the commit `id` names in the optimizer's repository. Only `rev-parse` runs
      * there: it reads refs and objects and writes nothing (no optional locks, no hooks).
      */
+    /**
+     * `git rev-parse` of `spec` in the optimizer's repository: the full hash it names, or the
+     * failed result (which git could not read). It reads refs and objects and writes nothing.
+     */
+    const revParse = (action: string, spec: string) =>
+      Effect.map(
+        run(action, ["-C", repo, "rev-parse", "--verify", "--quiet", "--end-of-options", spec]),
+        (result) => result.code === 0 && isFullHash(result.stdout) ? Either.right(result.stdout) : Either.left(result)
+      )
+
+    /**
+     * The full hash of the commit `id` names in the optimizer's repository. Only `rev-parse` runs
+     * there: it reads refs and objects and writes nothing (no optional locks, no hooks).
+     */
     const commitOf = (id: string) =>
       Effect.gen(function*() {
         if (!isCommitName(id)) return yield* malformed(id)
-        const result = yield* run("resolve a candidate", [
-          "-C",
-          repo,
-          "rev-parse",
-          "--verify",
-          "--quiet",
-          "--end-of-options",
-          `${id}^{commit}`
-        ])
-        if (result.code !== 0 || !isFullHash(result.stdout)) {
+        const parsed = yield* revParse("resolve a candidate", `${id}^{commit}`)
+        if (Either.isLeft(parsed)) {
           yield* Effect.logDebug(
-            `git rev-parse of candidate ${shown(id)} in ${repo}: exit code ${result.code}, ` +
-              (result.stderr || "no output")
+            `git rev-parse of candidate ${shown(id)} in ${repo}: exit code ${parsed.left.code}, ` +
+              (parsed.left.stderr || "no output")
           )
           return yield* notACommit(id)
         }
-        return result.stdout
+        return parsed.right
       })
 
     /** The tree hash of the commit a candidate names, read from the optimizer's repository like `commitOf`. */
     const treeOf = (candidate: Model.Candidate) =>
       Effect.gen(function*() {
         const hash = yield* commitOf(candidate.id)
-        const result = yield* run("read a candidate's tree", [
-          "-C",
-          repo,
-          "rev-parse",
-          "--verify",
-          "--quiet",
-          "--end-of-options",
-          `${hash}^{tree}`
-        ])
-        if (result.code !== 0 || !isFullHash(result.stdout)) {
-          yield* Effect.logWarning(`git rev-parse of the tree of ${hash}: exit code ${result.code}, ${result.stderr}`)
+        const parsed = yield* revParse("read a candidate's tree", `${hash}^{tree}`)
+        if (Either.isLeft(parsed)) {
+          yield* Effect.logWarning(
+            `git rev-parse of the tree of ${hash}: exit code ${parsed.left.code}, ${parsed.left.stderr}`
+          )
           return yield* failure(`git could not read the tree of commit ${hash}; the harness log has git's output.`)
         }
-        return result.stdout
+        return parsed.right
       })
 
     const resolve = (candidate: Model.Candidate) =>

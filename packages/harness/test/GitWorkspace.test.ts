@@ -10,17 +10,12 @@ import { execFileSync } from "node:child_process"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { git } from "./helpers.js"
 
 const roots: Array<string> = []
 afterAll(() => {
   for (const root of roots) rmSync(root, { recursive: true, force: true })
 })
-
-const git = (cwd: string, ...args: Array<string>) =>
-  execFileSync("git", ["-c", "user.name=Optimizer", "-c", "user.email=optimizer@example.com", ...args], {
-    cwd,
-    encoding: "utf8"
-  }).trim()
 
 /** An optimizer's repository with two commits, uncommitted changes and hooks that leave a mark. */
 const makeRepo = () => {

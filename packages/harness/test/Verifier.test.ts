@@ -18,10 +18,10 @@ import { expectFailure } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { git } from "./helpers.js"
 
 interface Row {
   readonly index: number
@@ -285,12 +285,6 @@ describe("Verifier — auto_best pooled by git tree (poolTrees)", () => {
   afterAll(() => {
     for (const root of roots) rmSync(root, { recursive: true, force: true })
   })
-  const git = (cwd: string, ...args: Array<string>) =>
-    execFileSync("git", ["-c", "user.name=Optimizer", "-c", "user.email=optimizer@example.com", ...args], {
-      cwd,
-      encoding: "utf8"
-    }).trim()
-
   /**
    * A repository: the baseline, a re-commit of the baseline's tree, three commits of one other tree
    * (different messages) and one commit of a third tree.

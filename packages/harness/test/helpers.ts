@@ -5,7 +5,7 @@
  */
 import { Task } from "@holdout/core"
 import * as Effect from "effect/Effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -235,3 +235,10 @@ export const tsxLines = (script: string, args: ReadonlyArray<string>, label: str
       resume(Effect.succeed(out.split("\n").filter((line) => line.length > 0)))
     })
   })
+
+/** Runs git in `cwd` as the optimizer (a fixed author), returning its trimmed output. */
+export const git = (cwd: string, ...args: Array<string>): string =>
+  execFileSync("git", ["-c", "user.name=Optimizer", "-c", "user.email=optimizer@example.com", ...args], {
+    cwd,
+    encoding: "utf8"
+  }).trim()
