@@ -29,21 +29,17 @@
  * `<run dir>/holdout-<n>.log`; progress is logged while the nested run lasts. When the stack has a
  * `RunEvents` hub, a `SampleScored` event is published for every record stored.
  *
+ * This module only sequences a run; the pieces it composes each take what they need explicitly:
+ * a round (`internal/round`, arguments from `HarborArgs`, process from `HarborProcess`), a sample's
+ * record with its levers (`internal/records`), storing records with their events
+ * (`internal/sampleStore`) and the infra-retry rounds (`internal/infraRetry`).
+ *
  * @since 0.1.0
  */
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import {
-  DatasetSource,
-  EvalStrategy,
-  HoldoutError,
-  Metrics,
-  type Model,
-  RunEvents,
-  TaskStore,
-  Workspace
-} from "@holdout/core"
+import { DatasetSource, EvalStrategy, type HoldoutError, Metrics, RunEvents, TaskStore, Workspace } from "@holdout/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -51,14 +47,16 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
 import * as Collation from "./Collation.js"
-import * as HarborArgs from "./HarborArgs.js"
 import * as HarborConfig from "./HarborConfig.js"
 import { HarborTask } from "./HarborDataset.js"
 import * as HarborLauncher from "./HarborLauncher.js"
 import * as HarborProcess from "./HarborProcess.js"
-import * as HarborTranscript from "./HarborTranscript.js"
+import { failure, ioFailure, strategyName } from "./internal/failure.js"
+import { infraRetry } from "./internal/infraRetry.js"
+import * as Records from "./internal/records.js"
+import * as HarborRound from "./internal/round.js"
+import * as SampleStore from "./internal/sampleStore.js"
 
 /**
  * The options of the strategy.
@@ -91,29 +89,34 @@ export type Requirements =
   | FileSystem.FileSystem
   | Path.Path
 
-const strategyName = "harbor"
-
-/** The running counts of a run, for `SampleScored` events. */
-interface Counts {
-  scored: number
-  errors: number
-}
-
-const failure = (message: string) => new HoldoutError.StrategyError({ strategy: strategyName, message })
-
-interface Pending {
-  readonly sampleId: number
-  readonly task: HarborTask
-}
-
-interface Round {
-  readonly jobDir: string
-  readonly logFile: string
-  readonly ended: HarborProcess.Ended
-  readonly outputTail: string
-}
-
 const decodeTask = Schema.decodeUnknownEither(HarborTask)
+
+/** The samples `ids` of a run, each with the Harbor task its row names; a row that names none fails the run. */
+const pendingTasks = (
+  source: DatasetSource.DatasetSource["Type"],
+  plan: EvalStrategy.RunPlan,
+  ids: ReadonlyArray<number>
+): Effect.Effect<Array<Records.Pending>, HoldoutError.StrategyError | HoldoutError.StoreError> =>
+  Effect.gen(function*() {
+    const rows = yield* source.rows(plan.datasetId, plan.split, ids).pipe(
+      Effect.catchTags({
+        InvalidRequest: (error) => Effect.fail(failure(error.message)),
+        UnknownSplit: (error) => Effect.fail(failure(error.message))
+      })
+    )
+    const pending: Array<Records.Pending> = []
+    for (const [index, row] of rows.entries()) {
+      const task = decodeTask(row)
+      if (Either.isLeft(task)) {
+        return yield* Effect.fail(failure(
+          `Sample ${ids[index]} of ${plan.datasetId}/${plan.split} is not a Harbor task ` +
+            `({ include, resultKey }): serve the partition with HarborDataset.layer.`
+        ))
+      }
+      pending.push({ sampleId: ids[index]!, task: task.right })
+    }
+    return pending
+  })
 
 /** A file-name-safe directory name for a run id; ids that needed changing get a hash suffix. */
 const runDirName = (runId: string): string => {
@@ -138,309 +141,42 @@ export const make = (
 ): Effect.Effect<EvalStrategy.EvalStrategy["Type"], HoldoutError.ConfigError, Requirements> =>
   Effect.gen(function*() {
     const config = yield* HarborConfig.decode(options.config)
-    // the nested harbor is the sidecar's own: fixed now, checked against each checkout before a run
-    const launcher = yield* HarborLauncher.resolve(config)
     const store = yield* TaskStore.TaskStore
     const source = yield* DatasetSource.DatasetSource
-    const events = yield* Effect.serviceOption(RunEvents.RunEvents)
-    const workspace = yield* Workspace.Workspace
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const context = yield* Effect.context<CommandExecutor.CommandExecutor | FileSystem.FileSystem | Path.Path>()
-    const progressInterval = Duration.decode(options.progressInterval ?? "30 seconds")
-    const killGrace = Duration.decode(options.killGrace ?? "5 seconds")
+    const setup: HarborRound.Setup = {
+      config,
+      // the nested harbor is the sidecar's own: fixed now, checked against each checkout before a run
+      launcher: yield* HarborLauncher.resolve(config),
+      store,
+      workspace: yield* Workspace.Workspace,
+      killGrace: Duration.decode(options.killGrace ?? "5 seconds"),
+      progressInterval: Duration.decode(options.progressInterval ?? "30 seconds")
+    }
+    const samples = SampleStore.make(store, yield* Effect.serviceOption(RunEvents.RunEvents))
     const collateOptions: Collation.CollateOptions = {
       aggregate: config.aggregate,
       ...(config.rewardKey === undefined ? {} : { rewardKey: config.rewardKey })
     }
     const runsDir = path.resolve(options.dir, "runs")
 
-    const ioFailure = (what: string) => (error: { readonly message: string }) =>
-      failure(`Could not ${what}: ${error.message}`)
+    /** The outcomes of the samples named by `keys`, from every trial under `jobsDir`. */
+    const collate = (jobsDir: string, keys: ReadonlyArray<string>) =>
+      Effect.map(Collation.load(jobsDir), (loaded) => Collation.collate(loaded.trials, keys, collateOptions))
 
-    const loadTrials = (jobsDir: string) => Collation.load(jobsDir).pipe(Effect.provide(context))
-
-    /**
-     * The record of a sample from its outcome, with what the levers add: the detail of its attempts
-     * (`exposeAttemptDetail`) and, for a failed sample, its transcript's end as feedback
-     * (`feedbackTranscripts`, read from the trials under `jobsDir`). `extra` joins the output.
-     */
-    const record = (
+    /** The records of `entries`, each from its outcome in `outcomes`. */
+    const records = (
       plan: EvalStrategy.RunPlan,
-      pending: Pending,
-      outcome: Collation.Outcome,
-      found: {
-        readonly jobsDir: string
-        readonly startedAt: number
-        readonly finishedAt: number
-        readonly note?: string
-        readonly extra?: Record<string, unknown>
-      }
-    ): Effect.Effect<Model.SampleRecord> =>
-      Effect.map(
-        config.feedbackTranscripts
-          ? HarborTranscript.feedback({
-            outcome,
-            jobsDir: found.jobsDir,
-            maxBytes: config.feedbackMaxBytes,
-            rewardKey: config.rewardKey
-          }).pipe(Effect.provide(context))
-          : Effect.succeedNone,
-        (feedback) =>
-          EvalStrategy.sampleRecord(plan, pending.sampleId, {
-            input: pending.task,
-            output: {
-              ...outcome.output,
-              ...(config.exposeAttemptDetail
-                ? { attempts: Collation.attemptDetail(outcome.attempts, config.rewardKey) }
-                : {}),
-              ...found.extra
-            },
-            ...(outcome.error === undefined ? {} : { error: outcome.error + (found.note ?? "") }),
-            ...(outcome.trace === undefined ? {} : { errorTrace: outcome.trace }),
-            ...(outcome.score === undefined ? {} : { score: outcome.score }),
-            ...(Option.isSome(feedback) ? { feedback: feedback.value } : {}),
-            metrics: outcome.metrics,
-            attempts: outcome.trials,
-            startedAt: found.startedAt,
-            finishedAt: found.finishedAt
-          })
-      )
-
-    /** Stores records, publishing `SampleScored` for each when the stack has an event hub. */
-    const putAll = (records: ReadonlyArray<Model.SampleRecord>, counts: Counts) =>
-      Effect.forEach(records, (sample) =>
-        Effect.zipRight(
-          store.putSample(sample),
-          Option.isNone(events) ? Effect.void : Effect.suspend(() => {
-            const error = Metrics.isError(sample)
-            counts.scored++
-            if (error) counts.errors++
-            return events.value.publish(
-              new RunEvents.SampleScored({
-                runId: sample.runId,
-                sampleId: sample.sampleId,
-                error,
-                scored: counts.scored,
-                errors: counts.errors
-              }, true)
-            )
-          })
-        ), { concurrency: 16, discard: true })
-
-    /**
-     * Stores the records of an infra-retry round, which replace error records already counted: a
-     * recovered sample publishes `SampleScored` with one error less; one still failing publishes nothing.
-     */
-    const putRetried = (records: ReadonlyArray<Model.SampleRecord>, counts: Counts) =>
-      Effect.forEach(records, (sample) =>
-        Effect.zipRight(
-          store.putSample(sample),
-          Option.isNone(events) || Metrics.isError(sample) ? Effect.void : Effect.suspend(() => {
-            counts.errors--
-            return events.value.publish(
-              new RunEvents.SampleScored({
-                runId: sample.runId,
-                sampleId: sample.sampleId,
-                error: false,
-                scored: counts.scored,
-                errors: counts.errors
-              }, true)
-            )
-          })
-        ), { concurrency: 16, discard: true })
-
-    /** The task source: a local directory (made absolute) when one exists, else a registry reference. */
-    const taskSource = Effect.map(
-      fs.exists(config.taskSource).pipe(Effect.orElseSucceed(() => false)),
-      (local): HarborArgs.Source =>
-        local ? { _tag: "Local", path: path.resolve(config.taskSource) } : { _tag: "Registry", ref: config.taskSource }
-    )
-
-    const nextJobName = (jobsDir: string) =>
-      Effect.map(fs.readDirectory(jobsDir).pipe(Effect.orElseSucceed(() => [])), (entries) => {
-        let last = 0
-        for (const entry of entries) {
-          const match = /^holdout-(\d+)$/.exec(entry)
-          if (match !== null) last = Math.max(last, Number(match[1]))
-        }
-        return `holdout-${last + 1}`
-      })
-
-    /** Trial directories of a job that hold a `result.json` (for progress lines). */
-    const finishedTrials = (jobDir: string) =>
-      Effect.gen(function*() {
-        const entries = yield* fs.readDirectory(jobDir).pipe(Effect.orElseSucceed(() => []))
-        let count = 0
-        for (const entry of entries) {
-          if (yield* fs.exists(path.join(jobDir, entry, "result.json")).pipe(Effect.orElseSucceed(() => false))) {
-            count++
-          }
-        }
-        return count
-      })
-
-    /**
-     * The model of a run's nested runs: the verifier's (`EvalStrategy.modelOverrideKey`, a transfer
-     * target's) on an admin run, else the configured one; an optimizer's run never chooses it.
-     */
-    const modelOf = (plan: EvalStrategy.RunPlan) =>
-      Effect.map(store.getRun(plan.runId).pipe(Effect.orElseSucceed(() => Option.none())), (run) => {
-        const override = plan.candidate.metadata?.[EvalStrategy.modelOverrideKey]
-        return Option.isSome(run) && run.value.admin && typeof override === "string" && override !== ""
-          ? { model: override }
-          : {}
-      })
-
-    const runHarbor = (
-      plan: EvalStrategy.RunPlan,
-      candidatePath: string,
-      tasks: ReadonlyArray<Pending>,
-      runDir: string,
-      jobsDir: string,
-      named?: string
-    ): Effect.Effect<Round, HoldoutError.StrategyError, Scope.Scope> =>
-      Effect.gen(function*() {
-        const jobName = named ?? (yield* nextJobName(jobsDir))
-        const jobDir = path.join(jobsDir, jobName)
-        const logFile = path.join(runDir, `${jobName}.log`)
-        const args = HarborArgs.runArgs({
-          ...config,
-          launcher: yield* launcher.forRun(candidatePath),
-          ...(yield* modelOf(plan))
-        }, {
-          source: yield* taskSource,
-          candidatePath,
-          includes: tasks.map((pending) => pending.task.include),
-          jobsDir,
-          jobName
-        })
-        const total = tasks.length * config.attempts
-        yield* Effect.logInfo(
-          `Harbor: running ${tasks.length} task(s) x ${config.attempts} attempt(s) of run ${plan.runId} ` +
-            `for candidate ${plan.candidate.id} (job ${jobName}, output in ${logFile})`
-        )
-        yield* Effect.logDebug(`Harbor command: ${args.map((arg) => JSON.stringify(arg)).join(" ")}`)
-        const { ended, outputTail } = yield* HarborProcess.supervise({
-          args,
-          cwd: candidatePath,
-          logFile,
-          timeoutSeconds: config.timeoutSeconds,
-          killGrace,
-          progressInterval,
-          progress: (elapsed) =>
-            Effect.flatMap(
-              finishedTrials(jobDir),
-              (done) => Effect.logInfo(`Harbor job ${jobName}: ${done}/${total} trial(s) finished after ${elapsed} s`)
-            )
-        }).pipe(Effect.provide(context))
-        if (!(ended._tag === "Exited" && ended.code === 0)) {
-          yield* Effect.logWarning(
-            `Harbor job ${jobName} ${HarborProcess.describeEnd(ended)}; collating the trials that finished.` +
-              (outputTail === "" ? "" : `\nLast error output:\n${outputTail.slice(-500)}`)
-          )
-        }
-        return { jobDir, logFile, ended, outputTail }
-      })
-
-    /**
-     * The number of the next infra-retry round's directory: the rounds already in `runDir`, plus one
-     * (or the first free number after it, should a directory have been removed in between).
-     */
-    const nextRetryDir = (runDir: string) =>
-      Effect.map(
-        fs.readDirectory(runDir).pipe(Effect.orElseSucceed(() => [])),
-        (entries) => {
-          const rounds = new Set(entries.filter((entry) => /^jobs-infra-retry-\d+$/.test(entry)))
-          let number = rounds.size + 1
-          while (rounds.has(`jobs-infra-retry-${number}`)) number++
-          return number
-        }
-      )
-
-    /**
-     * `infraRetryRounds`: runs again, round after round, the samples whose every attempt died of an
-     * infrastructure failure, each round into a sibling jobs directory of its own (so that the run's
-     * own jobs directory, which a resume pools, never sees them). A round that leaves no trial for a
-     * sample keeps its error; a sample that recovers is stamped with the round and the dead attempts
-     * of the rounds it discarded. Nothing is charged: the run was charged once.
-     */
-    const infraRetry = (
-      plan: EvalStrategy.RunPlan,
-      entries: ReadonlyArray<Pending>,
-      first: ReadonlyMap<string, Collation.Outcome>,
-      run: { readonly runDir: string; readonly startedAt: number; readonly counts: Counts }
+      entries: ReadonlyArray<Records.Pending>,
+      outcomes: ReadonlyMap<string, Collation.Outcome>,
+      found: (outcome: Collation.Outcome) => Records.Found
     ) =>
-      Effect.gen(function*() {
-        const current = new Map(first)
-        const discarded = new Map<string, ReadonlyArray<ReadonlyArray<string>>>()
-        for (let round = 1; round <= config.infraRetryRounds; round++) {
-          const retry = entries.filter((entry) =>
-            Collation.diedOfInfra(current.get(entry.task.resultKey)!, config.rewardKey)
-          )
-          if (retry.length === 0) return
-          const wait = config.infraRetryDelaySeconds * round
-          yield* Effect.logInfo(
-            `Harbor: ${retry.length} sample(s) of run ${plan.runId} died of infrastructure failures only; ` +
-              `infra-retry round ${round} of ${config.infraRetryRounds} in ${wait} s`
-          )
-          yield* Effect.sleep(Duration.seconds(wait))
-          const number = yield* nextRetryDir(run.runDir)
-          const retryDir = path.join(run.runDir, `jobs-infra-retry-${number}`)
-          yield* fs.makeDirectory(retryDir, { recursive: true }).pipe(Effect.mapError(ioFailure(`create ${retryDir}`)))
-          const ran = yield* Effect.either(Effect.scoped(
-            Effect.flatMap(
-              workspace.checkout(plan.candidate),
-              (candidatePath) => runHarbor(plan, candidatePath, retry, run.runDir, retryDir, `infra-retry-${number}`)
-            )
-          ))
-          if (Either.isLeft(ran)) {
-            yield* Effect.logWarning(
-              `Harbor infra-retry round ${round} of run ${plan.runId} could not run; the samples keep their errors: ` +
-                ran.left.message
-            )
-            return
-          }
-          const outcomes = Collation.collate(
-            (yield* loadTrials(retryDir)).trials,
-            retry.map((entry) => entry.task.resultKey),
-            collateOptions
-          )
-          // a sample this round left without a trial keeps its error (and may be retried again)
-          const answered = retry.filter((entry) => outcomes.get(entry.task.resultKey)!.trials > 0)
-          if (answered.length === 0) {
-            yield* Effect.logWarning(
-              `Harbor infra-retry round ${round} of run ${plan.runId} produced no trial for its ` +
-                `${retry.length} sample(s); they keep their errors`
-            )
-            continue
-          }
-          const finishedAt = yield* Clock.currentTimeMillis
-          const records = yield* Effect.forEach(answered, (entry) => {
-            const key = entry.task.resultKey
-            const rounds = [
-              ...(discarded.get(key) ?? []),
-              Collation.deadSummary(current.get(key)!.attempts, config.rewardKey)
-            ]
-            discarded.set(key, rounds)
-            const outcome = outcomes.get(key)!
-            current.set(key, outcome)
-            return record(plan, entry, outcome, {
-              jobsDir: retryDir,
-              startedAt: run.startedAt,
-              finishedAt,
-              ...(outcome.error === undefined
-                ? { extra: { infraRetry: { recoveredRound: round, discardedRounds: rounds } } }
-                : {})
-            })
-          }, { concurrency: 16 })
-          yield* putRetried(records, run.counts)
-          yield* Effect.logInfo(
-            `Harbor infra-retry round ${round} of run ${plan.runId}: ` +
-              `${records.filter((sample) => !Metrics.isError(sample)).length} of ${retry.length} sample(s) recovered`
-          )
-        }
-      })
+      Effect.forEach(entries, (entry) => {
+        const outcome = outcomes.get(entry.task.resultKey)!
+        return Records.record(config, plan, entry, outcome, found(outcome))
+      }, { concurrency: 16 })
 
     const produce = (plan: EvalStrategy.RunPlan) =>
       Effect.gen(function*() {
@@ -448,25 +184,9 @@ export const make = (
         const ids = yield* EvalStrategy.pendingSampleIds(store, plan, { isFinal: (sample) => !Metrics.isError(sample) })
         if (ids.length === 0) return
         // the run's counts for events: the samples already done, none of them an error
-        const counts: Counts = { scored: new Set(plan.sampleIds).size - ids.length, errors: 0 }
+        const counts: SampleStore.Counts = { scored: new Set(plan.sampleIds).size - ids.length, errors: 0 }
 
-        const rows = yield* source.rows(plan.datasetId, plan.split, ids).pipe(
-          Effect.catchTags({
-            InvalidRequest: (error) => Effect.fail(failure(error.message)),
-            UnknownSplit: (error) => Effect.fail(failure(error.message))
-          })
-        )
-        const pending: Array<Pending> = []
-        for (const [index, row] of rows.entries()) {
-          const task = decodeTask(row)
-          if (Either.isLeft(task)) {
-            return yield* Effect.fail(failure(
-              `Sample ${ids[index]} of ${plan.datasetId}/${plan.split} is not a Harbor task ` +
-                `({ include, resultKey }): serve the partition with HarborDataset.layer.`
-            ))
-          }
-          pending.push({ sampleId: ids[index]!, task: task.right })
-        }
+        const pending = yield* pendingTasks(source, plan, ids)
 
         const runDir = path.join(runsDir, runDirName(plan.runId))
         const jobsDir = path.join(runDir, "jobs")
@@ -474,23 +194,15 @@ export const make = (
         const startedAt = yield* Clock.currentTimeMillis
 
         // trials left by an earlier round of this run (cut short by a crash or a timeout)
-        const earlier = Collation.collate(
-          (yield* loadTrials(jobsDir)).trials,
-          pending.map((entry) => entry.task.resultKey),
-          collateOptions
-        )
+        const earlier = yield* collate(jobsDir, pending.map((entry) => entry.task.resultKey))
         const salvaged = pending.filter((entry) => {
           const outcome = earlier.get(entry.task.resultKey)!
           return outcome.error === undefined && outcome.trials >= config.attempts
         })
         if (salvaged.length > 0) {
           const finishedAt = yield* Clock.currentTimeMillis
-          yield* putAll(
-            yield* Effect.forEach(
-              salvaged,
-              (entry) => record(plan, entry, earlier.get(entry.task.resultKey)!, { jobsDir, startedAt, finishedAt }),
-              { concurrency: 16 }
-            ),
+          yield* samples.putAll(
+            yield* records(plan, salvaged, earlier, () => ({ jobsDir, startedAt, finishedAt })),
             counts
           )
           yield* Effect.logInfo(
@@ -500,51 +212,43 @@ export const make = (
         const toRun = pending.filter((entry) => !salvaged.includes(entry))
         if (toRun.length === 0) return
 
-        const round = yield* Effect.scoped(
-          Effect.flatMap(
-            workspace.checkout(plan.candidate),
-            (candidatePath) => runHarbor(plan, candidatePath, toRun, runDir, jobsDir)
-          )
-        )
+        const round = yield* HarborRound.run(setup, plan, toRun, { runDir, jobsDir })
 
-        const loaded = yield* loadTrials(jobsDir)
-        const fresh = loaded.trials.filter((trial) => trial.file.startsWith(round.jobDir + path.sep))
-        const ending = `The nested run ${HarborProcess.describeEnd(round.ended)}` +
-          (round.outputTail === "" ? "" : `; its last error output:\n${round.outputTail.slice(-500)}`)
-        if (fresh.length === 0) {
-          return yield* Effect.fail(failure(
-            `The nested \`harbor run\` produced no trial results for ${toRun.length} task(s); refusing to score ` +
-              `all samples 0. ${ending}\n(full output: ${round.logFile})`
-          ))
-        }
-        const wanted = new Set(toRun.map((entry) => entry.task.resultKey))
-        if (!fresh.some((trial) => wanted.has(trial.task_name))) {
-          return yield* Effect.fail(failure(
-            `The nested \`harbor run\` recorded trials only for tasks that were not asked for: requested ` +
-              `"${toRun[0]!.task.resultKey}", recorded "${fresh[0]!.task_name}". A task's result key must be the ` +
-              `task_name Harbor writes ("org/name" for registry and named tasks); when the -i pattern differs, ` +
-              `list the task as { include, resultKey }. Refusing to score all samples 0.`
-          ))
-        }
+        const loaded = yield* Collation.load(jobsDir)
+        const refused = HarborRound.refusal(round, toRun, loaded.trials, path.sep)
+        if (Option.isSome(refused)) return yield* Effect.fail(failure(refused.value))
         const outcomes = Collation.collate(loaded.trials, toRun.map((entry) => entry.task.resultKey), collateOptions)
         const finishedAt = yield* Clock.currentTimeMillis
-        const cut = round.ended._tag === "Exited" && round.ended.code === 0
+        const cut = HarborRound.exitedCleanly(round.ended)
           ? ""
           : ` The nested run ${HarborProcess.describeEnd(round.ended)}.`
-        yield* putAll(
-          yield* Effect.forEach(toRun, (entry) => {
-            const outcome = outcomes.get(entry.task.resultKey)!
-            return record(plan, entry, outcome, {
-              jobsDir,
-              startedAt,
-              finishedAt,
-              note: outcome.trials === 0 ? cut : ""
-            })
-          }, { concurrency: 16 }),
+        yield* samples.putAll(
+          yield* records(plan, toRun, outcomes, (outcome) => ({
+            jobsDir,
+            startedAt,
+            finishedAt,
+            note: outcome.trials === 0 ? cut : ""
+          })),
           counts
         )
-        if (config.infraRetryRounds > 0) yield* infraRetry(plan, toRun, outcomes, { runDir, startedAt, counts })
-      })
+        if (config.infraRetryRounds > 0) {
+          yield* infraRetry(
+            {
+              config,
+              runId: plan.runId,
+              runDir,
+              startedAt,
+              runRound: (tasks, retryDir, jobName) =>
+                HarborRound.run(setup, plan, tasks, { runDir, jobsDir: retryDir, jobName }),
+              collate,
+              record: (entry, outcome, found) => Records.record(config, plan, entry, outcome, found),
+              store: (retried) => samples.putRetried(retried, counts)
+            },
+            toRun,
+            outcomes
+          )
+        }
+      }).pipe(Effect.provide(context))
 
     return { name: strategyName, produce }
   })
