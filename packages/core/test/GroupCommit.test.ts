@@ -56,12 +56,14 @@ describe("GroupCommit", () => {
         })
       )
       const runtime = yield* Effect.runtime<never>()
-      // five timers, each a caller of its own: a commit made at once would take each alone (Node runs
-      // them in one turn, so they share one batch; Deno may run the first alone)
+      // five callbacks of the event loop, each a caller of its own: a commit made at once would take
+      // each alone. Node runs the immediates queued together in one check phase, before the timer the
+      // group commit waits on, so they share one batch (timers would not do: on a loaded machine, timers
+      // made in different milliseconds fire in different turns); Deno may run the first alone
       yield* Effect.promise(() =>
         Promise.all(
           [1, 2, 3, 4, 5].map((input) =>
-            new Promise((resolve) => setTimeout(() => resolve(Runtime.runPromise(runtime)(group.submit(input))), 0))
+            new Promise((resolve) => setImmediate(() => resolve(Runtime.runPromise(runtime)(group.submit(input)))))
           )
         )
       )
