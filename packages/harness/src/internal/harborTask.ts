@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import { Ledger } from "@holdout/core"
 import type { HarborConfig } from "@holdout/strategy-harbor"
 import type { BuildConfig } from "../HarborBuild.js"
 
@@ -243,15 +244,11 @@ export const instruction = (config: BuildConfig): string => {
   const budgetOf = (split: string) => {
     const budget = config.budgets.find((entry) => entry.split === split)
     if (budget === undefined) return "no budget"
-    // the optimizer's share: what the verifier's reserve leaves
-    const reserve = budget.reservedForFinalize
-    const yours = (limit: number | undefined, reserved: number | undefined) =>
-      limit === undefined ? undefined : Math.max(0, limit - (reserved ?? 0))
-    const runs = yours(budget.runs, reserve?.runs)
-    const samples = yours(budget.samples, reserve?.samples)
+    // the optimizer's share, as the ledger tells it before anything is spent (the reserve left out)
+    const { runs, samples } = Ledger.snapshot({ datasetId: config.datasetId, ...budget }, Ledger.nothingSpent).remaining
     const parts = [
-      ...(runs === undefined ? [] : [`${runs} evaluation(s)`]),
-      ...(samples === undefined ? [] : [`${samples} task run(s)`])
+      ...(runs === null ? [] : [`${runs} evaluation(s)`]),
+      ...(samples === null ? [] : [`${samples} task run(s)`])
     ]
     return parts.length === 0 ? "unmetered" : parts.join(", ")
   }
