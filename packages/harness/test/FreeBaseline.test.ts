@@ -2,16 +2,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
-import {
-  DatasetSource,
-  EvalStrategy,
-  HoldoutError,
-  Ledger,
-  LocalStrategy,
-  type Model,
-  Stack,
-  TaskStore
-} from "@holdout/core"
+import { DatasetSource, HoldoutError, Ledger, LocalStrategy, type Model, Stack, TaskStore } from "@holdout/core"
 import { Agent, Sidecar, Verifier } from "@holdout/harness"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure } from "@holdout/testkit"
@@ -24,7 +15,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { doubleTask as task, rows } from "./helpers.js"
+import { aroundLocal, doubleTask as task, rows } from "./helpers.js"
 
 const budgets: ReadonlyArray<Model.SplitBudget> = [
   { datasetId: "ds", split: "train", runs: 10 },
@@ -46,21 +37,16 @@ interface Behaviour {
 }
 
 const strategy = (behaviour: Behaviour) =>
-  Layer.effect(
-    EvalStrategy.EvalStrategy,
-    Effect.map(EvalStrategy.EvalStrategy, (local) => ({
-      name: local.name,
-      produce: (plan: EvalStrategy.RunPlan) =>
-        Effect.gen(function*() {
-          if (plan.candidate.id === baseline.id && behaviour.gate !== undefined) yield* Deferred.await(behaviour.gate)
-          if (plan.candidate.id === baseline.id && behaviour.failures > 0) {
-            behaviour.failures--
-            return yield* new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" })
-          }
-          return yield* local.produce(plan)
-        })
-    }))
-  ).pipe(Layer.provide(LocalStrategy.layer(task)))
+  aroundLocal((plan, local) =>
+    Effect.gen(function*() {
+      if (plan.candidate.id === baseline.id && behaviour.gate !== undefined) yield* Deferred.await(behaviour.gate)
+      if (plan.candidate.id === baseline.id && behaviour.failures > 0) {
+        behaviour.failures--
+        return yield* new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" })
+      }
+      return yield* local.produce(plan)
+    })
+  )
 
 const verifierOptions = (freeBaseline: boolean): Verifier.Options => ({
   mode: "auto_best",

@@ -7,16 +7,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
-import {
-  DatasetSource,
-  EvalStrategy,
-  HoldoutError,
-  Ledger,
-  LocalStrategy,
-  type Model,
-  Stack,
-  TaskStore
-} from "@holdout/core"
+import { DatasetSource, HoldoutError, Ledger, type Model, Stack, TaskStore } from "@holdout/core"
 import { Jobs, Sidecar, Verifier } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -28,7 +19,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { doubleTask as task, rows } from "./helpers.js"
+import { aroundLocal, rows } from "./helpers.js"
 
 const budgets: ReadonlyArray<Model.SplitBudget> = [
   { datasetId: "ds", split: "train", runs: 3 },
@@ -40,18 +31,13 @@ const budgets: ReadonlyArray<Model.SplitBudget> = [
  * "broken" fails (a StrategyError, after the charge).
  */
 const strategy = (gate: Deferred.Deferred<void>) =>
-  Layer.effect(
-    EvalStrategy.EvalStrategy,
-    Effect.map(EvalStrategy.EvalStrategy, (local) => ({
-      name: local.name,
-      produce: (plan: EvalStrategy.RunPlan) =>
-        plan.candidate.id === "broken"
-          ? Effect.fail(new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" }))
-          : plan.candidate.id === "slow"
-          ? Effect.zipRight(Deferred.await(gate), local.produce(plan))
-          : local.produce(plan)
-    }))
-  ).pipe(Layer.provide(LocalStrategy.layer(task)))
+  aroundLocal((plan, local) =>
+    plan.candidate.id === "broken"
+      ? Effect.fail(new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" }))
+      : plan.candidate.id === "slow"
+      ? Effect.zipRight(Deferred.await(gate), local.produce(plan))
+      : local.produce(plan)
+  )
 
 interface Stores {
   readonly ledger: Ledger.Ledger["Type"]

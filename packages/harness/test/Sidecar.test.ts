@@ -2,17 +2,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
-import {
-  DatasetSource,
-  type Engine,
-  EvalStrategy,
-  HoldoutError,
-  Ledger,
-  LocalStrategy,
-  type Model,
-  Stack,
-  TaskStore
-} from "@holdout/core"
+import { DatasetSource, type Engine, HoldoutError, Ledger, type Model, Stack, TaskStore } from "@holdout/core"
 import { Sidecar, Verifier } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -21,7 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { doubleTask as task, rows } from "./helpers.js"
+import { aroundLocal, rows } from "./helpers.js"
 
 // "holdout-secret" is no_access; "ghost" is tiered but holds no data (a budget for it would be a
 // ConfigError at start: `Stack.checkBudgetedSplits`); "open" is viewable but unbudgeted
@@ -31,18 +21,13 @@ const budgets = [
 ]
 
 /** The local strategy, except for candidate "broken" (a StrategyError) and "empty" (no sample at all). */
-const strategy = Layer.effect(
-  EvalStrategy.EvalStrategy,
-  Effect.map(EvalStrategy.EvalStrategy, (local) => ({
-    name: local.name,
-    produce: (plan: EvalStrategy.RunPlan) =>
-      plan.candidate.id === "broken"
-        ? Effect.fail(new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" }))
-        : plan.candidate.id === "empty"
-        ? Effect.void
-        : local.produce(plan)
-  }))
-).pipe(Layer.provide(LocalStrategy.layer(task)))
+const strategy = aroundLocal((plan, local) =>
+  plan.candidate.id === "broken"
+    ? Effect.fail(new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" }))
+    : plan.candidate.id === "empty"
+    ? Effect.void
+    : local.produce(plan)
+)
 
 /** The memory store, except that it cannot store a run of candidate "store-down". */
 const store = Layer.effect(

@@ -3,8 +3,9 @@
  * over the `qa` fixture, a process awaited until it tells its address, and a small in-memory task.
  * Not a test file: vitest collects `*.test.ts` only.
  */
-import { Task } from "@holdout/core"
+import { type DatasetSource, EvalStrategy, type HoldoutError, LocalStrategy, Task, type TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -218,6 +219,24 @@ export const doubleTask = Task.make<Row, number, "answer">({
   infer: (row) => row.index * 2,
   score: (row, stored) => (stored.output === row.answer && row.index % 4 !== 3 ? 1 : 0)
 })
+
+/**
+ * The local strategy over `doubleTask`, with every plan handed first to `produce`, which may fail,
+ * wait or do nothing instead, or pass the plan on to the local strategy (`local.produce(plan)`).
+ */
+export const aroundLocal = (
+  produce: (plan: EvalStrategy.RunPlan, local: EvalStrategy.EvalStrategy["Type"]) => ReturnType<
+    EvalStrategy.EvalStrategy["Type"]["produce"]
+  >
+): Layer.Layer<
+  EvalStrategy.EvalStrategy,
+  HoldoutError.ConfigError,
+  TaskStore.TaskStore | DatasetSource.DatasetSource
+> =>
+  Layer.effect(
+    EvalStrategy.EvalStrategy,
+    Effect.map(EvalStrategy.EvalStrategy, (local) => ({ name: local.name, produce: (plan) => produce(plan, local) }))
+  ).pipe(Layer.provide(LocalStrategy.layer(doubleTask)))
 
 /**
  * Runs a TypeScript script on Node (`node --import tsx`) from the repository's root to its end, and
