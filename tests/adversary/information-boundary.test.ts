@@ -5,7 +5,17 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
-import { DatasetSource, Engine, Ledger, LocalStrategy, type Model, Stack, Task, TaskStore } from "@holdout/core"
+import {
+  DatasetSource,
+  Engine,
+  Ledger,
+  LocalStrategy,
+  type Model,
+  SampleIds,
+  Stack,
+  Task,
+  TaskStore
+} from "@holdout/core"
 import { Verifier } from "@holdout/harness"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure } from "@holdout/testkit"
@@ -73,7 +83,7 @@ describe("adversary: differencing on a non_viewable split", () => {
       for (let count = 5; count <= size; count++) {
         const experiment = yield* evaluate({ split: "validation", candidate, numSamples: count })
         sums[count] = revealedSum(experiment)
-        sets[count] = experiment.run.sampleIds
+        sets[count] = SampleIds.toArray(experiment.run.sampleIds)
       }
       const spent = yield* Effect.flatMap(
         Ledger.Ledger,
@@ -131,7 +141,7 @@ describe("adversary: differencing on a non_viewable split", () => {
           evaluate({ split: "validation", candidate: { id: "c" }, numSamples: 10, idempotencyKey: key }).pipe(
             Effect.provide(stack(splitSize))
           ),
-          (experiment) => experiment.run.sampleIds
+          (experiment) => SampleIds.toArray(experiment.run.sampleIds)
         ))
       const first = yield* ids(size, "a")
       const again = yield* ids(size, "b")
@@ -145,12 +155,12 @@ describe("adversary: differencing on a non_viewable split", () => {
     Effect.gen(function*() {
       const candidate = { id: "c" }
       const viewable = yield* evaluate({ split: "train", candidate, sampleIds: [3, 1] })
-      assert.deepStrictEqual(viewable.run.sampleIds, [1, 3])
+      assert.deepStrictEqual(SampleIds.toArray(viewable.run.sampleIds), [1, 3])
       const first = yield* evaluate({ split: "train", candidate, numSamples: 3 })
-      assert.deepStrictEqual(first.run.sampleIds, [0, 1, 2])
+      assert.deepStrictEqual(SampleIds.toArray(first.run.sampleIds), [0, 1, 2])
       const admin = yield* Effect.flatMap(Engine.Engine, (engine) =>
         engine.evaluate({ datasetId: "ds", split: "validation", candidate, sampleIds: [7] }, { admin: true }))
-      assert.deepStrictEqual(admin.run.sampleIds, [7])
+      assert.deepStrictEqual(SampleIds.toArray(admin.run.sampleIds), [7])
     }).pipe(Effect.provide(memoryStack())))
 })
 

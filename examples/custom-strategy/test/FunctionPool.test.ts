@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DatasetSource, EvalStrategy, TaskStore } from "@holdout/core"
+import { DatasetSource, EvalStrategy, SampleIds, TaskStore } from "@holdout/core"
 import { strategyConformance } from "@holdout/testkit"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -50,7 +50,7 @@ describe("function pool", () => {
         candidate: { id: "c" },
         datasetId: "numbers",
         split: "train",
-        sampleIds: [0, 1, 2, 3, 4, 5, 6, 7]
+        sampleIds: SampleIds.fromIterable([0, 1, 2, 3, 4, 5, 6, 7])
       })
       const samples = Chunk.toReadonlyArray(yield* Stream.runCollect(TaskStore.streamSamples(store, "r")))
       assert.strictEqual(samples.length, 8)

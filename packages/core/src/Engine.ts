@@ -7,6 +7,7 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Equal from "effect/Equal"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -37,6 +38,7 @@ import * as Metrics from "./Metrics.js"
 import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
 import * as Release from "./Release.js"
 import * as RunEvents from "./RunEvents.js"
+import * as SampleIds from "./SampleIds.js"
 import { SplitAccess } from "./SplitAccess.js"
 import * as TaskStore from "./TaskStore.js"
 import { Workspace } from "./Workspace.js"
@@ -156,9 +158,6 @@ export const blockSecretKey = "holdout:block-secret"
 
 const newRunId = (): string => globalThis.crypto.randomUUID()
 
-const sameIds = (left: ReadonlyArray<number>, right: ReadonlyArray<number>): boolean =>
-  left.length === right.length && left.every((id, index) => id === right[index])
-
 /**
  * Builds the engine from its services.
  *
@@ -210,7 +209,7 @@ export const make = (
       })
 
     const sizeOf = (run: RunRecord) =>
-      Effect.map(datasets.info(run.datasetId), (info) => info.splits[run.split] ?? Missing.idsBelow(run.sampleIds))
+      Effect.map(datasets.info(run.datasetId), (info) => info.splits[run.split] ?? SampleIds.upperBound(run.sampleIds))
     const progressOf = (run: RunRecord) => run.progress ?? Metrics.emptyProgress
     const reread = (run: RunRecord) => Effect.map(store.getRun(run.runId), Option.getOrElse(() => run))
 
@@ -328,7 +327,7 @@ export const make = (
         // the same request: a replay of its key, never a different request under an old key
         const sameRequest = (run: RunRecord) =>
           run.candidate.id === candidate.id && run.datasetId === datasetId && run.split === split &&
-          run.admin === admin && sameIds(run.sampleIds, sampleIds)
+          run.admin === admin && Equal.equals(run.sampleIds, sampleIds)
         const start = Effect.gen(function*() {
           if (keyed !== undefined) {
             const existing = yield* store.getRun(runId)

@@ -10,7 +10,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type { StoreError, StrategyError } from "./HoldoutError.js"
 import * as PlanStatus from "./internal/planStatus.js"
-import type { Candidate, SampleRecord } from "./Model.js"
+import type { Candidate, SampleIdSet, SampleRecord } from "./Model.js"
 import type { TaskStore } from "./TaskStore.js"
 
 /**
@@ -24,7 +24,8 @@ export interface RunPlan {
   readonly candidate: Candidate
   readonly datasetId: string
   readonly split: string
-  readonly sampleIds: ReadonlyArray<number>
+  /** The planned ids, ascending and each once (`SampleIds.fromIterable` builds them from any ids). */
+  readonly sampleIds: SampleIdSet
 }
 
 /**

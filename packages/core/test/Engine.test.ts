@@ -13,6 +13,7 @@ import { InvalidRequest } from "../src/HoldoutError.js"
 import * as Ledger from "../src/Ledger.js"
 import type { EvalRequest } from "../src/Model.js"
 import * as RunEvents from "../src/RunEvents.js"
+import * as SampleIds from "../src/SampleIds.js"
 import * as TaskStore from "../src/TaskStore.js"
 import * as Workspace from "../src/Workspace.js"
 import { candidate, samplesOf, stack } from "./fixtures.js"
@@ -133,7 +134,7 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
       Effect.gen(function*() {
         const engine = yield* Engine.Engine
         const first = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, numSamples: 3 })
-        assert.deepStrictEqual(first.run.sampleIds, [0, 1, 2])
+        assert.deepStrictEqual(SampleIds.toArray(first.run.sampleIds), [0, 1, 2])
         const all = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, numSamples: 500 })
         assert.strictEqual(all.run.sampleIds.length, 20)
         assert.deepStrictEqual(yield* spentOn("train"), { runs: 2, samples: 23 })
@@ -143,7 +144,7 @@ describe("Engine.evaluate — order of DESIGN §5", () => {
       Effect.gen(function*() {
         const engine = yield* Engine.Engine
         const picked = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate, sampleIds: [7, 2, 11] })
-        assert.deepStrictEqual(picked.run.sampleIds, [2, 7, 11])
+        assert.deepStrictEqual(SampleIds.toArray(picked.run.sampleIds), [2, 7, 11])
         assert.deepStrictEqual((yield* samplesOf(picked)).map((sample) => sample.sampleId), [2, 7, 11])
         const whole = yield* engine.evaluate({ datasetId: "qa", split: "train", candidate })
         assert.strictEqual((yield* samplesOf(whole)).length, 20)

@@ -15,6 +15,7 @@ import { StoreError } from "../src/HoldoutError.js"
 import * as LocalStrategy from "../src/LocalStrategy.js"
 import type { SampleRecord } from "../src/Model.js"
 import * as RunEvents from "../src/RunEvents.js"
+import * as SampleIds from "../src/SampleIds.js"
 import * as Task from "../src/Task.js"
 import * as TaskStore from "../src/TaskStore.js"
 
@@ -32,7 +33,7 @@ const plan = (sampleIds: ReadonlyArray<number>, runId = "run-1"): EvalStrategy.R
   candidate: { id: "cand-1" },
   datasetId: "numbers",
   split: "train",
-  sampleIds
+  sampleIds: SampleIds.fromIterable(sampleIds)
 })
 
 const seed = (sampleId: number, fields: Partial<SampleRecord>): SampleRecord => ({

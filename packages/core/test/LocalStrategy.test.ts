@@ -14,6 +14,7 @@ import * as EvalStrategy from "../src/EvalStrategy.js"
 import { StoreError } from "../src/HoldoutError.js"
 import * as LocalStrategy from "../src/LocalStrategy.js"
 import type { SampleRecord } from "../src/Model.js"
+import * as SampleIds from "../src/SampleIds.js"
 import * as Task from "../src/Task.js"
 import * as TaskStore from "../src/TaskStore.js"
 
@@ -36,7 +37,7 @@ const plan = (sampleIds: ReadonlyArray<number>, runId = "run-1", split = "train"
   candidate: { id: "cand-1" },
   datasetId: "qa",
   split,
-  sampleIds
+  sampleIds: SampleIds.fromIterable(sampleIds)
 })
 
 const deps = Layer.merge(TaskStore.layerMemory, DatasetSource.layerRecords(records))

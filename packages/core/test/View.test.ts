@@ -6,6 +6,7 @@ import * as Option from "effect/Option"
 import * as Engine from "../src/Engine.js"
 import * as Blocks from "../src/internal/blocks.js"
 import type { Experiment } from "../src/Model.js"
+import * as SampleIds from "../src/SampleIds.js"
 import * as SplitAccess from "../src/SplitAccess.js"
 import * as TaskStore from "../src/TaskStore.js"
 import * as View from "../src/View.js"
@@ -85,7 +86,7 @@ describe("View", () => {
       const view = yield* View.experiment(experiment)
       assert.strictEqual(view._tag, "viewable")
       if (view._tag !== "viewable") return
-      assert.deepStrictEqual(view.run.sampleIds, [0, 1, 2, 3])
+      assert.deepStrictEqual(SampleIds.toArray(view.run.sampleIds), [0, 1, 2, 3])
       assert.strictEqual(view.summary.metrics.numSamples, 4)
       const all = yield* samplesOf(experiment)
       const first = yield* View.samplePage(

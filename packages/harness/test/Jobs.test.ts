@@ -7,7 +7,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
-import { DatasetSource, HoldoutError, Ledger, type Model, Stack, TaskStore } from "@holdout/core"
+import { DatasetSource, HoldoutError, Ledger, type Model, SampleIds, Stack, TaskStore } from "@holdout/core"
 import { Jobs, Sidecar, Verifier } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -215,7 +215,7 @@ describe("Jobs: asynchronous evaluations through the sidecar", () => {
         candidate: { id: "cand-1" },
         datasetId: "ds",
         split: "secret",
-        sampleIds: [0],
+        sampleIds: SampleIds.fromIterable([0]),
         status: "completed",
         admin: true,
         createdAt: 0

@@ -3,7 +3,7 @@
  * client (`@modelcontextprotocol/sdk`), on a stack with a viewable, a non_viewable and a no_access split.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Model, View } from "@holdout/core"
+import { Model, SampleIds, View } from "@holdout/core"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import * as Effect from "effect/Effect"
@@ -225,7 +225,7 @@ describe.each(Object.entries(modes))("holdout mcp %s, with an MCP client over st
     )
     const experiment = reply.experiment
     if (experiment._tag !== "viewable") return assert.fail(`a viewable experiment was expected: ${experiment._tag}`)
-    assert.deepStrictEqual(experiment.run.sampleIds, [0, 1, 2, 3, 4, 5, 6, 7])
+    assert.deepStrictEqual(SampleIds.toArray(experiment.run.sampleIds), [0, 1, 2, 3, 4, 5, 6, 7])
     assert.strictEqual(experiment.summary.metrics.numSamples, 8)
     assert.strictEqual(reply.remaining?.runs, 4)
     const runId = experiment.summary.runId

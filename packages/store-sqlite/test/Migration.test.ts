@@ -3,7 +3,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as LibsqlClient from "@effect/sql-libsql/LibsqlClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Metrics, TaskStore } from "@holdout/core"
+import { Metrics, SampleIds, TaskStore } from "@holdout/core"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { makeRun, makeSample } from "@holdout/testkit"
 import { createClient } from "@libsql/client/node"
@@ -57,6 +57,6 @@ describe("store-sqlite migrations", () => {
         Metrics.emptyProgress
       )
       assert.deepStrictEqual(Option.getOrThrow(run).progress, expected)
-      assert.deepStrictEqual(Option.getOrThrow(run).sampleIds, [0, 1, 2, 3, 4])
+      assert.deepStrictEqual(SampleIds.toArray(Option.getOrThrow(run).sampleIds), [0, 1, 2, 3, 4])
     }).pipe(Effect.provide(NodeContext.layer)))
 })

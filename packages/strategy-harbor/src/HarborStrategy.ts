@@ -184,7 +184,7 @@ export const make = (
         const ids = yield* EvalStrategy.pendingSampleIds(store, plan, { isFinal: (sample) => !Metrics.isError(sample) })
         if (ids.length === 0) return
         // the run's counts for events: the samples already done, none of them an error
-        const counts: SampleStore.Counts = { scored: new Set(plan.sampleIds).size - ids.length, errors: 0 }
+        const counts: SampleStore.Counts = { scored: plan.sampleIds.length - ids.length, errors: 0 }
 
         const pending = yield* pendingTasks(source, plan, ids)
 

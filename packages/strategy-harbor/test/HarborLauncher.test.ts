@@ -5,7 +5,7 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { EvalStrategy, TaskStore } from "@holdout/core"
+import { EvalStrategy, SampleIds, TaskStore } from "@holdout/core"
 import { HarborConfig, HarborLauncher } from "@holdout/strategy-harbor"
 import { expectFailure, makeRun } from "@holdout/testkit"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -41,7 +41,13 @@ const produce = (fixture: Fixture, options: StackOptions, path: string) =>
     const store = yield* TaskStore.TaskStore
     const candidate = { id: "cand-1" }
     yield* store.createRun(makeRun("run-1", { candidate, datasetId, split: "train", sampleIds: [0] }))
-    yield* strategy.produce({ runId: "run-1", candidate, datasetId, split: "train", sampleIds: [0] })
+    yield* strategy.produce({
+      runId: "run-1",
+      candidate,
+      datasetId,
+      split: "train",
+      sampleIds: SampleIds.fromIterable([0])
+    })
   }).pipe(
     Effect.provide(stack(fixture, options)),
     Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PATH", path]])))

@@ -4,7 +4,7 @@
  * chooses it.
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { EvalStrategy, TaskStore } from "@holdout/core"
+import { EvalStrategy, SampleIds, TaskStore } from "@holdout/core"
 import { makeRun } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
 import { datasetId, invocations, makeFixture, removeFixtures, stack } from "./support.js"
@@ -31,7 +31,7 @@ describe("HarborStrategy — the model of a nested run", () => {
       for (const { admin, metadata, runId } of runs) {
         const candidate = { id: "cand-1", metadata }
         yield* store.createRun(makeRun(runId, { candidate, datasetId, split: "train", sampleIds: [0], admin }))
-        yield* strategy.produce({ runId, candidate, datasetId, split: "train", sampleIds: [0] })
+        yield* strategy.produce({ runId, candidate, datasetId, split: "train", sampleIds: SampleIds.fromIterable([0]) })
       }
       const models = invocations(fixture).map((call) => modelOf(call.argv))
       assert.deepStrictEqual(models, ["base/model", "base/model", "base/model", "other/model"])

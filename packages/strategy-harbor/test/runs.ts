@@ -3,7 +3,7 @@
  * vitest): a plan, producing it, and reading its records.
  */
 import { assert } from "@effect/vitest"
-import { EvalStrategy, type HoldoutError, type Model, TaskStore } from "@holdout/core"
+import { EvalStrategy, type HoldoutError, type Model, SampleIds, TaskStore } from "@holdout/core"
 import { makeRun } from "@holdout/testkit"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -18,7 +18,7 @@ export const plan = (sampleIds: ReadonlyArray<number>, runId = "run-1"): EvalStr
   candidate,
   datasetId,
   split: "train",
-  sampleIds
+  sampleIds: SampleIds.fromIterable(sampleIds)
 })
 
 /** Creates the run, produces the plan, and returns the stored samples by id. */

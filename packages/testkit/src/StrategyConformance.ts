@@ -6,7 +6,16 @@
  * @since 0.1.0
  */
 import { assert, describe, it } from "@effect/vitest"
-import { DatasetSource, EvalStrategy, LocalStrategy, Metrics, type Model, Task, TaskStore } from "@holdout/core"
+import {
+  DatasetSource,
+  EvalStrategy,
+  LocalStrategy,
+  Metrics,
+  type Model,
+  SampleIds,
+  Task,
+  TaskStore
+} from "@holdout/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -77,7 +86,7 @@ export const strategyConformance = (name: string, backend: StrategyBackend): voi
     candidate,
     datasetId: backend.datasetId,
     split: backend.split,
-    sampleIds
+    sampleIds: SampleIds.fromIterable(sampleIds)
   })
   const all = Array.from({ length: backend.size }, (_, index) => index)
   const createRun = (store: TaskStore.TaskStore["Type"], runPlan: EvalStrategy.RunPlan) =>

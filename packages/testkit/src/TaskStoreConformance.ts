@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Metrics, type Model, TaskStore } from "@holdout/core"
+import { Metrics, type Model, SampleIds, TaskStore } from "@holdout/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -40,16 +40,21 @@ export interface TaskStoreBackend {
  * @since 0.1.0
  * @category constructors
  */
-export const makeRun = (runId: string, overrides: Partial<Model.RunRecord> = {}): Model.RunRecord => ({
+export const makeRun = (
+  runId: string,
+  { sampleIds = [0, 1, 2], ...overrides }: Partial<Omit<Model.RunRecord, "sampleIds">> & {
+    readonly sampleIds?: Iterable<number>
+  } = {}
+): Model.RunRecord => ({
   runId,
   candidate: { id: "cand-1", label: "first", metadata: { branch: "main", depth: 2 } },
   datasetId: "ds",
   split: "train",
-  sampleIds: [0, 1, 2],
   status: "running",
   admin: false,
   createdAt: 1_700_000_000_000,
-  ...overrides
+  ...overrides,
+  sampleIds: SampleIds.fromIterable(sampleIds)
 })
 
 /**

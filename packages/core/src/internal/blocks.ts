@@ -10,6 +10,7 @@ import * as Stream from "effect/Stream"
 import { InvalidRequest, SubsetTooSmall } from "../HoldoutError.js"
 import * as Metrics from "../Metrics.js"
 import type { EvalRequest, RunRecord, SampleRecord } from "../Model.js"
+import * as SampleIds from "../SampleIds.js"
 import { resolveSampleIds } from "./requests.js"
 import * as Statistics from "./statistics.js"
 
@@ -108,7 +109,7 @@ export const make = <E>(
       if (first.length < floor) {
         return yield* new SubsetTooSmall({ split: request.split, requested: first.length, minimum: floor })
       }
-      return take(yield* blocksOf(request.datasetId, request.split, size), first.length)
+      return SampleIds.fromIterable(take(yield* blocksOf(request.datasetId, request.split, size), first.length))
     })
 
   /**

@@ -7,14 +7,8 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { StoreError } from "../HoldoutError.js"
 import type { RunRecord } from "../Model.js"
+import * as SampleIds from "../SampleIds.js"
 import * as TaskStore from "../TaskStore.js"
-
-/** One more than the largest id (a loop: spreading a million ids into `Math.max` overflows the stack). */
-export const idsBelow = (ids: ReadonlyArray<number>): number => {
-  let largest = -1
-  for (const id of ids) if (id > largest) largest = id
-  return largest + 1
-}
 
 /** Records an error for every planned sample of `run` without a record; reads the stored ids page by page. */
 export const fill = (
@@ -23,7 +17,7 @@ export const fill = (
   run: RunRecord
 ): Effect.Effect<void, StoreError> =>
   Effect.gen(function*() {
-    const largest = idsBelow(run.sampleIds) - 1
+    const largest = SampleIds.upperBound(run.sampleIds) - 1
     const present = new Uint8Array(largest + 1)
     yield* Stream.runForEach(
       TaskStore.streamSamples(store, run.runId),

@@ -18,9 +18,9 @@ import type { Ledger } from "../Ledger.js"
 import * as Metrics from "../Metrics.js"
 import type { Candidate, Experiment, RunRecord } from "../Model.js"
 import * as Release from "../Release.js"
+import * as SampleIds from "../SampleIds.js"
 import type { TaskStore } from "../TaskStore.js"
 import { newSecret } from "./blocks.js"
-import { toRanges } from "./runCodec.js"
 
 /** The store key of the secret the noise is drawn from. */
 export const secretKey = "holdout:release-secret"
@@ -202,7 +202,7 @@ export const make = (
 /** A digest of what a request asks: candidate, split and samples. */
 const requestDigest = (run: RunRecord) =>
   Effect.promise(async () => {
-    const text = JSON.stringify([run.candidate.id, run.datasetId, run.split, toRanges(run.sampleIds)])
+    const text = JSON.stringify([run.candidate.id, run.datasetId, run.split, SampleIds.ranges(run.sampleIds)])
     const digest = await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))
     return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("")
   })

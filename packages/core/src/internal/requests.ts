@@ -3,6 +3,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { InvalidRequest } from "../HoldoutError.js"
 import { EvalRequest } from "../Model.js"
+import * as SampleIds from "../SampleIds.js"
 
 const decodeRequest = Schema.decodeUnknownEither(EvalRequest, { onExcessProperty: "error", errors: "all" })
 
@@ -29,7 +30,7 @@ const listIds = (ids: ReadonlyArray<unknown>): string => {
 export const resolveSampleIds = (
   request: EvalRequest,
   size: number
-): Either.Either<ReadonlyArray<number>, InvalidRequest> => {
+): Either.Either<SampleIds.SampleIds, InvalidRequest> => {
   const fail = (message: string) => Either.left(new InvalidRequest({ message }))
   const where = `split "${request.split}" of dataset "${request.datasetId}"`
   if (request.sampleIds !== undefined && request.numSamples !== undefined) {
@@ -38,13 +39,12 @@ export const resolveSampleIds = (
     )
   }
   if (size === 0) return fail(`The ${where} is empty: there is nothing to evaluate.`)
-  const range = (count: number) => Array.from({ length: count }, (_, index) => index)
   if (request.numSamples !== undefined) {
     const count = request.numSamples
     if (!Number.isInteger(count) || count < 1) {
       return fail(`numSamples must be an integer of at least 1, got ${JSON.stringify(count)}.`)
     }
-    return Either.right(range(Math.min(count, size)))
+    return Either.right(SampleIds.range(0, Math.min(count, size)))
   }
   if (request.sampleIds !== undefined) {
     const ids = request.sampleIds
@@ -64,7 +64,7 @@ export const resolveSampleIds = (
       seen.add(id)
     }
     if (repeated.length > 0) return fail(`sampleIds lists ${listIds(repeated)} more than once; list each id once.`)
-    return Either.right(Array.from(seen).sort((a, b) => a - b))
+    return Either.right(SampleIds.fromIterable(seen))
   }
-  return Either.right(range(size))
+  return Either.right(SampleIds.range(0, size))
 }
