@@ -374,9 +374,9 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["pipeline/libsql/samples", benchPipelineSqlite("libsql")],
   ["sidecar/sqlite/evalPerSec+statusPerSec", SidecarBench.bench],
   ["cli/startMs+evalRoundTripMs", CliBench.bench],
-  ["scale/sqlite/1M", Scale.bench(scriptPath, "sqlite", 1_000_000, "1M")],
-  ["scale/sqlite/10M", Scale.bench(scriptPath, "sqlite", 10_000_000, "10M")],
-  ["scale/memory/10M", Scale.bench(scriptPath, "memory", 10_000_000, "10M")],
+  ["scale/sqlite/1M", Scale.bench("sqlite", 1_000_000, "1M")],
+  ["scale/sqlite/10M", Scale.bench("sqlite", 10_000_000, "10M")],
+  ["scale/memory/10M", Scale.bench("memory", 10_000_000, "10M")],
   ...Stats.benches,
   ...PgBench.benches(scriptPath, storeStack)
 ]
@@ -447,8 +447,6 @@ const program = process.argv.includes("--reserve-child")
   ? rssChild
   : process.argv.includes("--baseline-child")
   ? baselineChild
-  : process.argv.includes("--scale-child")
-  ? Scale.child(childArgument("--scale-child") as "sqlite" | "memory", Number(process.argv.at(-1)))
   : main
 Effect.runPromise(Effect.provide(program, Logger.minimumLogLevel(LogLevel.Warning))).catch((error: unknown) => {
   process.stderr.write(`${String(error)}\n`)
