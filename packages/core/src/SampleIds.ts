@@ -45,10 +45,9 @@ export interface SampleIds extends Iterable<number>, Equal.Equal, Pipeable {
 }
 
 const describe = (self: SampleIds): string => {
-  const shown = ranges(self).slice(0, 5).map(([first, count]) =>
-    count === 1 ? `${first}` : `${first}..${first + count - 1}`
-  )
-  const more = ranges(self).length > 5 ? ", …" : ""
+  const all = ranges(self)
+  const shown = all.slice(0, 5).map(([first, count]) => count === 1 ? `${first}` : `${first}..${first + count - 1}`)
+  const more = all.length > 5 ? ", …" : ""
   return `SampleIds(${self.length}: ${shown.join(", ")}${more})`
 }
 

@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Metrics, type Model, SampleIds, TaskStore } from "@holdout/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Equal from "effect/Equal"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -137,6 +138,33 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
           assert.isTrue(Option.isNone(yield* store.getRun("nope")))
         })
       ))
+
+    it.effect("a run's sample ids read back as the same set, reopened too; a whole split stays one run of ids", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const open = yield* backend.makeLocation
+        const size = 200_000
+        const whole = makeRun("whole", { sampleIds: SampleIds.range(0, size) })
+        const scattered = makeRun("scattered", { sampleIds: [100, 3, 27, 4, 5, 6, 9] })
+        const check = (store: TaskStore.TaskStore["Type"]) =>
+          Effect.gen(function*() {
+            const readWhole = Option.getOrThrow(yield* store.getRun("whole")).sampleIds
+            assert.isTrue(Equal.equals(readWhole, whole.sampleIds))
+            // held as a run of ids, not a number per id
+            assert.strictEqual(readWhole.kind, "runs")
+            assert.deepStrictEqual(SampleIds.ranges(readWhole), [[0, size]])
+            const readScattered = Option.getOrThrow(yield* store.getRun("scattered")).sampleIds
+            assert.deepStrictEqual(SampleIds.toArray(readScattered), [3, 4, 5, 6, 9, 27, 100])
+            const listed = yield* store.listRuns()
+            assert.isTrue(Equal.equals(listed.find((run) => run.runId === "whole")?.sampleIds, whole.sampleIds))
+          })
+        yield* using(open, (store) =>
+          Effect.gen(function*() {
+            yield* store.createRun(whole)
+            yield* store.createRun(scattered)
+            yield* check(store)
+          }))
+        if (backend.persistent) yield* using(open, check)
+      })))
 
     it.effect("a second createRun with the same id is a StoreError and keeps the first", () =>
       withStore((store) =>
