@@ -4,10 +4,9 @@
  *
  * @since 0.1.0
  */
-import * as Equal from "effect/Equal"
 import * as Schema from "effect/Schema"
+import { SampleIdsFromArray } from "./internal/sampleIdsSchema.js"
 import { Released } from "./Release.js"
-import * as SampleIds from "./SampleIds.js"
 
 /**
  * How far an optimizer may see a split: full results, an aggregate summary only, or nothing.
@@ -29,10 +28,7 @@ export type AccessTier = typeof AccessTier.Type
  * @since 0.1.0
  * @category models
  */
-export const SplitTier = Schema.Struct({
-  split: Schema.String,
-  tier: AccessTier
-})
+export const SplitTier = Schema.Struct({ split: Schema.String, tier: AccessTier })
 
 /**
  * @since 0.1.0
@@ -332,42 +328,12 @@ export const RunProgress = Schema.Struct({
 export type RunProgress = typeof RunProgress.Type
 
 /**
- * The sample ids of a run: a set of ids, ascending and each once, held compactly (built and read
- * with the `SampleIds` module).
+ * A run's sample ids (`SampleIdSet`, see `SampleIds`) and their schemas, from and to an int array.
  *
  * @since 0.1.0
  * @category models
  */
-// a name of its own here, so that declarations of schemas holding run records name it through `Model`
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface SampleIdSet extends SampleIds.SampleIds {}
-
-/**
- * Sample ids as themselves (see `SampleIds`).
- *
- * @since 0.1.0
- * @category schemas
- */
-export const SampleIdsFromSelf: Schema.declare<SampleIdSet> = Schema.declare(SampleIds.isSampleIds, {
-  identifier: "SampleIdsFromSelf",
-  description: "sample ids, ascending and each once",
-  pretty: () => String,
-  equivalence: () => Equal.equals,
-  arbitrary: () => (fc) => fc.uniqueArray(fc.nat({ max: 10_000 })).map(SampleIds.fromIterable)
-})
-
-/**
- * Sample ids from an array of integers (the form of JSON and the wire), as a set: in any order and
- * with repeats they decode ascending and each once, and encode as an ascending array.
- *
- * @since 0.1.0
- * @category schemas
- */
-export const SampleIdsFromArray = Schema.transform(Schema.Array(Schema.Int), SampleIdsFromSelf, {
-  strict: true,
-  decode: (ids) => SampleIds.fromIterable(ids),
-  encode: (ids) => SampleIds.toArray(ids)
-})
+export { type SampleIdSet, SampleIdsFromArray, SampleIdsFromSelf } from "./internal/sampleIdsSchema.js"
 
 /**
  * The record of one evaluation run. `idempotencyKey` is kept when the request carried one.
