@@ -6,8 +6,8 @@
  *   scale/sqlite/10M/*     the same at ten million samples (the RSS bound must hold)
  *   scale/memory/10M/*     whether ten million samples complete on memory layers in the default heap
  *
- * The child (bench-scale-child.ts) is bundled once with esbuild, the workspace packages from their
- * sources, and runs on plain Node: the figures are those of the compiled code a user installs, with
+ * The child (bench-scale-child.ts) is bundled once with esbuild, with the options of the `holdout`
+ * executable (bundle-bin.ts), and runs on plain Node: the figures are those of the compiled code a user installs, with
  * no TypeScript loader in the process. `startRssMb` is the child's RSS before its run.
  */
 import * as Effect from "effect/Effect"
@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import * as BundleBin from "./bundle-bin.js"
 
 interface Result {
   readonly name: string
@@ -33,18 +34,10 @@ const childBundle = async (): Promise<string> => {
   const dir = mkdtempSync(join(tmpdir(), "holdout-scale-"))
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }))
   const outfile = join(dir, "scale-child.cjs")
-  await build({
-    entryPoints: [fileURLToPath(new URL("bench-scale-child.ts", import.meta.url))],
-    outfile,
-    bundle: true,
-    format: "cjs",
-    platform: "node",
-    target: "node20",
-    conditions: ["@holdout/source"],
-    // native modules, loaded from the installation
-    external: ["better-sqlite3", "@libsql/client", "libsql", "msgpackr-extract"],
-    logLevel: "warning"
-  })
+  // the executable's bundle options (format, target, sources, the native modules left external)
+  const { absWorkingDir: _dir, entryPoints: _entries, outExtension: _extension, outdir: _outdir, ...shared } =
+    BundleBin.options
+  await build({ ...shared, entryPoints: [fileURLToPath(new URL("bench-scale-child.ts", import.meta.url))], outfile })
   bundled = outfile
   return outfile
 }
