@@ -3,7 +3,13 @@
  *
  * - `sidecar/sqlite/evalPerSec`: `POST /eval` of a 10-sample no-op task on a viewable split (its
  *   results directory written: a summary and a file per sample), over the embedded SQLite store;
- * - `sidecar/statusPerSec`: `GET /status`.
+ * - `sidecar/statusPerSec`: `GET /status`;
+ * - `sidecar/sqlite/evalPerSecNoResults`: the same evaluations from a sidecar without a results
+ *   directory, which tells Holdout's own cost apart from the file system's;
+ * - `sidecar/fileCreateUs`: what creating one small file costs the file system the results directory
+ *   is on (microseconds, synchronous writes of a few hundred files in a fresh directory next to it):
+ *   an evaluation writes eleven files and a directory, so on a slow file system this figure, not
+ *   Holdout, bounds `evalPerSec`.
  *
  * The sidecar runs in a process of its own (`--sidecar-child <dir>`, as `holdout serve` would); the
  * client keeps 16 keep-alive connections on 127.0.0.1 busy, each sending its next request when the
@@ -24,7 +30,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { spawn, spawnSync } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { Agent, createServer, request } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -33,8 +39,11 @@ const connections = 16
 const samples = 10
 const budgets = [{ datasetId: "bench", split: "train", runs: 100_000_000 }]
 
-/** The sidecar process: serves until it is killed, and prints its address once it listens. */
-const sidecarChild = (dir: string): Effect.Effect<never> => {
+/**
+ * The sidecar process: serves until it is killed, and prints its address once it listens; it writes
+ * no results directory when `results` is false.
+ */
+const sidecarChild = (dir: string, results: boolean): Effect.Effect<never> => {
   const store = SqliteStore.layer({ filename: join(dir, "holdout.db"), budgets }).pipe(Layer.provide(NodeContext.layer))
   const stack = Stack.layerWith({
     budgets,
@@ -52,7 +61,10 @@ const sidecarChild = (dir: string): Effect.Effect<never> => {
   const announce = Layer.effectDiscard(
     HttpServer.addressFormattedWith((address) => Console.log(`listening ${address}`))
   )
-  const server = Sidecar.layer({ tokenFile: join(dir, "admin.token"), resultsDir: join(dir, "results") }).pipe(
+  const server = Sidecar.layer({
+    tokenFile: join(dir, "admin.token"),
+    ...(results ? { resultsDir: join(dir, "results") } : {})
+  }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     Layer.provide(Verifier.layer({ mode: "submit", targets: [] }).pipe(Layer.provideMerge(stack))),
     Layer.provide(NodeContext.layer)
@@ -154,10 +166,11 @@ const script = new URL(import.meta.url).pathname
  * Starts the sidecar process (its dataset `bench`, split `train`: 10 samples, viewable) and waits
  * for its address; `stop` ends it. Also the sidecar of `cli/evalRoundTripMs` (bench-cli.ts).
  */
-export const startSidecar = (dir: string) =>
+export const startSidecar = (dir: string, options: { readonly results?: boolean } = {}) =>
   Effect.acquireRelease(
     Effect.async<{ readonly url: string; readonly stop: () => void }, Error>((resume) => {
-      const child = spawn(process.execPath, [...process.execArgv, script, "--sidecar-child", dir], {
+      const flags = options.results === false ? ["--no-results"] : []
+      const child = spawn(process.execPath, [...process.execArgv, script, "--sidecar-child", dir, ...flags], {
         stdio: ["ignore", "pipe", "inherit"]
       })
       let output = ""
@@ -171,36 +184,67 @@ export const startSidecar = (dir: string) =>
     (sidecar) => Effect.sync(sidecar.stop)
   )
 
-/** Both figures, from one sidecar over a fresh store. */
+/** A new directory `name` in `dir`. */
+const subdirectory = (dir: string, name: string): string => {
+  const made = join(dir, name)
+  mkdirSync(made)
+  return made
+}
+
+/** Microseconds to create one small file in a fresh directory under `dir` (synchronous writes). */
+const fileCreateMicros = (dir: string): number => {
+  const probe = mkdtempSync(join(dir, "probe-"))
+  const files = 400
+  const started = performance.now()
+  for (let index = 0; index < files; index++) writeFileSync(join(probe, `${index}.json`), "{}\n")
+  const micros = (performance.now() - started) * 1000 / files
+  rmSync(probe, { recursive: true, force: true })
+  return micros
+}
+
+/**
+ * The figures: evaluations and status from one sidecar over a fresh store, evaluations again from a
+ * second one without a results directory, and the file system's cost of a file.
+ */
 export const bench = Effect.suspend(() =>
   Effect.scoped(Effect.gen(function*() {
     const dir = mkdtempSync(join(tmpdir(), "holdout-bench-sidecar-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-    const sidecar = yield* startSidecar(dir)
     const evalBody = JSON.stringify({ datasetId: "bench", split: "train", candidate: { id: "bench" } })
     const wrk = hasWrk()
-    const run = (path: string, method: string, body: string | undefined, seconds: number) =>
+    const run = (url: string, path: string, method: string, body: string | undefined, seconds: number) =>
       Effect.tryPromise(() =>
-        wrk
-          ? measureWrk(sidecar.url + path, method, body, seconds, dir)
-          : measure(sidecar.url + path, method, body, seconds)
+        wrk ? measureWrk(url + path, method, body, seconds, dir) : measure(url + path, method, body, seconds)
       )
-    yield* run("/eval", "POST", evalBody, 1) // warm-up
-    const evalPerSec = yield* run("/eval", "POST", evalBody, 4)
-    yield* run("/status", "GET", undefined, 1)
-    const statusPerSec = yield* run("/status", "GET", undefined, 3)
+    const { evalPerSec, statusPerSec } = yield* Effect.scoped(Effect.gen(function*() {
+      const sidecar = yield* startSidecar(subdirectory(dir, "with-results"))
+      yield* run(sidecar.url, "/eval", "POST", evalBody, 1) // warm-up
+      const evalPerSec = yield* run(sidecar.url, "/eval", "POST", evalBody, 4)
+      yield* run(sidecar.url, "/status", "GET", undefined, 1)
+      const statusPerSec = yield* run(sidecar.url, "/status", "GET", undefined, 3)
+      return { evalPerSec, statusPerSec }
+    }))
+    const noResults = yield* Effect.scoped(Effect.gen(function*() {
+      const sidecar = yield* startSidecar(subdirectory(dir, "without-results"), { results: false })
+      yield* run(sidecar.url, "/eval", "POST", evalBody, 1) // warm-up
+      return yield* run(sidecar.url, "/eval", "POST", evalBody, 4)
+    }))
+    const fileCreateUs = fileCreateMicros(join(dir, "with-results"))
     const client = wrk ? "wrk" : "node client"
     return [
       { name: "sidecar/sqlite/evalPerSec", value: Math.round(evalPerSec), unit: `evals/s (${client})` },
-      { name: "sidecar/statusPerSec", value: Math.round(statusPerSec), unit: `requests/s (${client})` }
+      { name: "sidecar/statusPerSec", value: Math.round(statusPerSec), unit: `requests/s (${client})` },
+      { name: "sidecar/sqlite/evalPerSecNoResults", value: Math.round(noResults), unit: `evals/s (${client})` },
+      { name: "sidecar/fileCreateUs", value: Math.round(fileCreateUs), unit: "µs per file (results' file system)" }
     ]
   })).pipe(Effect.orDie)
 )
 
 if (process.argv.includes("--sidecar-child")) {
   NodeRuntime.runMain(
-    sidecarChild(process.argv[process.argv.indexOf("--sidecar-child") + 1]!).pipe(
-      Effect.provide(Logger.minimumLogLevel(LogLevel.Error))
-    )
+    sidecarChild(process.argv[process.argv.indexOf("--sidecar-child") + 1]!, !process.argv.includes("--no-results"))
+      .pipe(
+        Effect.provide(Logger.minimumLogLevel(LogLevel.Error))
+      )
   )
 }
