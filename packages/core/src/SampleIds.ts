@@ -63,6 +63,12 @@ interface Runs extends SampleIds {
   readonly positions: Float64Array
 }
 
+const sameNumbers = (left: Float64Array, right: Float64Array): boolean => {
+  if (left.length !== right.length) return false
+  for (let index = 0; index < left.length; index++) if (left[index] !== right[index]) return false
+  return true
+}
+
 /** The run `at` read last (not an own enumerable field: two equal sets stay deeply equal). */
 const cursor = Symbol("cursor")
 
@@ -92,8 +98,14 @@ const Proto = {
         position < this.length ? { done: false, value: this.at(position++) } : { done: true, value: undefined }
     }
   },
-  [Equal.symbol](this: SampleIds, that: unknown): boolean {
+  [Equal.symbol](this: Dense | Runs, that: unknown): boolean {
     if (!isSampleIds(that) || that.length !== this.length) return false
+    // runs are always the longest possible (they are built merged), so two sets of runs compare run
+    // by run: two whole splits in O(1)
+    if (this.kind === "runs" && that.kind === "runs") {
+      const other = that as Runs
+      return sameNumbers(this.firsts, other.firsts) && sameNumbers(this.positions, other.positions)
+    }
     for (let position = 0; position < this.length; position++) if (this.at(position) !== that.at(position)) return false
     return true
   },

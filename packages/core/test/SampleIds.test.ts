@@ -72,6 +72,20 @@ describe("SampleIds", () => {
     assert.isFalse(Equal.equals(runs, SampleIds.range(10, 6)))
     assert.isFalse(Equal.equals(runs, SampleIds.fromIterable([10, 11, 12, 13, 15])))
     assert.isFalse(Equal.equals(SampleIds.fromIterable([1, 3, 5]), SampleIds.fromIterable([1, 3, 6])))
+    // runs against runs, whatever built them, and a single id held either way
+    assert.isTrue(
+      Equal.equals(
+        SampleIds.fromRanges([[0, 3], [3, 2], [9, 4]]),
+        SampleIds.fromIterable([0, 1, 2, 3, 4, 9, 10, 11, 12])
+      )
+    )
+    assert.isFalse(Equal.equals(SampleIds.fromRanges([[0, 5], [9, 4]]), SampleIds.fromRanges([[0, 5], [10, 4]])))
+    assert.isFalse(Equal.equals(SampleIds.fromRanges([[0, 5], [9, 4]]), SampleIds.fromRanges([[0, 4], [9, 5]])))
+    assert.isFalse(Equal.equals(runs, SampleIds.range(11, 5)))
+    assert.isTrue(Equal.equals(SampleIds.range(5, 1), SampleIds.fromIterable([5])))
+    assert.isTrue(
+      Equal.equals(SampleIds.range(0, 10_000_000), SampleIds.fromRanges([[0, 4_000_000], [4_000_000, 6_000_000]]))
+    )
     // two equal sets stay deeply equal after one of them was read
     const read = SampleIds.fromIterable([0, 1, 2, 50, 51, 52])
     read.at(4)
