@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { storeOp } from "./errors.js"
 import * as Tables from "./schema.js"
+import * as Transaction from "./transaction.js"
 
 /** The first 16 bytes of every SQLite database file. */
 const sqliteHeader = "SQLite format 3\u0000"
@@ -108,5 +109,6 @@ export const checkTables = (filename: string): Effect.Effect<void, HoldoutError.
 /** On a clean close, moves the write-ahead log into the main file, so that the main file is complete. */
 export const checkpointOnClose = Effect.flatMap(
   SqlClient.SqlClient,
-  (sql) => Effect.addFinalizer(() => Effect.ignore(sql.unsafe("PRAGMA wal_checkpoint(TRUNCATE)")))
+  (sql) =>
+    Effect.addFinalizer(() => Effect.ignore(Transaction.exclusive(sql, sql.unsafe("PRAGMA wal_checkpoint(TRUNCATE)"))))
 )

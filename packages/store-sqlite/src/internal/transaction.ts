@@ -1,7 +1,8 @@
 /**
  * Transactions of the stores, per dialect.
  *
- * SQLite: every store operation on one `SqlClient` holds one lock, and a write runs between explicit
+ * SQLite: every store operation on one `SqlClient` holds one lock (shared by every client of the same
+ * file in the process, `shareLock`), and a write runs between explicit
  * `BEGIN IMMEDIATE` (the write lock first, so another process cannot slip in between a read and a
  * write) and `COMMIT` on the client's own connection. The client's `withTransaction` is not used
  * there: libsql opens a new connection for each of its transactions and never closes them, which
@@ -19,8 +20,37 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Scope from "effect/Scope"
 
 const locks = new WeakMap<SqlClient.SqlClient, Effect.Semaphore>()
+
+/** The lock of each database file open in this process, and how many clients share it. */
+const fileLocks = new Map<string, { readonly lock: Effect.Semaphore; clients: number }>()
+
+/**
+ * Makes `sql` share the lock of every other client of the database file `key` in this process, for
+ * as long as the scope is open: two clients of one file then take turns in the process instead of
+ * waiting for each other's SQLite lock (which, with a synchronous driver, blocks the thread the holder
+ * needs to finish).
+ */
+export const shareLock = (sql: SqlClient.SqlClient, key: string): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let shared = fileLocks.get(key)
+      if (shared === undefined) {
+        shared = { lock: Effect.unsafeMakeSemaphore(1), clients: 0 }
+        fileLocks.set(key, shared)
+      }
+      shared.clients += 1
+      locks.set(sql, shared.lock)
+      return shared
+    }),
+    (shared) =>
+      Effect.sync(() => {
+        shared.clients -= 1
+        if (shared.clients === 0) fileLocks.delete(key)
+      })
+  )
 
 const lockOf = (sql: SqlClient.SqlClient): Effect.Semaphore => {
   let lock = locks.get(sql)

@@ -1,0 +1,73 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Client from "../src/internal/client.js"
+import * as Tables from "../src/internal/schema.js"
+import * as Transaction from "../src/internal/transaction.js"
+
+// Both drivers are synchronous: a client that waited for SQLite's lock held by another client of the
+// same process would block the very thread the holder needs to commit (for busy_timeout, 10 s, then
+// fail). Clients of one file in one process take turns on a lock of their own instead.
+const isDeno = "Deno" in globalThis
+const drivers = [
+  ...(isDeno ? [] : [["better-sqlite3", Client.betterSqlite3] as const]),
+  ["libsql", Client.libsql] as const
+]
+
+/** A client of `filename`, configured as the stores configure theirs. */
+const open = (filename: string, driver: typeof Client.libsql) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(Client.layer(filename, driver).pipe(Layer.provide(NodeContext.layer)))
+    return Context.get(context, SqlClient.SqlClient)
+  })
+
+for (const [name, driver] of drivers) {
+  describe(`SQLite clients of one file in one process (${name})`, () => {
+    it.scopedLive("a write waits for another client's open transaction without blocking the process", () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const dir = yield* fs.makeTempDirectoryScoped()
+        const first = yield* open(`${dir}/holdout.db`, driver)
+        // the same file by another name: a symbolic link to its directory
+        yield* fs.symlink(dir, `${dir}-link`)
+        yield* Effect.addFinalizer(() => Effect.ignore(fs.remove(`${dir}-link`)))
+        const second = yield* open(`${dir}-link/holdout.db`, driver)
+        yield* Effect.orDie(
+          Effect.zipRight(Tables.configure, first`CREATE TABLE log (who TEXT)`).pipe(
+            Effect.provideService(SqlClient.SqlClient, first)
+          )
+        )
+        yield* Effect.orDie(Tables.configure.pipe(Effect.provideService(SqlClient.SqlClient, second)))
+
+        const inside = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(Transaction.write(
+          first,
+          "ledger",
+          Effect.gen(function*() {
+            yield* first`INSERT INTO log VALUES ('first')`
+            yield* Deferred.succeed(inside, undefined)
+            // the holder needs the event loop to finish its transaction
+            yield* Effect.sleep("200 millis")
+            yield* first`INSERT INTO log VALUES ('first, later')`
+          })
+        ))
+        yield* Deferred.await(inside)
+        const started = Date.now()
+        yield* Transaction.write(second, "ledger", second`INSERT INTO log VALUES ('second')`).pipe(
+          Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the second client waited out SQLite's lock" }),
+          Effect.orDie
+        )
+        yield* Effect.orDie(Fiber.join(holder))
+        // SQLite's busy wait would have blocked the thread for its whole timeout, 10 s
+        assert.isBelow(Date.now() - started, 5000)
+        const rows = yield* Effect.orDie(first<{ readonly who: string }>`SELECT who FROM log ORDER BY rowid`)
+        assert.deepStrictEqual(rows.map((row) => row.who), ["first", "first, later", "second"])
+      }).pipe(Effect.provide(NodeContext.layer)))
+  })
+}
