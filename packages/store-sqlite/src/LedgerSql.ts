@@ -64,7 +64,7 @@ export const make = (options: {
   Effect.gen(function*() {
     const budgets = yield* Ledger.validateBudgets(options.budgets)
     const sql = yield* SqlClient.SqlClient
-    yield* storeOp("open")(Transaction.exclusive(sql, Effect.zipRight(Tables.configure, Tables.migrate)))
+    yield* storeOp("open")(Transaction.exclusive(sql, Tables.open))
     const spentByKey = Effect.map(
       sql<SpentRow>`SELECT dataset_id, split, runs, samples FROM holdout_spent`,
       (rows) =>

@@ -98,7 +98,7 @@ export const make: Effect.Effect<
   SqlClient.SqlClient | Scope.Scope
 > = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  yield* storeOp("open")(Transaction.exclusive(sql, Effect.zipRight(Tables.configure, Tables.migrate)))
+  yield* storeOp("open")(Transaction.exclusive(sql, Tables.open))
   const read = <A>(statement: Effect.Effect<A, SqlError>) => Transaction.exclusive(sql, statement)
 
   const getRun = (runId: string) =>

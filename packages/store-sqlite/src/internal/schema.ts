@@ -156,3 +156,13 @@ export const migrate: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Migra
   ),
   Effect.asVoid
 )
+
+/**
+ * Readies a connection: its settings, then the migrations, then its settings once more. libsql runs
+ * a transaction (the migrator's) on the client's connection and then goes on with a new one, which
+ * has SQLite's defaults (no busy timeout): the settings are applied to the connection that stays.
+ */
+export const open: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Effect.zipRight(
+  Effect.zipRight(configure, migrate),
+  configure
+)

@@ -108,7 +108,8 @@ const inTransaction = <A, E, R, X, Y, Z>(
       begin,
       Effect.flatMap(Effect.exit(restore(effect)), (exit): Effect.Effect<A, E | SqlError, R> =>
         Exit.isSuccess(exit)
-          ? Effect.as(commit, exit.value)
+          // a COMMIT that fails (a deferred constraint, SQLite busy) leaves the transaction open
+          ? Effect.as(Effect.tapError(commit, () => Effect.ignore(rollback)), exit.value)
           : Effect.zipRight(Effect.ignore(rollback), exit))
     )
   )

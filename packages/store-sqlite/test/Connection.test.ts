@@ -5,6 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Client from "../src/internal/client.js"
@@ -20,7 +21,7 @@ const drivers = [
   ["libsql", Client.libsql] as const
 ]
 
-/** A client of `filename`, configured as the stores configure theirs. */
+/** The stores' client of `filename`, not configured yet. */
 const open = (filename: string, driver: typeof Client.libsql) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(Client.layer(filename, driver).pipe(Layer.provide(NodeContext.layer)))
@@ -68,6 +69,42 @@ for (const [name, driver] of drivers) {
         assert.isBelow(Date.now() - started, 5000)
         const rows = yield* Effect.orDie(first<{ readonly who: string }>`SELECT who FROM log ORDER BY rowid`)
         assert.deepStrictEqual(rows.map((row) => row.who), ["first", "first, later", "second"])
+      }).pipe(Effect.provide(NodeContext.layer)))
+  })
+}
+
+for (const [name, driver] of drivers) {
+  describe(`a store's SQLite connection (${name})`, () => {
+    it.scoped("keeps its settings after the migrations (libsql moves a transaction to a connection of its own)", () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const sql = yield* open(`${yield* fs.makeTempDirectoryScoped()}/holdout.db`, driver)
+        yield* Effect.orDie(Tables.open.pipe(Effect.provideService(SqlClient.SqlClient, sql)))
+        const [busy] = yield* Effect.orDie(sql.unsafe<{ readonly timeout: number }>("PRAGMA busy_timeout"))
+        const [sync] = yield* Effect.orDie(sql.unsafe<{ readonly synchronous: number }>("PRAGMA synchronous"))
+        assert.strictEqual(Number(busy?.timeout), 10000)
+        // FULL: every commit is synced
+        assert.strictEqual(Number(sync?.synchronous), 2)
+      }).pipe(Effect.provide(NodeContext.layer)))
+
+    it.scoped("leaves no transaction open after a failed commit: the next write goes through", () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const sql = yield* open(`${yield* fs.makeTempDirectoryScoped()}/holdout.db`, driver)
+        yield* Effect.orDie(Effect.all([
+          sql`PRAGMA foreign_keys = ON`,
+          sql`CREATE TABLE parent (id INTEGER PRIMARY KEY)`,
+          // checked at COMMIT, which then fails and leaves the transaction open
+          sql`CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)`
+        ], { discard: true }))
+        const failed = yield* Effect.exit(Transaction.write(sql, "tasks", sql`INSERT INTO child VALUES (1)`))
+        assert.isTrue(Exit.isFailure(failed))
+        yield* Effect.orDie(Transaction.write(sql, "tasks", sql`INSERT INTO parent VALUES (1)`))
+        const rows = yield* Effect.orDie(Effect.all([
+          sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM parent`,
+          sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM child`
+        ]))
+        assert.deepStrictEqual(rows.map(([row]) => Number(row?.n)), [1, 0])
       }).pipe(Effect.provide(NodeContext.layer)))
   })
 }
