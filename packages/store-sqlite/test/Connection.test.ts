@@ -2,12 +2,14 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
+import { SqliteStore } from "@holdout/store-sqlite"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import { existsSync, readdirSync, readlinkSync } from "node:fs"
 import * as Client from "../src/internal/client.js"
 import * as Tables from "../src/internal/schema.js"
 import * as Transaction from "../src/internal/transaction.js"
@@ -106,5 +108,45 @@ for (const [name, driver] of drivers) {
         ]))
         assert.deepStrictEqual(rows.map(([row]) => Number(row?.n)), [1, 0])
       }).pipe(Effect.provide(NodeContext.layer)))
+  })
+}
+
+// Linux lists a process's open files under /proc/self/fd.
+const hasProc = existsSync("/proc/self/fd")
+
+/** How many of this process's open files are `filename` (or one of its -wal, -shm files). */
+const openFiles = (filename: string) =>
+  readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(filename)
+    } catch {
+      return false
+    }
+  }).length
+
+// libsql closes a connection only once its statements are garbage-collected: a closed client may
+// hold its database and WAL open a while (two files). The migrator's transaction would leave two
+// more connections open on every open (libsql moves a transaction to a connection of its own).
+const stores = [
+  ...(isDeno ? [] : [["better-sqlite3", SqliteStore.layer, 0] as const]),
+  ["libsql", SqliteStore.layerLibsql, 2] as const
+]
+
+for (const [name, open, heldAfterClose] of stores) {
+  describe(`an existing SQLite store (${name})`, () => {
+    it.scoped.skipIf(!hasProc)(
+      "opened and closed again and again, runs no migration and leaves open no more than the driver holds",
+      () =>
+        Effect.gen(function*() {
+          const fs = yield* FileSystem.FileSystem
+          const filename = `${yield* fs.makeTempDirectoryScoped()}/holdout.db`
+          const openAndClose = Effect.scoped(Layer.build(open({ filename, budgets: [] })))
+          yield* Effect.orDie(openAndClose)
+          const before = openFiles(filename)
+          const rounds = 3
+          for (let round = 0; round < rounds; round++) yield* Effect.orDie(openAndClose)
+          assert.isAtMost(openFiles(filename), before + rounds * heldAfterClose)
+        }).pipe(Effect.provide(NodeContext.layer))
+    )
   })
 }

@@ -135,17 +135,22 @@ export const configure = Effect.gen(function*() {
   })
 })
 
+const migrations = {
+  "0001_holdout": createTables,
+  "0002_spent": addSpent,
+  "0003_meta": addMeta,
+  "0004_progress": addProgress
+}
+
+/** The id of the last migration (the number its name starts with). */
+const latestMigration = Math.max(...Object.keys(migrations).map((name) => Number.parseInt(name, 10)))
+
 /**
  * Brings the database to the current schema. Safe to run from several processes at once. A failed
  * migration is a `SqlError` (in the error channel, for the store to map), never a defect.
  */
 export const migrate: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Migrator.make({})({
-  loader: Migrator.fromRecord({
-    "0001_holdout": createTables,
-    "0002_spent": addSpent,
-    "0003_meta": addMeta,
-    "0004_progress": addProgress
-  }),
+  loader: Migrator.fromRecord(migrations),
   table: "holdout_migrations"
 }).pipe(
   // two processes migrating at once: the loser finds the schema in place on its second try
@@ -158,11 +163,27 @@ export const migrate: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Migra
 )
 
 /**
- * Readies a connection: its settings, then the migrations, then its settings once more. libsql runs
- * a transaction (the migrator's) on the client's connection and then goes on with a new one, which
- * has SQLite's defaults (no busy timeout): the settings are applied to the connection that stays.
+ * Whether a SQLite database has every migration already (elsewhere: unknown, the migrator decides).
+ * A database without the migrations' table yet has none.
+ */
+const upToDate = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql.onDialectOrElse({
+    sqlite: () =>
+      sql<{ readonly id: number | null }>`SELECT MAX(migration_id) AS id FROM holdout_migrations`.pipe(
+        Effect.map(([row]) => Number(row?.id ?? 0) >= latestMigration),
+        Effect.orElseSucceed(() => false)
+      ),
+    orElse: () => Effect.succeed(false)
+  }))
+
+/**
+ * Readies a connection: its settings, and the migrations a database lacks. libsql runs a transaction
+ * (the migrator's) on a connection that it then leaves open until garbage collection, and goes on
+ * with a new one with SQLite's defaults (no busy timeout): a store that is up to date (every store
+ * once created, `Integrity.createFresh`) is opened without the migrator, and after a migration the
+ * settings are applied again to the connection that stays.
  */
 export const open: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Effect.zipRight(
-  Effect.zipRight(configure, migrate),
-  configure
+  configure,
+  Effect.flatMap(upToDate, (current) => current ? Effect.void : Effect.zipRight(migrate, configure))
 )
