@@ -31,8 +31,8 @@ import * as Charge from "./internal/charge.js"
 import * as Missing from "./internal/missing.js"
 import * as Releases from "./internal/release.js"
 import * as requests from "./internal/requests.js"
-import * as RunLock from "./internal/runLock.js"
 import * as Status from "./internal/status.js"
+import * as KeyedLock from "./KeyedLock.js"
 import { Ledger } from "./Ledger.js"
 import * as Metrics from "./Metrics.js"
 import type { AccessTier, BudgetSnapshot, EvalRequest, Experiment, RunRecord, SampleRecord } from "./Model.js"
@@ -188,7 +188,7 @@ export const make = (
     // optional: with a workspace, a candidate id is made exact (a git name becomes its full hash)
     const workspace = yield* Effect.serviceOption(Workspace)
 
-    const withRunLock = RunLock.make()
+    const withRunLock = KeyedLock.make()
     const releaseConfig = yield* Release.validate(options.releases ?? {}, access)
     const releases = Releases.make(releaseConfig, ledger, store)
     yield* releases.check

@@ -55,7 +55,7 @@ export const layer = <E>(
     if (missing) yield* Integrity.createFresh(fs, filename, client)
     // one file by two names (a relative path, a symbolic link) is one lock
     const key = yield* Effect.orElseSucceed(fs.realPath(filename), () => path.resolve(filename))
-    return Layer.scopedDiscard(Effect.flatMap(SqlClient.SqlClient, (sql) => Transaction.shareLock(sql, key))).pipe(
+    return Layer.effectDiscard(Effect.flatMap(SqlClient.SqlClient, (sql) => Transaction.shareLock(sql, key))).pipe(
       Layer.provideMerge(client(filename))
     )
   }))

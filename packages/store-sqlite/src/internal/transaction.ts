@@ -18,52 +18,39 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import { KeyedLock } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Scope from "effect/Scope"
 
-const locks = new WeakMap<SqlClient.SqlClient, Effect.Semaphore>()
+/** The locks of the database files open in this process. */
+const fileLocks = KeyedLock.make()
 
-/** The lock of each database file open in this process, and how many clients share it. */
-const fileLocks = new Map<string, { readonly lock: Effect.Semaphore; clients: number }>()
+/** The file of each client (`shareLock`); a client of no known file is a file of its own. */
+const files = new WeakMap<SqlClient.SqlClient, string>()
+let unnamed = 0
 
 /**
- * Makes `sql` share the lock of every other client of the database file `key` in this process, for
- * as long as the scope is open: two clients of one file then take turns in the process instead of
- * waiting for each other's SQLite lock (which, with a synchronous driver, blocks the thread the holder
- * needs to finish).
+ * Makes `sql` share the lock of every other client of the database file `key` (its real path) in
+ * this process: two clients of one file then take turns in the process instead of waiting for each
+ * other's SQLite lock (which, with a synchronous driver, blocks the thread the holder needs to finish).
  */
-export const shareLock = (sql: SqlClient.SqlClient, key: string): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      let shared = fileLocks.get(key)
-      if (shared === undefined) {
-        shared = { lock: Effect.unsafeMakeSemaphore(1), clients: 0 }
-        fileLocks.set(key, shared)
-      }
-      shared.clients += 1
-      locks.set(sql, shared.lock)
-      return shared
-    }),
-    (shared) =>
-      Effect.sync(() => {
-        shared.clients -= 1
-        if (shared.clients === 0) fileLocks.delete(key)
-      })
-  )
+export const shareLock = (sql: SqlClient.SqlClient, key: string): Effect.Effect<void> =>
+  Effect.sync(() => {
+    files.set(sql, `file:${key}`)
+  })
 
-const lockOf = (sql: SqlClient.SqlClient): Effect.Semaphore => {
-  let lock = locks.get(sql)
-  if (lock === undefined) {
-    lock = Effect.unsafeMakeSemaphore(1)
-    locks.set(sql, lock)
+const fileOf = (sql: SqlClient.SqlClient): string => {
+  let file = files.get(sql)
+  if (file === undefined) {
+    file = `client:${unnamed++}`
+    files.set(sql, file)
   }
-  return lock
+  return file
 }
 
 /** Runs `effect` alone on the client (no store transaction is open meanwhile); PostgreSQL: as is. */
 export const exclusive = <A, E, R>(sql: SqlClient.SqlClient, effect: Effect.Effect<A, E, R>) =>
-  sql.onDialectOrElse({ pg: () => effect, orElse: () => lockOf(sql).withPermits(1)(effect) })
+  sql.onDialectOrElse({ pg: () => effect, orElse: () => fileLocks(fileOf(sql), effect) })
 
 /**
  * The store whose writes a transaction serializes (PostgreSQL's advisory lock keys; any fixed
