@@ -1,12 +1,12 @@
 /**
  * Transactions of the stores, per dialect.
  *
- * SQLite: every store operation on one `SqlClient` holds one lock (shared by every client of the same
- * file in the process, `shareLock`), and a write runs between explicit
- * `BEGIN IMMEDIATE` (the write lock first, so another process cannot slip in between a read and a
- * write) and `COMMIT` on the client's own connection. The client's `withTransaction` is not used
- * there: libsql opens a new connection for each of its transactions and never closes them, which
- * loses the connection's settings and leaks file handles.
+ * SQLite: every store operation holds the lock of its database file in this process (one for every
+ * client of the file, `shareLock`), and a write runs between explicit `BEGIN IMMEDIATE` (the write
+ * lock first, so another process cannot slip in between a read and a write) and `COMMIT` on the
+ * client's own connection. The client's `withTransaction` is not used there: libsql opens a new
+ * connection for each of its transactions and never closes them, which loses the connection's
+ * settings and leaks file handles.
  *
  * PostgreSQL: the client is a pool, so reads run side by side, and a write is a transaction on one
  * reserved connection of the pool that first takes a transaction-scoped advisory lock of
