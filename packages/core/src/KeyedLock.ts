@@ -14,16 +14,17 @@ import * as Effect from "effect/Effect"
  * @since 0.1.0
  * @category models
  */
-export type KeyedLock = <A, E, R>(key: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+export type KeyedLock<in K = string> = <A, E, R>(key: K, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 /**
- * A fresh set of locks, one per key.
+ * A fresh set of locks, one per key (keys are compared as `Map` keys: strings by value, objects by
+ * identity).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (): KeyedLock => {
-  const locks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
+export const make = <K = string>(): KeyedLock<K> => {
+  const locks = new Map<K, { readonly semaphore: Effect.Semaphore; users: number }>()
   return (key, effect) =>
     Effect.acquireUseRelease(
       Effect.sync(() => {

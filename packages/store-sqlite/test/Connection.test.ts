@@ -132,7 +132,7 @@ const stores = [
   ["libsql", SqliteStore.layerLibsql, 2] as const
 ]
 
-for (const [name, open, heldAfterClose] of stores) {
+for (const [name, openStore, heldAfterClose] of stores) {
   describe(`an existing SQLite store (${name})`, () => {
     it.scoped.skipIf(!hasProc)(
       "opened and closed again and again, runs no migration and leaves open no more than the driver holds",
@@ -140,7 +140,7 @@ for (const [name, open, heldAfterClose] of stores) {
         Effect.gen(function*() {
           const fs = yield* FileSystem.FileSystem
           const filename = `${yield* fs.makeTempDirectoryScoped()}/holdout.db`
-          const openAndClose = Effect.scoped(Layer.build(open({ filename, budgets: [] })))
+          const openAndClose = Effect.scoped(Layer.build(openStore({ filename, budgets: [] })))
           yield* Effect.orDie(openAndClose)
           const before = openFiles(filename)
           const rounds = 3

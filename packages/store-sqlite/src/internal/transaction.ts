@@ -22,12 +22,11 @@ import { KeyedLock } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 
-/** The locks of the database files open in this process. */
-const fileLocks = KeyedLock.make()
+/** The locks of the database files open in this process; a client of no known file is its own key. */
+const fileLocks = KeyedLock.make<string | SqlClient.SqlClient>()
 
-/** The file of each client (`shareLock`); a client of no known file is a file of its own. */
+/** The database file of each client (`shareLock`). */
 const files = new WeakMap<SqlClient.SqlClient, string>()
-let unnamed = 0
 
 /**
  * Makes `sql` share the lock of every other client of the database file `key` (its real path) in
@@ -36,21 +35,12 @@ let unnamed = 0
  */
 export const shareLock = (sql: SqlClient.SqlClient, key: string): Effect.Effect<void> =>
   Effect.sync(() => {
-    files.set(sql, `file:${key}`)
+    files.set(sql, key)
   })
-
-const fileOf = (sql: SqlClient.SqlClient): string => {
-  let file = files.get(sql)
-  if (file === undefined) {
-    file = `client:${unnamed++}`
-    files.set(sql, file)
-  }
-  return file
-}
 
 /** Runs `effect` alone on the client (no store transaction is open meanwhile); PostgreSQL: as is. */
 export const exclusive = <A, E, R>(sql: SqlClient.SqlClient, effect: Effect.Effect<A, E, R>) =>
-  sql.onDialectOrElse({ pg: () => effect, orElse: () => fileLocks(fileOf(sql), effect) })
+  sql.onDialectOrElse({ pg: () => effect, orElse: () => fileLocks(files.get(sql) ?? sql, effect) })
 
 /**
  * The store whose writes a transaction serializes (PostgreSQL's advisory lock keys; any fixed
