@@ -61,13 +61,27 @@ const busySchedule = Schedule.exponential("5 millis").pipe(Schedule.jittered, Sc
 // a short outage (a restart, a failover) is ridden out; a longer one is an error the caller sees
 const outageSchedule = Schedule.exponential("50 millis").pipe(Schedule.jittered, Schedule.upTo("3 seconds"))
 
+/** Whether a failure is an outage worth waiting out: nothing was applied, or (per `retry`) the connection was lost. */
+const outage = (retry: Retry) => (error: SqlError): boolean =>
+  isNotApplied(error) || (retry === "safe" && isConnectionLost(error))
+
+const retriable = (retry: Retry) => (error: SqlError): boolean => isBusy(error) || outage(retry)(error)
+
 /** Retries busy and (per `retry`) connection failures with backoff, then maps the `SqlError` to a `StoreError`. */
 export const storeOp = (op: string, retry: Retry = "safe") => <A, R>(effect: Effect.Effect<A, SqlError, R>) =>
   effect.pipe(
-    Effect.retry({ while: isBusy, schedule: busySchedule }),
-    Effect.retry({
-      while: (error) => isNotApplied(error) || (retry === "safe" && isConnectionLost(error)),
-      schedule: outageSchedule
+    // the retries are set up after a first failure, which they are handed to begin with: an operation
+    // that succeeds (nearly every one) pays nothing for them
+    Effect.catchIf(retriable(retry), (first) => {
+      let replay = true
+      return Effect.suspend(() => {
+        if (!replay) return effect
+        replay = false
+        return Effect.fail(first)
+      }).pipe(
+        Effect.retry({ while: isBusy, schedule: busySchedule }),
+        Effect.retry({ while: outage(retry), schedule: outageSchedule })
+      )
     }),
     Effect.mapError((error) =>
       new HoldoutError.StoreError({
