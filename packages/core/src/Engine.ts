@@ -159,6 +159,22 @@ export const blockSecretKey = "holdout:block-secret"
 const newRunId = (): string => globalThis.crypto.randomUUID()
 
 /**
+ * `metric` tagged `key` = value, each made once: a metric made anew is hashed and looked up anew in
+ * the metric registry at every update.
+ */
+const taggedBy = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, key: string) => {
+  const made = new Map<string, Metric.Metric<Type, In, Out>>()
+  return (value: string): Metric.Metric<Type, In, Out> => {
+    let tagged = made.get(value)
+    if (tagged === undefined) {
+      tagged = Metric.tagged(metric, key, value)
+      made.set(value, tagged)
+    }
+    return tagged
+  }
+}
+
+/**
  * Builds the engine from its services.
  *
  * @since 0.1.0
@@ -194,12 +210,17 @@ export const make = (
     yield* releases.check
     const blocks = Blocks.make((secret) => store.putMetaIfAbsent(blockSecretKey, secret), subsetFloor)
 
-    const tagged = (tag: string) => Metric.tagged(Metrics.requestsRejected, "error", tag)
+    const tagged = taggedBy(Metrics.requestsRejected, "error")
+    const finishedAs = taggedBy(Metrics.runsFinished, "status")
     const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.tapError(effect, (error) => Metric.increment(tagged(error._tag)))
 
     const events = yield* Effect.serviceOption(RunEvents.RunEvents)
-    const publish = (event: RunEvents.RunEvent) => Option.isSome(events) ? events.value.publish(event) : Effect.void
+    // an event is made only when someone listens (an event nobody is subscribed to is dropped anyway)
+    const publish = (event: () => RunEvents.RunEvent) =>
+      Effect.suspend(() =>
+        Option.isSome(events) && events.value.unsafeHasSubscribers() ? events.value.publish(event()) : Effect.void
+      )
 
     const noSamples = (run: RunRecord) =>
       new RunFailed({
@@ -224,15 +245,15 @@ export const make = (
           split: run.split,
           sampleIds: run.sampleIds
         }
-        yield* publish(RunEvents.startedOf(run, progressOf(run).samples))
+        yield* publish(() => RunEvents.startedOf(run, progressOf(run).samples))
         yield* strategy.produce(plan)
         let produced = progressOf(yield* reread(run))
         const now = yield* Clock.currentTimeMillis
         if (produced.samples === 0) {
           const metrics = Metrics.fromProgress(produced)
           yield* store.updateRun(run.runId, { status: "failed", finishedAt: now, metrics })
-          yield* Metric.increment(Metric.tagged(Metrics.runsFinished, "status", "failed"))
-          yield* publish(new RunEvents.RunFinished({ runId: run.runId, status: "failed", metrics }))
+          yield* Metric.increment(finishedAs("failed"))
+          yield* publish(() => new RunEvents.RunFinished({ runId: run.runId, status: "failed", metrics }))
           return yield* noSamples(run)
         }
         if (produced.samples < run.sampleIds.length) {
@@ -251,8 +272,8 @@ export const make = (
         const status = Metrics.status(metrics, errorRateThreshold)
         const updated = yield* store.updateRun(run.runId, { status, finishedAt: now, metrics })
         yield* Metric.incrementBy(Metrics.samplesEvaluated, metrics.numSamples)
-        yield* Metric.increment(Metric.tagged(Metrics.runsFinished, "status", status))
-        yield* publish(new RunEvents.RunFinished({ runId: run.runId, status, metrics }))
+        yield* Metric.increment(finishedAs(status))
+        yield* publish(() => new RunEvents.RunFinished({ runId: run.runId, status, metrics }))
         yield* Effect.logInfo(
           `Run ${run.runId} ${status}: ${metrics.numSamples} samples, ${metrics.numErrors} errors, ` +
             `avgFilledScore ${metrics.avgFilledScore.toFixed(4)}`
