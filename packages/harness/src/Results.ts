@@ -12,15 +12,19 @@
  * overwritten. A directory is written under a hidden `.partial-*` name and renamed into place, so a
  * reader never sees a partial one; the partial one is removed when the write fails.
  *
+ * The files are written by a worker thread (`internal/fileWorker`), a page of samples a request, so
+ * that the event loop serving requests spends a message per page on them, not a file operation per
+ * file.
+ *
  * @since 0.1.0
  */
-import type * as PlatformError from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { HoldoutError, type Model, type SplitAccess, TaskStore, View } from "@holdout/core"
+import type { HoldoutError, Model, SplitAccess } from "@holdout/core"
+import { TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as FileWorker from "./internal/fileWorker.js"
 
 const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 40)
 
@@ -49,12 +53,6 @@ export const directoryName = (run: Model.RunRecord): Effect.Effect<string> =>
     (digest) => `${safe(run.split)}__${safe(run.candidate.id)}__${compactTime(run.createdAt)}__${digest}`
   )
 
-/** How many sample files of a run are written at once. */
-const writeConcurrency = 8
-
-const writeFailed = (error: PlatformError.PlatformError) =>
-  new HoldoutError.StoreError({ op: "writeResults", message: error.message, cause: error })
-
 /**
  * Writes the optimizer's view of an experiment under `dir`, once per run; returns the run's
  * directory (also when it was already there), or nothing when the optimizer may see nothing of it.
@@ -68,67 +66,48 @@ export const write = (
 ): Effect.Effect<
   Option.Option<string>,
   HoldoutError.StoreError,
-  SplitAccess.SplitAccess | TaskStore.TaskStore | FileSystem.FileSystem | Path.Path
+  SplitAccess.SplitAccess | TaskStore.TaskStore | Path.Path
 > =>
   Effect.gen(function*() {
     if (experiment.run.admin) return Option.none()
     const view = yield* Effect.option(View.experiment(experiment))
     if (Option.isNone(view)) return Option.none()
-    const fs = yield* FileSystem.FileSystem
+    const files = yield* FileWorker.current
     const path = yield* Path.Path
     const store = yield* TaskStore.TaskStore
     const name = yield* directoryName(experiment.run)
     const target = path.join(dir, name)
     // only whole directories are ever renamed into place: one that exists is this run's, complete
-    if (yield* fs.exists(target)) return Option.some(target)
+    if (yield* files.run({ op: "exists", path: target })) return Option.some(target)
     const partial = path.join(dir, `.partial-${name}-${yield* Random.nextIntBetween(0, 1_000_000_000)}`)
     // the results directory is made when the first write finds it missing, not on every write
-    yield* fs.makeDirectory(partial).pipe(
-      Effect.catchIf(
-        (error) => error._tag === "SystemError" && error.reason === "NotFound",
-        () => Effect.zipRight(fs.makeDirectory(dir, { recursive: true }), fs.makeDirectory(partial))
-      )
-    )
-    let renamed = false
+    yield* files.run({ op: "makeDirectory", path: partial, parent: dir })
+    let published = false
     const written = Effect.gen(function*() {
-      yield* fs.writeFileString(path.join(partial, "summary.json"), JSON.stringify(view.value.summary, null, 2) + "\n")
+      yield* files.run({
+        op: "writeFiles",
+        dir: partial,
+        files: [["summary.json", JSON.stringify(view.value.summary, null, 2) + "\n"]]
+      })
       if (view.value._tag === "viewable") {
-        // page by page from the store: a run of any size is written in flat memory, a few files at once
-        // (a page is written with `Effect.forEach`: a concurrent `Stream.mapEffect` costs more than
-        // the writes of a small run)
+        // page by page from the store: a run of any size is written in flat memory, a page a request
         yield* TaskStore.forEachPage(store, experiment.run.runId, (page) =>
           Effect.as(
-            Effect.forEach(
-              page,
-              (sample) =>
-                fs.writeFileString(
-                  path.join(partial, `${sample.sampleId}.json`),
-                  JSON.stringify(sample, null, 2) + "\n"
-                ),
-              { concurrency: writeConcurrency, discard: true }
-            ),
+            files.run({
+              op: "writeFiles",
+              dir: partial,
+              files: page.map((sample) => [`${sample.sampleId}.json`, JSON.stringify(sample, null, 2) + "\n"] as const)
+            }),
             true
           ))
       }
-      const moved = yield* Effect.either(fs.rename(partial, target))
-      if (moved._tag === "Right") {
-        renamed = true
-        return Option.some(target)
-      }
-      // a concurrent writer of the same run was first (its directory cannot be replaced: it is not empty)
-      if (yield* fs.exists(target)) return Option.some(target)
-      return yield* Effect.fail(moved.left)
+      // "exists": a concurrent writer of the same run was first (its directory is not replaced)
+      published = (yield* files.run({ op: "publish", from: partial, to: target })) === "moved"
+      return Option.some(target)
     })
     // what a failed, interrupted or pre-empted write left is removed (nothing is left after a rename)
     return yield* Effect.ensuring(
       written,
-      Effect.suspend(() => renamed ? Effect.void : fs.remove(partial, { recursive: true, force: true })).pipe(
-        Effect.ignore
-      )
+      Effect.suspend(() => published ? Effect.void : files.run({ op: "remove", path: partial })).pipe(Effect.ignore)
     )
-  }).pipe(
-    Effect.catchTags({
-      BadArgument: (error) => Effect.fail(writeFailed(error)),
-      SystemError: (error) => Effect.fail(writeFailed(error))
-    })
-  )
+  })

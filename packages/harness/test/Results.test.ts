@@ -1,8 +1,6 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as PlatformError from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
 import { assert, describe, it } from "@effect/vitest"
-import { Engine, Stack, Task } from "@holdout/core"
+import { Engine, HoldoutError, Stack, Task } from "@holdout/core"
 import { Results } from "@holdout/harness"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -10,6 +8,7 @@ import * as Option from "effect/Option"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as FileWorker from "../src/internal/fileWorker.js"
 
 const rows = Array.from({ length: 10 }, (_, index) => ({ index, secret: `label-${index}` }))
 const task = Task.make<{ readonly index: number; readonly secret: string }, number, "secret">({
@@ -98,24 +97,13 @@ describe("Results: the optimizer's results directory, by tier", () => {
   it.effect("a write that fails removes its partial directory and leaves no directory for the run; a later write succeeds", () => {
     const dir = mkdtempSync(join(tmpdir(), "holdout-results-"))
     let failing = true
-    // the file system, except that writing sample 3 fails while `failing` holds
-    const flaky = Layer.effect(
-      FileSystem.FileSystem,
-      Effect.map(FileSystem.FileSystem, (fs) => ({
-        ...fs,
-        writeFileString: (path: string, data: string, options?: FileSystem.WriteFileStringOptions) =>
-          failing && path.endsWith("/3.json")
-            ? Effect.fail(
-              new PlatformError.SystemError({
-                reason: "Unknown",
-                module: "FileSystem",
-                method: "writeFileString",
-                description: "the disk is full"
-              })
-            )
-            : fs.writeFileString(path, data, options)
-      }))
-    ).pipe(Layer.provide(NodeContext.layer))
+    // the process's file writer, except that writing sample 3 fails while `failing` holds
+    const flaky = Layer.succeed(FileWorker.FileWorker, {
+      run: (request) =>
+        failing && request.op === "writeFiles" && request.files.some(([name]) => name === "3.json")
+          ? Effect.fail(new HoldoutError.StoreError({ op: "writeResults", message: "the disk is full" }))
+          : FileWorker.shared.run(request)
+    })
     return Effect.gen(function*() {
       const experiment = yield* evaluate("train")
       const failed = yield* Effect.flip(Results.write(dir, experiment).pipe(Effect.provide(flaky)))

@@ -1,0 +1,164 @@
+/**
+ * File writes off the event loop, for the results directories (`Results`): a worker thread runs a
+ * few file-system operations with synchronous calls, one request at a time. A request costs the
+ * event loop one message each way, where the thread pool costs three round trips a file (open,
+ * write, close), each with its callback, and competes with the event loop for the cores.
+ *
+ * - One worker per process, started on first use. It keeps the process alive only while a request
+ *   is pending. If it dies, the requests pending fail with a `StoreError`, and the next request
+ *   starts another worker.
+ * - Its code is plain JavaScript run from a string (`eval`), importing only Node's built-in
+ *   modules: it needs no file of its own (the bundled `holdout` executable carries none), and runs
+ *   on Node and Deno alike.
+ * - `FileWorker` is the service `Results` writes through; without one in the context, `shared` is
+ *   used. A test provides its own to make a write fail.
+ */
+import { HoldoutError } from "@holdout/core"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { Worker } from "node:worker_threads"
+
+/**
+ * What the worker does:
+ * - `exists`: whether `path` exists;
+ * - `makeDirectory`: makes `path`, and its `parent` first (with the parent's own) when missing;
+ * - `writeFiles`: writes each `[name, text]` of `files` into `dir`;
+ * - `publish`: renames `from` to `to`; `"exists"` when `to` is already there (`from` is left);
+ * - `remove`: removes `path` and everything in it, if it is there.
+ */
+export type Request =
+  | { readonly op: "exists"; readonly path: string }
+  | { readonly op: "makeDirectory"; readonly path: string; readonly parent: string }
+  | { readonly op: "writeFiles"; readonly dir: string; readonly files: ReadonlyArray<readonly [string, string]> }
+  | { readonly op: "publish"; readonly from: string; readonly to: string }
+  | { readonly op: "remove"; readonly path: string }
+
+/** What each request answers. */
+export interface Answers {
+  readonly exists: boolean
+  readonly makeDirectory: void
+  readonly writeFiles: void
+  readonly publish: "moved" | "exists"
+  readonly remove: void
+}
+
+/** Runs requests in a worker (`make`, `shared`), or as a test would have them run. */
+export class FileWorker extends Context.Tag("@holdout/harness/FileWorker")<FileWorker, {
+  readonly run: <R extends Request>(request: R) => Effect.Effect<Answers[R["op"]], HoldoutError.StoreError>
+}>() {}
+
+// The worker's code: each message `{ id, request }` is answered `{ id, value }` or `{ id, error }`.
+const source = `
+Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path")]).then(([threads, fs, path]) => {
+  const port = threads.parentPort
+  const run = (request) => {
+    switch (request.op) {
+      case "exists":
+        return fs.existsSync(request.path)
+      case "makeDirectory":
+        try {
+          fs.mkdirSync(request.path)
+        } catch (error) {
+          if (error.code !== "ENOENT") throw error
+          fs.mkdirSync(request.parent, { recursive: true })
+          fs.mkdirSync(request.path)
+        }
+        return undefined
+      case "writeFiles":
+        for (const [name, text] of request.files) fs.writeFileSync(path.join(request.dir, name), text)
+        return undefined
+      case "publish":
+        try {
+          fs.renameSync(request.from, request.to)
+          return "moved"
+        } catch (error) {
+          if (fs.existsSync(request.to)) return "exists"
+          throw error
+        }
+      case "remove":
+        fs.rmSync(request.path, { recursive: true, force: true })
+        return undefined
+    }
+    throw new Error("unknown request " + JSON.stringify(request.op))
+  }
+  port.on("message", ({ id, request }) => {
+    try {
+      port.postMessage({ id, value: run(request) })
+    } catch (error) {
+      port.postMessage({ id, error: { code: String(error.code ?? ""), message: String(error.message ?? error) } })
+    }
+  })
+})
+`
+
+interface Reply {
+  readonly id: number
+  readonly value?: unknown
+  readonly error?: { readonly code: string; readonly message: string }
+}
+
+const failure = (message: string) => new HoldoutError.StoreError({ op: "writeResults", message })
+
+/**
+ * A worker of its own, started on first use (`shared` is the process's); `code` is what it runs
+ * (a test's stand-in, by default the requests above).
+ */
+export const make = (code: string = source): FileWorker["Type"] => {
+  let worker: Worker | undefined
+  const pending = new Map<number, (reply: Reply) => void>()
+  let next = 0
+
+  // the worker holds the process open while, and only while, an answer is awaited
+  const settle = (id: number, reply: Reply) => {
+    const resume = pending.get(id)
+    if (resume === undefined) return
+    pending.delete(id)
+    if (pending.size === 0) worker?.unref()
+    resume(reply)
+  }
+
+  const started = (): Worker => {
+    if (worker !== undefined) return worker
+    const made = new Worker(code, { eval: true })
+    const dead = (message: string) => {
+      if (worker === made) worker = undefined
+      for (const id of [...pending.keys()]) settle(id, { id, error: { code: "", message } })
+    }
+    made.on("message", (reply: Reply) => settle(reply.id, reply))
+    made.on("error", (error) => dead(`the file writer failed: ${error.message}`))
+    made.on("exit", (code) => dead(`the file writer stopped (exit code ${code})`))
+    made.unref()
+    worker = made
+    return made
+  }
+
+  return {
+    run: <R extends Request>(request: R) =>
+      Effect.async<Answers[R["op"]], HoldoutError.StoreError>((resume) => {
+        const id = next++
+        const target = started()
+        if (pending.size === 0) target.ref()
+        pending.set(id, (reply) =>
+          resume(
+            reply.error === undefined
+              ? Effect.succeed(reply.value as Answers[R["op"]])
+              : Effect.fail(failure(reply.error.message))
+          ))
+        target.postMessage({ id, request })
+        // an interrupted caller stops waiting; the worker finishes the request regardless
+        return Effect.sync(() => {
+          if (pending.delete(id) && pending.size === 0) worker?.unref()
+        })
+      })
+  }
+}
+
+/** The process's worker. */
+export const shared: FileWorker["Type"] = make()
+
+/** The `FileWorker` of the context, else `shared`. */
+export const current: Effect.Effect<FileWorker["Type"]> = Effect.map(
+  Effect.serviceOption(FileWorker),
+  Option.getOrElse(() => shared)
+)
