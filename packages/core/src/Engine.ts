@@ -31,6 +31,7 @@ import * as Charge from "./internal/charge.js"
 import * as Missing from "./internal/missing.js"
 import * as Releases from "./internal/release.js"
 import * as requests from "./internal/requests.js"
+import * as Signals from "./internal/signals.js"
 import * as Status from "./internal/status.js"
 import * as KeyedLock from "./KeyedLock.js"
 import { Ledger } from "./Ledger.js"
@@ -159,22 +160,6 @@ export const blockSecretKey = "holdout:block-secret"
 const newRunId = (): string => globalThis.crypto.randomUUID()
 
 /**
- * `metric` tagged `key` = value, each made once: a metric made anew is hashed and looked up anew in
- * the metric registry at every update.
- */
-const taggedBy = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, key: string) => {
-  const made = new Map<string, Metric.Metric<Type, In, Out>>()
-  return (value: string): Metric.Metric<Type, In, Out> => {
-    let tagged = made.get(value)
-    if (tagged === undefined) {
-      tagged = Metric.tagged(metric, key, value)
-      made.set(value, tagged)
-    }
-    return tagged
-  }
-}
-
-/**
  * Builds the engine from its services.
  *
  * @since 0.1.0
@@ -210,17 +195,12 @@ export const make = (
     yield* releases.check
     const blocks = Blocks.make((secret) => store.putMetaIfAbsent(blockSecretKey, secret), subsetFloor)
 
-    const tagged = taggedBy(Metrics.requestsRejected, "error")
-    const finishedAs = taggedBy(Metrics.runsFinished, "status")
+    const tagged = Signals.taggedBy(Metrics.requestsRejected, "error")
+    const finishedAs = Signals.taggedBy(Metrics.runsFinished, "status")
     const countRejection = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.tapError(effect, (error) => Metric.increment(tagged(error._tag)))
 
-    const events = yield* Effect.serviceOption(RunEvents.RunEvents)
-    // an event is made only when someone listens (an event nobody is subscribed to is dropped anyway)
-    const publish = (event: () => RunEvents.RunEvent) =>
-      Effect.suspend(() =>
-        Option.isSome(events) && events.value.unsafeHasSubscribers() ? events.value.publish(event()) : Effect.void
-      )
+    const publish = Signals.publisher(yield* Effect.serviceOption(RunEvents.RunEvents))
 
     const noSamples = (run: RunRecord) =>
       new RunFailed({
