@@ -48,7 +48,8 @@ export class FileWorker extends Context.Tag("@holdout/harness/FileWorker")<FileW
   readonly run: <R extends Request>(request: R) => Effect.Effect<Answers[R["op"]], HoldoutError.StoreError>
 }>() {}
 
-// The worker's code: each message `{ id, request }` is answered `{ id, value }` or `{ id, error }`.
+// The worker's code: each message `{ id, request }` is answered `{ id, value }` or `{ id, error }`
+// (the error's message, which names the system error: `ENOSPC: no space left on device, open …`).
 const source = `
 Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path")]).then(([threads, fs, path]) => {
   const port = threads.parentPort
@@ -86,7 +87,7 @@ Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path
     try {
       port.postMessage({ id, value: run(request) })
     } catch (error) {
-      port.postMessage({ id, error: { code: String(error.code ?? ""), message: String(error.message ?? error) } })
+      port.postMessage({ id, error: String(error.message ?? error) })
     }
   })
 })
@@ -95,7 +96,7 @@ Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path
 interface Reply {
   readonly id: number
   readonly value?: unknown
-  readonly error?: { readonly code: string; readonly message: string }
+  readonly error?: string
 }
 
 const failure = (message: string) => new HoldoutError.StoreError({ op: "writeResults", message })
@@ -123,7 +124,7 @@ export const make = (code: string = source): FileWorker["Type"] => {
     const made = new Worker(code, { eval: true })
     const dead = (message: string) => {
       if (worker === made) worker = undefined
-      for (const id of [...pending.keys()]) settle(id, { id, error: { code: "", message } })
+      for (const id of [...pending.keys()]) settle(id, { id, error: message })
     }
     made.on("message", (reply: Reply) => settle(reply.id, reply))
     made.on("error", (error) => dead(`the file writer failed: ${error.message}`))
@@ -137,13 +138,19 @@ export const make = (code: string = source): FileWorker["Type"] => {
     run: <R extends Request>(request: R) =>
       Effect.async<Answers[R["op"]], HoldoutError.StoreError>((resume) => {
         const id = next++
-        const target = started()
+        let target: Worker
+        try {
+          target = started()
+        } catch (error) {
+          // a runtime that cannot start a worker thread
+          return resume(Effect.fail(failure(`the file writer could not start: ${String(error)}`)))
+        }
         if (pending.size === 0) target.ref()
         pending.set(id, (reply) =>
           resume(
             reply.error === undefined
               ? Effect.succeed(reply.value as Answers[R["op"]])
-              : Effect.fail(failure(reply.error.message))
+              : Effect.fail(failure(reply.error))
           ))
         target.postMessage({ id, request })
         // an interrupted caller stops waiting; the worker finishes the request regardless
