@@ -6,6 +6,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Layer from "effect/Layer"
@@ -136,6 +137,8 @@ export interface EngineOptions {
   readonly errorRateThreshold?: number
   /** Release mechanisms of `non_viewable` splits, by split name (DESIGN §12); unlisted splits are `exact`. */
   readonly releases?: Release.Releases
+  /** How old the budgets `status` shows may be (default 100 ms); the engine's own charges show at once. */
+  readonly statusMaxAge?: Duration.DurationInput
 }
 
 /**
@@ -182,7 +185,8 @@ export const make = (
       return yield* new ConfigError({ message: `errorRateThreshold must be in (0, 1], got ${errorRateThreshold}.` })
     }
     const access = yield* SplitAccess
-    const ledger = yield* Ledger
+    const budgets = yield* Status.budgets(yield* Ledger, options.statusMaxAge)
+    const ledger = budgets.ledger
     const store = yield* TaskStore.TaskStore
     const strategy = yield* EvalStrategy
     const datasets = yield* DatasetSource
@@ -279,17 +283,10 @@ export const make = (
     const complete = (run: RunRecord) =>
       run.status === "completed" || run.status === "failed" ? assemble(run) : finish(run)
 
+    const noRun = (runId: string) =>
+      new InvalidRequest({ message: `No run with id "${runId}" is stored. List the runs to find its id.` })
     const getRun = (runId: string) =>
-      Effect.flatMap(
-        store.getRun(runId),
-        Option.match({
-          onNone: () =>
-            Effect.fail(
-              new InvalidRequest({ message: `No run with id "${runId}" is stored. List the runs to find its id.` })
-            ),
-          onSome: Effect.succeed
-        })
-      )
+      Effect.flatMap(store.getRun(runId), (run) => Option.isSome(run) ? Effect.succeed(run.value) : noRun(runId))
 
     const evaluate = (input: EvalRequest, evaluateOptions: EvaluateOptions = {}) =>
       Effect.gen(function*() {
@@ -383,7 +380,7 @@ export const make = (
     const samples = (runId: string, page: TaskStore.SamplePage) =>
       Effect.zipRight(getRun(runId), store.listSamples(runId, page))
 
-    return { evaluate, resume, experiment, samples, status: () => Status.of(ledger, access, releaseConfig) }
+    return { evaluate, resume, experiment, samples, status: () => Status.of(budgets, access, releaseConfig) }
   })
 
 /**
