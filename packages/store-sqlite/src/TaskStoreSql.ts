@@ -174,16 +174,22 @@ export const make: Effect.Effect<
       }), { discard: true })
   }
 
+  // one statement: the row, with the progress of samples stored before their run (none, unless a
+  // strategy wrote first), unless the run exists
   const createRunRow = (run: Model.RunRecord) =>
-    Effect.gen(function*() {
-      const existing = yield* sql`SELECT 1 AS found FROM holdout_runs WHERE run_id = ${run.runId}`
-      if (existing.length > 0) return Exit.fail(TaskStore.runExists(run.runId))
-      yield* sql`INSERT INTO holdout_runs ${sql.insert({ run_id: run.runId, record: TaskStore.encodeRun(run) })}`
-      // samples stored before their run (none, unless a strategy wrote first) count from the start
-      yield* sql`UPDATE holdout_runs SET ${sql.literal(Tables.progressFromSamples)} WHERE run_id = ${run.runId}
-        AND EXISTS (SELECT 1 FROM holdout_samples s WHERE s.run_id = ${run.runId})`
-      return Exit.succeed<Option.Option<RunRow>>(Option.none())
-    })
+    Effect.map(
+      sql<
+        { run_id: string }
+      >`INSERT INTO holdout_runs (run_id, record, samples, errors, scored, score_sum, score_squares)
+        SELECT ${run.runId}, ${TaskStore.encodeRun(run)}, COUNT(*), COALESCE(SUM(is_error), 0), COUNT(score),
+          COALESCE(SUM(score), 0), COALESCE(SUM(score * score), 0)
+        FROM holdout_samples WHERE run_id = ${run.runId}
+        ON CONFLICT (run_id) DO NOTHING RETURNING run_id`,
+      (inserted) =>
+        inserted.length === 0
+          ? Exit.fail(TaskStore.runExists(run.runId))
+          : Exit.succeed<Option.Option<RunRow>>(Option.none())
+    )
 
   const updateRunRow = (runId: string, update: Model.RunUpdate) =>
     Effect.gen(function*() {

@@ -334,6 +334,21 @@ export const taskStoreConformance = (name: string, backend: TaskStoreBackend): v
         })
       ))
 
+    it.effect("samples stored before their run count in its progress from its creation", () =>
+      withStore((store) =>
+        Effect.gen(function*() {
+          const early = [makeSample("r1", 0, { score: 0.5 }), makeSample("r1", 1, { error: "boom" })]
+          yield* store.putSamples(early)
+          yield* store.putSample(makeSample("other", 0, { score: 1 }))
+          yield* store.createRun(makeRun("r1"))
+          const created = Option.getOrThrow(yield* store.getRun("r1"))
+          assertProgress(created.progress, progressOf(early))
+          const late = makeSample("r1", 2, { score: 1 })
+          yield* store.putSample(late)
+          assertProgress(Option.getOrThrow(yield* store.getRun("r1")).progress, progressOf([...early, late]))
+        })
+      ))
+
     it.effect("concurrent upserts keep the progress exact", () =>
       withStore((store) =>
         Effect.gen(function*() {
