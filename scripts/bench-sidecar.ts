@@ -4,6 +4,8 @@
  * - `sidecar/sqlite/evalPerSec`: `POST /eval` of a 10-sample no-op task on a viewable split (its
  *   results directory written: a summary and a file per sample), over the embedded SQLite store;
  * - `sidecar/statusPerSec`: `GET /status`;
+ * - `sidecar/healthPerSec`: `GET /health`, which does nothing: the most requests per second the
+ *   sidecar's HTTP stack serves on this machine, the ceiling of `statusPerSec`;
  * - `sidecar/sqlite/evalPerSecNoResults`: the same evaluations from a sidecar without a results
  *   directory, which tells Holdout's own cost apart from the file system's;
  * - `sidecar/fileCreateUs`: what creating one small file costs the file system the results directory
@@ -216,13 +218,16 @@ export const bench = Effect.suspend(() =>
       Effect.tryPromise(() =>
         wrk ? measureWrk(url + path, method, body, seconds, dir) : measure(url + path, method, body, seconds)
       )
-    const { evalPerSec, statusPerSec } = yield* Effect.scoped(Effect.gen(function*() {
+    const { evalPerSec, healthPerSec, statusPerSec } = yield* Effect.scoped(Effect.gen(function*() {
       const sidecar = yield* startSidecar(subdirectory(dir, "with-results"))
       yield* run(sidecar.url, "/eval", "POST", evalBody, 1) // warm-up
       const evalPerSec = yield* run(sidecar.url, "/eval", "POST", evalBody, 4)
+      // the results' files reach the disk first: the status is not measured against the kernel's writeback
+      yield* Effect.sync(() => spawnSync("sync", { stdio: "ignore" }))
       yield* run(sidecar.url, "/status", "GET", undefined, 1)
       const statusPerSec = yield* run(sidecar.url, "/status", "GET", undefined, 3)
-      return { evalPerSec, statusPerSec }
+      const healthPerSec = yield* run(sidecar.url, "/health", "GET", undefined, 3)
+      return { evalPerSec, statusPerSec, healthPerSec }
     }))
     const noResults = yield* Effect.scoped(Effect.gen(function*() {
       const sidecar = yield* startSidecar(subdirectory(dir, "without-results"), { results: false })
@@ -234,6 +239,7 @@ export const bench = Effect.suspend(() =>
     return [
       { name: "sidecar/sqlite/evalPerSec", value: Math.round(evalPerSec), unit: `evals/s (${client})` },
       { name: "sidecar/statusPerSec", value: Math.round(statusPerSec), unit: `requests/s (${client})` },
+      { name: "sidecar/healthPerSec", value: Math.round(healthPerSec), unit: `requests/s (${client})` },
       { name: "sidecar/sqlite/evalPerSecNoResults", value: Math.round(noResults), unit: `evals/s (${client})` },
       { name: "sidecar/fileCreateUs", value: Math.round(fileCreateUs), unit: "µs per file (results' file system)" }
     ]
