@@ -121,7 +121,7 @@ export class Engine extends Context.Tag("@holdout/core/Engine")<Engine, {
     runId: string,
     page: TaskStore.SamplePage
   ) => Effect.Effect<ReadonlyArray<SampleRecord>, InvalidRequest | StoreError>
-  /** Every budgeted split with its budget and tier, in configured order. */
+  /** Every budgeted split with its budget and tier, in configured order; see `EngineOptions.statusMaxAge`. */
   readonly status: () => Effect.Effect<ReadonlyArray<SplitStatus>, StoreError>
 }>() {}
 
