@@ -11,6 +11,7 @@
  * budgets: [{ datasetId: qa, split: validation, runs: 10, reservedForFinalize: { runs: 4 } }]  # reserve optional
  * policy: { train: viewable, validation: non_viewable, test: no_access }
  * releases: { validation: { kind: thresholdout, reference: train, threshold: 0.04, sigma: 0.01, overfitBudget: 20 } }
+ * engine: { statusMaxAge: 100 millis }                       # how old /status's budgets may be (0: always read)
  * verifier: { mode: auto_best, selection: { datasetId: qa, split: validation }, significance: 0.05,
  *             baseline: main, freeBaseline: true, poolTrees: true,
  *             targets: [{ datasetId: qa, split: test, rewardKey: accuracy }] }
@@ -36,6 +37,7 @@ import {
   TaskStore,
   Workspace
 } from "@holdout/core"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -141,6 +143,15 @@ const ReleaseConfig = Schema.Union(
 const releaseShapes = "a release is { kind: exact }, { kind: thresholdout, reference: <split>, threshold: T, " +
   "sigma: σ, overfitBudget: B } or { kind: ladder, eta: η }"
 
+/**
+ * The engine's options a file may set: how old the budgets `status` shows may be, as a duration
+ * ("250 millis") or milliseconds (default 100; 0 reads the store for every status). Checked when the
+ * engine is built.
+ */
+const EngineConfig = Schema.Struct({
+  statusMaxAge: Schema.optional(Schema.Union(Schema.NonNegative, Schema.NonEmptyString))
+})
+
 const SidecarConfig = Schema.Struct({
   tokenFile: Schema.NonEmptyString,
   resultsDir: Schema.optional(Schema.NonEmptyString),
@@ -164,6 +175,7 @@ export const HoldoutConfig = Schema.Struct({
   policy: Schema.Record({ key: Schema.String, value: Tier }),
   /** Release mechanisms of `non_viewable` splits, by split name (unlisted splits are `exact`). */
   releases: Schema.optional(Schema.Record({ key: Schema.String, value: ReleaseConfig })),
+  engine: Schema.optional(EngineConfig),
   verifier: Schema.optional(VerifierConfig),
   sidecar: Schema.optional(SidecarConfig)
 })
@@ -479,7 +491,13 @@ export const stack = (
       store: stores,
       datasets,
       strategy: strategy.pipe(Layer.provide(workspace)),
-      engine: { releases: releaseConfig }
+      engine: {
+        releases: releaseConfig,
+        // a string that is not a duration is the engine's ConfigError, naming the field
+        ...(config.engine?.statusMaxAge === undefined
+          ? {}
+          : { statusMaxAge: config.engine.statusMaxAge as Duration.DurationInput })
+      }
     }).pipe(Layer.provideMerge(workspace))
   }))
 

@@ -1,7 +1,10 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import { Engine, type HoldoutError } from "@holdout/core"
 import { StackConfig } from "@holdout/harness"
+import { expectFailure } from "@holdout/testkit"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -124,6 +127,59 @@ describe("StackConfig — releases", () => {
         assert.include(built.left.message, expected)
       }
     }))
+})
+
+describe("StackConfig — engine", () => {
+  /** The fixture's stack on the SQLite file `filename`, with an `engine` section of its own. */
+  const onFile = (filename: string, engine: string) =>
+    `store: { kind: sqlite, filename: ${JSON.stringify(filename)} }
+datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
+strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))} }
+budgets: [{ datasetId: qa, split: train, runs: 5 }]
+policy: { train: viewable, validation: non_viewable, test: no_access }
+${engine}`
+
+  /** The engine of the stack a configuration describes (scoped). */
+  const engineOf = (text: string) =>
+    Effect.gen(function*() {
+      const parsed = parse(text)
+      assert.isTrue(Either.isRight(parsed), message(parsed))
+      if (Either.isLeft(parsed)) return yield* Effect.die("unreachable")
+      const stack = StackConfig.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
+      const context = yield* Layer.build(stack.pipe(Layer.provide(NodeContext.layer)))
+      return Context.get(context, Engine.Engine)
+    })
+
+  const trainRuns = (engine: Engine.Engine["Type"]) =>
+    Effect.map(engine.status(), (status) => status.find((entry) => entry.split === "train")?.spent.runs)
+
+  it.scoped("statusMaxAge reaches the engine: 0 shows another process's charge at once, 1 hour not yet", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const filename = join(yield* fs.makeTempDirectoryScoped(), "holdout.db")
+      const exact = yield* engineOf(onFile(filename, "engine: { statusMaxAge: 0 }"))
+      const lagging = yield* engineOf(onFile(filename, "engine: { statusMaxAge: 1 hour }"))
+      const other = yield* engineOf(onFile(filename, ""))
+      assert.strictEqual(yield* trainRuns(exact), 0)
+      assert.strictEqual(yield* trainRuns(lagging), 0)
+      yield* other.evaluate({ datasetId: "qa", split: "train", candidate: { id: "elsewhere" } })
+      assert.strictEqual(yield* trainRuns(exact), 1)
+      assert.strictEqual(yield* trainRuns(lagging), 0)
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.scoped("an unknown engine option is named; a statusMaxAge that is no duration is a ConfigError naming it", () =>
+    Effect.gen(function*() {
+      assert.include(
+        message(parse(onFile("holdout.db", "engine: { statusMaxAg: 0 }"))),
+        `unknown field "engine.statusMaxAg"`
+      )
+      assert.include(message(parse(onFile("holdout.db", "engine: { statusMaxAge: -1 }"))), "engine.statusMaxAge")
+      const fs = yield* FileSystem.FileSystem
+      const filename = join(yield* fs.makeTempDirectoryScoped(), "holdout.db")
+      const error = yield* expectFailure(engineOf(onFile(filename, "engine: { statusMaxAge: soon }")))
+      assert.strictEqual(error._tag, "ConfigError")
+      assert.include(error.message, "statusMaxAge must be a finite duration")
+    }).pipe(Effect.provide(NodeContext.layer)))
 })
 
 describe("StackConfig — the Harbor strategy's options", () => {
