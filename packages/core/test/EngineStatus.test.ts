@@ -9,10 +9,7 @@ import * as Engine from "../src/Engine.js"
 import * as Ledger from "../src/Ledger.js"
 import { candidate, stack } from "./fixtures.js"
 
-/**
- * The stack's ledger with a count of its `status` reads (`reset` starts it again at 0) and `afterRead`,
- * run after each read.
- */
+/** The stack's ledger with a count of its `status` reads, and `afterRead`, an effect run after each read. */
 const countingLedger = Effect.gen(function*() {
   const ledger = yield* Ledger.Ledger
   const reads = yield* Ref.make(0)
