@@ -13,22 +13,37 @@ import { fileURLToPath } from "node:url"
 
 const fixture = fileURLToPath(new URL("./fixtures/stack", import.meta.url))
 
-/** A memory stack over the fixture's data, with `releases` (YAML) added. */
-const yaml = (releases: string, verifier = "") =>
-  `store: { kind: memory }
+/** A stack over the fixture's data and task (YAML): its store, its budgets' lines and further sections. */
+const fixtureYaml = (store: string, budgets: string, sections: string) =>
+  `store: ${store}
 datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
 strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))} }
 budgets:
-  - { datasetId: qa, split: train, runs: 5 }
-  - { datasetId: qa, split: validation, runs: 5 }
+${budgets}
 policy: { train: viewable, validation: non_viewable, test: no_access }
-${releases}
-${verifier}`
+${sections}`
+
+/** A memory stack over the fixture's data, with `releases` (YAML) added. */
+const yaml = (releases: string, verifier = "") =>
+  fixtureYaml(
+    "{ kind: memory }",
+    "  - { datasetId: qa, split: train, runs: 5 }\n  - { datasetId: qa, split: validation, runs: 5 }",
+    `${releases}\n${verifier}`
+  )
 
 const parse = (text: string) => StackConfig.parse("holdout.yaml", text)
 
 const message = (result: Either.Either<StackConfig.HoldoutConfig, HoldoutError.ConfigError>): string =>
   Either.match(result, { onLeft: (error) => error.message, onRight: () => "" })
+
+/** A configuration as if loaded from the fixture's directory; one that does not decode fails the test. */
+const loadedOf = (text: string) =>
+  Effect.gen(function*() {
+    const parsed = parse(text)
+    assert.isTrue(Either.isRight(parsed), message(parsed))
+    if (Either.isLeft(parsed)) return yield* Effect.die("unparsed")
+    return { config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") }
+  })
 
 describe("StackConfig — releases", () => {
   it("each split's mechanism becomes EngineOptions.releases", () => {
@@ -132,20 +147,16 @@ describe("StackConfig — releases", () => {
 describe("StackConfig — engine", () => {
   /** The fixture's stack on the SQLite file `filename`, with an `engine` section of its own. */
   const onFile = (filename: string, engine: string) =>
-    `store: { kind: sqlite, filename: ${JSON.stringify(filename)} }
-datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
-strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))} }
-budgets: [{ datasetId: qa, split: train, runs: 5 }]
-policy: { train: viewable, validation: non_viewable, test: no_access }
-${engine}`
+    fixtureYaml(
+      `{ kind: sqlite, filename: ${JSON.stringify(filename)} }`,
+      "  - { datasetId: qa, split: train, runs: 5 }",
+      engine
+    )
 
   /** The engine of the stack a configuration describes (scoped). */
   const engineOf = (text: string) =>
     Effect.gen(function*() {
-      const parsed = parse(text)
-      assert.isTrue(Either.isRight(parsed), message(parsed))
-      if (Either.isLeft(parsed)) return yield* Effect.die("unreachable")
-      const stack = StackConfig.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
+      const stack = StackConfig.stack(yield* loadedOf(text))
       const context = yield* Layer.build(stack.pipe(Layer.provide(NodeContext.layer)))
       return Context.get(context, Engine.Engine)
     })
@@ -194,10 +205,7 @@ policy: { train: viewable }
 
   const build = (text: string) =>
     Effect.gen(function*() {
-      const parsed = parse(text)
-      assert.isTrue(Either.isRight(parsed), message(parsed))
-      if (Either.isLeft(parsed)) return yield* Effect.die("unparsed")
-      const stack = StackConfig.stack({ config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") })
+      const stack = StackConfig.stack(yield* loadedOf(text))
       return yield* Effect.either(Layer.build(stack.pipe(Layer.provide(NodeContext.layer))).pipe(Effect.scoped))
     })
 
@@ -225,21 +233,11 @@ policy: { train: viewable }
 
 describe("StackConfig — levers", () => {
   /** The fixture's stack with `budgets` and `verifier` sections of one's own. */
-  const levers = (budgets: string, verifier: string) =>
-    `store: { kind: memory }
-datasets: { kind: jsonl, dir: ${JSON.stringify(join(fixture, "data"))} }
-strategy: { kind: task, module: ${JSON.stringify(join(fixture, "task.ts"))} }
-budgets:
-${budgets}
-policy: { train: viewable, validation: non_viewable, test: no_access }
-${verifier}`
+  const levers = (budgets: string, verifier: string) => fixtureYaml("{ kind: memory }", budgets, verifier)
 
   const build = (text: string) =>
     Effect.gen(function*() {
-      const parsed = parse(text)
-      assert.isTrue(Either.isRight(parsed), message(parsed))
-      if (Either.isLeft(parsed)) return yield* Effect.die("unreachable")
-      const loaded = { config: parsed.right, baseDir: fixture, file: join(fixture, "holdout.yaml") }
+      const loaded = yield* loadedOf(text)
       const layer = StackConfig.verifier(loaded).pipe(Layer.provideMerge(StackConfig.stack(loaded)))
       return yield* Effect.either(Layer.build(layer.pipe(Layer.provide(NodeContext.layer))).pipe(Effect.scoped))
     })
