@@ -111,11 +111,13 @@ export const make = (code: string = source): FileWorker["Type"] => {
   let next = 0
 
   // the worker holds the process open while, and only while, an answer is awaited
+  const forget = (id: number) => {
+    if (pending.delete(id) && pending.size === 0) worker?.unref()
+  }
   const settle = (id: number, reply: Reply) => {
     const resume = pending.get(id)
     if (resume === undefined) return
-    pending.delete(id)
-    if (pending.size === 0) worker?.unref()
+    forget(id)
     resume(reply)
   }
 
@@ -154,9 +156,7 @@ export const make = (code: string = source): FileWorker["Type"] => {
           ))
         target.postMessage({ id, request })
         // an interrupted caller stops waiting; the worker finishes the request regardless
-        return Effect.sync(() => {
-          if (pending.delete(id) && pending.size === 0) worker?.unref()
-        })
+        return Effect.sync(() => forget(id))
       })
   }
 }
