@@ -40,7 +40,9 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
@@ -142,6 +144,9 @@ const decodeSubmit = decodeBody(SubmitRequest)
 
 const logStoreErrors = Agent.logStoreErrors
 
+/** The largest request body accepted when `Options.maxBodyBytes` does not say (64 KiB). */
+const defaultMaxBodyBytes = 64 * 1024
+
 /** The optimizer's routes: each one an operation of `Agent`, which the MCP tools share. */
 const agentHandlers = (resultsDir: string | undefined) =>
   HttpApiBuilder.group(Api, "agent", (handlers) =>
@@ -191,18 +196,19 @@ const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
         }).pipe(logStoreErrors))
   }))
 
-/** Refuses a body over the limit (413) from its length header, and caps what is read otherwise. */
+/**
+ * Refuses a body over the limit (413) from its length header. A body without one is cut off where
+ * it passes the limit as it is read (`HttpIncomingMessage.MaxBodySize`, provided with the server).
+ */
 const limitBody = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const length = Number(request.headers["content-length"] ?? "0")
-    if (Number.isFinite(length) && length > maxBytes) {
-      return HttpServerResponse.unsafeJson(
+    return Number.isFinite(length) && length > maxBytes
+      ? Effect.succeed(HttpServerResponse.unsafeJson(
         { _tag: "PayloadTooLarge", message: `The request body is ${length} bytes; at most ${maxBytes} are accepted.` },
         { status: 413 }
-      )
-    }
-    return yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
+      ))
+      : app
   })
 
 /** The `_tag` of an error response's JSON body (bodies of errors are small), if it has one. */
@@ -221,22 +227,33 @@ const errorTagOf = (response: HttpServerResponse.HttpServerResponse): string | u
 /**
  * A log line per request, through the Effect logger: `POST /eval 429 12ms BudgetExhausted`, with the
  * same fields as annotations (method, path, status, ms, error). The routes a client polls are logged
- * at debug level, every other at info.
+ * at debug level, every other at info; a request whose level the logger leaves out costs nothing more.
  */
 const requestLog = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const path = request.url.split("?")[0] ?? request.url
+    const level = pollRoutes.includes(path) ? LogLevel.Debug : LogLevel.Info
+    return Effect.flatMap(
+      FiberRef.get(FiberRef.currentMinimumLogLevel),
+      (minimum) => LogLevel.lessThan(level, minimum) ? app : logged(app, request.method, path, level)
+    )
+  })
+
+/** Serves `app` and logs its answer at `level`. */
+const logged = <E, R>(
+  app: HttpApp.Default<E, R>,
+  method: string,
+  path: string,
+  level: LogLevel.LogLevel
+): HttpApp.Default<E, R> =>
   Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
     const started = yield* Clock.currentTimeMillis
     const exit = yield* Effect.exit(app)
     const ms = (yield* Clock.currentTimeMillis) - started
-    const path = request.url.split("?")[0] ?? request.url
     const status = Exit.isSuccess(exit) ? exit.value.status : 500
     const error = Exit.isSuccess(exit) ? errorTagOf(exit.value) : "InternalError"
-    const line = `${request.method} ${path} ${status} ${ms}ms${error === undefined ? "" : ` ${error}`}`
-    const log = pollRoutes.includes(path) ? Effect.logDebug(line) : Effect.logInfo(line)
-    yield* log.pipe(
-      Effect.annotateLogs({ method: request.method, path, status, ms, ...(error === undefined ? {} : { error }) })
-    )
+    yield* Effect.logWithLevel(level, `${method} ${path} ${status} ${ms}ms${error === undefined ? "" : ` ${error}`}`)
+      .pipe(Effect.annotateLogs({ method, path, status, ms, ...(error === undefined ? {} : { error }) }))
     return yield* exit
   })
 
@@ -312,10 +329,14 @@ export const layer = (
       Effect.map((app) =>
         HttpServer.serve(
           jsonErrors(app),
-          (app) => requestLog(limitBody(options.maxBodyBytes ?? 64 * 1024)(app))
+          (app) => requestLog(limitBody(options.maxBodyBytes ?? defaultMaxBodyBytes)(app))
         )
       ),
       Layer.unwrapEffect,
+      Layer.provide(Layer.succeed(
+        HttpIncomingMessage.MaxBodySize,
+        Option.some(FileSystem.Size(options.maxBodyBytes ?? defaultMaxBodyBytes))
+      )),
       // the polled routes make no span each: a poller's spans would drown the evaluations' ones
       HttpMiddleware.withTracerDisabledForUrls(pollRoutes),
       Layer.provide([

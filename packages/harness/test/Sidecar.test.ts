@@ -6,7 +6,10 @@ import { DatasetSource, type Engine, HoldoutError, Ledger, type Model, Stack, Ta
 import { Sidecar, Verifier } from "@holdout/harness"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
@@ -338,6 +341,75 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       assert.strictEqual(at(huge.json, "_tag"), "PayloadTooLarge")
       const status = yield* request(server, "GET", "/status")
       assert.deepStrictEqual(at(status.json, "splits.0.spent"), { runs: 0, samples: 0 })
+    }))
+
+  it.scoped("a streamed body over the limit is cut off as it is read, and nothing is charged", () =>
+    Effect.gen(function*() {
+      const server = yield* serve({ maxBodyBytes: 1024 })
+      const body = JSON.stringify({ datasetId: "ds", split: "train", candidate: { id: "x".repeat(4096) } })
+      // a streamed body is sent chunked, without a length: the limit is only known once it is read,
+      // and the platform then closes the connection instead of reading on
+      const outcome = yield* Effect.promise(() =>
+        fetch(server.url + "/eval", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: new ReadableStream({
+            start: (controller) => {
+              controller.enqueue(new TextEncoder().encode(body))
+              controller.close()
+            }
+          }),
+          duplex: "half"
+        } as RequestInit).then((response) => String(response.status), () => "closed")
+      )
+      assert.oneOf(outcome, ["closed", "400", "413"])
+      const after = yield* request(server, "GET", "/status")
+      assert.deepStrictEqual(at(after.json, "splits.0.spent"), { runs: 0, samples: 0 })
+    }))
+
+  it.scoped("every request is logged in a line with its fields; the polled routes at debug level", () =>
+    Effect.gen(function*() {
+      const lines: Array<{ readonly level: string; readonly message: unknown; readonly fields: unknown }> = []
+      const capture = Logger.make(({ annotations, logLevel, message }) => {
+        lines.push({
+          level: logLevel.label,
+          message: Array.isArray(message) ? message[0] : message,
+          fields: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      })
+      const logged = <A, E, R>(level: LogLevel.LogLevel, effect: Effect.Effect<A, E, R>) =>
+        effect.pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)), Logger.withMinimumLogLevel(level))
+      const requests = (server: Server) =>
+        Effect.gen(function*() {
+          lines.length = 0
+          assert.strictEqual((yield* evaluate(server, { split: "train" })).status, 200)
+          assert.strictEqual((yield* evaluate(server, { split: "ghost" })).status, 400)
+          assert.strictEqual((yield* request(server, "GET", "/status?x=1")).status, 200)
+          assert.strictEqual((yield* request(server, "GET", "/health")).status, 200)
+          // the line is written as the response is sent: the client may have it first (a real wait:
+          // the test's clock does not move by itself)
+          yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+          return lines.filter((line) =>
+            String(line.message).startsWith("GET /") || String(line.message).startsWith("POST /")
+          )
+        })
+      const debug = yield* logged(LogLevel.Debug, Effect.flatMap(serve(), requests))
+      assert.deepStrictEqual(debug.map((line) => [line.level, String(line.message).replace(/ \d+ms/, " _ms")]), [
+        ["INFO", "POST /eval 200 _ms"],
+        ["INFO", "POST /eval 400 _ms UnknownSplit"],
+        ["DEBUG", "GET /status 200 _ms"],
+        ["DEBUG", "GET /health 200 _ms"]
+      ])
+      const fields = debug[1]!.fields as Record<string, unknown>
+      assert.deepStrictEqual({ ...fields, ms: typeof fields["ms"] }, {
+        method: "POST",
+        path: "/eval",
+        status: 400,
+        ms: "number",
+        error: "UnknownSplit"
+      })
+      const info = yield* logged(LogLevel.Info, Effect.flatMap(serve(), requests))
+      assert.deepStrictEqual(info.map((line) => line.level), ["INFO", "INFO"])
     }))
 
   it.scoped("the verifier's routes need the token: missing, wrong or malformed → 401; the token file is private", () =>
