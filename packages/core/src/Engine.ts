@@ -121,7 +121,10 @@ export class Engine extends Context.Tag("@holdout/core/Engine")<Engine, {
     runId: string,
     page: TaskStore.SamplePage
   ) => Effect.Effect<ReadonlyArray<SampleRecord>, InvalidRequest | StoreError>
-  /** Every budgeted split with its budget and tier, in configured order; see `EngineOptions.statusMaxAge`. */
+  /**
+   * Every budgeted split with its budget and tier, in configured order; see `EngineOptions.statusMaxAge`.
+   * The same array is answered until the budgets are read again.
+   */
   readonly status: () => Effect.Effect<ReadonlyArray<SplitStatus>, StoreError>
 }>() {}
 
@@ -380,7 +383,8 @@ export const make = (
     const samples = (runId: string, page: TaskStore.SamplePage) =>
       Effect.zipRight(getRun(runId), store.listSamples(runId, page))
 
-    return { evaluate, resume, experiment, samples, status: () => Status.of(budgets, access, releaseConfig) }
+    const status = Status.of(budgets, access, releaseConfig)
+    return { evaluate, resume, experiment, samples, status: () => status }
   })
 
 /**

@@ -55,6 +55,23 @@ describe("Engine.status: budgets read at most once per statusMaxAge", () => {
       assert.strictEqual(yield* Ref.get(reads), 2)
     }).pipe(Effect.provide(stack().layer)))
 
+  it.effect("the same budgets give the same answer, worked out once; a new read gives a new one", () =>
+    Effect.gen(function*() {
+      const { ledger } = yield* countingLedger
+      const engine = yield* engineOver(ledger, { statusMaxAge: "1 second" })
+      const first = yield* engine.status()
+      // a caller may keep what it made of an answer (the sidecar its encoding) while it is the same
+      assert.strictEqual(yield* engine.status(), first)
+      yield* TestClock.adjust("1 second")
+      const reread = yield* engine.status()
+      assert.notStrictEqual(reread, first)
+      assert.deepStrictEqual(reread, first)
+      yield* evaluateTrain(engine)
+      const charged = yield* engine.status()
+      assert.notStrictEqual(charged, reread)
+      assert.deepStrictEqual(charged.find((entry) => entry.split === "train")!.spent, { runs: 1, samples: 2 })
+    }).pipe(Effect.provide(stack().layer)))
+
   it.effect("the engine's own charge shows in the next status at once", () =>
     Effect.gen(function*() {
       const { ledger } = yield* countingLedger

@@ -27,6 +27,7 @@ import type * as Path from "@effect/platform/Path"
 import type { Model } from "@holdout/core"
 import { Compare, Engine, EvalStrategy, HoldoutError, Ledger, SplitAccess, TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
+import * as Equivalence from "effect/Equivalence"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -225,6 +226,9 @@ export const logStoreErrors = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.
         : Effect.void
   )
 
+/** Whether two answers of `FreeBaseline.available` are the same. */
+const sameBaseline = Option.getEquivalence(Equivalence.boolean)
+
 /** A candidate of the optimizer's: the verifier's model metadata (a transfer target's) is not for it to set. */
 const notReserved = (candidate: Model.Candidate): Effect.Effect<void, HoldoutError.InvalidRequest> =>
   candidate.metadata !== undefined && EvalStrategy.modelOverrideKey in candidate.metadata
@@ -273,6 +277,12 @@ export const make = (
     const submitEnabled = verifier.mode === "submit"
     const free = yield* FreeBaseline.make(verifier.freeBaseline)
     const compareLock = yield* Effect.makeSemaphore(1)
+    /** The last status answered and what it was made of: the same answer while they are the same. */
+    let lastStatus: {
+      readonly entries: ReadonlyArray<Engine.SplitStatus>
+      readonly freeBaselines: ReadonlyArray<Option.Option<boolean>>
+      readonly status: typeof Status.Type
+    } = { entries: [], freeBaselines: [], status: { submitEnabled, splits: [] } }
 
     /** A run the optimizer may know of, with its tier; any other is `RunNotFound`, whatever the reason. */
     const visible = (runId: string) =>
@@ -354,23 +364,31 @@ export const make = (
         }).pipe(logStoreErrors),
       status: () =>
         Effect.gen(function*() {
-          const splits: Array<typeof Status.Type.splits[number]> = []
-          for (const entry of yield* engine.status()) {
-            if (entry.tier === "no_access") continue
-            const freeBaseline = yield* free.available(entry)
-            splits.push({
+          const entries = (yield* engine.status()).filter((entry) => entry.tier !== "no_access")
+          const freeBaselines = yield* Effect.forEach(entries, free.available)
+          if (
+            entries.length === lastStatus.entries.length &&
+            entries.every((entry, index) => entry === lastStatus.entries[index]) &&
+            freeBaselines.every((available, index) => sameBaseline(available, lastStatus.freeBaselines[index]!))
+          ) {
+            return lastStatus.status
+          }
+          const splits = entries.map((entry, index): typeof Status.Type.splits[number] => {
+            const freeBaseline = freeBaselines[index]!
+            return {
               datasetId: entry.datasetId,
               split: entry.split,
-              tier: entry.tier,
+              tier: entry.tier === "viewable" ? "viewable" : "non_viewable",
               limits: entry.limits,
               spent: entry.spent,
               remaining: entry.remaining,
               ...(entry.reserved === undefined ? {} : { reserved: entry.reserved }),
               ...(entry.overfit === undefined ? {} : { overfit: entry.overfit }),
               ...(Option.isNone(freeBaseline) ? {} : { freeBaseline: freeBaseline.value })
-            })
-          }
-          return { submitEnabled, splits }
+            }
+          })
+          lastStatus = { entries, freeBaselines, status: { submitEnabled, splits } }
+          return lastStatus.status
         }).pipe(logStoreErrors),
       submit: (candidate) =>
         Effect.gen(function*() {

@@ -51,7 +51,7 @@ import * as Agent from "./Agent.js"
 import { constantTimeEquals } from "./internal/constantTime.js"
 import * as Jobs from "./Jobs.js"
 import type { EvalResponse, JobAccepted } from "./SidecarApi.js"
-import { Api, Authorization, EvalPayload, SubmitRequest } from "./SidecarApi.js"
+import { Api, Authorization, EvalPayload, Status, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
 import * as Viewer from "./Viewer.js"
 
@@ -147,12 +147,31 @@ const logStoreErrors = Agent.logStoreErrors
 /** The largest request body accepted when `Options.maxBodyBytes` does not say (64 KiB). */
 const defaultMaxBodyBytes = 64 * 1024
 
+/**
+ * The JSON answer of a value, encoded by `schema` once for as long as the same value is answered: a
+ * polled route whose value has not changed (`Agent.status`) costs no encoding.
+ */
+const answerOnce = <A, I>(schema: Schema.Schema<A, I>) => {
+  const encode = Schema.encode(schema)
+  let last: { readonly value: A; readonly response: HttpServerResponse.HttpServerResponse } | undefined
+  return (value: A): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+    last !== undefined && last.value === value ? Effect.succeed(last.response) : Effect.map(
+      Effect.orDie(encode(value)),
+      (encoded) => {
+        const response = HttpServerResponse.unsafeJson(encoded)
+        last = { value, response }
+        return response
+      }
+    )
+}
+
 /** The optimizer's routes: each one an operation of `Agent`, which the MCP tools share. */
 const agentHandlers = (resultsDir: string | undefined) =>
   HttpApiBuilder.group(Api, "agent", (handlers) =>
     Effect.gen(function*() {
       const agent = yield* Agent.make(resultsDir === undefined ? {} : { resultsDir })
       const jobs = yield* Jobs.make(agent)
+      const statusAnswer = answerOnce(Status)
       return handlers
         .handle("health", () => Effect.succeed({ ok: true }))
         .handleRaw("eval", ({ request }) =>
@@ -168,7 +187,7 @@ const agentHandlers = (resultsDir: string | undefined) =>
         .handle("compare", ({ urlParams }) => agent.compare(urlParams.runA, urlParams.runB))
         .handle("runs", () => agent.runs())
         .handle("show", ({ path: { runId }, urlParams }) => agent.show(runId, urlParams))
-        .handle("status", () => agent.status())
+        .handle("status", () => Effect.flatMap(agent.status(), statusAnswer))
         .handleRaw("submit", ({ request }) =>
           Effect.flatMap(decodeSubmit(request), (payload) => agent.submit(payload.candidate)))
     }))

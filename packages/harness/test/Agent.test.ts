@@ -82,3 +82,22 @@ describe("Agent: the optimizer's runs, as its tiers allow", () => {
       )
     }).pipe(Effect.provide(layer)))
 })
+
+describe("Agent: status", () => {
+  it.effect("the same answer while nothing changed, so the sidecar encodes it once; a charge gives a new one", () =>
+    Effect.gen(function*() {
+      const agent = yield* Agent.make()
+      const first = yield* agent.status()
+      assert.deepStrictEqual(first.splits.map((entry) => [entry.split, entry.tier]), [
+        ["train", "viewable"],
+        ["validation", "non_viewable"],
+        ["ladder", "non_viewable"]
+      ])
+      assert.strictEqual(yield* agent.status(), first)
+      yield* agent.evaluate(on("train"))
+      const charged = yield* agent.status()
+      assert.notStrictEqual(charged, first)
+      assert.deepStrictEqual(charged.splits[0]!.spent, { runs: 1, samples: 8 })
+      assert.strictEqual(yield* agent.status(), charged)
+    }).pipe(Effect.provide(layer)))
+})

@@ -67,13 +67,22 @@ export const budgets = (
   })
 }
 
-/** The status of every budgeted split. */
+/**
+ * The status of every budgeted split. It is worked out again only when the budgets were read again:
+ * until then every call answers the same array, so a caller can keep what it made of it (the
+ * sidecar's encoded answer) for as long as that holds.
+ */
 export const of = (
   budgets: Budgets,
   access: SplitAccess["Type"],
   releases: Release.Releases
-): Effect.Effect<ReadonlyArray<SplitStatus>, StoreError> =>
-  Effect.flatMap(budgets.snapshots, (snapshots) => {
+): Effect.Effect<ReadonlyArray<SplitStatus>, StoreError> => {
+  let last: { readonly snapshots: ReadonlyArray<BudgetSnapshot>; readonly statuses: ReadonlyArray<SplitStatus> } = {
+    snapshots: [],
+    statuses: []
+  }
+  return Effect.flatMap(budgets.snapshots, (snapshots) => {
+    if (snapshots === last.snapshots) return Effect.succeed(last.statuses)
     const byKey = new Map(snapshots.map((snapshot) => [JSON.stringify([snapshot.datasetId, snapshot.split]), snapshot]))
     const overfitOf = (snapshot: BudgetSnapshot) => {
       if (releases[snapshot.split]?._tag !== "thresholdout") return undefined
@@ -102,5 +111,8 @@ export const of = (
             ...(release === undefined || release === "exact" ? {} : { release })
           }
         })
-    )
+    ).pipe(Effect.tap((statuses) => {
+      last = { snapshots, statuses }
+    }))
   })
+}
