@@ -24,6 +24,7 @@ import { TaskStore, View } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import { createHash } from "node:crypto"
 import * as FileWorker from "./internal/fileWorker.js"
 
 const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+/, "_").slice(0, 40)
@@ -35,11 +36,7 @@ const compactTime = (millis: number) => new Date(millis).toISOString().replace(/
  * The first 16 hex digits of the SHA-256 of the run id: a fixed-length name part, distinct for
  * distinct runs (the run id itself may be long or hold any character).
  */
-const runDigest = (runId: string) =>
-  Effect.map(
-    Effect.promise(() => globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(runId))),
-    (digest) => Array.from(new Uint8Array(digest).slice(0, 8), (byte) => byte.toString(16).padStart(2, "0")).join("")
-  )
+const runDigest = (runId: string) => createHash("sha256").update(runId).digest("hex").slice(0, 16)
 
 /**
  * The name of a run's results directory (inside the results directory).
@@ -48,9 +45,8 @@ const runDigest = (runId: string) =>
  * @category constructors
  */
 export const directoryName = (run: Model.RunRecord): Effect.Effect<string> =>
-  Effect.map(
-    runDigest(run.runId),
-    (digest) => `${safe(run.split)}__${safe(run.candidate.id)}__${compactTime(run.createdAt)}__${digest}`
+  Effect.sync(() =>
+    `${safe(run.split)}__${safe(run.candidate.id)}__${compactTime(run.createdAt)}__${runDigest(run.runId)}`
   )
 
 /**
@@ -72,42 +68,40 @@ export const write = (
     if (experiment.run.admin) return Option.none()
     const view = yield* Effect.option(View.experiment(experiment))
     if (Option.isNone(view)) return Option.none()
-    const files = yield* FileWorker.current
+    const writer = yield* FileWorker.current
     const path = yield* Path.Path
     const store = yield* TaskStore.TaskStore
     const name = yield* directoryName(experiment.run)
     const target = path.join(dir, name)
-    // only whole directories are ever renamed into place: one that exists is this run's, complete
-    if (yield* files.run({ op: "exists", path: target })) return Option.some(target)
     const partial = path.join(dir, `.partial-${name}-${yield* Random.nextIntBetween(0, 1_000_000_000)}`)
-    // the results directory is made when the first write finds it missing, not on every write
-    yield* files.run({ op: "makeDirectory", path: partial, parent: dir })
-    let published = false
-    const written = Effect.gen(function*() {
-      yield* files.run({
-        op: "writeFiles",
-        dir: partial,
-        files: [["summary.json", JSON.stringify(view.value.summary, null, 2) + "\n"]]
+    const summary = ["summary.json", JSON.stringify(view.value.summary, null, 2) + "\n"] as const
+    // the directory is made by the first request, published by the last, removed by a failed one:
+    // a run of a page or less is one request
+    let first = true
+    let done = false
+    const send = (files: ReadonlyArray<readonly [string, string]>, last: boolean) =>
+      Effect.map(
+        writer.run({ op: "writeDirectory", target, partial, parent: dir, files, first, last }),
+        (answer) => {
+          first = false
+          done = answer !== "written"
+          return !done
+        }
+      )
+    const written = view.value._tag === "viewable"
+      // page by page from the store: a run of any size is written in flat memory, a page a request
+      ? TaskStore.forEachPage(store, experiment.run.runId, (page) => {
+        const samples = page.map((sample) =>
+          [`${sample.sampleId}.json`, JSON.stringify(sample, null, 2) + "\n"] as const
+        )
+        // a page shorter than a whole one is the last (after a whole last page comes an empty one)
+        return send(first ? [summary, ...samples] : samples, page.length < TaskStore.defaultPageSize)
       })
-      if (view.value._tag === "viewable") {
-        // page by page from the store: a run of any size is written in flat memory, a page a request
-        yield* TaskStore.forEachPage(store, experiment.run.runId, (page) =>
-          Effect.as(
-            files.run({
-              op: "writeFiles",
-              dir: partial,
-              files: page.map((sample) => [`${sample.sampleId}.json`, JSON.stringify(sample, null, 2) + "\n"] as const)
-            }),
-            true
-          ))
-      }
-      // "exists": a concurrent writer of the same run was first (its directory is not replaced)
-      published = (yield* files.run({ op: "publish", from: partial, to: target })) === "moved"
-      return Option.some(target)
-    })
-    // what a failed, interrupted or pre-empted write left is removed (nothing is left after a rename)
-    return yield* Effect.ensuring(
+      : send([summary], true)
+    // a write stopped between two requests leaves its partial directory: it is removed
+    yield* Effect.ensuring(
       written,
-      Effect.suspend(() => published ? Effect.void : files.run({ op: "remove", path: partial })).pipe(Effect.ignore)
+      Effect.suspend(() => done ? Effect.void : writer.run({ op: "remove", path: partial })).pipe(Effect.ignore)
     )
+    return Option.some(target)
   })

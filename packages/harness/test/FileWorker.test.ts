@@ -16,43 +16,75 @@ const scratch = Effect.acquireRelease(
 )
 
 describe("FileWorker: file writes off the event loop", () => {
-  it.scoped("makes a directory (and its missing parent), writes files, publishes it once, removes", () =>
+  it.scoped("writes a directory under a partial name (its missing parent made) and publishes it once", () =>
     Effect.gen(function*() {
       const dir = yield* scratch
       const files = FileWorker.make()
       const parent = join(dir, "results")
-      const partial = join(parent, ".partial")
-      yield* files.run({ op: "makeDirectory", path: partial, parent })
-      yield* files.run({ op: "writeFiles", dir: partial, files: [["a.json", "{}\n"], ["b.json", "[]\n"]] })
-      assert.deepStrictEqual(readdirSync(partial).sort(), ["a.json", "b.json"])
-      assert.strictEqual(readFileSync(join(partial, "b.json"), "utf8"), "[]\n")
       const target = join(parent, "run")
-      assert.isFalse(yield* files.run({ op: "exists", path: target }))
-      assert.strictEqual(yield* files.run({ op: "publish", from: partial, to: target }), "moved")
-      assert.isTrue(yield* files.run({ op: "exists", path: target }))
-      // a second directory for the same target is not published over the first
-      const second = join(parent, ".second")
-      yield* files.run({ op: "makeDirectory", path: second, parent })
-      yield* files.run({ op: "writeFiles", dir: second, files: [["c.json", "{}\n"]] })
-      assert.strictEqual(yield* files.run({ op: "publish", from: second, to: target }), "exists")
-      assert.deepStrictEqual(readdirSync(target).sort(), ["a.json", "b.json"])
-      yield* files.run({ op: "remove", path: second })
-      yield* files.run({ op: "remove", path: join(parent, "never-made") })
+      const write = (partial: string, names: ReadonlyArray<string>, first: boolean, last: boolean) =>
+        files.run({
+          op: "writeDirectory",
+          target,
+          partial: join(parent, partial),
+          parent,
+          files: names.map((name) => [name, `${name}\n`] as const),
+          first,
+          last
+        })
+      // in one request
+      assert.strictEqual(yield* write(".one", ["a.json", "b.json"], true, true), "moved")
       assert.deepStrictEqual(readdirSync(parent), ["run"])
+      assert.deepStrictEqual(readdirSync(target).sort(), ["a.json", "b.json"])
+      assert.strictEqual(readFileSync(join(target, "b.json"), "utf8"), "b.json\n")
+      // a directory that is there is not written again: nothing is made
+      assert.strictEqual(yield* write(".two", ["c.json"], true, true), "exists")
+      assert.deepStrictEqual(readdirSync(parent), ["run"])
+      // in pages: published by the last; a concurrent writer's directory is not published over it
+      rmSync(target, { recursive: true })
+      assert.strictEqual(yield* write(".paged", ["a.json"], true, false), "written")
+      assert.strictEqual(yield* write(".paged", ["b.json"], false, false), "written")
+      assert.deepStrictEqual(readdirSync(parent), [".paged"])
+      assert.strictEqual(yield* write(".other", ["z.json"], true, true), "moved")
+      assert.strictEqual(yield* write(".paged", ["c.json"], false, true), "exists")
+      assert.deepStrictEqual(readdirSync(parent), ["run"])
+      assert.deepStrictEqual(readdirSync(target), ["z.json"])
+      yield* files.run({ op: "remove", path: target })
+      yield* files.run({ op: "remove", path: join(parent, "never-made") })
+      assert.deepStrictEqual(readdirSync(parent), [])
     }))
 
-  it.scoped("a failed operation is a StoreError saying what went wrong", () =>
+  it.scoped("a failed request is a StoreError saying what went wrong, and removes the partial directory", () =>
     Effect.gen(function*() {
       const dir = yield* scratch
       const file = join(dir, "file")
       writeFileSync(file, "")
+      const files = FileWorker.make()
       // a directory cannot be made inside a file
-      const error = yield* Effect.flip(
-        FileWorker.make().run({ op: "makeDirectory", path: join(file, "x"), parent: file })
-      )
+      const error = yield* Effect.flip(files.run({
+        op: "writeDirectory",
+        target: join(file, "run"),
+        partial: join(file, ".partial"),
+        parent: file,
+        files: [],
+        first: true,
+        last: true
+      }))
       assert.strictEqual(error._tag, "StoreError")
       assert.strictEqual(error.op, "writeResults")
       assert.match(error.message, /ENOTDIR/)
+      // a file that cannot be written (its directory is missing), after others were
+      const failed = yield* Effect.flip(files.run({
+        op: "writeDirectory",
+        target: join(dir, "run"),
+        partial: join(dir, ".partial"),
+        parent: dir,
+        files: [["a.json", "{}\n"], ["missing/b.json", "{}\n"]],
+        first: true,
+        last: true
+      }))
+      assert.match(failed.message, /ENOENT/)
+      assert.deepStrictEqual(readdirSync(dir), ["file"])
     }))
 
   it.effect("a worker that dies fails what is pending with a StoreError; the next request starts another", () =>
@@ -63,10 +95,10 @@ import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", 
   if (request.path === "die") process.exit(3)
   parentPort.postMessage({ id, value: true })
 }))`)
-      const died = yield* Effect.flip(files.run({ op: "exists", path: "die" }))
+      const died = yield* Effect.flip(files.run({ op: "remove", path: "die" }))
       assert.strictEqual(died._tag, "StoreError")
       assert.match(died.message, /the file writer stopped \(exit code 3\)/)
-      assert.isTrue(yield* files.run({ op: "exists", path: "alive" }))
+      assert.isTrue((yield* files.run({ op: "remove", path: "alive" })) as unknown)
     }))
 
   it.scoped(

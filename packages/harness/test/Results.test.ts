@@ -1,6 +1,6 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
-import { Engine, HoldoutError, Stack, Task } from "@holdout/core"
+import { Engine, Stack, Task, TaskStore } from "@holdout/core"
 import { Results } from "@holdout/harness"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -94,15 +94,52 @@ describe("Results: the optimizer's results directory, by tier", () => {
     )
   })
 
+  it.effect("a run of several pages is written a page a request and published whole", () => {
+    const dir = mkdtempSync(join(tmpdir(), "holdout-results-"))
+    // two whole pages of the store's page size: the last request has no sample and publishes
+    const many = Array.from({ length: 2 * TaskStore.defaultPageSize }, (_, index) => ({ index, secret: "s" }))
+    const requests: Array<readonly [number, boolean, boolean]> = []
+    const counting = Layer.succeed(FileWorker.FileWorker, {
+      run: (request) => {
+        if (request.op === "writeDirectory") requests.push([request.files.length, request.first, request.last])
+        return FileWorker.shared.run(request)
+      }
+    })
+    return Effect.gen(function*() {
+      const written = Option.getOrThrow(yield* Results.write(dir, yield* evaluate("train")))
+      assert.deepStrictEqual(requests, [
+        [TaskStore.defaultPageSize + 1, true, false],
+        [TaskStore.defaultPageSize, false, false],
+        [0, false, true]
+      ])
+      assert.strictEqual(readdirSync(written).length, many.length + 1)
+      assert.deepStrictEqual(readdirSync(dir), [written.slice(dir.length + 1)])
+    }).pipe(
+      Effect.provide(counting),
+      Effect.provide(Stack.layerMemory({
+        datasets: { ds: { train: many } },
+        budgets: [{ datasetId: "ds", split: "train", runs: 1 }],
+        policy: { train: "viewable" },
+        task
+      })),
+      Effect.provide(NodeContext.layer),
+      Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    )
+  })
+
   it.effect("a write that fails removes its partial directory and leaves no directory for the run; a later write succeeds", () => {
     const dir = mkdtempSync(join(tmpdir(), "holdout-results-"))
     let failing = true
-    // the process's file writer, except that writing sample 3 fails while `failing` holds
+    // the process's file writer, except that while `failing` holds, the request that writes sample 3
+    // also asks for a file it cannot write (in a directory that is not there): it fails in the writer,
+    // after the partial directory was made and other files written
     const flaky = Layer.succeed(FileWorker.FileWorker, {
       run: (request) =>
-        failing && request.op === "writeFiles" && request.files.some(([name]) => name === "3.json")
-          ? Effect.fail(new HoldoutError.StoreError({ op: "writeResults", message: "the disk is full" }))
-          : FileWorker.shared.run(request)
+        FileWorker.shared.run(
+          failing && request.op === "writeDirectory" && request.files.some(([name]) => name === "3.json")
+            ? { ...request, files: [...request.files, ["missing/x.json", "{}\n"] as const] }
+            : request
+        )
     })
     return Effect.gen(function*() {
       const experiment = yield* evaluate("train")

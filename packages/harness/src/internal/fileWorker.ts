@@ -21,25 +21,29 @@ import { Worker } from "node:worker_threads"
 
 /**
  * What the worker does:
- * - `exists`: whether `path` exists;
- * - `makeDirectory`: makes `path`, and its `parent` first (with the parent's own) when missing;
- * - `writeFiles`: writes each `[name, text]` of `files` into `dir`;
- * - `publish`: renames `from` to `to`; `"exists"` when `to` is already there (`from` is left);
+ * - `writeDirectory`: writes each `[name, text]` of `files` into the directory `partial`, made (with
+ *   its `parent` when missing) by the `first` request of a directory, and renames it to `target` with
+ *   the `last`: `"moved"`. A directory comes in one request, or in several (a page of files each).
+ *   `"exists"` when `target` is already there, at the first request (nothing is made) or at the last
+ *   (a concurrent writer was first; `partial` is removed); `"written"` when more is to come. A failed
+ *   request removes `partial`.
  * - `remove`: removes `path` and everything in it, if it is there.
  */
 export type Request =
-  | { readonly op: "exists"; readonly path: string }
-  | { readonly op: "makeDirectory"; readonly path: string; readonly parent: string }
-  | { readonly op: "writeFiles"; readonly dir: string; readonly files: ReadonlyArray<readonly [string, string]> }
-  | { readonly op: "publish"; readonly from: string; readonly to: string }
+  | {
+    readonly op: "writeDirectory"
+    readonly target: string
+    readonly partial: string
+    readonly parent: string
+    readonly files: ReadonlyArray<readonly [string, string]>
+    readonly first: boolean
+    readonly last: boolean
+  }
   | { readonly op: "remove"; readonly path: string }
 
 /** What each request answers. */
 export interface Answers {
-  readonly exists: boolean
-  readonly makeDirectory: void
-  readonly writeFiles: void
-  readonly publish: "moved" | "exists"
+  readonly writeDirectory: "moved" | "exists" | "written"
   readonly remove: void
 }
 
@@ -53,33 +57,44 @@ export class FileWorker extends Context.Tag("@holdout/harness/FileWorker")<FileW
 const source = `
 Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path")]).then(([threads, fs, path]) => {
   const port = threads.parentPort
+  const remove = (dir) => fs.rmSync(dir, { recursive: true, force: true })
+  const makeDirectory = (dir, parent) => {
+    try {
+      fs.mkdirSync(dir)
+    } catch (error) {
+      if (error.code !== "ENOENT") throw error
+      fs.mkdirSync(parent, { recursive: true })
+      fs.mkdirSync(dir)
+    }
+  }
+  const writeDirectory = (request) => {
+    if (request.first) {
+      // only whole directories are ever renamed into place: one that exists is complete
+      if (fs.existsSync(request.target)) return "exists"
+      makeDirectory(request.partial, request.parent)
+    }
+    try {
+      for (const [name, text] of request.files) fs.writeFileSync(path.join(request.partial, name), text)
+      if (!request.last) return "written"
+      try {
+        fs.renameSync(request.partial, request.target)
+        return "moved"
+      } catch (error) {
+        if (!fs.existsSync(request.target)) throw error
+        remove(request.partial)
+        return "exists"
+      }
+    } catch (error) {
+      remove(request.partial)
+      throw error
+    }
+  }
   const run = (request) => {
     switch (request.op) {
-      case "exists":
-        return fs.existsSync(request.path)
-      case "makeDirectory":
-        try {
-          fs.mkdirSync(request.path)
-        } catch (error) {
-          if (error.code !== "ENOENT") throw error
-          fs.mkdirSync(request.parent, { recursive: true })
-          fs.mkdirSync(request.path)
-        }
-        return undefined
-      case "writeFiles":
-        for (const [name, text] of request.files) fs.writeFileSync(path.join(request.dir, name), text)
-        return undefined
-      case "publish":
-        try {
-          fs.renameSync(request.from, request.to)
-          return "moved"
-        } catch (error) {
-          if (fs.existsSync(request.to)) return "exists"
-          throw error
-        }
+      case "writeDirectory":
+        return writeDirectory(request)
       case "remove":
-        fs.rmSync(request.path, { recursive: true, force: true })
-        return undefined
+        return remove(request.path)
     }
     throw new Error("unknown request " + JSON.stringify(request.op))
   }
