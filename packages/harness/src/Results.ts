@@ -14,7 +14,7 @@
  *
  * The files are written by a worker thread (`internal/fileWorker`), a page of samples a request, so
  * that the event loop serving requests spends a message per page on them, not a file operation per
- * file.
+ * file; the requests of concurrent writes share a message.
  *
  * @since 0.1.0
  */

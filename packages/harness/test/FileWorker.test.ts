@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -89,16 +90,56 @@ describe("FileWorker: file writes off the event loop", () => {
 
   it.effect("a worker that dies fails what is pending with a StoreError; the next request starts another", () =>
     Effect.gen(function*() {
-      // a stand-in worker that stops at the request for "die" and answers true to any other
+      // a stand-in worker that stops at a batch holding "die" and answers true to any other
       const files = FileWorker.make(`
-import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", ({ id, request }) => {
-  if (request.path === "die") process.exit(3)
-  parentPort.postMessage({ id, value: true })
+import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", ({ id, requests }) => {
+  if (requests.some((request) => request.path === "die")) process.exit(3)
+  parentPort.postMessage({ id, replies: requests.map(() => ({ value: true })) })
 }))`)
       const died = yield* Effect.flip(files.run({ op: "remove", path: "die" }))
       assert.strictEqual(died._tag, "StoreError")
       assert.match(died.message, /the file writer stopped \(exit code 3\)/)
       assert.isTrue((yield* files.run({ op: "remove", path: "alive" })) as unknown)
+    }))
+
+  it.effect("requests made together go to the worker in one message, each with its own answer", () =>
+    Effect.gen(function*() {
+      // a stand-in worker that answers each request with the size of the batch it came in
+      const files = FileWorker.make(`
+import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", ({ id, requests }) => {
+  parentPort.postMessage({ id, replies: requests.map(() => ({ value: requests.length })) })
+}))`)
+      const sizes = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, index) => index),
+        (index) => files.run({ op: "remove", path: `p${index}` }) as Effect.Effect<unknown, unknown>,
+        { concurrency: "unbounded" }
+      )
+      assert.isAbove(Math.max(...sizes.map(Number)), 1)
+    }))
+
+  it.scoped("a request that fails does not fail the others of its batch", () =>
+    Effect.gen(function*() {
+      const dir = yield* scratch
+      const file = join(dir, "file")
+      writeFileSync(file, "")
+      const files = FileWorker.make()
+      const write = (parent: string) =>
+        files.run({
+          op: "writeDirectory",
+          target: join(parent, "run"),
+          partial: join(parent, ".partial"),
+          parent,
+          files: [["a.json", "{}\n"]],
+          first: true,
+          last: true
+        })
+      // a directory cannot be made inside a file
+      const [good, bad] = yield* Effect.all([Effect.either(write(dir)), Effect.either(write(file))], {
+        concurrency: "unbounded"
+      })
+      assert.deepStrictEqual(good, Either.right("moved"))
+      assert.isTrue(Either.isLeft(bad) && /ENOTDIR/.test(bad.left.message))
+      assert.deepStrictEqual(readdirSync(join(dir, "run")), ["a.json"])
     }))
 
   it.scoped(

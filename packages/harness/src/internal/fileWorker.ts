@@ -1,8 +1,10 @@
 /**
  * File writes off the event loop, for the results directories (`Results`): a worker thread runs a
- * few file-system operations with synchronous calls, one request at a time. A request costs the
- * event loop one message each way, where the thread pool costs three round trips a file (open,
- * write, close), each with its callback, and competes with the event loop for the cores.
+ * few file-system operations with synchronous calls, one request at a time. Requests go to it in
+ * batches (`GroupCommit`: those made while a batch is with the worker go together in the next), and
+ * a batch costs the event loop one message each way, where the thread pool costs three round trips
+ * a file (open, write, close), each with its callback, and competes with the event loop for the
+ * cores. Each request of a batch has its own answer: one that fails fails alone.
  *
  * - One worker per process, started on first use. It keeps the process alive only while a request
  *   is pending. If it dies, the requests pending fail with a `StoreError`, and the next request
@@ -13,10 +15,12 @@
  * - `FileWorker` is the service `Results` writes through; without one in the context, `shared` is
  *   used. A test provides its own to make a write fail.
  */
-import { HoldoutError } from "@holdout/core"
+import { GroupCommit, HoldoutError } from "@holdout/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import { Worker } from "node:worker_threads"
 
 /**
@@ -52,8 +56,9 @@ export class FileWorker extends Context.Tag("@holdout/harness/FileWorker")<FileW
   readonly run: <R extends Request>(request: R) => Effect.Effect<Answers[R["op"]], HoldoutError.StoreError>
 }>() {}
 
-// The worker's code: each message `{ id, request }` is answered `{ id, value }` or `{ id, error }`
-// (the error's message, which names the system error: `ENOSPC: no space left on device, open …`).
+// The worker's code: each message `{ id, requests }` is answered `{ id, replies }`, a reply per
+// request, in order: `{ value }` or `{ error }` (the error's message, which names the system error:
+// `ENOSPC: no space left on device, open …`).
 const source = `
 Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path")]).then(([threads, fs, path]) => {
   const port = threads.parentPort
@@ -98,38 +103,54 @@ Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path
     }
     throw new Error("unknown request " + JSON.stringify(request.op))
   }
-  port.on("message", ({ id, request }) => {
-    try {
-      port.postMessage({ id, value: run(request) })
-    } catch (error) {
-      port.postMessage({ id, error: String(error.message ?? error) })
-    }
+  port.on("message", ({ id, requests }) => {
+    port.postMessage({
+      id,
+      replies: requests.map((request) => {
+        try {
+          return { value: run(request) }
+        } catch (error) {
+          return { error: String(error.message ?? error) }
+        }
+      })
+    })
   })
 })
 `
 
+/** The answer to one request: its value, or the message of its error. */
 interface Reply {
-  readonly id: number
   readonly value?: unknown
+  readonly error?: string
+}
+
+/** The worker's answer to a batch: a reply per request, in order (`replies`), or one error for all. */
+interface BatchReply {
+  readonly id: number
+  readonly replies?: ReadonlyArray<Reply>
   readonly error?: string
 }
 
 const failure = (message: string) => new HoldoutError.StoreError({ op: "writeResults", message })
 
+/** Outlives every caller: the batching fiber of a writer runs as long as the process. */
+const processScope = Effect.runSync(Scope.make())
+
 /**
  * A worker of its own, started on first use (`shared` is the process's); `code` is what it runs
- * (a test's stand-in, by default the requests above).
+ * (a test's stand-in, by default the requests above). Requests made while a batch is with the worker
+ * go to it together in the next (`GroupCommit`): one message each way per batch, not per request.
  */
 export const make = (code: string = source): FileWorker["Type"] => {
   let worker: Worker | undefined
-  const pending = new Map<number, (reply: Reply) => void>()
+  const pending = new Map<number, (reply: BatchReply) => void>()
   let next = 0
 
   // the worker holds the process open while, and only while, an answer is awaited
   const forget = (id: number) => {
     if (pending.delete(id) && pending.size === 0) worker?.unref()
   }
-  const settle = (id: number, reply: Reply) => {
+  const settle = (id: number, reply: BatchReply) => {
     const resume = pending.get(id)
     if (resume === undefined) return
     forget(id)
@@ -143,7 +164,7 @@ export const make = (code: string = source): FileWorker["Type"] => {
       if (worker === made) worker = undefined
       for (const id of [...pending.keys()]) settle(id, { id, error: message })
     }
-    made.on("message", (reply: Reply) => settle(reply.id, reply))
+    made.on("message", (reply: BatchReply) => settle(reply.id, reply))
     made.on("error", (error) => dead(`the file writer failed: ${error.message}`))
     made.on("exit", (code) => dead(`the file writer stopped (exit code ${code})`))
     made.unref()
@@ -151,28 +172,38 @@ export const make = (code: string = source): FileWorker["Type"] => {
     return made
   }
 
+  /** Sends one batch and waits for its replies. */
+  const send = (requests: ReadonlyArray<Request>) =>
+    Effect.async<ReadonlyArray<Exit.Exit<unknown, HoldoutError.StoreError>>, HoldoutError.StoreError>((resume) => {
+      const id = next++
+      let target: Worker
+      try {
+        target = started()
+      } catch (error) {
+        // a runtime that cannot start a worker thread
+        return resume(Effect.fail(failure(`the file writer could not start: ${String(error)}`)))
+      }
+      if (pending.size === 0) target.ref()
+      pending.set(id, ({ error, replies }) =>
+        resume(
+          replies === undefined
+            ? Effect.fail(failure(error ?? "the file writer gave no answer"))
+            : Effect.succeed(requests.map((_, index) => {
+              const reply = replies[index]
+              return reply === undefined || reply.error !== undefined
+                ? Exit.fail(failure(reply?.error ?? "the file writer gave no answer"))
+                : Exit.succeed(reply.value)
+            }))
+        ))
+      target.postMessage({ id, requests })
+      return Effect.sync(() => forget(id))
+    })
+
+  const batches = Effect.runSync(Scope.extend(GroupCommit.make(send), processScope))
   return {
+    // an interrupted caller stops waiting; the worker finishes the request regardless
     run: <R extends Request>(request: R) =>
-      Effect.async<Answers[R["op"]], HoldoutError.StoreError>((resume) => {
-        const id = next++
-        let target: Worker
-        try {
-          target = started()
-        } catch (error) {
-          // a runtime that cannot start a worker thread
-          return resume(Effect.fail(failure(`the file writer could not start: ${String(error)}`)))
-        }
-        if (pending.size === 0) target.ref()
-        pending.set(id, (reply) =>
-          resume(
-            reply.error === undefined
-              ? Effect.succeed(reply.value as Answers[R["op"]])
-              : Effect.fail(failure(reply.error))
-          ))
-        target.postMessage({ id, request })
-        // an interrupted caller stops waiting; the worker finishes the request regardless
-        return Effect.sync(() => forget(id))
-      })
+      batches.submit(request) as Effect.Effect<Answers[R["op"]], HoldoutError.StoreError>
   }
 }
 
