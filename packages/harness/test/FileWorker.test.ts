@@ -16,6 +16,27 @@ const scratch = Effect.acquireRelease(
   (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
 )
 
+/** A scratch directory holding a `file`, and a writer of its own. */
+const withFile = Effect.map(scratch, (dir) => {
+  const file = join(dir, "file")
+  writeFileSync(file, "")
+  return { dir, file, files: FileWorker.make() }
+})
+
+/** A directory `run` in `parent`, with `files`, in one request (written aside as `.partial`). */
+const wholeDirectory = (
+  parent: string,
+  files: ReadonlyArray<readonly [string, string]> = [["a.json", "{}\n"]]
+): FileWorker.Request => ({
+  op: "writeDirectory",
+  target: join(parent, "run"),
+  partial: join(parent, ".partial"),
+  parent,
+  files,
+  first: true,
+  last: true
+})
+
 describe("FileWorker: file writes off the event loop", () => {
   it.scoped("writes a directory under a partial name (its missing parent made) and publishes it once", () =>
     Effect.gen(function*() {
@@ -57,33 +78,16 @@ describe("FileWorker: file writes off the event loop", () => {
 
   it.scoped("a failed request is a StoreError saying what went wrong, and removes the partial directory", () =>
     Effect.gen(function*() {
-      const dir = yield* scratch
-      const file = join(dir, "file")
-      writeFileSync(file, "")
-      const files = FileWorker.make()
+      const { dir, file, files } = yield* withFile
       // a directory cannot be made inside a file
-      const error = yield* Effect.flip(files.run({
-        op: "writeDirectory",
-        target: join(file, "run"),
-        partial: join(file, ".partial"),
-        parent: file,
-        files: [],
-        first: true,
-        last: true
-      }))
+      const error = yield* Effect.flip(files.run(wholeDirectory(file)))
       assert.strictEqual(error._tag, "StoreError")
       assert.strictEqual(error.op, "writeResults")
       assert.match(error.message, /ENOTDIR/)
       // a file that cannot be written (its directory is missing), after others were
-      const failed = yield* Effect.flip(files.run({
-        op: "writeDirectory",
-        target: join(dir, "run"),
-        partial: join(dir, ".partial"),
-        parent: dir,
-        files: [["a.json", "{}\n"], ["missing/b.json", "{}\n"]],
-        first: true,
-        last: true
-      }))
+      const failed = yield* Effect.flip(
+        files.run(wholeDirectory(dir, [["a.json", "{}\n"], ["missing/b.json", "{}\n"]]))
+      )
       assert.match(failed.message, /ENOENT/)
       assert.deepStrictEqual(readdirSync(dir), ["file"])
     }))
@@ -119,20 +123,8 @@ import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", 
 
   it.scoped("a request that fails does not fail the others of its batch", () =>
     Effect.gen(function*() {
-      const dir = yield* scratch
-      const file = join(dir, "file")
-      writeFileSync(file, "")
-      const files = FileWorker.make()
-      const write = (parent: string) =>
-        files.run({
-          op: "writeDirectory",
-          target: join(parent, "run"),
-          partial: join(parent, ".partial"),
-          parent,
-          files: [["a.json", "{}\n"]],
-          first: true,
-          last: true
-        })
+      const { dir, file, files } = yield* withFile
+      const write = (parent: string) => files.run(wholeDirectory(parent))
       // a directory cannot be made inside a file
       const [good, bad] = yield* Effect.all([Effect.either(write(dir)), Effect.either(write(file))], {
         concurrency: "unbounded"
