@@ -96,9 +96,9 @@ describe("FileWorker: file writes off the event loop", () => {
     Effect.gen(function*() {
       // a stand-in worker that stops at a batch holding "die" and answers true to any other
       const files = FileWorker.make(`
-import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", ({ id, requests }) => {
+import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", (requests) => {
   if (requests.some((request) => request.path === "die")) process.exit(3)
-  parentPort.postMessage({ id, replies: requests.map(() => ({ value: true })) })
+  parentPort.postMessage(requests.map(() => ({ value: true })))
 }))`)
       const died = yield* Effect.flip(files.run({ op: "remove", path: "die" }))
       assert.strictEqual(died._tag, "StoreError")
@@ -110,8 +110,8 @@ import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", 
     Effect.gen(function*() {
       // a stand-in worker that answers each request with the size of the batch it came in
       const files = FileWorker.make(`
-import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", ({ id, requests }) => {
-  parentPort.postMessage({ id, replies: requests.map(() => ({ value: requests.length })) })
+import("node:worker_threads").then(({ parentPort }) => parentPort.on("message", (requests) => {
+  parentPort.postMessage(requests.map(() => ({ value: requests.length })))
 }))`)
       const sizes = yield* Effect.forEach(
         Array.from({ length: 20 }, (_, index) => index),

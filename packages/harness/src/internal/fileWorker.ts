@@ -56,9 +56,9 @@ export class FileWorker extends Context.Tag("@holdout/harness/FileWorker")<FileW
   readonly run: <R extends Request>(request: R) => Effect.Effect<Answers[R["op"]], HoldoutError.StoreError>
 }>() {}
 
-// The worker's code: each message `{ id, requests }` is answered `{ id, replies }`, a reply per
-// request, in order: `{ value }` or `{ error }` (the error's message, which names the system error:
-// `ENOSPC: no space left on device, open …`).
+// The worker's code: each message, a batch of requests, is answered with a reply per request, in
+// order: `{ value }` or `{ error }` (the error's message, which names the system error: `ENOSPC: no
+// space left on device, open …`).
 const source = `
 Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path")]).then(([threads, fs, path]) => {
   const port = threads.parentPort
@@ -103,17 +103,14 @@ Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path
     }
     throw new Error("unknown request " + JSON.stringify(request.op))
   }
-  port.on("message", ({ id, requests }) => {
-    port.postMessage({
-      id,
-      replies: requests.map((request) => {
-        try {
-          return { value: run(request) }
-        } catch (error) {
-          return { error: String(error.message ?? error) }
-        }
-      })
-    })
+  port.on("message", (requests) => {
+    port.postMessage(requests.map((request) => {
+      try {
+        return { value: run(request) }
+      } catch (error) {
+        return { error: String(error.message ?? error) }
+      }
+    }))
   })
 })
 `
@@ -121,13 +118,6 @@ Promise.all([import("node:worker_threads"), import("node:fs"), import("node:path
 /** The answer to one request: its value, or the message of its error. */
 interface Reply {
   readonly value?: unknown
-  readonly error?: string
-}
-
-/** The worker's answer to a batch: a reply per request, in order (`replies`), or one error for all. */
-interface BatchReply {
-  readonly id: number
-  readonly replies?: ReadonlyArray<Reply>
   readonly error?: string
 }
 
@@ -143,18 +133,17 @@ const processScope = Effect.runSync(Scope.make())
  */
 export const make = (code: string = source): FileWorker["Type"] => {
   let worker: Worker | undefined
-  const pending = new Map<number, (reply: BatchReply) => void>()
-  let next = 0
+  // the batch with the worker, whose replies (or the worker's end) it awaits: one at a time, since
+  // `GroupCommit` sends the next batch once this one is answered
+  let awaiting: ((replies: ReadonlyArray<Reply> | { readonly ended: string }) => void) | undefined
 
-  // the worker holds the process open while, and only while, an answer is awaited
-  const forget = (id: number) => {
-    if (pending.delete(id) && pending.size === 0) worker?.unref()
-  }
-  const settle = (id: number, reply: BatchReply) => {
-    const resume = pending.get(id)
+  const answer = (replies: ReadonlyArray<Reply> | { readonly ended: string }) => {
+    const resume = awaiting
     if (resume === undefined) return
-    forget(id)
-    resume(reply)
+    awaiting = undefined
+    // the worker holds the process open while, and only while, an answer is awaited
+    worker?.unref()
+    resume(replies)
   }
 
   const started = (): Worker => {
@@ -162,9 +151,9 @@ export const make = (code: string = source): FileWorker["Type"] => {
     const made = new Worker(code, { eval: true })
     const dead = (message: string) => {
       if (worker === made) worker = undefined
-      for (const id of [...pending.keys()]) settle(id, { id, error: message })
+      answer({ ended: message })
     }
-    made.on("message", (reply: BatchReply) => settle(reply.id, reply))
+    made.on("message", (replies: ReadonlyArray<Reply>) => answer(replies))
     made.on("error", (error) => dead(`the file writer failed: ${error.message}`))
     made.on("exit", (code) => dead(`the file writer stopped (exit code ${code})`))
     made.unref()
@@ -175,7 +164,6 @@ export const make = (code: string = source): FileWorker["Type"] => {
   /** Sends one batch and waits for its replies. */
   const send = (requests: ReadonlyArray<Request>) =>
     Effect.async<ReadonlyArray<Exit.Exit<unknown, HoldoutError.StoreError>>, HoldoutError.StoreError>((resume) => {
-      const id = next++
       let target: Worker
       try {
         target = started()
@@ -183,27 +171,30 @@ export const make = (code: string = source): FileWorker["Type"] => {
         // a runtime that cannot start a worker thread
         return resume(Effect.fail(failure(`the file writer could not start: ${String(error)}`)))
       }
-      if (pending.size === 0) target.ref()
-      pending.set(id, ({ error, replies }) =>
+      target.ref()
+      awaiting = (replies) =>
         resume(
-          replies === undefined
-            ? Effect.fail(failure(error ?? "the file writer gave no answer"))
+          "ended" in replies
+            ? Effect.fail(failure(replies.ended))
             : Effect.succeed(requests.map((_, index) => {
               const reply = replies[index]
               return reply === undefined || reply.error !== undefined
                 ? Exit.fail(failure(reply?.error ?? "the file writer gave no answer"))
                 : Exit.succeed(reply.value)
             }))
-        ))
-      target.postMessage({ id, requests })
-      return Effect.sync(() => forget(id))
+        )
+      target.postMessage(requests)
     })
 
-  const batches = Effect.runSync(Scope.extend(GroupCommit.make(send), processScope))
+  // the batching fiber starts with the first request, not when the module is loaded
+  let batches: GroupCommit.GroupCommit<Request, unknown, HoldoutError.StoreError> | undefined
   return {
     // an interrupted caller stops waiting; the worker finishes the request regardless
     run: <R extends Request>(request: R) =>
-      batches.submit(request) as Effect.Effect<Answers[R["op"]], HoldoutError.StoreError>
+      Effect.suspend(() => {
+        batches ??= Effect.runSync(Scope.extend(GroupCommit.make(send), processScope))
+        return batches.submit(request) as Effect.Effect<Answers[R["op"]], HoldoutError.StoreError>
+      })
   }
 }
 
