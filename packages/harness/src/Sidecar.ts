@@ -17,6 +17,8 @@
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
  * - Every request is logged in a line (method, path, status, milliseconds, error tag) through the
  *   Effect logger: at info level, the polled `/health` and `/status` at debug level.
+ * - The polled `GET /health` and `GET /status` are answered ahead of the router, with what the API's
+ *   handlers answer: a poller costs next to nothing more than the HTTP server itself.
  * - The operator's viewer (`Viewer`) is served under `/view`, behind the admin token (a bearer
  *   header, or a browser session opened with the token on its login form); `view: false` leaves it out.
  * - All state lives in the stack's `Ledger` and `TaskStore`: a restarted sidecar on the same store
@@ -165,32 +167,57 @@ const answerOnce = <A, I>(schema: Schema.Schema<A, I>) => {
     )
 }
 
+/**
+ * The answers of the routes a client polls, keyed by path (`GET` only): the API's handlers give
+ * them, and `answerPolled` gives the same ones ahead of the router.
+ */
+interface Polled {
+  readonly "/health": Effect.Effect<HttpServerResponse.HttpServerResponse>
+  readonly "/status": Effect.Effect<HttpServerResponse.HttpServerResponse, HoldoutError.StoreError>
+}
+
+const healthAnswer = HttpServerResponse.unsafeJson({ ok: true })
+
+const polledAnswers = (agent: Agent.Agent): Polled => {
+  const statusAnswer = answerOnce(Status)
+  return { "/health": Effect.succeed(healthAnswer), "/status": Effect.flatMap(agent.status(), statusAnswer) }
+}
+
+/**
+ * Serves `GET /health` and `GET /status` (the exact paths) before the router: a poller is answered
+ * without the routing and the API's handler, which cost more than the answer itself. Every other
+ * request goes to `app`, and so does a polled one whose answer fails, which the API then answers
+ * with its error.
+ */
+const answerPolled = (polled: Polled) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const answer = request.method === "GET" && Object.hasOwn(polled, request.url)
+      ? polled[request.url as keyof Polled]
+      : undefined
+    return answer === undefined ? app : Effect.catchAll(answer, () => app)
+  })
+
 /** The optimizer's routes: each one an operation of `Agent`, which the MCP tools share. */
-const agentHandlers = (resultsDir: string | undefined) =>
+const agentHandlers = (agent: Agent.Agent, jobs: Jobs.Jobs, polled: Polled) =>
   HttpApiBuilder.group(Api, "agent", (handlers) =>
-    Effect.gen(function*() {
-      const agent = yield* Agent.make(resultsDir === undefined ? {} : { resultsDir })
-      const jobs = yield* Jobs.make(agent)
-      const statusAnswer = answerOnce(Status)
-      return handlers
-        .handle("health", () => Effect.succeed({ ok: true }))
-        .handleRaw("eval", ({ request }) =>
-          Effect.flatMap(
-            decodeEval(request),
-            ({ async, ...payload }): Effect.Effect<
-              typeof EvalResponse.Type | typeof JobAccepted.Type,
-              Engine.EvaluateError
-            > => async === true ? jobs.start(payload) : agent.evaluate(payload)
-          ))
-        .handle("job", ({ path: { jobId } }) => logStoreErrors(jobs.get(jobId)))
-        .handle("samples", ({ path: { runId }, urlParams }) => agent.samples(runId, urlParams))
-        .handle("compare", ({ urlParams }) => agent.compare(urlParams.runA, urlParams.runB))
-        .handle("runs", () => agent.runs())
-        .handle("show", ({ path: { runId }, urlParams }) => agent.show(runId, urlParams))
-        .handle("status", () => Effect.flatMap(agent.status(), statusAnswer))
-        .handleRaw("submit", ({ request }) =>
-          Effect.flatMap(decodeSubmit(request), (payload) => agent.submit(payload.candidate)))
-    }))
+    handlers
+      .handle("health", () => polled["/health"])
+      .handleRaw("eval", ({ request }) =>
+        Effect.flatMap(
+          decodeEval(request),
+          ({ async, ...payload }): Effect.Effect<
+            typeof EvalResponse.Type | typeof JobAccepted.Type,
+            Engine.EvaluateError
+          > => async === true ? jobs.start(payload) : agent.evaluate(payload)
+        ))
+      .handle("job", ({ path: { jobId } }) => logStoreErrors(jobs.get(jobId)))
+      .handle("samples", ({ path: { runId }, urlParams }) => agent.samples(runId, urlParams))
+      .handle("compare", ({ urlParams }) => agent.compare(urlParams.runA, urlParams.runB))
+      .handle("runs", () => agent.runs())
+      .handle("show", ({ path: { runId }, urlParams }) => agent.show(runId, urlParams))
+      .handle("status", () => polled["/status"])
+      .handleRaw("submit", ({ request }) =>
+        Effect.flatMap(decodeSubmit(request), (payload) => agent.submit(payload.candidate))))
 
 const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function*() {
@@ -276,8 +303,11 @@ const logged = <E, R>(
     return yield* exit
   })
 
-/** The routes a client polls, served without a tracing span of their own. */
-const pollRoutes = ["/health", "/status"]
+/**
+ * The routes a client polls: logged at debug level, served without a tracing span of their own, and
+ * answered ahead of the router (`answerPolled`).
+ */
+const pollRoutes: ReadonlyArray<string> = ["/health", "/status"] satisfies ReadonlyArray<keyof Polled>
 
 const routes =
   "GET /health, POST /eval, GET /eval/{jobId}, GET /runs, GET /runs/{runId}, GET /runs/{runId}/samples, GET /compare, GET /status, POST /submit, " +
@@ -334,11 +364,14 @@ export const layer = (
   | FileSystem.FileSystem
   | Path.Path
 > =>
-  Layer.unwrapEffect(Effect.gen(function*() {
+  Layer.unwrapScoped(Effect.gen(function*() {
     const token = yield* writeToken(options.tokenFile)
     yield* Effect.logInfo(`Sidecar: the verifier's token is in ${options.tokenFile}`)
+    const agent = yield* Agent.make(options.resultsDir === undefined ? {} : { resultsDir: options.resultsDir })
+    const jobs = yield* Jobs.make(agent)
+    const polled = polledAnswers(agent)
     const api = HttpApiBuilder.api(Api).pipe(
-      Layer.provide(agentHandlers(options.resultsDir)),
+      Layer.provide(agentHandlers(agent, jobs, polled)),
       Layer.provide(adminHandlers),
       Layer.provide(authorization(token))
     )
@@ -347,7 +380,7 @@ export const layer = (
     const served = HttpApiBuilder.httpApp.pipe(
       Effect.map((app) =>
         HttpServer.serve(
-          jsonErrors(app),
+          jsonErrors(answerPolled(polled)(app)),
           (app) => requestLog(limitBody(options.maxBodyBytes ?? defaultMaxBodyBytes)(app))
         )
       ),

@@ -44,7 +44,21 @@ const store = Layer.effect(
   }))
 ).pipe(Layer.provide(TaskStore.layerMemory))
 
-const stack = (engine: Engine.EngineOptions = {}, splitBudgets: ReadonlyArray<Model.SplitBudget> = budgets) =>
+/** The memory ledger, except that it cannot tell the budgets' status. */
+const ledgerWithoutStatus = (splitBudgets: ReadonlyArray<Model.SplitBudget>) =>
+  Layer.effect(
+    Ledger.Ledger,
+    Effect.map(Ledger.Ledger, (memory) => ({
+      ...memory,
+      status: () => Effect.fail(new HoldoutError.StoreError({ op: "status", message: "the disk is gone" }))
+    }))
+  ).pipe(Layer.provide(Ledger.layerMemory(splitBudgets)))
+
+const stack = (
+  engine: Engine.EngineOptions = {},
+  splitBudgets: ReadonlyArray<Model.SplitBudget> = budgets,
+  ledger: typeof Ledger.layerMemory = Ledger.layerMemory
+) =>
   Stack.layerWith({
     engine,
     budgets: splitBudgets,
@@ -55,7 +69,7 @@ const stack = (engine: Engine.EngineOptions = {}, splitBudgets: ReadonlyArray<Mo
       ghost: "viewable",
       open: "viewable"
     },
-    ledger: Ledger.layerMemory,
+    ledger,
     store,
     datasets: DatasetSource.layerRecords({
       ds: { train: rows(8), validation: rows(12), "holdout-secret": rows(6), open: rows(4) }
@@ -76,10 +90,11 @@ const serve = (
     readonly maxBodyBytes?: number
     readonly engine?: Engine.EngineOptions
     readonly budgets?: ReadonlyArray<Model.SplitBudget>
+    readonly ledger?: typeof Ledger.layerMemory
   } = {}
 ) =>
   Effect.gen(function*() {
-    const { budgets: splitBudgets, engine, ...sidecar } = options
+    const { budgets: splitBudgets, engine, ledger, ...sidecar } = options
     const dir = mkdtempSync(join(tmpdir(), "holdout-sidecar-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
     const tokenFile = join(dir, "token", "admin.token")
@@ -92,7 +107,7 @@ const serve = (
           targets: [{ datasetId: "ds", split: "holdout-secret", rewardKey: "accuracy" }]
         })
       ),
-      Layer.provideMerge(stack(engine, splitBudgets)),
+      Layer.provideMerge(stack(engine, splitBudgets, ledger)),
       Layer.provide(NodeContext.layer)
     )
     const context = yield* Layer.build(layer)
@@ -410,6 +425,33 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       })
       const info = yield* logged(LogLevel.Info, Effect.flatMap(serve(), requests))
       assert.deepStrictEqual(info.map((line) => line.level), ["INFO", "INFO"])
+    }))
+
+  it.scoped("the polled routes answer what the API answers: status, type and body, an error included", () =>
+    Effect.gen(function*() {
+      // `/health` and `/status` are answered ahead of the router, `/status?x=1` by the API's handler
+      const same = (server: Server, path: string) =>
+        Effect.gen(function*() {
+          const [polled, routed] = yield* Effect.promise(() =>
+            Promise.all([path, `${path}?x=1`].map(async (url) => {
+              const response = await fetch(server.url + url)
+              return [response.status, response.headers.get("content-type"), await response.text()]
+            }))
+          )
+          assert.deepStrictEqual(polled, routed)
+          return polled!
+        })
+      const server = yield* serve()
+      assert.deepStrictEqual(yield* same(server, "/health"), [200, "application/json", JSON.stringify({ ok: true })])
+      assert.strictEqual((yield* evaluate(server, { split: "train" })).status, 200)
+      const [status, , body] = yield* same(server, "/status")
+      assert.strictEqual(status, 200)
+      assert.deepStrictEqual(at(JSON.parse(String(body)), "splits.0.spent"), { runs: 1, samples: 8 })
+      // POST is not polled: the router answers it, as for any route it does not serve
+      assert.strictEqual((yield* request(server, "POST", "/status")).status, 404)
+      const broken = yield* serve({ ledger: ledgerWithoutStatus })
+      const [failed, , error] = yield* same(broken, "/status")
+      assert.deepStrictEqual([failed, at(JSON.parse(String(error)), "_tag")], [500, "StoreError"])
     }))
 
   it.scoped("the verifier's routes need the token: missing, wrong or malformed → 401; the token file is private", () =>
