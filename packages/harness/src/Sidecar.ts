@@ -6,7 +6,9 @@
  *   and compared in constant time.
  * - Bodies are decoded by schema, strictly: malformed JSON, a missing or mistyped field and a field
  *   the API does not know (at any depth) are 400 `InvalidRequest` naming the field, before anything
- *   is charged. A body over `maxBodyBytes` is refused with 413 before it is read.
+ *   is charged. A body over `maxBodyBytes` is refused with 413: before it is read when its length is
+ *   sent, else once it is read (keeping at most the limit; past 1 MiB, or 16 times the limit if more,
+ *   it is not read on and the connection is closed).
  * - Every error is a JSON body with `_tag` and `message`, also for unknown routes (404) and for
  *   defects (500 `InternalError`, whose cause goes to the log, not to the caller).
  * - Responses are projected by tier (`View`); `/status` never lists a `no_access` split, and shows a
@@ -49,11 +51,12 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as Agent from "./Agent.js"
 import { constantTimeEquals } from "./internal/constantTime.js"
 import * as Jobs from "./Jobs.js"
 import type { EvalResponse, JobAccepted } from "./SidecarApi.js"
-import { Api, Authorization, EvalPayload, Status, SubmitRequest } from "./SidecarApi.js"
+import { Api, Authorization, EvalPayload, PayloadTooLarge, Status, SubmitRequest } from "./SidecarApi.js"
 import * as Verifier from "./Verifier.js"
 import * as Viewer from "./Viewer.js"
 
@@ -113,6 +116,64 @@ const authorization = (token: string) =>
           : Effect.fail(new HoldoutError.Unauthorized()))
   })
 
+/** Why a body over the limit is refused. */
+const tooLarge = (bytes: number, maxBytes: number): string =>
+  `The request body is ${bytes} bytes; at most ${maxBytes} are accepted. Send a smaller one.`
+
+const unreadable = () =>
+  new HoldoutError.InvalidRequest({ message: "The request body could not be read; send it again as JSON." })
+
+/** How far a body sent without a length is read past the limit before its connection is closed. */
+const drainBytes = (maxBytes: number): number => Math.max(1024 * 1024, 16 * maxBytes)
+
+/**
+ * The text of a body sent without a length header (chunked): read to its end keeping at most
+ * `maxBytes` of it, so that one over the limit is answered 413 instead of cut off. Past
+ * `drainBytes` it is not read on, and the platform closes its connection.
+ */
+const unsizedText = (
+  request: HttpServerRequest.HttpServerRequest,
+  maxBytes: number
+): Effect.Effect<string, HoldoutError.InvalidRequest | PayloadTooLarge> =>
+  Effect.suspend(() => {
+    const kept: Array<Uint8Array> = []
+    let bytes = 0
+    return request.stream.pipe(
+      Stream.runForEachWhile((chunk) =>
+        Effect.sync(() => {
+          bytes += chunk.length
+          if (bytes <= maxBytes) kept.push(chunk)
+          return bytes <= drainBytes(maxBytes)
+        })
+      ),
+      Effect.mapError(unreadable),
+      Effect.flatMap(() => {
+        if (bytes > maxBytes) return Effect.fail(new PayloadTooLarge({ message: tooLarge(bytes, maxBytes) }))
+        const whole = new Uint8Array(bytes)
+        let offset = 0
+        for (const chunk of kept) {
+          whole.set(chunk, offset)
+          offset += chunk.length
+        }
+        return Effect.succeed(new TextDecoder().decode(whole))
+      })
+    )
+  })
+
+/**
+ * The text of a request's body: with a length header, read whole (`limitBody` has refused it if it
+ * was over the limit); without one, read with the limit (`unsizedText`).
+ */
+const bodyText = (
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<string, HoldoutError.InvalidRequest | PayloadTooLarge> =>
+  request.headers["content-length"] !== undefined
+    ? Effect.mapError(request.text, unreadable)
+    : Effect.flatMap(HttpIncomingMessage.MaxBodySize, (maxBytes) =>
+      Option.isSome(maxBytes)
+        ? unsizedText(request, Number(maxBytes.value))
+        : Effect.mapError(request.text, unreadable))
+
 /**
  * Reads and decodes a request body as JSON, strictly (the payload schemas refuse unknown fields).
  * The endpoints that use it are served with `handleRaw`, so that malformed JSON and schema errors
@@ -120,25 +181,21 @@ const authorization = (token: string) =>
  */
 const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknown(Schema.parseJson(schema), { errors: "all", onExcessProperty: "error" })
-  return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<A, HoldoutError.InvalidRequest> =>
-    request.text.pipe(
-      Effect.mapError(() =>
-        new HoldoutError.InvalidRequest({ message: "The request body could not be read; send it again as JSON." })
-      ),
-      Effect.flatMap((text) =>
-        decode(text).pipe(
-          Effect.mapError((error) =>
-            new HoldoutError.InvalidRequest({
-              message:
-                `The request body is not valid: ${
-                  Agent.describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
-                }. ` +
-                `Fix it and send it again; nothing was charged or recorded.`
-            })
-          )
+  return (
+    request: HttpServerRequest.HttpServerRequest
+  ): Effect.Effect<A, HoldoutError.InvalidRequest | PayloadTooLarge> =>
+    Effect.flatMap(bodyText(request), (text) =>
+      decode(text).pipe(
+        Effect.mapError((error) =>
+          new HoldoutError.InvalidRequest({
+            message:
+              `The request body is not valid: ${
+                Agent.describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
+              }. ` +
+              `Fix it and send it again; nothing was charged or recorded.`
+          })
         )
-      )
-    )
+      ))
 }
 
 const decodeEval = decodeBody(EvalPayload)
@@ -243,15 +300,16 @@ const adminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
   }))
 
 /**
- * Refuses a body over the limit (413) from its length header. A body without one is cut off where
- * it passes the limit as it is read (`HttpIncomingMessage.MaxBodySize`, provided with the server).
+ * Refuses a body over the limit (413) from its length header, before it is read. A body without one
+ * is read with the limit (`bodyText`), which `HttpIncomingMessage.MaxBodySize`, provided with the
+ * server, tells.
  */
 const limitBody = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const length = Number(request.headers["content-length"] ?? "0")
     return Number.isFinite(length) && length > maxBytes
       ? Effect.succeed(HttpServerResponse.unsafeJson(
-        { _tag: "PayloadTooLarge", message: `The request body is ${length} bytes; at most ${maxBytes} are accepted.` },
+        { _tag: "PayloadTooLarge", message: tooLarge(length, maxBytes) },
         { status: 413 }
       ))
       : app

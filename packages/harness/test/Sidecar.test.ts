@@ -358,28 +358,36 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       assert.deepStrictEqual(at(status.json, "splits.0.spent"), { runs: 0, samples: 0 })
     }))
 
-  it.scoped("a streamed body over the limit is cut off as it is read, and nothing is charged", () =>
+  it.scoped("a body sent without a length is read with the limit: over it 413, far over it the connection is closed", () =>
     Effect.gen(function*() {
       const server = yield* serve({ maxBodyBytes: 1024 })
-      const body = JSON.stringify({ datasetId: "ds", split: "train", candidate: { id: "x".repeat(4096) } })
-      // a streamed body is sent chunked, without a length: the limit is only known once it is read,
-      // and the platform then closes the connection instead of reading on
-      const outcome = yield* Effect.promise(() =>
-        fetch(server.url + "/eval", {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: new ReadableStream({
-            start: (controller) => {
-              controller.enqueue(new TextEncoder().encode(body))
-              controller.close()
-            }
-          }),
-          duplex: "half"
-        } as RequestInit).then((response) => String(response.status), () => "closed")
-      )
-      assert.oneOf(outcome, ["closed", "400", "413"])
+      // a streamed body is sent chunked, without a length: the limit is only known once it is read
+      const streamed = (body: string) =>
+        Effect.promise(() =>
+          fetch(server.url + "/eval", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: new ReadableStream({
+              start: (controller) => {
+                const bytes = new TextEncoder().encode(body)
+                for (let at = 0; at < bytes.length; at += 4096) controller.enqueue(bytes.slice(at, at + 4096))
+                controller.close()
+              }
+            }),
+            duplex: "half"
+          } as RequestInit).then(
+            async (response) => [response.status, at(await response.json(), "_tag") ?? null] as const,
+            () => "closed" as const
+          )
+        )
+      const payload = (id: string) => JSON.stringify({ datasetId: "ds", split: "train", candidate: { id } })
+      assert.deepStrictEqual(yield* streamed(payload("x".repeat(4096))), [413, "PayloadTooLarge"])
+      // past 1 MiB (or 16 times the limit, if more) the body is not read on
+      assert.strictEqual(yield* streamed(payload("x".repeat(2 * 1024 * 1024))), "closed")
       const after = yield* request(server, "GET", "/status")
       assert.deepStrictEqual(at(after.json, "splits.0.spent"), { runs: 0, samples: 0 })
+      // within the limit, a body without a length is a body like any other
+      assert.deepStrictEqual((yield* streamed(payload("streamed")))[0], 200)
     }))
 
   it.scoped("every request is logged in a line with its fields; the polled routes at debug level", () =>
