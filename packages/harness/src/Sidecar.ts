@@ -136,27 +136,24 @@ const unsizedText = (
   maxBytes: number
 ): Effect.Effect<string, HoldoutError.InvalidRequest | PayloadTooLarge> =>
   Effect.suspend(() => {
-    const kept: Array<Uint8Array> = []
+    // a character split between two chunks is decoded whole (`stream: true`)
+    const decoder = new TextDecoder()
+    let text = ""
     let bytes = 0
     return request.stream.pipe(
       Stream.runForEachWhile((chunk) =>
         Effect.sync(() => {
           bytes += chunk.length
-          if (bytes <= maxBytes) kept.push(chunk)
+          if (bytes <= maxBytes) text += decoder.decode(chunk, { stream: true })
           return bytes <= drainBytes(maxBytes)
         })
       ),
       Effect.mapError(unreadable),
-      Effect.flatMap(() => {
-        if (bytes > maxBytes) return Effect.fail(new PayloadTooLarge({ message: tooLarge(bytes, maxBytes) }))
-        const whole = new Uint8Array(bytes)
-        let offset = 0
-        for (const chunk of kept) {
-          whole.set(chunk, offset)
-          offset += chunk.length
-        }
-        return Effect.succeed(new TextDecoder().decode(whole))
-      })
+      Effect.flatMap(() =>
+        bytes > maxBytes
+          ? Effect.fail(new PayloadTooLarge({ message: tooLarge(bytes, maxBytes) }))
+          : Effect.succeed(text + decoder.decode())
+      )
     )
   })
 
