@@ -281,8 +281,9 @@ export const make = (
     let lastStatus: {
       readonly entries: ReadonlyArray<Engine.SplitStatus>
       readonly freeBaselines: ReadonlyArray<Option.Option<boolean>>
+      readonly freeChanges: number
       readonly status: typeof Status.Type
-    } = { entries: [], freeBaselines: [], status: { submitEnabled, splits: [] } }
+    } = { entries: [], freeBaselines: [], freeChanges: -1, status: { submitEnabled, splits: [] } }
 
     /** A run the optimizer may know of, with its tier; any other is `RunNotFound`, whatever the reason. */
     const visible = (runId: string) =>
@@ -365,12 +366,18 @@ export const make = (
       status: () =>
         Effect.gen(function*() {
           const entries = (yield* engine.status()).filter((entry) => entry.tier !== "no_access")
+          const sameEntries = entries.length === lastStatus.entries.length &&
+            entries.every((entry, index) => entry === lastStatus.entries[index])
+          // the free baselines are read again with the budgets (the same entries: budgets read within
+          // statusMaxAge, nothing charged here since), and at once after a claim of this process
+          const freeChanges = free.changes()
+          if (sameEntries && freeChanges === lastStatus.freeChanges) return lastStatus.status
           const freeBaselines = yield* Effect.forEach(entries, free.available)
           if (
-            entries.length === lastStatus.entries.length &&
-            entries.every((entry, index) => entry === lastStatus.entries[index]) &&
+            sameEntries &&
             freeBaselines.every((available, index) => sameBaseline(available, lastStatus.freeBaselines[index]!))
           ) {
+            lastStatus = { ...lastStatus, freeChanges }
             return lastStatus.status
           }
           const splits = entries.map((entry, index): typeof Status.Type.splits[number] => {
@@ -387,7 +394,7 @@ export const make = (
               ...(Option.isNone(freeBaseline) ? {} : { freeBaseline: freeBaseline.value })
             }
           })
-          lastStatus = { entries, freeBaselines, status: { submitEnabled, splits } }
+          lastStatus = { entries, freeBaselines, freeChanges, status: { submitEnabled, splits } }
           return lastStatus.status
         }).pipe(logStoreErrors),
       submit: (candidate) =>

@@ -35,6 +35,11 @@ export interface FreeBaseline {
   readonly evaluate: (request: Model.EvalRequest) => Effect.Effect<Model.Experiment, Engine.EvaluateError>
   /** Whether the baseline's free evaluation of a split is still to be had (`None` when not configured). */
   readonly available: (key: Model.BudgetKey) => Effect.Effect<Option.Option<boolean>, HoldoutError.StoreError>
+  /**
+   * How many times this process has claimed a free evaluation or given one back: while it is the
+   * same, an answer of `available` changed only by another process sharing the store.
+   */
+  readonly changes: () => number
 }
 
 /**
@@ -69,8 +74,12 @@ export const make = (
     const access = yield* SplitAccess.SplitAccess
     const workspace = yield* Effect.serviceOption(Workspace.Workspace)
     if (Option.isNone(baseline)) {
-      return { evaluate: (request) => engine.evaluate(request), available: () => Effect.succeedNone }
+      return { evaluate: (request) => engine.evaluate(request), available: () => Effect.succeedNone, changes: () => 0 }
     }
+    let changes = 0
+    const changed = Effect.sync(() => {
+      changes++
+    })
 
     /** The split's current generation: its claim key, and whether a claim there stands (not released). */
     const current = (key: Model.BudgetKey) =>
@@ -89,13 +98,15 @@ export const make = (
           const { claim, held } = yield* current(key)
           if (held) return Option.none<string>()
           const mine = JSON.stringify({ claim: globalThis.crypto.randomUUID(), at: yield* Clock.currentTimeMillis })
-          if ((yield* store.putMetaIfAbsent(claim, mine)) === mine) return Option.some(claim)
+          const won = (yield* Effect.ensuring(store.putMetaIfAbsent(claim, mine), changed)) === mine
+          if (won) return Option.some(claim)
           // another caller took this generation first: it holds it, unless it gave it back already
         }
       })
 
     const release = (claim: string) =>
       store.putMetaIfAbsent(releasedKey(claim), "released").pipe(
+        Effect.ensuring(changed),
         Effect.tapError((error) => Effect.logError("Free baseline: a claim could not be given back", error)),
         Effect.ignore
       )
@@ -139,5 +150,5 @@ export const make = (
 
     const available = (key: Model.BudgetKey) => Effect.map(current(key), (generation) => Option.some(!generation.held))
 
-    return { evaluate, available }
+    return { evaluate, available, changes: () => changes }
   })

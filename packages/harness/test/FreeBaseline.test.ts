@@ -3,7 +3,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { DatasetSource, HoldoutError, Ledger, LocalStrategy, type Model, Stack, TaskStore } from "@holdout/core"
-import { Agent, Sidecar, Verifier } from "@holdout/harness"
+import { Agent, FreeBaseline, Sidecar, Verifier } from "@holdout/harness"
 import { SqliteStore } from "@holdout/store-sqlite"
 import { expectFailure } from "@holdout/testkit"
 import * as Context from "effect/Context"
@@ -11,6 +11,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as TestClock from "effect/TestClock"
 import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
@@ -92,6 +93,25 @@ const interleavingStores = () =>
         putMetaIfAbsent: (key: string, value: string) =>
           Effect.zipRight(Effect.yieldNow(), memory.putMetaIfAbsent(key, value))
       }))
+    ).pipe(Layer.provide(TaskStore.layerMemory))
+  )
+
+/** How many times the store of `countingMetaStores` was asked for a meta key (a free baseline's claim). */
+const metaReads = { count: 0 }
+
+/** The memory stores, counting the reads of meta keys in `metaReads` (from zero). */
+const countingMetaStores = () =>
+  Layer.merge(
+    Ledger.layerMemory(budgets),
+    Layer.effect(
+      TaskStore.TaskStore,
+      Effect.map(TaskStore.TaskStore, (memory) => {
+        metaReads.count = 0
+        return {
+          ...memory,
+          getMeta: (key: string) => Effect.zipRight(Effect.sync(() => metaReads.count++), memory.getMeta(key))
+        }
+      })
     ).pipe(Layer.provide(TaskStore.layerMemory))
   )
 
@@ -206,6 +226,27 @@ describe("FreeBaseline — in process", () => {
         yield* agent.evaluate({ datasetId: "ds", split: "train", candidate: baseline })
         assert.deepStrictEqual(yield* spent("train"), { runs: 1, samples: 8 })
         assert.isUndefined(yield* freeLeft(agent, "train"))
+      })))
+
+  it.effect("the status reads the claims with the budgets: its own at once, another process's within statusMaxAge", () =>
+    withAgent(stackOn(countingMetaStores()), (agent) =>
+      Effect.gen(function*() {
+        assert.isTrue(yield* freeLeft(agent, "train"))
+        const read = metaReads.count
+        assert.isAbove(read, 0)
+        for (let poll = 0; poll < 5; poll++) assert.isTrue(yield* freeLeft(agent, "train"))
+        assert.strictEqual(metaReads.count, read)
+        // another process sharing the store claims train's free evaluation
+        const store = yield* TaskStore.TaskStore
+        yield* store.putMetaIfAbsent(FreeBaseline.claimKey({ datasetId: "ds", split: "train" }, 0), "elsewhere")
+        assert.isTrue(yield* freeLeft(agent, "train"))
+        yield* TestClock.adjust("100 millis")
+        assert.isFalse(yield* freeLeft(agent, "train"))
+        // a claim of this process (it charges nothing) shows at once
+        assert.isTrue(yield* freeLeft(agent, "validation"))
+        yield* agent.evaluate({ datasetId: "ds", split: "validation", candidate: baseline })
+        assert.isFalse(yield* freeLeft(agent, "validation"))
+        assert.deepStrictEqual(yield* spent("validation"), { runs: 0, samples: 0 })
       })))
 
   it.effect("freeBaseline without a baseline is a ConfigError", () =>
