@@ -1,5 +1,4 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { type PlatformError, SystemError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
@@ -24,42 +23,12 @@ const drivers = [
   ["libsql", Client.libsql] as const
 ]
 
-/**
- * The stores' client of `filename`, not configured yet; `beforeSync` runs before each sync of its
- * write-ahead log.
- */
-const open = (
-  filename: string,
-  driver: typeof Client.libsql,
-  beforeSync: Effect.Effect<void, PlatformError> = Effect.void
-) =>
+/** The stores' client of `filename`, not configured yet. */
+const open = (filename: string, driver: typeof Client.libsql) =>
   Effect.gen(function*() {
-    const withSync = Layer.effect(
-      FileSystem.FileSystem,
-      Effect.map(FileSystem.FileSystem, (node) => ({
-        ...node,
-        open: (path: string, options?: FileSystem.OpenFileOptions) =>
-          path.endsWith("-wal")
-            ? Effect.map(node.open(path, options), (file) =>
-              new Proxy(file, {
-                get: (target, key, receiver) =>
-                  key === "sync" ? Effect.zipRight(beforeSync, target.sync) : Reflect.get(target, key, receiver)
-              }))
-            : node.open(path, options)
-      }))
-    )
-    const context = yield* Layer.build(
-      Client.layer(filename, driver).pipe(Layer.provide(withSync), Layer.provide(NodeContext.layer))
-    )
+    const context = yield* Layer.build(Client.layer(filename, driver).pipe(Layer.provide(NodeContext.layer)))
     return Context.get(context, SqlClient.SqlClient)
   })
-
-/** The connection's `PRAGMA synchronous`: 1 NORMAL, 2 FULL. */
-const synchronous = (sql: SqlClient.SqlClient) =>
-  Effect.map(
-    Effect.orDie(sql.unsafe<{ readonly synchronous: number }>("PRAGMA synchronous")),
-    ([row]) => Number(row?.synchronous)
-  )
 
 for (const [name, driver] of drivers) {
   describe(`SQLite clients of one file in one process (${name})`, () => {
@@ -114,79 +83,10 @@ for (const [name, driver] of drivers) {
         const sql = yield* open(`${yield* fs.makeTempDirectoryScoped()}/holdout.db`, driver)
         yield* Effect.orDie(Tables.open.pipe(Effect.provideService(SqlClient.SqlClient, sql)))
         const [busy] = yield* Effect.orDie(sql.unsafe<{ readonly timeout: number }>("PRAGMA busy_timeout"))
+        const [sync] = yield* Effect.orDie(sql.unsafe<{ readonly synchronous: number }>("PRAGMA synchronous"))
         assert.strictEqual(Number(busy?.timeout), 10000)
-        // NORMAL: the store's writes sync the write-ahead log themselves (below)
-        assert.strictEqual(yield* synchronous(sql), 1)
-      }).pipe(Effect.provide(NodeContext.layer)))
-
-    it.scopedLive("returns a write only once its write-ahead log is synced, which leaves the event loop free", () =>
-      Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        const dir = yield* fs.makeTempDirectoryScoped()
-        const syncing = yield* Deferred.make<void>()
-        const synced = yield* Deferred.make<void>()
-        const sql = yield* open(
-          `${dir}/holdout.db`,
-          driver,
-          Effect.zipRight(Deferred.succeed(syncing, undefined), Deferred.await(synced))
-        )
-        yield* Effect.orDie(Tables.open.pipe(Effect.provideService(SqlClient.SqlClient, sql)))
-        yield* Effect.orDie(sql`CREATE TABLE log (n INTEGER)`)
-        const write = yield* Effect.fork(Transaction.write(sql, "tasks", sql`INSERT INTO log VALUES (1)`))
-        yield* Deferred.await(syncing).pipe(
-          Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the write-ahead log was not synced" }),
-          Effect.orDie
-        )
-        // committed, not yet returned; the timer below needs the event loop
-        yield* Effect.sleep("50 millis")
-        assert.isNull(write.unsafePoll())
-        const [row] = yield* Effect.orDie(sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM log`)
-        assert.strictEqual(Number(row?.n), 1)
-        yield* Deferred.succeed(synced, undefined)
-        assert.isTrue(Exit.isSuccess(yield* Fiber.await(write)))
-      }).pipe(Effect.provide(NodeContext.layer)))
-
-    it.scoped("fails a write whose write-ahead log cannot be synced", () =>
-      Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        const failing = Effect.fail(
-          new SystemError({ reason: "Unknown", module: "FileSystem", method: "sync", description: "EIO: i/o error" })
-        )
-        const sql = yield* open(`${yield* fs.makeTempDirectoryScoped()}/holdout.db`, driver, failing)
-        yield* Effect.orDie(Tables.open.pipe(Effect.provideService(SqlClient.SqlClient, sql)))
-        yield* Effect.orDie(sql`CREATE TABLE log (n INTEGER)`)
-        const error = yield* Effect.flip(Transaction.write(sql, "tasks", sql`INSERT INTO log VALUES (1)`))
-        assert.match(error.message, /^Failed to sync the write-ahead log of .*holdout\.db$/)
-      }).pipe(Effect.provide(NodeContext.layer)))
-
-    it.scoped("syncs every commit itself when the write-ahead log cannot be opened", () =>
-      Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        const filename = `${yield* fs.makeTempDirectoryScoped()}/holdout.db`
-        const refused = Layer.effect(
-          FileSystem.FileSystem,
-          Effect.map(FileSystem.FileSystem, (node) => ({
-            ...node,
-            open: (path: string, options?: FileSystem.OpenFileOptions) =>
-              path.endsWith("-wal")
-                ? Effect.fail(
-                  new SystemError({
-                    reason: "PermissionDenied",
-                    module: "FileSystem",
-                    method: "open",
-                    pathOrDescriptor: path
-                  })
-                )
-                : node.open(path, options)
-          }))
-        )
-        const context = yield* Layer.build(
-          Client.layer(filename, driver).pipe(Layer.provide(refused), Layer.provide(NodeContext.layer))
-        )
-        const sql = Context.get(context, SqlClient.SqlClient)
-        yield* Effect.orDie(Tables.open.pipe(Effect.provideService(SqlClient.SqlClient, sql)))
-        // FULL: SQLite syncs every commit
-        assert.strictEqual(yield* synchronous(sql), 2)
+        // FULL: every commit is synced
+        assert.strictEqual(Number(sync?.synchronous), 2)
       }).pipe(Effect.provide(NodeContext.layer)))
 
     it.scoped("leaves no transaction open after a failed commit: the next write goes through", () =>

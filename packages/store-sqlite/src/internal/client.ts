@@ -14,11 +14,9 @@ import type { HoldoutError } from "@holdout/core"
 import { createClient } from "@libsql/client/node"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import { openError } from "./errors.js"
 import * as Integrity from "./integrity.js"
 import * as Transaction from "./transaction.js"
-import * as Wal from "./wal.js"
 
 /** better-sqlite3 (Node only). */
 export const betterSqlite3 = (filename: string): Layer.Layer<SqlClient.SqlClient, HoldoutError.StoreError> =>
@@ -40,7 +38,7 @@ export const libsql = (filename: string): Layer.Layer<SqlClient.SqlClient, Holdo
 /**
  * The client of `filename`, once the file is known to be a SQLite file (a new store's file is created
  * whole first, `Integrity.createFresh`), sharing the lock of every other client of the file in this
- * process, and syncing its write-ahead log off the event loop (`Wal`) where it can.
+ * process.
  */
 export const layer = <E>(
   filename: string,
@@ -57,10 +55,7 @@ export const layer = <E>(
     if (missing) yield* Integrity.createFresh(fs, filename, client)
     // one file by two names (a relative path, a symbolic link) is one lock
     const key = yield* Effect.orElseSucceed(fs.realPath(filename), () => path.resolve(filename))
-    return Layer.scopedDiscard(Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* Transaction.shareLock(sql, key)
-      const sync = yield* Transaction.exclusive(sql, Wal.open(sql, fs, path, key))
-      if (Option.isSome(sync)) yield* Transaction.syncLogWith(sql, sync.value)
-    })).pipe(Layer.provideMerge(client(filename)))
+    return Layer.effectDiscard(Effect.flatMap(SqlClient.SqlClient, (sql) => Transaction.shareLock(sql, key))).pipe(
+      Layer.provideMerge(client(filename))
+    )
   }))

@@ -7,7 +7,6 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Metrics, type Model } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Transaction from "./transaction.js"
 
 /** The column type of an auto-incrementing sequence key, per dialect. */
 const sequenceKey = (sql: SqlClient.SqlClient) =>
@@ -122,11 +121,7 @@ export const progressFromSamples = `
   score_sum = (SELECT COALESCE(SUM(score), 0) FROM holdout_samples s WHERE s.run_id = holdout_runs.run_id),
   score_squares = (SELECT COALESCE(SUM(score * score), 0) FROM holdout_samples s WHERE s.run_id = holdout_runs.run_id)`
 
-/**
- * Durability settings of the connection: SQLite waits for busy locks, and every commit is synced
- * before it is acknowledged: by SQLite (`FULL`), or by the store's writes (`NORMAL`, when the client
- * syncs the write-ahead log itself, `Wal`).
- */
+/** Durability settings of the connection: SQLite waits for busy locks and syncs every commit. */
 export const configure = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql.onDialectOrElse({
@@ -134,7 +129,7 @@ export const configure = Effect.gen(function*() {
       Effect.all([
         sql.unsafe("PRAGMA busy_timeout = 10000"),
         sql.unsafe("PRAGMA journal_mode = WAL"),
-        sql.unsafe(`PRAGMA synchronous = ${Transaction.syncsLog(sql) ? "NORMAL" : "FULL"}`)
+        sql.unsafe("PRAGMA synchronous = FULL")
       ], { discard: true }),
     orElse: () => Effect.void
   })

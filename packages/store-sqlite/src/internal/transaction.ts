@@ -4,8 +4,7 @@
  * SQLite: every store operation holds the lock of its database file in this process (one for every
  * client of the file, `shareLock`), and a write runs between explicit `BEGIN IMMEDIATE` (the write
  * lock first, so another process cannot slip in between a read and a write) and `COMMIT` on the
- * client's own connection; a store's own client then syncs the write-ahead log off the event loop
- * (`Wal`) before the write returns. The client's `withTransaction` is not used there: libsql opens a new
+ * client's own connection. The client's `withTransaction` is not used there: libsql opens a new
  * connection for each of its transactions and never closes them, which loses the connection's
  * settings and leaks file handles.
  *
@@ -39,21 +38,6 @@ export const shareLock = (sql: SqlClient.SqlClient, key: string): Effect.Effect<
     files.set(sql, key)
   })
 
-/** The sync of the write-ahead log of each client that syncs its own commits (`Wal`). */
-const logSyncs = new WeakMap<SqlClient.SqlClient, Effect.Effect<void, SqlError>>()
-
-/**
- * Makes every write of `sql` sync the write-ahead log with `sync` after its commit, before it
- * returns (`Wal`): the client's connection can then commit with `synchronous = NORMAL`.
- */
-export const syncLogWith = (sql: SqlClient.SqlClient, sync: Effect.Effect<void, SqlError>): Effect.Effect<void> =>
-  Effect.sync(() => {
-    logSyncs.set(sql, sync)
-  })
-
-/** Whether the writes of `sql` sync the write-ahead log themselves (`syncLogWith`). */
-export const syncsLog = (sql: SqlClient.SqlClient): boolean => logSyncs.has(sql)
-
 /** Runs `effect` alone on the client (no store transaction is open meanwhile); PostgreSQL: as is. */
 export const exclusive = <A, E, R>(sql: SqlClient.SqlClient, effect: Effect.Effect<A, E, R>) =>
   sql.onDialectOrElse({ pg: () => effect, orElse: () => fileLocks(files.get(sql) ?? sql, effect) })
@@ -81,15 +65,11 @@ export const write = <A, E, R>(
         const begin = run(`BEGIN; SELECT pg_advisory_xact_lock(${advisoryKeys[store]})`)
         return inTransaction(begin, inside, run("COMMIT"), run("ROLLBACK"))
       })),
-    orElse: () => {
-      const committed = exclusive(
+    orElse: () =>
+      exclusive(
         sql,
         inTransaction(sql.unsafe("BEGIN IMMEDIATE"), effect, sql.unsafe("COMMIT"), sql.unsafe("ROLLBACK"))
       )
-      // the log is synced outside the file's lock: the next transaction need not wait for the disk
-      const sync = logSyncs.get(sql)
-      return sync === undefined ? committed : Effect.zipLeft(committed, sync)
-    }
   })
 
 // The client's `withTransaction` is not used on PostgreSQL either: it turns a failed COMMIT (a lost
