@@ -36,8 +36,9 @@ export interface FreeBaseline {
   /** Whether the baseline's free evaluation of a split is still to be had (`None` when not configured). */
   readonly available: (key: Model.BudgetKey) => Effect.Effect<Option.Option<boolean>, HoldoutError.StoreError>
   /**
-   * How many times this process has claimed a free evaluation or given one back: while it is the
-   * same, an answer of `available` changed only by another process sharing the store.
+   * How many times this process has tried to claim a free evaluation (won or lost) or given one
+   * back: while it is the same, an answer of `available` changed only by another process sharing
+   * the store.
    */
   readonly changes: () => number
 }
