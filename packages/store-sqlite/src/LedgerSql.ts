@@ -15,6 +15,7 @@ import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { storeOp } from "./internal/errors.js"
+import * as Execute from "./internal/execute.js"
 import * as Tables from "./internal/schema.js"
 import * as Transaction from "./internal/transaction.js"
 
@@ -65,8 +66,9 @@ export const make = (options: {
     const budgets = yield* Ledger.validateBudgets(options.budgets)
     const sql = yield* SqlClient.SqlClient
     yield* storeOp("open")(Transaction.exclusive(sql, Tables.open))
+    const execute = Execute.runner(sql)
     const spentByKey = Effect.map(
-      sql<SpentRow>`SELECT dataset_id, split, runs, samples FROM holdout_spent`,
+      execute(sql<SpentRow>`SELECT dataset_id, split, runs, samples FROM holdout_spent`),
       (rows) =>
         new Map(rows.map((row) => [
           Ledger.keyString({ datasetId: row.dataset_id, split: row.split }),
@@ -83,13 +85,15 @@ export const make = (options: {
         Effect.gen(function*() {
           yield* sql.onDialectOrElse({
             pg: () => Effect.void,
-            orElse: () => sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`
+            orElse: () => execute(sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`)
           })
           // the batch's ids and what was spent, in one statement (the lock is held meanwhile)
-          const rows = yield* sql<ReservationRow & { readonly runs: number | null }>`SELECT id, dataset_id, split,
+          const rows = yield* execute(
+            sql<ReservationRow & { readonly runs: number | null }>`SELECT id, dataset_id, split,
               samples, run_id, at, NULL AS runs
             FROM holdout_reservations WHERE ${sql.in("id", steps.map((entry) => entry.reservationId))}
             UNION ALL SELECT NULL, dataset_id, split, samples, NULL, NULL, runs FROM holdout_spent`
+          )
           const found = new Map<string, Model.Reservation>()
           const spent = new Map<string, { runs: number; samples: number }>()
           for (const row of rows) {
@@ -133,7 +137,11 @@ export const make = (options: {
             // PostgreSQL: both in one statement (one round trip less while the lock is held)
             yield* sql.onDialectOrElse({
               pg: () => sql`WITH inserted AS (INSERT INTO holdout_reservations ${sql.insert(inserts)}) ${upsertSpent}`,
-              orElse: () => Effect.zipRight(sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`, upsertSpent)
+              orElse: () =>
+                Effect.zipRight(
+                  execute(sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`),
+                  execute(upsertSpent)
+                )
             })
           }
           return outcomes
@@ -149,12 +157,14 @@ export const make = (options: {
         Effect.map(
           Transaction.exclusive(
             sql,
-            key === undefined
-              ? sql<
-                ReservationRow
-              >`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations ORDER BY seq`
-              : sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations
+            execute(
+              key === undefined
+                ? sql<
+                  ReservationRow
+                >`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations ORDER BY seq`
+                : sql<ReservationRow>`SELECT id, dataset_id, split, samples, run_id, at FROM holdout_reservations
                 WHERE dataset_id = ${key.datasetId} AND split = ${key.split} ORDER BY seq`
+            )
           ),
           (rows) => rows.map(fromRow)
         ).pipe(storeOp("reservations"))

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
 import { GroupCommit, HoldoutError, Metrics, Model, TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -17,6 +17,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { storeOp } from "./internal/errors.js"
+import * as Execute from "./internal/execute.js"
 import * as Tables from "./internal/schema.js"
 import * as Transaction from "./internal/transaction.js"
 
@@ -99,7 +100,8 @@ export const make: Effect.Effect<
 > = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* storeOp("open")(Transaction.exclusive(sql, Tables.open))
-  const read = <A>(statement: Effect.Effect<A, SqlError>) => Transaction.exclusive(sql, statement)
+  const execute = Execute.runner(sql)
+  const read = <A>(statement: Statement.Statement<A>) => Transaction.exclusive(sql, execute(statement))
 
   const getRun = (runId: string) =>
     Effect.flatMap(
@@ -156,21 +158,23 @@ export const make: Effect.Effect<
               SELECT is_error, score FROM previous`,
           orElse: () =>
             Effect.zipLeft(
-              sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score FROM holdout_samples
-                WHERE run_id = ${runId} AND sample_id IN (SELECT value FROM json_each(${ids}))`,
-              sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
+              execute(sql<Pick<SampleRow, "is_error" | "score">>`SELECT is_error, score FROM holdout_samples
+                WHERE run_id = ${runId} AND sample_id IN (SELECT value FROM json_each(${ids}))`),
+              execute(sql`INSERT INTO holdout_samples (run_id, sample_id, record, is_error, score)
                 SELECT ${runId}, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
                   json_extract(value, '$[3]')
                 FROM json_each(${values}) WHERE true
                 ON CONFLICT (run_id, sample_id) DO UPDATE
-                SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`
+                SET record = excluded.record, is_error = excluded.is_error, score = excluded.score`)
             )
         })
         for (const share of previous) addShare(delta, share, -1)
         for (const row of all) addShare(delta, row, 1)
-        yield* sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
+        yield* execute(
+          sql`UPDATE holdout_runs SET samples = samples + ${delta.samples}, errors = errors + ${delta.errors},
           scored = scored + ${delta.scored}, score_sum = score_sum + ${delta.scoreSum},
           score_squares = score_squares + ${delta.scoreSquares} WHERE run_id = ${runId}`
+        )
       }), { discard: true })
   }
 
@@ -178,13 +182,13 @@ export const make: Effect.Effect<
   // strategy wrote first), unless the run exists
   const createRunRow = (run: Model.RunRecord) =>
     Effect.map(
-      sql<
+      execute(sql<
         { run_id: string }
       >`INSERT INTO holdout_runs (run_id, record, samples, errors, scored, score_sum, score_squares)
         SELECT ${run.runId}, ${TaskStore.encodeRun(run)}, COUNT(*), COALESCE(SUM(is_error), 0), COUNT(score),
           COALESCE(SUM(score), 0), COALESCE(SUM(score * score), 0)
         FROM holdout_samples WHERE run_id = ${run.runId}
-        ON CONFLICT (run_id) DO NOTHING RETURNING run_id`,
+        ON CONFLICT (run_id) DO NOTHING RETURNING run_id`),
       (inserted) =>
         inserted.length === 0
           ? Exit.fail(TaskStore.runExists(run.runId))
@@ -193,12 +197,14 @@ export const make: Effect.Effect<
 
   const updateRunRow = (runId: string, update: Model.RunUpdate) =>
     Effect.gen(function*() {
-      const [row] = yield* sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs WHERE run_id = ${runId}`
+      const [row] = yield* execute(
+        sql<RunRow>`SELECT ${sql.literal(runColumns)} FROM holdout_runs WHERE run_id = ${runId}`
+      )
       if (row === undefined) return Exit.fail(TaskStore.runNotFound(runId))
       const run = TaskStore.decodeRun(row.record)
       if (Either.isLeft(run)) return Exit.succeed(Option.some(row))
       const record = TaskStore.encodeRun(TaskStore.applyUpdate(run.right, update))
-      yield* sql`UPDATE holdout_runs SET record = ${record} WHERE run_id = ${runId}`
+      yield* execute(sql`UPDATE holdout_runs SET record = ${record} WHERE run_id = ${runId}`)
       return Exit.succeed(Option.some({ ...row, record }))
     })
 
@@ -283,8 +289,8 @@ export const make: Effect.Effect<
         sql,
         "tasks",
         Effect.gen(function*() {
-          yield* sql`INSERT INTO holdout_meta ${sql.insert({ key, value })} ON CONFLICT (key) DO NOTHING`
-          const [row] = yield* sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`
+          yield* execute(sql`INSERT INTO holdout_meta ${sql.insert({ key, value })} ON CONFLICT (key) DO NOTHING`)
+          const [row] = yield* execute(sql<{ value: string }>`SELECT value FROM holdout_meta WHERE key = ${key}`)
           return row?.value ?? value
         })
       ).pipe(storeOp("putMetaIfAbsent")),

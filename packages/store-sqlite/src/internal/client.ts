@@ -15,12 +15,18 @@ import { createClient } from "@libsql/client/node"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { openError } from "./errors.js"
+import * as Execute from "./execute.js"
 import * as Integrity from "./integrity.js"
 import * as Transaction from "./transaction.js"
 
-/** better-sqlite3 (Node only). */
+/** better-sqlite3 (Node only), its statements run on its connection directly (`Execute.direct`). */
 export const betterSqlite3 = (filename: string): Layer.Layer<SqlClient.SqlClient, HoldoutError.StoreError> =>
-  Layer.mapError(SqliteClient.layer({ filename }), openError(filename))
+  Layer.mapError(
+    Layer.effectDiscard(Effect.flatMap(SqlClient.SqlClient, Execute.direct)).pipe(
+      Layer.provideMerge(SqliteClient.layer({ filename }))
+    ),
+    openError(filename)
+  )
 
 /** libsql (Node and Deno). */
 export const libsql = (filename: string): Layer.Layer<SqlClient.SqlClient, HoldoutError.StoreError> =>

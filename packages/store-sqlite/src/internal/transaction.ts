@@ -21,6 +21,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { KeyedLock } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Execute from "./execute.js"
 
 /** The locks of the database files open in this process; a client of no known file is its own key. */
 const fileLocks = KeyedLock.make<string | SqlClient.SqlClient>()
@@ -65,11 +66,18 @@ export const write = <A, E, R>(
         const begin = run(`BEGIN; SELECT pg_advisory_xact_lock(${advisoryKeys[store]})`)
         return inTransaction(begin, inside, run("COMMIT"), run("ROLLBACK"))
       })),
-    orElse: () =>
-      exclusive(
+    orElse: () => {
+      const execute = Execute.runner(sql)
+      return exclusive(
         sql,
-        inTransaction(sql.unsafe("BEGIN IMMEDIATE"), effect, sql.unsafe("COMMIT"), sql.unsafe("ROLLBACK"))
+        inTransaction(
+          execute(sql.unsafe("BEGIN IMMEDIATE")),
+          effect,
+          execute(sql.unsafe("COMMIT")),
+          execute(sql.unsafe("ROLLBACK"))
+        )
       )
+    }
   })
 
 // The client's `withTransaction` is not used on PostgreSQL either: it turns a failed COMMIT (a lost
