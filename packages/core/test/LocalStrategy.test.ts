@@ -8,6 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as DatasetSource from "../src/DatasetSource.js"
 import * as EvalStrategy from "../src/EvalStrategy.js"
@@ -593,6 +594,50 @@ describe("LocalStrategy — concurrency", () => {
         assert.strictEqual((yield* samplesOf(store, "run-1")).filter((sample) => sample.score === 1).length, 12)
       }))
   })
+})
+
+/** Counts the fibers started under it. */
+class FibersStarted extends Supervisor.AbstractSupervisor<number> {
+  started = 0
+  get value() {
+    return Effect.sync(() => this.started)
+  }
+  override onStart() {
+    this.started++
+  }
+}
+
+describe("LocalStrategy — workers", () => {
+  /** The fibers started to produce the first `count` samples with `task`, at concurrency 4. */
+  const fibersFor = (task: Task.Task<Row, string, Row>, count: number, runId: string) =>
+    withStrategy(task, { concurrency: 4 }, ({ store, strategy }) =>
+      Effect.gen(function*() {
+        const fibers = new FibersStarted()
+        yield* Effect.supervised(strategy.produce(plan(ids(count), runId)), fibers)
+        assert.strictEqual((yield* samplesOf(store, runId)).filter((sample) => sample.score === 1).length, count)
+        return fibers.started
+      }))
+
+  it.effect("a task that answers at once starts no fiber per sample: as many for 12 samples as for 2", () =>
+    Effect.gen(function*() {
+      const task = Task.make({ name: "at-once", infer: (row: Row) => row.question, score: () => 1 })
+      const few = yield* fibersFor(task, 2, "few")
+      const many = yield* fibersFor(task, 12, "many")
+      assert.strictEqual(many, few)
+    }))
+
+  it.live("a task that answers later gets workers for the samples ready meanwhile", () =>
+    Effect.gen(function*() {
+      const task = Task.make({
+        name: "later",
+        infer: (row: Row) => new Promise<string>((resolve) => setTimeout(() => resolve(row.question), 1)),
+        score: () => 1
+      })
+      const few = yield* fibersFor(task, 2, "few")
+      const many = yield* fibersFor(task, 12, "many")
+      // up to the concurrency (4) at once, each waiting in a worker of its own
+      assert.isAtLeast(many - few, 2)
+    }))
 })
 
 describe("LocalStrategy — batches", () => {

@@ -2,6 +2,7 @@
  * A page of samples run through the stages of a run.
  */
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
 import type { StoreError } from "../HoldoutError.js"
 import type { Item, Runner, Stage } from "./stage.js"
 
@@ -9,8 +10,10 @@ import type { Item, Runner, Stage } from "./stage.js"
  * Runs a page of items through the stages, in order. An item goes to the first stage that needs
  * it as soon as it is ready for it: a stage of single samples takes it at once, a batch stage once
  * it has a full chunk (the chunks still short when the page is done run last). The page's units
- * are run by `width` fibers (`Effect.forEach`) taking them in turn, so a fiber is started per
- * fiber of the page rather than per unit; how many attempts run at once is the semaphore's to say.
+ * are run by workers taking them in turn: the page's own fiber, and another fiber (`FiberSet`)
+ * each time a worker's unit is about to wait (`Runner.suspending`: an attempt that answers later,
+ * or a retry) while units are ready, up to `width` workers. A task that answers at once is run by
+ * one fiber, with no fiber started per unit; how many attempts run at once is the slots' to say.
  * The page is done when every record of it is stored: its units hand their records to the run's
  * landing and go on without waiting for the store.
  *
@@ -21,7 +24,10 @@ export const runPage = (
   stages: ReadonlyArray<Stage>,
   page: ReadonlyArray<Item>
 ): Effect.Effect<void, StoreError> =>
-  Effect.suspend(() => {
+  Effect.scoped(Effect.gen(function*() {
+    const helpers = yield* FiberSet.make<void, StoreError>()
+    /** Workers running besides the page's own fiber. */
+    let helping = 0
     const buffers: Array<Array<Item>> = stages.map(() => [])
     /** Units ready to run: stage index and samples, taken from `next` on. */
     const ready: Array<readonly [number, ReadonlyArray<Item>] | undefined> = []
@@ -47,11 +53,27 @@ export const runPage = (
       }
       return first
     }
+    /** Starts another worker, if a unit is ready and the page has fewer than `width` workers. */
+    const suspending: Effect.Effect<void> = Effect.suspend(() => {
+      while (next < ready.length && ready[next] === undefined) next++
+      if (next === ready.length || helping + 1 >= runner.width) return Effect.void
+      helping++
+      return Effect.asVoid(FiberSet.run(
+        helpers,
+        Effect.ensuring(
+          work,
+          Effect.sync(() => {
+            helping--
+          })
+        )
+      ))
+    })
+    const own: Runner = { ...runner, suspending }
     /** Runs the unit queued at `position`, then what it made ready (its own samples first), then the rest. */
     const runAt = (position: number): Effect.Effect<void, StoreError> => {
       const [index, unit] = ready[position]!
       ready[position] = undefined
-      return Effect.flatMap(stages[index]!.run(runner, unit), (items) => {
+      return Effect.flatMap(stages[index]!.run(own, unit), (items) => {
         const made = feed(index + 1, items)
         // the next stage of these samples runs in this fiber at once, unless another took it
         if (made < ready.length && ready[made] !== undefined && made >= next) {
@@ -66,16 +88,13 @@ export const runPage = (
       while (next < ready.length && ready[next] === undefined) next++
       return next === ready.length ? Effect.void : runAt(next++)
     })
+    /** Waits for the workers started besides the page's own fiber; the first failure of one fails it. */
+    const helped: Effect.Effect<void, StoreError> = Effect.suspend(() =>
+      helping === 0 ? Effect.void : Effect.raceFirst(FiberSet.join(helpers), FiberSet.awaitEmpty(helpers))
+    )
     /** Runs what is ready; then the chunks left short, stage by stage, until nothing is left. */
     const drain: Effect.Effect<void, StoreError> = Effect.suspend(() => {
-      const pending = ready.length - next
-      if (pending > 0) {
-        const fibers = Math.min(runner.width, pending)
-        const round = fibers === 1
-          ? work
-          : Effect.forEach(Array.from({ length: fibers }), () => work, { concurrency: fibers, discard: true })
-        return Effect.zipRight(round, drain)
-      }
+      if (ready.length - next > 0) return Effect.zipRight(Effect.zipRight(work, helped), drain)
       const short = buffers.findIndex((buffer) => buffer.length > 0)
       if (short === -1) return Effect.void
       ready.push([short, buffers[short]!])
@@ -84,5 +103,5 @@ export const runPage = (
     })
     feed(0, page)
     // the page is done when its records are stored (the landing may hold the next page's too)
-    return Effect.zipRight(drain, runner.landing.settled)
-  })
+    return yield* Effect.zipRight(drain, runner.landing.settled)
+  }))

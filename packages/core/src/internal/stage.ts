@@ -100,6 +100,11 @@ export interface Runner {
   /** Units a page has in hand at once: those running, and those waiting for a retry. */
   readonly width: number
   readonly retry: RetryPolicy
+  /**
+   * Run before a unit waits (for an attempt that answers later, or for a retry): its page starts
+   * another worker meanwhile if it has units ready (`runPage`).
+   */
+  readonly suspending: Effect.Effect<void>
 }
 
 /**
@@ -163,7 +168,8 @@ export const makeRunner = (
       guard: { watchdog, runtime: yield* Effect.runtime<never>() },
       slots: new Slots(settings.concurrency),
       width: settings.concurrency + handOff,
-      retry
+      retry,
+      suspending: Effect.void
     }
   })
 
@@ -328,17 +334,23 @@ class Unit<F> implements Started {
       }
       return this.succeeded(first, undefined, true)
     }
-    return Effect.matchEffect(Effect.onInterrupt(first.effect, () => runner.slots.release), {
-      onFailure: (failure) => Effect.zipRight(runner.slots.release, this.afterFailure(failure)),
-      onSuccess: (value) => this.succeeded(value, undefined, true)
-    })
+    return Effect.zipRight(
+      runner.suspending,
+      Effect.matchEffect(Effect.onInterrupt(first.effect, () => runner.slots.release), {
+        onFailure: (failure) => Effect.zipRight(runner.slots.release, this.afterFailure(failure)),
+        onSuccess: (value) => this.succeeded(value, undefined, true)
+      })
+    )
   }
 
   afterFailure(first: Failed): Effect.Effect<ReadonlyArray<Item>, StoreError> {
-    return Effect.matchEffect(this.retry(first), {
-      onFailure: (failure) => this.failed(failure),
-      onSuccess: (value) => this.succeeded(value)
-    })
+    return Effect.zipRight(
+      this.runner.suspending,
+      Effect.matchEffect(this.retry(first), {
+        onFailure: (failure) => this.failed(failure),
+        onSuccess: (value) => this.succeeded(value)
+      })
+    )
   }
 }
 
