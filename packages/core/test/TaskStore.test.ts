@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { makeRun, makeSample, taskStoreConformance } from "@holdout/testkit"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as SampleIds from "../src/SampleIds.js"
 import * as TaskStore from "../src/TaskStore.js"
 
 taskStoreConformance("memory", {
@@ -56,4 +58,22 @@ describe("TaskStore.forEachPage", () => {
       )
       assert.deepStrictEqual(sizes, [5, 5, 0])
     }))
+})
+
+describe("TaskStore.decodeRun", () => {
+  it("decodes a text it decoded before to the same record, once; a bad text stays an error", () => {
+    const text = TaskStore.encodeRun(makeRun("codec", { sampleIds: [0, 1, 2, 5] }))
+    const first = TaskStore.decodeRun(text)
+    const again = TaskStore.decodeRun(text)
+    assert.isTrue(Either.isRight(first) && Either.isRight(again))
+    // the record of the first decoding, not a second decoding of the text
+    assert.strictEqual(Either.getOrThrow(again), Either.getOrThrow(first))
+    assert.deepStrictEqual(SampleIds.toArray(Either.getOrThrow(again).sampleIds), [0, 1, 2, 5])
+    // a text that differs is decoded for itself
+    const other = TaskStore.decodeRun(text.replace("\"codec\"", "\"codec-2\""))
+    assert.strictEqual(Either.getOrThrow(other).runId, "codec-2")
+    const bad = text.replace("\"codec\"", "42")
+    assert.isTrue(Either.isLeft(TaskStore.decodeRun(bad)))
+    assert.isTrue(Either.isLeft(TaskStore.decodeRun(bad)))
+  })
 })

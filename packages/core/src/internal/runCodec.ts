@@ -25,9 +25,27 @@ export const encode = (run: RunRecord): string => {
   return JSON.stringify({ ...rest, sampleRanges: SampleIds.ranges(sampleIds) })
 }
 
+/**
+ * The records of the texts decoded last (short texts only, the oldest forgotten first): a run is read
+ * several times as it was stored while it runs (by the engine, and by a store updating it), and a
+ * record's decoding costs more than the statement that read it. Records are immutable, and one text
+ * always decodes to the same record.
+ */
+const recent = new Map<string, RunRecord>()
+const recentCount = 256
+const recentLength = 8192
+
 /** A run record from the JSON text a store keeps. */
-export const decode = (text: string): Either.Either<RunRecord, ParseResult.ParseError> =>
-  Either.map(decodeStored(text), ({ sampleIds, sampleRanges, ...rest }) => ({
+export const decode = (text: string): Either.Either<RunRecord, ParseResult.ParseError> => {
+  const known = recent.get(text)
+  if (known !== undefined) return Either.right(known)
+  const decoded = Either.map(decodeStored(text), ({ sampleIds, sampleRanges, ...rest }): RunRecord => ({
     ...rest,
     sampleIds: sampleRanges === undefined ? SampleIds.fromIterable(sampleIds ?? []) : SampleIds.fromRanges(sampleRanges)
   }))
+  if (Either.isRight(decoded) && text.length <= recentLength) {
+    if (recent.size >= recentCount) recent.delete(recent.keys().next().value!)
+    recent.set(text, decoded.right)
+  }
+  return decoded
+}
