@@ -41,21 +41,26 @@ interface RunRow {
   readonly scored: number
   readonly score_sum: number
   readonly score_squares: number
+  /** The record as this process updated it, when it did (not a column). */
+  readonly updated?: Model.RunRecord
 }
 
 const runColumns = "record, samples, errors, scored, score_sum, score_squares"
 
+/** A run record with the progress its row keeps. */
+const withProgress = (run: Model.RunRecord, row: RunRow): Model.RunRecord => ({
+  ...run,
+  progress: {
+    samples: Number(row.samples),
+    errors: Number(row.errors),
+    scored: Number(row.scored),
+    scoreSum: Number(row.score_sum),
+    scoreSquares: Number(row.score_squares)
+  }
+})
+
 const runOf = (op: string, row: RunRow) =>
-  Effect.map(decoded(op, "run", TaskStore.decodeRun(row.record)), (run): Model.RunRecord => ({
-    ...run,
-    progress: {
-      samples: Number(row.samples),
-      errors: Number(row.errors),
-      scored: Number(row.scored),
-      scoreSum: Number(row.score_sum),
-      scoreSquares: Number(row.score_squares)
-    }
-  }))
+  Effect.map(decoded(op, "run", TaskStore.decodeRun(row.record)), (run) => withProgress(run, row))
 
 type SampleRow = {
   readonly run_id: string
@@ -203,9 +208,11 @@ export const make: Effect.Effect<
       if (row === undefined) return Exit.fail(TaskStore.runNotFound(runId))
       const run = TaskStore.decodeRun(row.record)
       if (Either.isLeft(run)) return Exit.succeed(Option.some(row))
-      const record = TaskStore.encodeRun(TaskStore.applyUpdate(run.right, update))
+      const updated = TaskStore.applyUpdate(run.right, update)
+      const record = TaskStore.encodeRun(updated)
       yield* execute(sql`UPDATE holdout_runs SET record = ${record} WHERE run_id = ${runId}`)
-      return Exit.succeed(Option.some({ ...row, record }))
+      // the record as updated, not decoded again from the text it was written as
+      return Exit.succeed(Option.some<RunRow>({ ...row, record, updated }))
     })
 
   // Every write of this process goes through one group commit: a batch is one transaction, so
@@ -253,7 +260,8 @@ export const make: Effect.Effect<
         submit("updateRun", { _tag: "update", runId, update }),
         Option.match({
           onNone: () => Effect.fail(TaskStore.runNotFound(runId)),
-          onSome: (row) => runOf("updateRun", row)
+          onSome: (row) =>
+            row.updated === undefined ? runOf("updateRun", row) : Effect.succeed(withProgress(row.updated, row))
         })
       ),
     listRuns: () =>
