@@ -1,8 +1,9 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { assert, describe, it } from "@effect/vitest"
-import { Ledger, SampleIds, TaskStore } from "@holdout/core"
+import { Ledger, TaskStore } from "@holdout/core"
 import { SqliteStore } from "@holdout/store-sqlite"
+import { makeRun, makeSample } from "@holdout/testkit"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -40,30 +41,8 @@ const spansOfStore = (layer: typeof SqliteStore.layer) =>
       const store = Context.get(context, TaskStore.TaskStore)
       const ledger = Context.get(context, Ledger.Ledger)
       yield* ledger.reserve({ datasetId: "d", split: "train", samples: 1, runId: "r", reservationId: "r" })
-      yield* store.createRun({
-        runId: "r",
-        candidate: { id: "c" },
-        datasetId: "d",
-        split: "train",
-        sampleIds: SampleIds.range(0, 1),
-        status: "running",
-        reservationId: "r",
-        admin: false,
-        createdAt: 0
-      })
-      yield* store.putSample({
-        runId: "r",
-        sampleId: 0,
-        datasetId: "d",
-        split: "train",
-        candidateId: "c",
-        output: 1,
-        metrics: {},
-        score: 1,
-        attempts: 1,
-        startedAt: 0,
-        finishedAt: 1
-      })
+      yield* store.createRun(makeRun("r", { datasetId: "d", sampleIds: [0], reservationId: "r" }))
+      yield* store.putSample(makeSample("r", 0, { datasetId: "d", score: 1 }))
       const [sample] = yield* store.listSamples("r", { limit: 10 })
       assert.strictEqual(sample?.score, 1)
       const run = yield* store.getRun("r")
