@@ -26,8 +26,9 @@ export const runPage = (
 ): Effect.Effect<void, StoreError> =>
   Effect.scoped(Effect.gen(function*() {
     const helpers = yield* FiberSet.make<void, StoreError>()
-    /** Workers running besides the page's own fiber. */
+    /** Workers running besides the page's own fiber, and whether the page ever started one. */
     let helping = 0
+    let helped = false
     const buffers: Array<Array<Item>> = stages.map(() => [])
     /** Units ready to run: stage index and samples, taken from `next` on. */
     const ready: Array<readonly [number, ReadonlyArray<Item>] | undefined> = []
@@ -58,6 +59,7 @@ export const runPage = (
       while (next < ready.length && ready[next] === undefined) next++
       if (next === ready.length || helping + 1 >= runner.width) return Effect.void
       helping++
+      helped = true
       return Effect.asVoid(FiberSet.run(
         helpers,
         Effect.ensuring(
@@ -88,13 +90,16 @@ export const runPage = (
       while (next < ready.length && ready[next] === undefined) next++
       return next === ready.length ? Effect.void : runAt(next++)
     })
-    /** Waits for the workers started besides the page's own fiber; the first failure of one fails it. */
-    const helped: Effect.Effect<void, StoreError> = Effect.suspend(() =>
-      helping === 0 ? Effect.void : Effect.raceFirst(FiberSet.join(helpers), FiberSet.awaitEmpty(helpers))
+    /**
+     * Waits for the workers started besides the page's own fiber; the first failure of one fails it,
+     * also when that worker has ended already.
+     */
+    const workers: Effect.Effect<void, StoreError> = Effect.suspend(() =>
+      helped ? Effect.raceFirst(FiberSet.join(helpers), FiberSet.awaitEmpty(helpers)) : Effect.void
     )
     /** Runs what is ready; then the chunks left short, stage by stage, until nothing is left. */
     const drain: Effect.Effect<void, StoreError> = Effect.suspend(() => {
-      if (ready.length - next > 0) return Effect.zipRight(Effect.zipRight(work, helped), drain)
+      if (ready.length - next > 0) return Effect.zipRight(Effect.zipRight(work, workers), drain)
       const short = buffers.findIndex((buffer) => buffer.length > 0)
       if (short === -1) return Effect.void
       ready.push([short, buffers[short]!])
