@@ -18,7 +18,9 @@
  * - `/compare` pairs two of the optimizer's runs of a `viewable` split (`Compare.runs`), one at a time.
  * - Every evaluation the optimizer makes is also written to `resultsDir` by tier (`Results`).
  * - Every request is logged in a line (method, path, status, milliseconds, error tag) through the
- *   Effect logger: at info level, the polled `/health` and `/status` at debug level.
+ *   Effect logger: at info level, the polled `/health` and `/status` at debug level. A stack with a
+ *   tracer of its own (an exporter's) gets a span per request but for those two; Effect's default
+ *   tracer, which keeps spans nowhere, gets none.
  * - The polled `GET /health` and `GET /status` are answered ahead of the router, with what the API's
  *   handlers answer: a poller costs next to nothing more than the HTTP server itself.
  * - The operator's viewer (`Viewer`) is served under `/view`, behind the admin token (a bearer
@@ -358,6 +360,9 @@ const logged = <E, R>(
     return yield* exit
   })
 
+/** Effect's own tracer, which keeps its spans nowhere (a stack that installs none has it). */
+const untraced = Effect.runSync(Effect.tracer)
+
 /**
  * The routes a client polls: logged at debug level, served without a tracing span of their own, and
  * answered ahead of the router (`answerPolled`).
@@ -422,6 +427,11 @@ export const layer = (
   Layer.unwrapScoped(Effect.gen(function*() {
     const token = yield* writeToken(options.tokenFile)
     yield* Effect.logInfo(`Sidecar: the verifier's token is in ${options.tokenFile}`)
+    // A span per request only when the stack has a tracer that keeps spans (an exporter's): Effect's
+    // own keeps them nowhere, and the request's span, its attributes and its place in every effect's
+    // context cost a tenth of a small evaluation. The polled routes make none either way: a poller's
+    // spans would drown the evaluations' ones.
+    const tracing = (yield* Effect.tracer) !== untraced
     const agent = yield* Agent.make(options.resultsDir === undefined ? {} : { resultsDir: options.resultsDir })
     const jobs = yield* Jobs.make(agent)
     const polled = polledAnswers(agent)
@@ -444,8 +454,7 @@ export const layer = (
         HttpIncomingMessage.MaxBodySize,
         Option.some(FileSystem.Size(options.maxBodyBytes ?? defaultMaxBodyBytes))
       )),
-      // the polled routes make no span each: a poller's spans would drown the evaluations' ones
-      HttpMiddleware.withTracerDisabledForUrls(pollRoutes),
+      HttpMiddleware.withTracerDisabledWhen((request) => !tracing || pollRoutes.includes(request.url)),
       Layer.provide([
         options.view === false
           ? HttpApiBuilder.Router.Live

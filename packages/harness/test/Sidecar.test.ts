@@ -10,6 +10,8 @@ import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
@@ -23,12 +25,31 @@ const budgets = [
   { datasetId: "ds", split: "validation", runs: 2 }
 ]
 
-/** The local strategy, except for candidate "broken" (a StrategyError) and "empty" (no sample at all). */
+/** The names of a span and of its ancestors, innermost first. */
+const spanNames = (span: Tracer.AnySpan): Array<string> =>
+  span._tag === "Span"
+    ? [span.name, ...Option.match(span.parent, { onNone: () => [], onSome: spanNames })]
+    : ["(external)"]
+
+/** What candidate "traced" was evaluated under: the span its strategy ran in, and the span's ancestors. */
+const tracedUnder: Array<Array<string>> = []
+
+/**
+ * The local strategy, except for candidate "broken" (a StrategyError), "empty" (no sample at all)
+ * and "traced" (tells its spans, `tracedUnder`).
+ */
 const strategy = aroundLocal((plan, local) =>
   plan.candidate.id === "broken"
     ? Effect.fail(new HoldoutError.StrategyError({ strategy: "test", message: "the workers are down" }))
     : plan.candidate.id === "empty"
     ? Effect.void
+    : plan.candidate.id === "traced"
+    ? Effect.zipRight(
+      Effect.map(Effect.option(Effect.currentSpan), (span) => {
+        tracedUnder.push(Option.match(span, { onNone: () => [], onSome: spanNames }))
+      }),
+      local.produce(plan)
+    )
     : local.produce(plan)
 )
 
@@ -433,6 +454,24 @@ describe("Sidecar over HTTP on 127.0.0.1", () => {
       })
       const info = yield* logged(LogLevel.Info, Effect.flatMap(serve(), requests))
       assert.deepStrictEqual(info.map((line) => line.level), ["INFO", "INFO"])
+    }))
+
+  it.scoped("a request makes a tracing span when the stack has a tracer, and none that would reach no one", () =>
+    Effect.gen(function*() {
+      const spansOfAnEvaluation = (server: Server) =>
+        Effect.gen(function*() {
+          tracedUnder.length = 0
+          assert.strictEqual((yield* evaluate(server, { split: "train", candidate: { id: "traced" } })).status, 200)
+          assert.strictEqual(tracedUnder.length, 1)
+          return tracedUnder[0]
+        })
+      // Effect's own tracer keeps its spans nowhere: the engine's span only, no span per request
+      assert.deepStrictEqual(yield* spansOfAnEvaluation(yield* serve()), ["Engine.evaluate"])
+      // any other tracer (an exporter's) gets the request's span, the engine's inside it
+      const own = yield* Effect.tracer
+      const exporter = Tracer.make({ span: (...options) => own.span(...options), context: own.context })
+      const traced = yield* Effect.withTracer(serve(), exporter)
+      assert.deepStrictEqual(yield* spansOfAnEvaluation(traced), ["Engine.evaluate", "http.server POST"])
     }))
 
   it.scoped("the polled routes answer what the API answers: status, headers and body, an error included", () =>
