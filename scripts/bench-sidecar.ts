@@ -8,10 +8,14 @@
  *   sidecar's HTTP stack serves on this machine, the ceiling of `statusPerSec`;
  * - `sidecar/sqlite/evalPerSecNoResults`: the same evaluations from a sidecar without a results
  *   directory, which tells Holdout's own cost apart from the file system's;
- * - `sidecar/fileCreateUs`: what creating one small file costs the file system the results directory
- *   is on (microseconds, synchronous writes of a few hundred files in a fresh directory next to it):
- *   an evaluation writes eleven files and a directory, so on a slow file system this figure, not
- *   Holdout, bounds `evalPerSec`.
+ * - `sidecar/fileCreateUsBefore`, `sidecar/fileCreateUs`: what creating one small file costs the file
+ *   system the results directory is on, just before the evaluations and after the group's runs
+ *   (microseconds, synchronous writes of a few hundred files in a fresh directory next to it): an
+ *   evaluation writes eleven files and a directory, so on a slow file system this figure, not
+ *   Holdout, bounds `evalPerSec`. It moves with what the file system did lately: on an ext4 without a
+ *   journal, creating a file skips every inode freed in the last minutes, so the clean-up of an
+ *   earlier run (this benchmark's own, tens of thousands of files) makes it several times dearer.
+ *   The probes' files are left for the group's clean-up, not removed between the runs.
  *
  * The sidecar runs in a process of its own (`--sidecar-child <dir>`, as `holdout serve` would); the
  * client keeps 16 keep-alive connections on 127.0.0.1 busy, each sending its next request when the
@@ -193,15 +197,16 @@ const subdirectory = (dir: string, name: string): string => {
   return made
 }
 
-/** Microseconds to create one small file in a fresh directory under `dir` (synchronous writes). */
+/**
+ * Microseconds to create one small file in a fresh directory under `dir` (synchronous writes); the
+ * files stay (removing them would make the next files dearer, above).
+ */
 const fileCreateMicros = (dir: string): number => {
   const probe = mkdtempSync(join(dir, "probe-"))
   const files = 400
   const started = performance.now()
   for (let index = 0; index < files; index++) writeFileSync(join(probe, `${index}.json`), "{}\n")
-  const micros = (performance.now() - started) * 1000 / files
-  rmSync(probe, { recursive: true, force: true })
-  return micros
+  return (performance.now() - started) * 1000 / files
 }
 
 /**
@@ -218,8 +223,10 @@ export const bench = Effect.suspend(() =>
       Effect.tryPromise(() =>
         wrk ? measureWrk(url + path, method, body, seconds, dir) : measure(url + path, method, body, seconds)
       )
+    const withResults = subdirectory(dir, "with-results")
+    const fileCreateUsBefore = fileCreateMicros(withResults)
     const { evalPerSec, healthPerSec, statusPerSec } = yield* Effect.scoped(Effect.gen(function*() {
-      const sidecar = yield* startSidecar(subdirectory(dir, "with-results"))
+      const sidecar = yield* startSidecar(withResults)
       yield* run(sidecar.url, "/eval", "POST", evalBody, 1) // warm-up
       const evalPerSec = yield* run(sidecar.url, "/eval", "POST", evalBody, 4)
       // the results' files reach the disk first: the status is not measured against the kernel's writeback
@@ -234,14 +241,23 @@ export const bench = Effect.suspend(() =>
       yield* run(sidecar.url, "/eval", "POST", evalBody, 1) // warm-up
       return yield* run(sidecar.url, "/eval", "POST", evalBody, 4)
     }))
-    const fileCreateUs = fileCreateMicros(join(dir, "with-results"))
+    const fileCreateUs = fileCreateMicros(withResults)
     const client = wrk ? "wrk" : "node client"
     return [
       { name: "sidecar/sqlite/evalPerSec", value: Math.round(evalPerSec), unit: `evals/s (${client})` },
       { name: "sidecar/statusPerSec", value: Math.round(statusPerSec), unit: `requests/s (${client})` },
       { name: "sidecar/healthPerSec", value: Math.round(healthPerSec), unit: `requests/s (${client})` },
       { name: "sidecar/sqlite/evalPerSecNoResults", value: Math.round(noResults), unit: `evals/s (${client})` },
-      { name: "sidecar/fileCreateUs", value: Math.round(fileCreateUs), unit: "µs per file (results' file system)" }
+      {
+        name: "sidecar/fileCreateUsBefore",
+        value: Math.round(fileCreateUsBefore),
+        unit: "µs per file (results' file system, before)"
+      },
+      {
+        name: "sidecar/fileCreateUs",
+        value: Math.round(fileCreateUs),
+        unit: "µs per file (results' file system, after)"
+      }
     ]
   })).pipe(Effect.orDie)
 )

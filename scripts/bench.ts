@@ -372,7 +372,10 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["ledger/sqlite/reserve/4proc", benchLedgerSqlite4],
   ["pipeline/sqlite/samples+resumeMs", benchPipelineSqlite("sqlite")],
   ["pipeline/libsql/samples", benchPipelineSqlite("libsql")],
-  ["sidecar/sqlite/evalPerSec+statusPerSec+healthPerSec+evalPerSecNoResults+fileCreateUs", SidecarBench.bench],
+  [
+    "sidecar/sqlite/evalPerSec+statusPerSec+healthPerSec+evalPerSecNoResults+fileCreateUsBefore+fileCreateUs",
+    SidecarBench.bench
+  ],
   ["cli/startMs+evalRoundTripMs", CliBench.bench],
   ["scale/sqlite/1M", Scale.bench("sqlite", 1_000_000, "1M")],
   ["scale/sqlite/10M", Scale.bench("sqlite", 10_000_000, "10M")],
