@@ -9,13 +9,15 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { GroupCommit, type HoldoutError, Ledger, type Model } from "@holdout/core"
+import { GroupCommit, HoldoutError, Ledger, type Model } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { storeOp } from "./internal/errors.js"
 import * as Execute from "./internal/execute.js"
+import * as FileCommit from "./internal/fileCommit.js"
 import * as Tables from "./internal/schema.js"
 import * as Transaction from "./internal/transaction.js"
 
@@ -76,82 +78,101 @@ export const make = (options: {
         ]))
     )
 
-    // One transaction a batch: take the write lock, read the batch's ids and what was spent, run every
-    // step in order against that view, insert what they appended.
-    const commit = (steps: ReadonlyArray<Step>) =>
-      Transaction.write(
-        sql,
-        "ledger",
-        Effect.gen(function*() {
-          yield* sql.onDialectOrElse({
-            pg: () => Effect.void,
-            orElse: () => execute(sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`)
-          })
-          // the batch's ids and what was spent, in one statement (the lock is held meanwhile)
-          const rows = yield* execute(
-            sql<ReservationRow & { readonly runs: number | null }>`SELECT id, dataset_id, split,
+    // A batch: take the write lock, read the batch's ids and what was spent, run every step in order
+    // against that view, insert what they appended. In a transaction of its own, or in the one of its
+    // database file's batch (`FileCommit`, SQLite), which holds the lock already.
+    const write = (steps: ReadonlyArray<Step>) =>
+      Effect.gen(function*() {
+        yield* sql.onDialectOrElse({
+          pg: () => Effect.void,
+          orElse: () => execute(sql`UPDATE holdout_ledger_lock SET version = version + 1 WHERE id = 1`)
+        })
+        // the batch's ids and what was spent, in one statement (the lock is held meanwhile)
+        const rows = yield* execute(
+          sql<ReservationRow & { readonly runs: number | null }>`SELECT id, dataset_id, split,
               samples, run_id, at, NULL AS runs
             FROM holdout_reservations WHERE ${sql.in("id", steps.map((entry) => entry.reservationId))}
             UNION ALL SELECT NULL, dataset_id, split, samples, NULL, NULL, runs FROM holdout_spent`
-          )
-          const found = new Map<string, Model.Reservation>()
-          const spent = new Map<string, { runs: number; samples: number }>()
-          for (const row of rows) {
-            if (row.runs === null) found.set(row.id, fromRow(row))
-            else {
-              spent.set(Ledger.keyString({ datasetId: row.dataset_id, split: row.split }), {
-                runs: Number(row.runs),
-                samples: Number(row.samples)
-              })
-            }
-          }
-          const inserts: Array<ReservationRow> = []
-          const changed = new Map<string, Model.BudgetKey>()
-          const view: Ledger.DriverView = {
-            find: (reservationId) => found.get(reservationId),
-            spent: (key) => spent.get(key) ?? Ledger.nothingSpent,
-            append: (reservation) => {
-              const key = Ledger.keyString(reservation)
-              const current = spent.get(key) ?? Ledger.nothingSpent
-              spent.set(key, { runs: current.runs + 1, samples: current.samples + reservation.samples })
-              found.set(reservation.id, reservation)
-              changed.set(key, reservation)
-              inserts.push({
-                id: reservation.id,
-                dataset_id: reservation.datasetId,
-                split: reservation.split,
-                samples: reservation.samples,
-                run_id: reservation.runId,
-                at: reservation.at
-              })
-            }
-          }
-          const outcomes = steps.map((entry) => entry.step(view))
-          if (inserts.length > 0) {
-            const totals = [...changed].map(([key, { datasetId, split }]) => {
-              const { runs, samples } = spent.get(key)!
-              return { dataset_id: datasetId, split, runs, samples }
+        )
+        const found = new Map<string, Model.Reservation>()
+        const spent = new Map<string, { runs: number; samples: number }>()
+        for (const row of rows) {
+          if (row.runs === null) found.set(row.id, fromRow(row))
+          else {
+            spent.set(Ledger.keyString({ datasetId: row.dataset_id, split: row.split }), {
+              runs: Number(row.runs),
+              samples: Number(row.samples)
             })
-            const upsertSpent = sql`INSERT INTO holdout_spent ${sql.insert(totals)}
+          }
+        }
+        const inserts: Array<ReservationRow> = []
+        const changed = new Map<string, Model.BudgetKey>()
+        const view: Ledger.DriverView = {
+          find: (reservationId) => found.get(reservationId),
+          spent: (key) => spent.get(key) ?? Ledger.nothingSpent,
+          append: (reservation) => {
+            const key = Ledger.keyString(reservation)
+            const current = spent.get(key) ?? Ledger.nothingSpent
+            spent.set(key, { runs: current.runs + 1, samples: current.samples + reservation.samples })
+            found.set(reservation.id, reservation)
+            changed.set(key, reservation)
+            inserts.push({
+              id: reservation.id,
+              dataset_id: reservation.datasetId,
+              split: reservation.split,
+              samples: reservation.samples,
+              run_id: reservation.runId,
+              at: reservation.at
+            })
+          }
+        }
+        const outcomes = steps.map((entry) => entry.step(view))
+        if (inserts.length > 0) {
+          const totals = [...changed].map(([key, { datasetId, split }]) => {
+            const { runs, samples } = spent.get(key)!
+            return { dataset_id: datasetId, split, runs, samples }
+          })
+          const upsertSpent = sql`INSERT INTO holdout_spent ${sql.insert(totals)}
               ON CONFLICT (dataset_id, split) DO UPDATE SET runs = excluded.runs, samples = excluded.samples`
-            // PostgreSQL: both in one statement (one round trip less while the lock is held)
-            yield* sql.onDialectOrElse({
-              pg: () => sql`WITH inserted AS (INSERT INTO holdout_reservations ${sql.insert(inserts)}) ${upsertSpent}`,
-              orElse: () =>
-                Effect.zipRight(
-                  execute(sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`),
-                  execute(upsertSpent)
-                )
-            })
-          }
-          return outcomes
-        })
-      ).pipe(storeOp("reserve"))
+          // PostgreSQL: both in one statement (one round trip less while the lock is held)
+          yield* sql.onDialectOrElse({
+            pg: () => sql`WITH inserted AS (INSERT INTO holdout_reservations ${sql.insert(inserts)}) ${upsertSpent}`,
+            orElse: () =>
+              Effect.zipRight(
+                execute(sql`INSERT INTO holdout_reservations ${sql.insert(inserts)}`),
+                execute(upsertSpent)
+              )
+          })
+        }
+        return outcomes
+      })
 
-    const batcher = yield* GroupCommit.make(commit, { maxBatch: 512 })
+    const maxBatch = 512
+    const fileCommit = yield* Effect.serviceOption(FileCommit.FileCommit)
+    const transact = yield* Option.match(fileCommit, {
+      onNone: () =>
+        Effect.map(
+          GroupCommit.make(
+            (steps: ReadonlyArray<Step>) => Transaction.write(sql, "ledger", write(steps)).pipe(storeOp("reserve")),
+            { maxBatch }
+          ),
+          (batcher) => (reservationId: string, step: Step["step"]) => batcher.submit({ reservationId, step })
+        ),
+      onSome: (shared) => {
+        const part: FileCommit.Part<Step, Model.Reservation, Ledger.ReserveError> = { maxBatch, write }
+        return Effect.succeed((reservationId: string, step: Step["step"]) =>
+          Effect.catchIf(
+            shared.submit(part, { reservationId, step }),
+            (error): error is HoldoutError.StoreError => error._tag === "StoreError",
+            (error) =>
+              Effect.fail(new HoldoutError.StoreError({ op: "reserve", message: error.message, cause: error.cause }))
+          )
+        )
+      }
+    })
 
     return Ledger.unsafeMake(budgets, {
-      transact: (reservationId, step) => batcher.submit({ reservationId, step }),
+      transact,
       spent: storeOp("status")(Transaction.exclusive(sql, spentByKey)),
       reservations: (key) =>
         Effect.map(

@@ -18,6 +18,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { storeOp } from "./internal/errors.js"
 import * as Execute from "./internal/execute.js"
+import * as FileCommit from "./internal/fileCommit.js"
 import * as Tables from "./internal/schema.js"
 import * as Transaction from "./internal/transaction.js"
 
@@ -215,39 +216,51 @@ export const make: Effect.Effect<
       return Exit.succeed(Option.some<RunRow>({ ...row, record, updated }))
     })
 
-  // Every write of this process goes through one group commit: a batch is one transaction, so
-  // concurrent runs share its commit. Writes are applied in the order they were queued (samples
-  // queued one after another are written together).
-  const commit = (writes: ReadonlyArray<Write>) =>
-    Transaction.write(
-      sql,
-      "tasks",
-      Effect.gen(function*() {
-        const outcomes: Array<Exit.Exit<Option.Option<RunRow>, HoldoutError.StoreError>> = []
-        let samples: Array<Model.SampleRecord> = []
-        for (const write of writes) {
-          if (write._tag === "samples") {
-            for (const sample of write.samples) samples.push(sample)
-            outcomes.push(Exit.succeed(Option.none()))
-            continue
-          }
-          if (samples.length > 0) {
-            yield* writeSamples(samples)
-            samples = []
-          }
-          outcomes.push(
-            write._tag === "create" ? yield* createRunRow(write.run) : yield* updateRunRow(write.runId, write.update)
-          )
+  // Every write of this process goes through one group commit: a batch is one transaction (its own,
+  // or its database file's, `FileCommit`), so concurrent runs share its commit. Writes are applied in
+  // the order they were queued (samples queued one after another are written together).
+  const write = (writes: ReadonlyArray<Write>) =>
+    Effect.gen(function*() {
+      const outcomes: Array<Exit.Exit<Option.Option<RunRow>, HoldoutError.StoreError>> = []
+      let samples: Array<Model.SampleRecord> = []
+      for (const write of writes) {
+        if (write._tag === "samples") {
+          for (const sample of write.samples) samples.push(sample)
+          outcomes.push(Exit.succeed(Option.none()))
+          continue
         }
-        if (samples.length > 0) yield* writeSamples(samples)
-        return outcomes
-      })
-    ).pipe(storeOp("write", "once"))
-  const group = yield* GroupCommit.make(commit, { maxBatch: 4096 })
+        if (samples.length > 0) {
+          yield* writeSamples(samples)
+          samples = []
+        }
+        outcomes.push(
+          write._tag === "create" ? yield* createRunRow(write.run) : yield* updateRunRow(write.runId, write.update)
+        )
+      }
+      if (samples.length > 0) yield* writeSamples(samples)
+      return outcomes
+    })
+  const maxBatch = 4096
+  const fileCommit = yield* Effect.serviceOption(FileCommit.FileCommit)
+  const queue = yield* Option.match(fileCommit, {
+    onNone: () =>
+      Effect.map(
+        GroupCommit.make(
+          (writes: ReadonlyArray<Write>) =>
+            Transaction.write(sql, "tasks", write(writes)).pipe(storeOp("write", "once")),
+          { maxBatch }
+        ),
+        (group) => group.submit
+      ),
+    onSome: (shared) => {
+      const part: FileCommit.Part<Write, Option.Option<RunRow>, HoldoutError.StoreError> = { maxBatch, write }
+      return Effect.succeed((queued: Write) => shared.submit(part, queued))
+    }
+  })
   // a batch that fails fails each of its writes, named by the caller's operation
-  const submit = (op: string, write: Write) =>
+  const submit = (op: string, queued: Write) =>
     Effect.catchIf(
-      group.submit(write),
+      queue(queued),
       (error) => error.op === "write",
       (error) => Effect.fail(new HoldoutError.StoreError({ op, message: error.message, cause: error.cause }))
     )
