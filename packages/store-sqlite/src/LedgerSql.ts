@@ -9,11 +9,10 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { GroupCommit, HoldoutError, Ledger, type Model } from "@holdout/core"
+import { type HoldoutError, Ledger, type Model } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { storeOp } from "./internal/errors.js"
 import * as Execute from "./internal/execute.js"
@@ -147,32 +146,10 @@ export const make = (options: {
         return outcomes
       })
 
-    const maxBatch = 512
-    const fileCommit = yield* Effect.serviceOption(FileCommit.FileCommit)
-    const transact = yield* Option.match(fileCommit, {
-      onNone: () =>
-        Effect.map(
-          GroupCommit.make(
-            (steps: ReadonlyArray<Step>) => Transaction.write(sql, "ledger", write(steps)).pipe(storeOp("reserve")),
-            { maxBatch }
-          ),
-          (batcher) => (reservationId: string, step: Step["step"]) => batcher.submit({ reservationId, step })
-        ),
-      onSome: (shared) => {
-        const part: FileCommit.Part<Step, Model.Reservation, Ledger.ReserveError> = { maxBatch, write }
-        return Effect.succeed((reservationId: string, step: Step["step"]) =>
-          Effect.catchIf(
-            shared.submit(part, { reservationId, step }),
-            (error): error is HoldoutError.StoreError => error._tag === "StoreError",
-            (error) =>
-              Effect.fail(new HoldoutError.StoreError({ op: "reserve", message: error.message, cause: error.cause }))
-          )
-        )
-      }
-    })
+    const submit = yield* FileCommit.queue(sql, "ledger", "reserve", "safe", { maxBatch: 512, write })
 
     return Ledger.unsafeMake(budgets, {
-      transact,
+      transact: (reservationId, step) => submit({ reservationId, step }),
       spent: storeOp("status")(Transaction.exclusive(sql, spentByKey)),
       reservations: (key) =>
         Effect.map(

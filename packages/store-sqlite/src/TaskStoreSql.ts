@@ -8,7 +8,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import { GroupCommit, HoldoutError, Metrics, Model, TaskStore } from "@holdout/core"
+import { HoldoutError, Metrics, Model, TaskStore } from "@holdout/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -240,23 +240,7 @@ export const make: Effect.Effect<
       if (samples.length > 0) yield* writeSamples(samples)
       return outcomes
     })
-  const maxBatch = 4096
-  const fileCommit = yield* Effect.serviceOption(FileCommit.FileCommit)
-  const queue = yield* Option.match(fileCommit, {
-    onNone: () =>
-      Effect.map(
-        GroupCommit.make(
-          (writes: ReadonlyArray<Write>) =>
-            Transaction.write(sql, "tasks", write(writes)).pipe(storeOp("write", "once")),
-          { maxBatch }
-        ),
-        (group) => group.submit
-      ),
-    onSome: (shared) => {
-      const part: FileCommit.Part<Write, Option.Option<RunRow>, HoldoutError.StoreError> = { maxBatch, write }
-      return Effect.succeed((queued: Write) => shared.submit(part, queued))
-    }
-  })
+  const queue = yield* FileCommit.queue(sql, "tasks", "write", "once", { maxBatch: 4096, write })
   // a batch that fails fails each of its writes, named by the caller's operation
   const submit = (op: string, queued: Write) =>
     Effect.catchIf(

@@ -13,15 +13,17 @@
  * - A part takes at most its `maxBatch` writes at once (the ledger's `IN` lists and inserts stay
  *   within SQLite's parameters); more are written in chunks, in the same transaction.
  * - PostgreSQL keeps a batcher per store: there each store's transaction takes a lock of its own.
+ *   `queue` gives a store the file's group commit when there is one, else one of its own.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { GroupCommit, type HoldoutError } from "@holdout/core"
+import { GroupCommit, HoldoutError } from "@holdout/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { storeOp } from "./errors.js"
+import { type Retry, storeOp } from "./errors.js"
 import * as Transaction from "./transaction.js"
 
 /**
@@ -43,6 +45,9 @@ interface Job {
   readonly part: Part<unknown, unknown, unknown>
   readonly input: unknown
 }
+
+/** The operation a failed batch of the file is a `StoreError` of, before `queue` names the store's. */
+const batchOp = "write"
 
 /** The writes of one batch: each part's inputs, the part first queued first, in one transaction. */
 const commit = (sql: SqlClient.SqlClient, jobs: ReadonlyArray<Job>) => {
@@ -68,8 +73,37 @@ const commit = (sql: SqlClient.SqlClient, jobs: ReadonlyArray<Job>) => {
       }
       return outcomes
     })
-  ).pipe(storeOp("write", "once"))
+  ).pipe(storeOp(batchOp, "once"))
 }
+
+/**
+ * How a store queues its writes: in its database file's group commit when the context has one (the
+ * stores of `SqliteStore`), else in a group commit of its own, a batch a transaction under `lock`. A
+ * batch that fails fails each of its writes with a `StoreError` of `op`.
+ */
+export const queue = <I, O, E>(
+  sql: SqlClient.SqlClient,
+  lock: Transaction.Lock,
+  op: string,
+  retry: Retry,
+  part: Part<I, O, E>
+): Effect.Effect<(input: I) => Effect.Effect<O, E | HoldoutError.StoreError>, never, Scope.Scope> =>
+  Effect.flatMap(Effect.serviceOption(FileCommit), (shared) =>
+    Option.isSome(shared)
+      ? Effect.succeed((input: I) =>
+        Effect.catchIf(
+          shared.value.submit(part, input),
+          (error): error is HoldoutError.StoreError => error instanceof HoldoutError.StoreError && error.op === batchOp,
+          (error) => Effect.fail(new HoldoutError.StoreError({ op, message: error.message, cause: error.cause }))
+        )
+      )
+      : Effect.map(
+        GroupCommit.make<I, O, E | HoldoutError.StoreError, never>(
+          (inputs) => Transaction.write(sql, lock, part.write(inputs)).pipe(storeOp(op, retry)),
+          { maxBatch: part.maxBatch }
+        ),
+        (group) => group.submit
+      ))
 
 /**
  * The group commit of the database file of `sql`, for as long as the scope lasts.
