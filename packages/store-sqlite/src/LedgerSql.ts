@@ -146,7 +146,7 @@ export const make = (options: {
         return outcomes
       })
 
-    const submit = yield* FileCommit.queue(sql, "ledger", "reserve", "safe", { maxBatch: 512, write })
+    const submit = yield* FileCommit.queue(sql, "ledger", "safe", { op: "reserve", maxBatch: 512, write })
 
     return Ledger.unsafeMake(budgets, {
       transact: (reservationId, step) => submit({ reservationId, step }),

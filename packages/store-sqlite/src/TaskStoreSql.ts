@@ -240,7 +240,7 @@ export const make: Effect.Effect<
       if (samples.length > 0) yield* writeSamples(samples)
       return outcomes
     })
-  const queue = yield* FileCommit.queue(sql, "tasks", "write", "once", { maxBatch: 4096, write })
+  const queue = yield* FileCommit.queue(sql, "tasks", "once", { op: "write", maxBatch: 4096, write })
   // a batch that fails fails each of its writes, named by the caller's operation
   const submit = (op: string, queued: Write) =>
     Effect.catchIf(

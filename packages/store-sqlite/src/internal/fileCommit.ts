@@ -28,16 +28,18 @@ import * as Transaction from "./transaction.js"
 
 /**
  * A store's share of a batch: writes its inputs inside the batch's transaction and returns one
- * outcome per input, in order.
+ * outcome per input, in order. A batch that fails fails each of the part's inputs with a `StoreError`
+ * of its `op`.
  */
 export interface Part<I, O, E> {
+  readonly op: string
   readonly maxBatch: number
   readonly write: (inputs: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<Exit.Exit<O, E>>, SqlError>
 }
 
 /** Queues the writes of the stores of one database file in one group commit. */
 export class FileCommit extends Context.Tag("@holdout/store-sqlite/FileCommit")<FileCommit, {
-  /** Queues one write of `part`; fails with a `StoreError` (op `write`) when its transaction fails. */
+  /** Queues one write of `part`; fails with a `StoreError` of the part's `op` when its batch fails. */
   readonly submit: <I, O, E>(part: Part<I, O, E>, input: I) => Effect.Effect<O, E | HoldoutError.StoreError>
 }>() {}
 
@@ -46,10 +48,10 @@ interface Job {
   readonly input: unknown
 }
 
-/** The operation a failed batch of the file is a `StoreError` of, before `queue` names the store's. */
-const batchOp = "write"
-
-/** The writes of one batch: each part's inputs, the part first queued first, in one transaction. */
+/**
+ * The writes of one batch: each part's inputs, the part first queued first, in one transaction; a
+ * batch that fails fails each input as its part names it.
+ */
 const commit = (sql: SqlClient.SqlClient, jobs: ReadonlyArray<Job>) => {
   const parts = new Map<Job["part"], Array<number>>()
   jobs.forEach((job, index) => {
@@ -73,33 +75,35 @@ const commit = (sql: SqlClient.SqlClient, jobs: ReadonlyArray<Job>) => {
       }
       return outcomes
     })
-  ).pipe(storeOp(batchOp, "once"))
+  ).pipe(
+    storeOp("write", "once"),
+    Effect.catchAll((error) =>
+      Effect.succeed(
+        jobs.map((job) =>
+          Exit.fail(new HoldoutError.StoreError({ op: job.part.op, message: error.message, cause: error.cause }))
+        )
+      )
+    )
+  )
 }
 
 /**
  * How a store queues its writes: in its database file's group commit when the context has one (the
- * stores of `SqliteStore`), else in a group commit of its own, a batch a transaction under `lock`. A
- * batch that fails fails each of its writes with a `StoreError` of `op`.
+ * stores of `SqliteStore`), else in a group commit of its own, a batch a transaction under `lock`
+ * (retried after a failure as `retry` allows).
  */
 export const queue = <I, O, E>(
   sql: SqlClient.SqlClient,
   lock: Transaction.Lock,
-  op: string,
   retry: Retry,
   part: Part<I, O, E>
 ): Effect.Effect<(input: I) => Effect.Effect<O, E | HoldoutError.StoreError>, never, Scope.Scope> =>
   Effect.flatMap(Effect.serviceOption(FileCommit), (shared) =>
     Option.isSome(shared)
-      ? Effect.succeed((input: I) =>
-        Effect.catchIf(
-          shared.value.submit(part, input),
-          (error): error is HoldoutError.StoreError => error instanceof HoldoutError.StoreError && error.op === batchOp,
-          (error) => Effect.fail(new HoldoutError.StoreError({ op, message: error.message, cause: error.cause }))
-        )
-      )
+      ? Effect.succeed((input: I) => shared.value.submit(part, input))
       : Effect.map(
         GroupCommit.make<I, O, E | HoldoutError.StoreError, never>(
-          (inputs) => Transaction.write(sql, lock, part.write(inputs)).pipe(storeOp(op, retry)),
+          (inputs) => Transaction.write(sql, lock, part.write(inputs)).pipe(storeOp(part.op, retry)),
           { maxBatch: part.maxBatch }
         ),
         (group) => group.submit
