@@ -10,12 +10,23 @@
  *   directory, which tells Holdout's own cost apart from the file system's;
  * - `sidecar/fileCreateUsBefore`, `sidecar/fileCreateUs`: what creating one small file costs the file
  *   system the results directory is on, just before the evaluations and after the group's runs
- *   (microseconds, synchronous writes of a few hundred files in a fresh directory next to it): an
- *   evaluation writes eleven files and a directory, so on a slow file system this figure, not
- *   Holdout, bounds `evalPerSec`. It moves with what the file system did lately: on an ext4 without a
- *   journal, creating a file skips every inode freed in the last minutes, so the clean-up of an
- *   earlier run (this benchmark's own, tens of thousands of files) makes it several times dearer.
- *   The probes' files are left for the group's clean-up, not removed between the runs.
+ *   (microseconds per file, the last 500 of 1,500 synchronous writes in a fresh directory next to
+ *   it): an evaluation writes eleven files and a directory, so on a slow file system this figure,
+ *   not Holdout, bounds `evalPerSec`. The probes' files are left for the group's clean-up, not
+ *   removed between the runs.
+ * - `sidecar/fsSettleS`: how long the group waited for the file system before the evaluations.
+ *
+ * The file system's cost of a file moves with what it did lately. On an ext4 without a journal,
+ * creating a file passes over every inode of its block group freed in the last 30 seconds, or in the
+ * last 5.5 minutes when the block holding the freed inode is not written back yet (creating files
+ * next to it keeps it unwritten). So for about five minutes after tens of thousands of files were
+ * removed near it (this group's own clean-up, in the run before, or a test suite's), a file costs
+ * 100 to 300 µs instead of 15 to 40, more the more files are made: a few hundred still come cheap,
+ * which is why the probe times the last of many. At 500 evaluations a second, eleven files of
+ * 300 µs each and the sidecar's own work take more than the machine's two cores have. So before the
+ * evaluations the group waits, probing every 15 seconds for at most 6 minutes, until a file costs
+ * less than `settledMicros`; it reports the wait and the last probe, and then measures whatever the
+ * file system is.
  *
  * The sidecar runs in a process of its own (`--sidecar-child <dir>`, as `holdout serve` would); the
  * client keeps 16 keep-alive connections on 127.0.0.1 busy, each sending its next request when the
@@ -198,16 +209,40 @@ const subdirectory = (dir: string, name: string): string => {
 }
 
 /**
- * Microseconds to create one small file in a fresh directory under `dir` (synchronous writes); the
+ * Microseconds to create one small file in a fresh directory under `dir` (synchronous writes): the
+ * last 500 of 1,500 files, since after a removal nearby the first few hundred still come cheap. The
  * files stay (removing them would make the next files dearer, above).
  */
 const fileCreateMicros = (dir: string): number => {
   const probe = mkdtempSync(join(dir, "probe-"))
-  const files = 400
-  const started = performance.now()
-  for (let index = 0; index < files; index++) writeFileSync(join(probe, `${index}.json`), "{}\n")
-  return (performance.now() - started) * 1000 / files
+  const files = 1_500
+  const timed = 500
+  let started = 0
+  for (let index = 0; index < files; index++) {
+    if (index === files - timed) started = performance.now()
+    writeFileSync(join(probe, `${index}.json`), "{}\n")
+  }
+  return (performance.now() - started) * 1000 / timed
 }
+
+/** A file system whose files cost less than this (µs) is not slowed down by an earlier removal. */
+const settledMicros = 50
+
+/**
+ * Waits until creating a file under `dir` costs less than `settledMicros`, at most `limitSeconds`;
+ * returns the seconds waited and the last probe.
+ */
+const settle = (dir: string, limitSeconds: number) =>
+  Effect.gen(function*() {
+    const started = performance.now()
+    const waited = () => (performance.now() - started) / 1000
+    let cost = fileCreateMicros(dir)
+    while (cost >= settledMicros && waited() < limitSeconds) {
+      yield* Effect.sleep("15 seconds")
+      cost = fileCreateMicros(dir)
+    }
+    return { seconds: waited(), cost }
+  })
 
 /**
  * The figures: evaluations and status from one sidecar over a fresh store, evaluations again from a
@@ -224,7 +259,7 @@ export const bench = Effect.suspend(() =>
         wrk ? measureWrk(url + path, method, body, seconds, dir) : measure(url + path, method, body, seconds)
       )
     const withResults = subdirectory(dir, "with-results")
-    const fileCreateUsBefore = fileCreateMicros(withResults)
+    const before = yield* settle(withResults, 360)
     const { evalPerSec, healthPerSec, statusPerSec } = yield* Effect.scoped(Effect.gen(function*() {
       const sidecar = yield* startSidecar(withResults)
       yield* run(sidecar.url, "/eval", "POST", evalBody, 1) // warm-up
@@ -248,9 +283,10 @@ export const bench = Effect.suspend(() =>
       { name: "sidecar/statusPerSec", value: Math.round(statusPerSec), unit: `requests/s (${client})` },
       { name: "sidecar/healthPerSec", value: Math.round(healthPerSec), unit: `requests/s (${client})` },
       { name: "sidecar/sqlite/evalPerSecNoResults", value: Math.round(noResults), unit: `evals/s (${client})` },
+      { name: "sidecar/fsSettleS", value: Math.round(before.seconds * 10) / 10, unit: "s waited for the file system" },
       {
         name: "sidecar/fileCreateUsBefore",
-        value: Math.round(fileCreateUsBefore),
+        value: Math.round(before.cost),
         unit: "µs per file (results' file system, before)"
       },
       {

@@ -373,7 +373,7 @@ const all: ReadonlyArray<readonly [string, Effect.Effect<Result | ReadonlyArray<
   ["pipeline/sqlite/samples+resumeMs", benchPipelineSqlite("sqlite")],
   ["pipeline/libsql/samples", benchPipelineSqlite("libsql")],
   [
-    "sidecar/sqlite/evalPerSec+statusPerSec+healthPerSec+evalPerSecNoResults+fileCreateUsBefore+fileCreateUs",
+    "sidecar/sqlite/evalPerSec+statusPerSec+healthPerSec+evalPerSecNoResults+fsSettleS+fileCreateUsBefore+fileCreateUs",
     SidecarBench.bench
   ],
   ["cli/startMs+evalRoundTripMs", CliBench.bench],
