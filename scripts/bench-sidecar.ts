@@ -21,7 +21,7 @@
  * last 5.5 minutes when the block holding the freed inode is not written back yet (creating files
  * next to it keeps it unwritten). So for about five minutes after tens of thousands of files were
  * removed near it (this group's own clean-up, in the run before, or a test suite's), a file costs
- * 100 to 300 µs instead of 15 to 40, more the more files are made: a few hundred still come cheap,
+ * 100 to 300 µs instead of 10 to 25, more the more files are made: a few hundred still come cheap,
  * which is why the probe times the last of many. At 500 evaluations a second, eleven files of
  * 300 µs each and the sidecar's own work take more than the machine's two cores have. So before the
  * evaluations the group waits, probing every 15 seconds for at most 6 minutes, until a file costs
@@ -226,7 +226,7 @@ const fileCreateMicros = (dir: string): number => {
 }
 
 /** A file system whose files cost less than this (µs) is not slowed down by an earlier removal. */
-const settledMicros = 50
+const settledMicros = 30
 
 /**
  * Waits until creating a file under `dir` costs less than `settledMicros`, at most `limitSeconds`;
