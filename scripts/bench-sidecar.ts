@@ -17,16 +17,16 @@
  * - `sidecar/fsSettleS`: how long the group waited for the file system before the evaluations.
  *
  * The file system's cost of a file moves with what it did lately. On an ext4 without a journal,
- * creating a file passes over every inode of its block group freed in the last 30 seconds, or in the
- * last 5.5 minutes when the block holding the freed inode is not written back yet (creating files
- * next to it keeps it unwritten). So for about five minutes after tens of thousands of files were
- * removed near it (this group's own clean-up, in the run before, or a test suite's), a file costs
- * 100 to 300 µs instead of 10 to 25, more the more files are made: a few hundred still come cheap,
- * which is why the probe times the last of many. At 500 evaluations a second, eleven files of
- * 300 µs each and the sidecar's own work take more than the machine's two cores have. So before the
- * evaluations the group waits, probing every 15 seconds for at most 6 minutes, until a file costs
- * less than `settledMicros`; it reports the wait and the last probe, and then measures whatever the
- * file system is.
+ * creating a file passes over every inode of its block group freed in the last minute, or in the last
+ * six minutes when the block holding the freed inode is not written back yet (creating files next to
+ * it keeps it unwritten). So for up to six minutes after tens of thousands of files were removed near
+ * it (this group's own clean-up, in the run before, or a test suite's), a file costs 100 to 300 µs
+ * instead of 10 to 25, more the more files are made: a few hundred still come cheap, which is why
+ * the probe times the last of many. At 500 evaluations a second, eleven files of 300 µs each and the
+ * sidecar's own work take more than the machine's two cores have. So before the evaluations the
+ * group waits, probing every 15 seconds for at most 6 minutes, until a file costs less than
+ * `settledMicros`; it says so while it waits, reports the wait and the last probe, and then measures
+ * whatever the file system is.
  *
  * The sidecar runs in a process of its own (`--sidecar-child <dir>`, as `holdout serve` would); the
  * client keeps 16 keep-alive connections on 127.0.0.1 busy, each sending its next request when the
@@ -238,6 +238,12 @@ const settle = (dir: string, limitSeconds: number) =>
     const waited = () => (performance.now() - started) / 1000
     let cost = fileCreateMicros(dir)
     while (cost >= settledMicros && waited() < limitSeconds) {
+      yield* Effect.sync(() =>
+        process.stderr.write(
+          `  a file costs ${Math.round(cost)} µs on the results' file system (a large removal nearby?): ` +
+            `waiting for it to settle, ${Math.round(waited())} of at most ${limitSeconds} s…\n`
+        )
+      )
       yield* Effect.sleep("15 seconds")
       cost = fileCreateMicros(dir)
     }
