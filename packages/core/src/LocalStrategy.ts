@@ -27,7 +27,7 @@ import { EvalStrategy } from "./EvalStrategy.js"
 import { ConfigError } from "./HoldoutError.js"
 import * as failure from "./internal/failure.js"
 import * as pipeline from "./internal/pipeline.js"
-import * as stage from "./internal/stage.js"
+import type * as stage from "./internal/stage.js"
 import { RunEvents } from "./RunEvents.js"
 import * as Task from "./Task.js"
 import { TaskStore } from "./TaskStore.js"
@@ -183,7 +183,7 @@ export const make = <Row, Out, Input>(
     yield* Task.validate(task)
     const erased = task as unknown as Task.Task<unknown, unknown, unknown>
     const settings = yield* resolveSettings(erased, options)
-    const retry = stage.retryPolicy(settings, pipeline.strategyName)
+    const retry = failure.retryPolicy(settings, pipeline.strategyName)
     const store = yield* TaskStore
     const source = yield* DatasetSource
     const events = yield* Effect.serviceOption(RunEvents)

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { retryPolicy } from "../src/internal/failure.js"
 import { runPage } from "../src/internal/page.js"
 import * as Stage from "../src/internal/stage.js"
 import * as TaskStore from "../src/TaskStore.js"
@@ -22,7 +23,7 @@ const items = (count: number): Array<Stage.Item> =>
 describe("a page's workers", () => {
   it.live("a worker started for the page that fails fails the page, even once it has ended", () =>
     Effect.gen(function*() {
-      const runner = yield* Stage.makeRunner(settings, Stage.retryPolicy(settings, "test"), TaskStore.makeMemory())
+      const runner = yield* Stage.makeRunner(settings, retryPolicy(settings, "test"), TaskStore.makeMemory())
       const stage: Stage.Stage = {
         unitSize: 1,
         needs: (item) => item.record === undefined,

@@ -1,8 +1,11 @@
 /**
  * Failures of task calls: what one failed attempt recorded, a one-line message and a trace for any
- * failure value, and the default rule of which failures are worth retrying.
+ * failure value, the default rule of which failures are worth retrying, and the retry policy.
  */
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 
 /**
  * A failed attempt: the error value (for `isRetryable`), its message and its trace.
@@ -135,3 +138,45 @@ export const withHistory = (failure: Failed, earlier: ReadonlyArray<string>): Fa
   const history = earlier.map((message, index) => `  attempt ${index + 1}: ${message}`).join("\n")
   return new Failed(failure.error, failure.message, `${failure.trace}\n\nEarlier attempts (retried):\n${history}`)
 }
+
+/**
+ * The retry policy of `Effect.retry`.
+ *
+ * @internal
+ */
+export interface RetryPolicy {
+  readonly schedule: Schedule.Schedule<unknown, Failed>
+  readonly while: (failure: Failed) => boolean
+}
+
+/**
+ * Retries up to `maxAttempts` attempts in all, for retryable failures only, waiting
+ * `min(maxDelay, baseDelay · 2^(k - 1))` before attempt `k + 1`, jittered down by up to 20%.
+ *
+ * @internal
+ */
+export const retryPolicy = (
+  settings: {
+    readonly maxAttempts: number
+    readonly baseDelayMs: number
+    readonly maxDelayMs: number
+    readonly isRetryable: (error: unknown) => boolean
+  },
+  strategy: string
+): RetryPolicy => ({
+  schedule: Schedule.exponential(Duration.millis(settings.baseDelayMs)).pipe(
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.millis(settings.maxDelayMs))),
+    Schedule.jitteredWith({ min: 0.8, max: 1 }),
+    Schedule.intersect(Schedule.recurs(settings.maxAttempts - 1)),
+    Schedule.tapInput((failure: Failed) =>
+      Effect.annotateLogs(Effect.logDebug(`Retrying a retryable failure: ${failure.message}`), { strategy })
+    )
+  ),
+  while: (failure) => {
+    try {
+      return settings.isRetryable(failure.error) === true
+    } catch {
+      return false
+    }
+  }
+})

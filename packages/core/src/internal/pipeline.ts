@@ -15,10 +15,11 @@ import type { SampleRecord } from "../Model.js"
 import type * as RunEvents from "../RunEvents.js"
 import type * as Task from "../Task.js"
 import { forEachPage, type TaskStore } from "../TaskStore.js"
+import type { RetryPolicy } from "./failure.js"
 import { runPage } from "./page.js"
 import * as PlanStatus from "./planStatus.js"
 import * as Stage from "./stage.js"
-import type { Item, RetryPolicy, Settings } from "./stage.js"
+import type { Item, Settings } from "./stage.js"
 import * as TaskStages from "./taskStages.js"
 
 /** @internal */

@@ -2,9 +2,9 @@
  * One stage of the local pipeline, generic over what it does: the samples that need it are cut
  * into units (one sample, or one chunk for a batch function), and each unit is attempted under the
  * run's concurrency limit (a slot of `Slots`, held for the attempt, and into the next stage when
- * that one is started at once), retried by a `Schedule` for retryable failures, turned into records
- * and handed to the run's landing. Inference and scoring are
- * two definitions of this one stage.
+ * that one is started at once), retried by a `Schedule` for retryable failures (`retryPolicy` of
+ * `failure.ts`), turned into records and handed to the run's landing. Inference and scoring are two
+ * definitions of this one stage.
  *
  * A unit holds its slot while its task functions run and for nothing else: waiting for a retry
  * happens outside it, and its records are handed to the run's landing (`landing.ts`), which stores
@@ -13,15 +13,13 @@
  * (`runPage`), so the records in hand at once are bounded by the pages in flight.
  */
 import type * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { StoreError } from "../HoldoutError.js"
 import type { SampleRecord } from "../Model.js"
 import type { TaskStore } from "../TaskStore.js"
-import { Failed, withHistory } from "./failure.js"
+import { Failed, type RetryPolicy, withHistory } from "./failure.js"
 import { attempt, attemptNow, type Guard, Settling } from "./invoke.js"
 import { Landing } from "./landing.js"
 import { Slots } from "./slots.js"
@@ -113,40 +111,6 @@ export interface Runner {
  * @internal
  */
 export const handOff = 64
-
-/**
- * The retry policy of `Effect.retry`.
- *
- * @internal
- */
-export interface RetryPolicy {
-  readonly schedule: Schedule.Schedule<unknown, Failed>
-  readonly while: (failure: Failed) => boolean
-}
-
-/**
- * Retries up to `maxAttempts` attempts in all, for retryable failures only, waiting
- * `min(maxDelay, baseDelay · 2^(k - 1))` before attempt `k + 1`, jittered down by up to 20%.
- *
- * @internal
- */
-export const retryPolicy = (settings: Settings, strategy: string): RetryPolicy => ({
-  schedule: Schedule.exponential(Duration.millis(settings.baseDelayMs)).pipe(
-    Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.millis(settings.maxDelayMs))),
-    Schedule.jitteredWith({ min: 0.8, max: 1 }),
-    Schedule.intersect(Schedule.recurs(settings.maxAttempts - 1)),
-    Schedule.tapInput((failure: Failed) =>
-      Effect.annotateLogs(Effect.logDebug(`Retrying a retryable failure: ${failure.message}`), { strategy })
-    )
-  ),
-  while: (failure) => {
-    try {
-      return settings.isRetryable(failure.error) === true
-    } catch {
-      return false
-    }
-  }
-})
 
 /**
  * The runner of one run, with its watchdog (stopped with the scope).
